@@ -1,0 +1,192 @@
+// Package workflow defines the data that flows between the isolation state machine's steps: the EventBridge
+// event that starts an execution, the record of the instance's pre-isolation state, and each step's typed input
+// and output. The JSON names are the paths the ASL definition (statemachine/) reads and writes.
+package workflow
+
+import "time"
+
+// TagEvent is the EventBridge "Tag Change on Resource" event (source aws.tag) that starts an execution.
+type TagEvent struct {
+	Version    string    `json:"version"`
+	ID         string    `json:"id"`
+	DetailType string    `json:"detail-type"`
+	Source     string    `json:"source"`
+	Account    string    `json:"account"`
+	Time       string    `json:"time"`
+	Region     string    `json:"region"`
+	Resources  []string  `json:"resources"`
+	Detail     TagDetail `json:"detail"`
+}
+
+// TagDetail is the detail of a tag change event.
+type TagDetail struct {
+	ChangedTagKeys []string          `json:"changed-tag-keys"`
+	Service        string            `json:"service"`
+	ResourceType   string            `json:"resource-type"`
+	Version        int               `json:"version"`
+	Tags           map[string]string `json:"tags"`
+}
+
+// ValidateInput is the input of "Validate and record": the whole event and the execution's name.
+type ValidateInput struct {
+	Event         TagEvent `json:"event"`
+	ExecutionName string   `json:"executionName"`
+}
+
+// Record is the instance as it was before isolation: what the later steps act on and what a release restores.
+type Record struct {
+	InstanceID       string `json:"instanceId"`
+	InstanceARN      string `json:"instanceArn"`
+	Account          string `json:"account"`
+	Region           string `json:"region"`
+	AvailabilityZone string `json:"availabilityZone"`
+	State            string `json:"state"`
+	// VpcIDs lists every VPC one of the instance's ENIs is in (multi-VPC attachments), sorted, no repeats.
+	VpcIDs            []string           `json:"vpcIds"`
+	NetworkInterfaces []NetworkInterface `json:"networkInterfaces"`
+	// ProfileAssociation is nil when the instance has no instance profile.
+	ProfileAssociation    *ProfileAssociation `json:"profileAssociation,omitempty"`
+	DisableAPITermination bool                `json:"disableApiTermination"`
+	ShutdownBehavior      string              `json:"shutdownBehavior"`
+	Volumes               []Volume            `json:"volumes"`
+	// Reason says why the instance is isolated, e.g. `tag Isolate=true`.
+	Reason     string    `json:"reason"`
+	RecordedAt time.Time `json:"recordedAt"`
+}
+
+// NetworkInterface is one ENI attached to the instance, with its security groups before isolation.
+type NetworkInterface struct {
+	ID          string   `json:"networkInterfaceId"`
+	VpcID       string   `json:"vpcId"`
+	SubnetID    string   `json:"subnetId"`
+	DeviceIndex int32    `json:"deviceIndex"`
+	Groups      []string `json:"groups"`
+}
+
+// ProfileAssociation is an IAM instance profile association of an instance.
+type ProfileAssociation struct {
+	AssociationID string `json:"associationId"`
+	ProfileARN    string `json:"profileArn"`
+	State         string `json:"state"`
+}
+
+// Volume is an EBS volume attached to the instance.
+type Volume struct {
+	VolumeID            string `json:"volumeId"`
+	DeviceName          string `json:"deviceName"`
+	DeleteOnTermination bool   `json:"deleteOnTermination"`
+}
+
+// InstanceInput is the input of the steps that need only the instance: disassociate, attach, snapshot.
+type InstanceInput struct {
+	InstanceID    string `json:"instanceId"`
+	ExecutionName string `json:"executionName"`
+	Reason        string `json:"reason,omitempty"`
+}
+
+// DisassociateOutput says which associations "Disassociate profile" removed (none when there were none).
+type DisassociateOutput struct {
+	Disassociated []ProfileAssociation `json:"disassociated"`
+}
+
+// AttachOutput is the isolation profile's association after "Attach isolation profile".
+type AttachOutput struct {
+	AssociationID string `json:"associationId"`
+	ProfileARN    string `json:"profileArn"`
+	// Changed is false when the isolation profile was already attached.
+	Changed bool `json:"changed"`
+}
+
+// EnsureGroupsInput is the input of "Ensure isolation security group".
+type EnsureGroupsInput struct {
+	InstanceID    string   `json:"instanceId"`
+	ExecutionName string   `json:"executionName"`
+	VpcIDs        []string `json:"vpcIds"`
+}
+
+// VpcGroups names, for one VPC, the isolation group and, in untrack-first mode, the allow-all group applied
+// before it.
+type VpcGroups struct {
+	VpcID            string `json:"vpcId"`
+	IsolationGroupID string `json:"isolationGroupId"`
+	// UntrackGroupID is empty unless the connection tracking mode is untrack-first.
+	UntrackGroupID string `json:"untrackGroupId,omitempty"`
+	// Created is true when this run created the isolation group.
+	Created bool `json:"created"`
+}
+
+// EnsureGroupsOutput lists the groups of every VPC of the instance, in the order of the input's VpcIDs.
+type EnsureGroupsOutput struct {
+	Groups []VpcGroups `json:"groups"`
+}
+
+// ApplyGroupsInput is the input of "Apply isolation security group".
+type ApplyGroupsInput struct {
+	InstanceID    string      `json:"instanceId"`
+	ExecutionName string      `json:"executionName"`
+	Groups        []VpcGroups `json:"groups"`
+}
+
+// AppliedInterface is one ENI after "Apply isolation security group".
+type AppliedInterface struct {
+	ID     string   `json:"networkInterfaceId"`
+	VpcID  string   `json:"vpcId"`
+	Before []string `json:"before"`
+	After  []string `json:"after"`
+	// Changed is false when the ENI already carried only the isolation group.
+	Changed bool `json:"changed"`
+}
+
+// ApplyGroupsOutput lists every ENI of the instance after isolation.
+type ApplyGroupsOutput struct {
+	NetworkInterfaces []AppliedInterface `json:"networkInterfaces"`
+}
+
+// SnapshotOutput is the multi-volume snapshot set of the instance.
+type SnapshotOutput struct {
+	Snapshots []Snapshot `json:"snapshots"`
+	// Created is false when an earlier run of this execution had already created the set.
+	Created bool `json:"created"`
+}
+
+// Snapshot is one snapshot of the set.
+type Snapshot struct {
+	SnapshotID string `json:"snapshotId"`
+	VolumeID   string `json:"volumeId"`
+	State      string `json:"state"`
+}
+
+// Outcome of an execution, as the notification reports it.
+const (
+	OutcomeSucceeded = "SUCCEEDED"
+	OutcomeFailed    = "FAILED"
+)
+
+// NotifyInput is the input of "Notify": what the execution did, or where it failed.
+type NotifyInput struct {
+	Outcome       string `json:"outcome"`
+	ExecutionName string `json:"executionName"`
+	// InstanceID is set even when Record is not (validation failed before recording).
+	InstanceID   string              `json:"instanceId,omitempty"`
+	Record       *Record             `json:"record,omitempty"`
+	Disassociate *DisassociateOutput `json:"disassociate,omitempty"`
+	Attach       *AttachOutput       `json:"attach,omitempty"`
+	Groups       *EnsureGroupsOutput `json:"groups,omitempty"`
+	Apply        *ApplyGroupsOutput  `json:"apply,omitempty"`
+	Snapshot     *SnapshotOutput     `json:"snapshot,omitempty"`
+	// Error is the Catch's error output ({"Error": type, "Cause": message}) on failure.
+	Error *StepError `json:"error,omitempty"`
+	// FailedState names the state whose Catch routed here.
+	FailedState string `json:"failedState,omitempty"`
+}
+
+// StepError is what a Catch puts at its ResultPath: the error type and its cause as Lambda reported them.
+type StepError struct {
+	Error string `json:"Error"`
+	Cause string `json:"Cause"`
+}
+
+// NotifyOutput is the published message's id.
+type NotifyOutput struct {
+	MessageID string `json:"messageId"`
+}
