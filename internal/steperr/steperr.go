@@ -149,3 +149,10 @@ func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
 }
+
+// IsolationFailed: returned by "Notify failure" after it has published the failure notification, so that the
+// execution ends FAILED at that state, naming what failed. A redrive restarts there and resumes at the failed
+// state (see statemachine/README.md). Not retried.
+type IsolationFailed struct{ Summary string }
+
+func (e *IsolationFailed) Error() string { return "isolation failed: " + e.Summary }

@@ -174,19 +174,28 @@ type NotifyInput struct {
 	Groups       *EnsureGroupsOutput `json:"groups,omitempty"`
 	Apply        *ApplyGroupsOutput  `json:"apply,omitempty"`
 	Snapshot     *SnapshotOutput     `json:"snapshot,omitempty"`
-	// Error is the Catch's error output ({"Error": type, "Cause": message}) on failure.
-	Error *StepError `json:"error,omitempty"`
-	// FailedState names the state whose Catch routed here.
-	FailedState string `json:"failedState,omitempty"`
+	// Failures is empty on success. On failure it names each state that failed (two when both branches of the
+	// containment Parallel failed).
+	Failures []Failure `json:"failures,omitempty"`
+	// RedriveCount is $$.Execution.RedriveCount as "Notify failure" runs. When it is greater than every
+	// failure's RedriveCount, this run is a redrive resuming: Notify publishes nothing and answers ResumeAt.
+	RedriveCount int `json:"redriveCount"`
 }
 
-// StepError is what a Catch puts at its ResultPath: the error type and its cause as Lambda reported them.
-type StepError struct {
-	Error string `json:"Error"`
-	Cause string `json:"Cause"`
+// Failure is one failed state, as its Catch recorded it.
+type Failure struct {
+	// State is the ASL name of the state that failed, e.g. "Apply isolation security group".
+	State string `json:"state"`
+	// Error and Cause are the Catch's error output: the error type aws-lambda-go reported and its message.
+	Error string `json:"error"`
+	Cause string `json:"cause"`
+	// RedriveCount is $$.Execution.RedriveCount when the state failed.
+	RedriveCount int `json:"redriveCount"`
 }
 
-// NotifyOutput is the published message's id.
+// NotifyOutput is the published message's id, or, when a redrive resumes, the state to resume at.
 type NotifyOutput struct {
-	MessageID string `json:"messageId"`
+	MessageID string `json:"messageId,omitempty"`
+	// ResumeAt is set only on a redrive: the failed state that the workflow runs again.
+	ResumeAt string `json:"resumeAt,omitempty"`
 }
