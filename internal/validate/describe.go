@@ -1,0 +1,133 @@
+package validate
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/ec2-isolation/ec2-isolation/internal/steperr"
+)
+
+// instanceState is what EC2 says about the instance, read in one round trip.
+type instanceState struct {
+	Instance              types.Instance
+	Associations          []types.IamInstanceProfileAssociation
+	DisableAPITermination bool
+	ShutdownBehavior      string
+}
+
+// describe reads the instance, its profile associations and the two attributes a release restores, all at
+// once: containment waits for this step.
+func describe(ctx context.Context, api API, id string) (instanceState, error) {
+	var (
+		wg                                 sync.WaitGroup
+		st                                 instanceState
+		instErr, assocErr, termErr, shutErr error
+		found                              bool
+	)
+	wg.Go(func() {
+		out, err := api.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}})
+		if err != nil {
+			instErr = err
+			return
+		}
+		for _, r := range out.Reservations {
+			for _, i := range r.Instances {
+				if aws.ToString(i.InstanceId) == id {
+					st.Instance, found = i, true
+				}
+			}
+		}
+	})
+	wg.Go(func() {
+		p := ec2.NewDescribeIamInstanceProfileAssociationsPaginator(api, &ec2.DescribeIamInstanceProfileAssociationsInput{
+			Filters: []types.Filter{{Name: aws.String("instance-id"), Values: []string{id}}},
+		})
+		for p.HasMorePages() {
+			out, err := p.NextPage(ctx)
+			if err != nil {
+				assocErr = err
+				return
+			}
+			st.Associations = append(st.Associations, out.IamInstanceProfileAssociations...)
+		}
+	})
+	wg.Go(func() {
+		out, err := api.DescribeInstanceAttribute(ctx, &ec2.DescribeInstanceAttributeInput{
+			InstanceId: aws.String(id), Attribute: types.InstanceAttributeNameDisableApiTermination,
+		})
+		if err != nil {
+			termErr = err
+			return
+		}
+		if out.DisableApiTermination != nil {
+			st.DisableAPITermination = aws.ToBool(out.DisableApiTermination.Value)
+		}
+	})
+	wg.Go(func() {
+		out, err := api.DescribeInstanceAttribute(ctx, &ec2.DescribeInstanceAttributeInput{
+			InstanceId: aws.String(id), Attribute: types.InstanceAttributeNameInstanceInitiatedShutdownBehavior,
+		})
+		if err != nil {
+			shutErr = err
+			return
+		}
+		if out.InstanceInitiatedShutdownBehavior != nil {
+			st.ShutdownBehavior = aws.ToString(out.InstanceInitiatedShutdownBehavior.Value)
+		}
+	})
+	wg.Wait()
+
+	// The instance's own description decides first: the attribute calls fail too for an unknown instance.
+	switch {
+	case isNotFound(instErr):
+		return st, &steperr.InstanceNotFound{InstanceID: id}
+	case instErr != nil:
+		return st, steperr.FromAWS("describe instance "+id, instErr)
+	case !found:
+		return st, &steperr.InstanceNotFound{InstanceID: id}
+	}
+	if err := notIsolatable(st.Instance); err != nil {
+		return st, err
+	}
+	switch {
+	case assocErr != nil:
+		return st, steperr.FromAWS("describe instance profile associations of "+id, assocErr)
+	case termErr != nil:
+		return st, steperr.FromAWS(fmt.Sprintf("describe %s of %s", types.InstanceAttributeNameDisableApiTermination, id), termErr)
+	case shutErr != nil:
+		return st, steperr.FromAWS(fmt.Sprintf("describe %s of %s", types.InstanceAttributeNameInstanceInitiatedShutdownBehavior, id), shutErr)
+	}
+	return st, nil
+}
+
+func isNotFound(err error) bool {
+	switch steperr.Code(err) {
+	case "InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed":
+		return true
+	}
+	return false
+}
+
+// notIsolatable refuses an instance that is going away (nothing left to contain, and its evidence is gone) or
+// that is in no VPC (security groups and ENIs are VPC things).
+func notIsolatable(i types.Instance) error {
+	id := aws.ToString(i.InstanceId)
+	state := types.InstanceStateName("")
+	if i.State != nil {
+		state = i.State.Name
+	}
+	switch {
+	case state == types.InstanceStateNameTerminated || state == types.InstanceStateNameShuttingDown:
+		return &steperr.InstanceNotIsolatable{InstanceID: id, Reason: "it is " + string(state)}
+	case aws.ToString(i.VpcId) == "":
+		return &steperr.InstanceNotIsolatable{InstanceID: id, Reason: "it is in no VPC"}
+	case len(i.NetworkInterfaces) == 0:
+		return &steperr.InstanceNotIsolatable{InstanceID: id, Reason: "it has no network interface"}
+	}
+	return nil
+}

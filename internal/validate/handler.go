@@ -1,0 +1,73 @@
+// Package validate is the "Validate and record" step: it checks that the execution's event is a tag change
+// asking to isolate an EC2 instance this stack can act on, and records the instance's pre-isolation state
+// (what the later steps act on and what a release restores). It changes nothing.
+package validate
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+
+	"github.com/ec2-isolation/ec2-isolation/internal/workflow"
+)
+
+// API is the part of the EC2 client the step uses. Options gives the client's region: an event from another
+// region names an instance this client cannot reach.
+type API interface {
+	Options() ec2.Options
+	DescribeInstances(ctx context.Context, in *ec2.DescribeInstancesInput, opts ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error)
+	DescribeIamInstanceProfileAssociations(ctx context.Context, in *ec2.DescribeIamInstanceProfileAssociationsInput, opts ...func(*ec2.Options)) (*ec2.DescribeIamInstanceProfileAssociationsOutput, error)
+	DescribeInstanceAttribute(ctx context.Context, in *ec2.DescribeInstanceAttributeInput, opts ...func(*ec2.Options)) (*ec2.DescribeInstanceAttributeOutput, error)
+}
+
+// Handler is the "Validate and record" Lambda handler.
+type Handler struct {
+	api      API
+	settings Settings
+	log      *slog.Logger
+	now      func() time.Time
+}
+
+// New returns the handler. A nil logger logs to slog.Default().
+func New(api API, s Settings, log *slog.Logger) *Handler {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Handler{api: api, settings: s, log: log, now: time.Now}
+}
+
+// Handle validates in.Event and returns the record of the instance it names. Errors are steperr types:
+// InvalidEvent (before any AWS call), ConfigError, InstanceNotFound, InstanceNotIsolatable, or a FromAWS
+// classification.
+func (h *Handler) Handle(ctx context.Context, in workflow.ValidateInput) (workflow.Record, error) {
+	log := h.log.With("execution", in.ExecutionName, "step", "Validate and record")
+	if err := h.settings.Check(); err != nil {
+		log.Error("refused: configuration", "error", err)
+		return workflow.Record{}, err
+	}
+	t, err := parseEvent(in.Event, h.settings, h.api.Options().Region)
+	if err != nil {
+		log.Warn("refused event", "error", err, "resources", in.Event.Resources)
+		return workflow.Record{}, err
+	}
+	log = log.With("instance", t.InstanceID)
+
+	st, err := describe(ctx, h.api, t.InstanceID)
+	if err != nil {
+		log.Warn("refused instance", "error", err)
+		return workflow.Record{}, err
+	}
+	rec, err := buildRecord(t, st)
+	if err != nil {
+		log.Warn("refused instance", "error", err)
+		return workflow.Record{}, err
+	}
+	rec.Reason = "tag " + h.settings.TagKey + "=" + h.settings.TagValue
+	rec.RecordedAt = h.now().UTC()
+	log.Info("recorded instance", "state", rec.State, "vpcs", rec.VpcIDs,
+		"interfaces", len(rec.NetworkInterfaces), "volumes", len(rec.Volumes),
+		"profile", rec.ProfileAssociation != nil)
+	return rec, nil
+}

@@ -1,0 +1,47 @@
+package validate
+
+import (
+	"fmt"
+	"regexp"
+
+	"github.com/ec2-isolation/ec2-isolation/internal/steperr"
+)
+
+// Environment variables the function reads (stack parameters).
+const (
+	EnvTagKey   = "TAG_KEY"
+	EnvTagValue = "TAG_VALUE"
+)
+
+// Settings says which tag isolates an instance. Both are case-sensitive, as EC2 tags are.
+type Settings struct {
+	TagKey   string
+	TagValue string
+}
+
+// tagKeyPattern is what EC2 accepts as a tag key; the aws: prefix is reserved to AWS.
+var tagKeyPattern = regexp.MustCompile(`^[\p{L}\p{Z}\p{N}_.:/=+\-@]{1,128}$`)
+
+// SettingsFromEnv reads the settings from the environment (os.Getenv in a Lambda).
+func SettingsFromEnv(getenv func(string) string) (Settings, error) {
+	s := Settings{TagKey: getenv(EnvTagKey), TagValue: getenv(EnvTagValue)}
+	return s, s.Check()
+}
+
+// Check reports a steperr.ConfigError when the tag cannot be one EC2 would carry.
+func (s Settings) Check() error {
+	switch {
+	case s.TagKey == "":
+		return &steperr.ConfigError{Reason: EnvTagKey + " is not set"}
+	case !tagKeyPattern.MatchString(s.TagKey):
+		return &steperr.ConfigError{Reason: fmt.Sprintf("%s %q is not a valid EC2 tag key", EnvTagKey, s.TagKey)}
+	case len(s.TagKey) >= 4 && s.TagKey[:4] == "aws:":
+		return &steperr.ConfigError{Reason: fmt.Sprintf("%s %q uses the reserved aws: prefix", EnvTagKey, s.TagKey)}
+	case s.TagValue == "":
+		// An empty value would isolate every instance that merely carries the key.
+		return &steperr.ConfigError{Reason: EnvTagValue + " is not set"}
+	case len([]rune(s.TagValue)) > 256:
+		return &steperr.ConfigError{Reason: fmt.Sprintf("%s is longer than 256 characters", EnvTagValue)}
+	}
+	return nil
+}
