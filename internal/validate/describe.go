@@ -24,10 +24,10 @@ type instanceState struct {
 // once: containment waits for this step.
 func describe(ctx context.Context, api API, id string) (instanceState, error) {
 	var (
-		wg                                 sync.WaitGroup
-		st                                 instanceState
+		wg                                  sync.WaitGroup
+		st                                  instanceState
 		instErr, assocErr, termErr, shutErr error
-		found                              bool
+		found                               bool
 	)
 	wg.Go(func() {
 		out, err := api.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}})
