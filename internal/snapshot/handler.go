@@ -1,0 +1,216 @@
+// Package snapshot is the "Snapshot volumes" step: one crash-consistent snapshot set of every EBS volume of
+// the instance (CreateSnapshots), tagged with the instance, the execution and the reason, so the evidence
+// survives whatever happens to the instance. It runs at most one CreateSnapshots per execution.
+package snapshot
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"slices"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/ec2-isolation/ec2-isolation/internal/steperr"
+	"github.com/ec2-isolation/ec2-isolation/internal/workflow"
+)
+
+// Tags on every snapshot of the set. The execution tag is what makes the step idempotent.
+const (
+	TagInstanceID = "ec2-isolation:instance-id"
+	TagExecution  = "ec2-isolation:execution"
+	TagReason     = "ec2-isolation:reason"
+)
+
+const step = "Snapshot volumes"
+
+// API is the part of the EC2 client the step uses.
+type API interface {
+	DescribeSnapshots(ctx context.Context, in *ec2.DescribeSnapshotsInput, opts ...func(*ec2.Options)) (*ec2.DescribeSnapshotsOutput, error)
+	DescribeInstances(ctx context.Context, in *ec2.DescribeInstancesInput, opts ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error)
+	CreateSnapshots(ctx context.Context, in *ec2.CreateSnapshotsInput, opts ...func(*ec2.Options)) (*ec2.CreateSnapshotsOutput, error)
+}
+
+// Handler is the "Snapshot volumes" Lambda handler. It has no settings.
+type Handler struct {
+	api API
+	log *slog.Logger
+}
+
+// New returns the handler. A nil logger logs to slog.Default().
+func New(api API, log *slog.Logger) *Handler {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Handler{api: api, log: log}
+}
+
+var instanceIDPattern = regexp.MustCompile(`^i-(?:[0-9a-f]{8}|[0-9a-f]{17})$`)
+
+// Handle returns the execution's snapshot set of the instance, creating it if no earlier run did.
+func (h *Handler) Handle(ctx context.Context, in workflow.InstanceInput) (workflow.SnapshotOutput, error) {
+	log := h.log.With("instance", in.InstanceID, "execution", in.ExecutionName, "step", step)
+	out := workflow.SnapshotOutput{Snapshots: []workflow.Snapshot{}}
+	if err := checkInput(in); err != nil {
+		log.Error("refused input", "error", err)
+		return out, err
+	}
+
+	existing, err := h.existing(ctx, in)
+	if err != nil {
+		log.Error("cannot look for an earlier snapshot set", "error", err)
+		return out, err
+	}
+	if len(existing) > 0 {
+		out.Snapshots = existing
+		log.Info("snapshot set already exists", "snapshots", snapshotIDs(existing))
+		return out, nil
+	}
+
+	// CreateSnapshots refuses an instance without EBS volumes; such an instance has nothing to keep.
+	volumes, err := h.ebsVolumes(ctx, in.InstanceID)
+	if err != nil {
+		log.Error("cannot describe instance", "error", err)
+		return out, err
+	}
+	if volumes == 0 {
+		log.Info("instance has no EBS volume: nothing to snapshot")
+		return out, nil
+	}
+
+	created, err := h.create(ctx, in)
+	if err != nil {
+		log.Error("create snapshots failed", "error", err)
+		return out, err
+	}
+	out.Snapshots, out.Created = created, true
+	log.Info("created snapshot set", "snapshots", snapshotIDs(created))
+	return out, nil
+}
+
+func checkInput(in workflow.InstanceInput) error {
+	switch {
+	case in.ExecutionName == "":
+		return &steperr.InvalidInput{Step: step, Reason: "executionName is empty"}
+	case in.InstanceID == "":
+		return &steperr.InvalidInput{Step: step, Reason: "instanceId is empty"}
+	case !instanceIDPattern.MatchString(in.InstanceID):
+		return &steperr.InvalidInput{Step: step, Reason: fmt.Sprintf("instanceId %q is not an instance id", in.InstanceID)}
+	}
+	return nil
+}
+
+// existing finds the snapshots an earlier run of this execution created for the instance.
+func (h *Handler) existing(ctx context.Context, in workflow.InstanceInput) ([]workflow.Snapshot, error) {
+	p := ec2.NewDescribeSnapshotsPaginator(h.api, &ec2.DescribeSnapshotsInput{
+		OwnerIds: []string{"self"},
+		Filters: []types.Filter{
+			{Name: aws.String("tag:" + TagExecution), Values: []string{in.ExecutionName}},
+			{Name: aws.String("tag:" + TagInstanceID), Values: []string{in.InstanceID}},
+		},
+	})
+	var snaps []workflow.Snapshot
+	for p.HasMorePages() {
+		out, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, steperr.FromAWS("describe snapshots of execution "+in.ExecutionName, err)
+		}
+		for _, s := range out.Snapshots {
+			snaps = append(snaps, workflow.Snapshot{
+				SnapshotID: aws.ToString(s.SnapshotId), VolumeID: aws.ToString(s.VolumeId), State: string(s.State),
+			})
+		}
+	}
+	sortSnapshots(snaps)
+	return snaps, nil
+}
+
+// ebsVolumes counts the instance's EBS volumes.
+func (h *Handler) ebsVolumes(ctx context.Context, id string) (int, error) {
+	out, err := h.api.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}})
+	switch steperr.Code(err) {
+	case "":
+	case "InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed":
+		return 0, &steperr.InstanceNotFound{InstanceID: id}
+	default:
+		return 0, steperr.FromAWS("describe instance "+id, err)
+	}
+	for _, r := range out.Reservations {
+		for _, i := range r.Instances {
+			if aws.ToString(i.InstanceId) != id {
+				continue
+			}
+			n := 0
+			for _, b := range i.BlockDeviceMappings {
+				if b.Ebs != nil {
+					n++
+				}
+			}
+			return n, nil
+		}
+	}
+	return 0, &steperr.InstanceNotFound{InstanceID: id}
+}
+
+func (h *Handler) create(ctx context.Context, in workflow.InstanceInput) ([]workflow.Snapshot, error) {
+	reason := in.Reason
+	if reason == "" {
+		reason = "unspecified"
+	}
+	res, err := h.api.CreateSnapshots(ctx, &ec2.CreateSnapshotsInput{
+		InstanceSpecification: &types.InstanceSpecification{InstanceId: aws.String(in.InstanceID)},
+		CopyTagsFromSource:    types.CopyTagsFromSourceVolume,
+		Description:           aws.String(truncate(fmt.Sprintf("ec2-isolation of %s, execution %s", in.InstanceID, in.ExecutionName), 255)),
+		TagSpecifications: []types.TagSpecification{{
+			ResourceType: types.ResourceTypeSnapshot,
+			Tags: []types.Tag{
+				{Key: aws.String(TagInstanceID), Value: aws.String(in.InstanceID)},
+				{Key: aws.String(TagExecution), Value: aws.String(truncate(in.ExecutionName, 256))},
+				{Key: aws.String(TagReason), Value: aws.String(truncate(reason, 256))},
+				{Key: aws.String("Name"), Value: aws.String("isolation " + in.InstanceID)},
+			},
+		}},
+	})
+	switch steperr.Code(err) {
+	case "":
+	case "InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed":
+		return nil, &steperr.InstanceNotFound{InstanceID: in.InstanceID}
+	default:
+		return nil, steperr.FromAWS("create snapshots of "+in.InstanceID, err)
+	}
+	snaps := make([]workflow.Snapshot, 0, len(res.Snapshots))
+	for _, s := range res.Snapshots {
+		snaps = append(snaps, workflow.Snapshot{
+			SnapshotID: aws.ToString(s.SnapshotId), VolumeID: aws.ToString(s.VolumeId), State: string(s.State),
+		})
+	}
+	sortSnapshots(snaps)
+	return snaps, nil
+}
+
+func sortSnapshots(s []workflow.Snapshot) {
+	slices.SortFunc(s, func(a, b workflow.Snapshot) int {
+		return cmp.Or(cmp.Compare(a.VolumeID, b.VolumeID), cmp.Compare(a.SnapshotID, b.SnapshotID))
+	})
+}
+
+func snapshotIDs(s []workflow.Snapshot) []string {
+	ids := make([]string, len(s))
+	for i, x := range s {
+		ids[i] = x.SnapshotID
+	}
+	return ids
+}
+
+// truncate cuts s to n runes (EC2 limits tag values and descriptions in characters).
+func truncate(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n])
+}
