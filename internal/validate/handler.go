@@ -10,6 +10,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 
+	"github.com/ec2-isolation/ec2-isolation/internal/steperr"
 	"github.com/ec2-isolation/ec2-isolation/internal/workflow"
 )
 
@@ -47,7 +48,13 @@ func (h *Handler) Handle(ctx context.Context, in workflow.ValidateInput) (workfl
 		log.Error("refused: configuration", "error", err)
 		return workflow.Record{}, err
 	}
-	t, err := parseEvent(in.Event, h.settings, h.api.Options().Region)
+	region := h.api.Options().Region
+	if region == "" {
+		err := &steperr.ConfigError{Reason: "no AWS region configured (AWS_REGION)"}
+		log.Error("refused: configuration", "error", err)
+		return workflow.Record{}, err
+	}
+	t, err := parseEvent(in.Event, h.settings, region)
 	if err != nil {
 		log.Warn("refused event", "error", err, "resources", in.Event.Resources)
 		return workflow.Record{}, err
