@@ -1,0 +1,405 @@
+package secgroup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"regexp"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/ec2-isolation/ec2-isolation/internal/steperr"
+	"github.com/ec2-isolation/ec2-isolation/internal/workflow"
+)
+
+// EnsureAPI is the part of the EC2 client Ensure uses.
+type EnsureAPI interface {
+	DescribeSecurityGroups(ctx context.Context, in *ec2.DescribeSecurityGroupsInput, opts ...func(*ec2.Options)) (*ec2.DescribeSecurityGroupsOutput, error)
+	CreateSecurityGroup(ctx context.Context, in *ec2.CreateSecurityGroupInput, opts ...func(*ec2.Options)) (*ec2.CreateSecurityGroupOutput, error)
+	RevokeSecurityGroupIngress(ctx context.Context, in *ec2.RevokeSecurityGroupIngressInput, opts ...func(*ec2.Options)) (*ec2.RevokeSecurityGroupIngressOutput, error)
+	RevokeSecurityGroupEgress(ctx context.Context, in *ec2.RevokeSecurityGroupEgressInput, opts ...func(*ec2.Options)) (*ec2.RevokeSecurityGroupEgressOutput, error)
+	AuthorizeSecurityGroupIngress(ctx context.Context, in *ec2.AuthorizeSecurityGroupIngressInput, opts ...func(*ec2.Options)) (*ec2.AuthorizeSecurityGroupIngressOutput, error)
+	AuthorizeSecurityGroupEgress(ctx context.Context, in *ec2.AuthorizeSecurityGroupEgressInput, opts ...func(*ec2.Options)) (*ec2.AuthorizeSecurityGroupEgressOutput, error)
+}
+
+// Wait bounds the in-handler retries while a new group is not yet visible, or while concurrent executions race
+// on its rules: Attempts tries, sleeping between them an exponential delay from Base up to Max (half jittered).
+// When the attempts run out the step fails with steperr.GroupNotVisible, which the state machine retries longer.
+type Wait struct {
+	Attempts  int
+	Base, Max time.Duration
+}
+
+// DefaultWait spends at most about 3 seconds: a new group is normally visible within a second.
+var DefaultWait = Wait{Attempts: 6, Base: 100 * time.Millisecond, Max: 2 * time.Second}
+
+func (w Wait) sleep(ctx context.Context, attempt int) error {
+	d := w.Max
+	if attempt < 30 {
+		if b := w.Base << attempt; b > 0 && b < d {
+			d = b
+		}
+	}
+	if d > 0 {
+		d = d/2 + rand.N(d/2+1)
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// Ensure is the handler of "Ensure isolation security group".
+type Ensure struct {
+	ec2 EnsureAPI
+	s   Settings
+	log *slog.Logger
+	// Wait bounds the waits for a new group's visibility (DefaultWait; tests shorten it).
+	Wait Wait
+}
+
+// NewEnsure returns the handler. s must have passed Check (SettingsFromEnv does it).
+func NewEnsure(client EnsureAPI, s Settings, log *slog.Logger) *Ensure {
+	return &Ensure{ec2: client, s: s, log: log, Wait: DefaultWait}
+}
+
+var vpcIDPattern = regexp.MustCompile(`^vpc-[0-9a-f]{1,32}$`)
+
+// role is what a group is for: it decides its description, its tags and the rules it must have.
+type role string
+
+const (
+	roleIsolation role = "isolation"
+	roleUntrack   role = "untrack"
+)
+
+// Descriptions of the groups (EC2 allows a-zA-Z0-9 spaces ._-:/()#,@[]+=&;{}!$* up to 255 characters).
+const (
+	isolationDescription = "ec2-isolation quarantine group: ENIs of isolated instances carry only this group. " +
+		"It must stay EMPTY: no inbound and no outbound rules. Managed by the ec2-isolation stack."
+	untrackDescription = "ec2-isolation allow-all group: applied to an isolated instance for a moment before the " +
+		"quarantine group so that tracked connections become untracked and are cut. Never attach it otherwise."
+)
+
+// Handle finds or creates the isolation group (and in untrack-first mode the allow-all group) in every VPC of
+// the input, and brings their rules to what they must be. A second run makes no mutating call.
+func (h *Ensure) Handle(ctx context.Context, in workflow.EnsureGroupsInput) (workflow.EnsureGroupsOutput, error) {
+	log := h.log.With("instance", in.InstanceID, "execution", in.ExecutionName, "step", "Ensure isolation security group")
+	vpcs, err := checkEnsureInput(in)
+	if err != nil {
+		log.Error("invalid input", "error", err)
+		return workflow.EnsureGroupsOutput{}, err
+	}
+	names := []string{h.s.GroupName}
+	if h.s.Mode == ModeUntrackFirst {
+		names = append(names, h.s.UntrackGroupName())
+	}
+
+	// One Describe for every VPC and name at once: the common case (groups exist) costs one call.
+	existing, err := h.describeByName(ctx, vpcs, names)
+	if err != nil {
+		err = steperr.FromAWS("describe isolation security groups", err)
+		log.Error("describe security groups", "error", err)
+		return workflow.EnsureGroupsOutput{}, err
+	}
+
+	type job struct {
+		vpc, name string
+		role      role
+		id        string
+		created   bool
+		err       error
+	}
+	var jobs []*job
+	for _, vpc := range vpcs {
+		jobs = append(jobs, &job{vpc: vpc, name: h.s.GroupName, role: roleIsolation})
+		if h.s.Mode == ModeUntrackFirst {
+			jobs = append(jobs, &job{vpc: vpc, name: h.s.UntrackGroupName(), role: roleUntrack})
+		}
+	}
+	var wg sync.WaitGroup
+	for _, j := range jobs {
+		wg.Go(func() {
+			sg, found := existing[groupKey{j.vpc, j.name}]
+			var sgp *types.SecurityGroup
+			if found {
+				sgp = &sg
+			}
+			j.id, j.created, j.err = h.ensureGroup(ctx, log, j.vpc, j.name, j.role, sgp)
+		})
+	}
+	wg.Wait()
+
+	out := workflow.EnsureGroupsOutput{Groups: make([]workflow.VpcGroups, 0, len(vpcs))}
+	byVPC := map[string]*workflow.VpcGroups{}
+	for _, vpc := range vpcs {
+		out.Groups = append(out.Groups, workflow.VpcGroups{VpcID: vpc})
+		byVPC[vpc] = &out.Groups[len(out.Groups)-1]
+	}
+	var first error
+	for _, j := range jobs {
+		if j.err != nil {
+			log.Error("ensure security group", "vpc", j.vpc, "group", j.name, "error", j.err)
+			if first == nil {
+				first = j.err
+			}
+			continue
+		}
+		g := byVPC[j.vpc]
+		switch j.role {
+		case roleIsolation:
+			g.IsolationGroupID, g.Created = j.id, j.created
+		case roleUntrack:
+			g.UntrackGroupID = j.id
+		}
+	}
+	if first != nil {
+		return workflow.EnsureGroupsOutput{}, first
+	}
+	log.Info("isolation security groups ready", "groups", out.Groups)
+	return out, nil
+}
+
+// checkEnsureInput returns the input's VPCs without repeats, in input order.
+func checkEnsureInput(in workflow.EnsureGroupsInput) ([]string, error) {
+	const step = "Ensure isolation security group"
+	if in.InstanceID == "" {
+		return nil, &steperr.InvalidInput{Step: step, Reason: "instanceId is empty"}
+	}
+	if len(in.VpcIDs) == 0 {
+		return nil, &steperr.InvalidInput{Step: step, Reason: fmt.Sprintf("vpcIds of instance %s is empty", in.InstanceID)}
+	}
+	var vpcs []string
+	seen := map[string]bool{}
+	for _, v := range in.VpcIDs {
+		if !vpcIDPattern.MatchString(v) {
+			return nil, &steperr.InvalidInput{Step: step, Reason: fmt.Sprintf("%q is not a VPC id", v)}
+		}
+		if !seen[v] {
+			seen[v] = true
+			vpcs = append(vpcs, v)
+		}
+	}
+	return vpcs, nil
+}
+
+type groupKey struct{ vpc, name string }
+
+// describeByName returns the groups with one of names in one of vpcs.
+func (h *Ensure) describeByName(ctx context.Context, vpcs, names []string) (map[groupKey]types.SecurityGroup, error) {
+	found := map[groupKey]types.SecurityGroup{}
+	p := ec2.NewDescribeSecurityGroupsPaginator(h.ec2, &ec2.DescribeSecurityGroupsInput{Filters: []types.Filter{
+		{Name: aws.String("vpc-id"), Values: vpcs},
+		{Name: aws.String("group-name"), Values: names},
+	}})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, sg := range page.SecurityGroups {
+			found[groupKey{aws.ToString(sg.VpcId), aws.ToString(sg.GroupName)}] = sg
+		}
+	}
+	return found, nil
+}
+
+// ensureGroup returns the id of the group named name in vpc, creating it when sg (the group as described) is nil,
+// after bringing its rules to what its role needs.
+func (h *Ensure) ensureGroup(ctx context.Context, log *slog.Logger, vpc, name string, r role, sg *types.SecurityGroup) (string, bool, error) {
+	log = log.With("vpc", vpc, "group", name)
+	var id string
+	created := false
+	if sg != nil {
+		id = aws.ToString(sg.GroupId)
+	} else {
+		var err error
+		id, err = h.create(ctx, vpc, name, r)
+		switch {
+		case steperr.Code(err) == "InvalidGroup.Duplicate":
+			// Another execution created it since our Describe: use theirs.
+			log.Info("group created concurrently by another execution; using it")
+			if sg, err = h.lookUp(ctx, vpc, name); err != nil {
+				return "", false, err
+			}
+			id = aws.ToString(sg.GroupId)
+		case err != nil:
+			return "", false, steperr.FromAWS(fmt.Sprintf("create security group %s in %s", name, vpc), err)
+		default:
+			created = true
+			log.Info("created security group", "groupId", id)
+		}
+	}
+	if err := h.converge(ctx, log, vpc, name, id, r, sg); err != nil {
+		return "", false, err
+	}
+	return id, created, nil
+}
+
+func (h *Ensure) create(ctx context.Context, vpc, name string, r role) (string, error) {
+	desc := isolationDescription
+	if r == roleUntrack {
+		desc = untrackDescription
+	}
+	out, err := h.ec2.CreateSecurityGroup(ctx, &ec2.CreateSecurityGroupInput{
+		GroupName:   aws.String(name),
+		Description: aws.String(desc),
+		VpcId:       aws.String(vpc),
+		TagSpecifications: []types.TagSpecification{{
+			ResourceType: types.ResourceTypeSecurityGroup,
+			Tags: []types.Tag{
+				{Key: aws.String(TagManaged), Value: aws.String("true")},
+				{Key: aws.String(TagRole), Value: aws.String(string(r))},
+				{Key: aws.String("Name"), Value: aws.String(name)},
+			},
+		}},
+	})
+	if err != nil {
+		return "", err
+	}
+	return aws.ToString(out.GroupId), nil
+}
+
+// lookUp finds the group by name, waiting (bounded) for a group another execution just created to become visible.
+func (h *Ensure) lookUp(ctx context.Context, vpc, name string) (*types.SecurityGroup, error) {
+	for attempt := 0; ; attempt++ {
+		found, err := h.describeByName(ctx, []string{vpc}, []string{name})
+		if err != nil && steperr.Code(err) != "InvalidGroup.NotFound" {
+			return nil, steperr.FromAWS(fmt.Sprintf("look up security group %s in %s", name, vpc), err)
+		}
+		if sg, ok := found[groupKey{vpc, name}]; ok {
+			return &sg, nil
+		}
+		if attempt+1 >= h.Wait.Attempts {
+			return nil, &steperr.GroupNotVisible{VpcID: vpc, GroupName: name}
+		}
+		if err := h.Wait.sleep(ctx, attempt); err != nil {
+			return nil, &steperr.Transient{Op: "wait for security group " + name, Err: err}
+		}
+	}
+}
+
+// describeByID returns the group, or nil when EC2 does not know it yet (a new group).
+func (h *Ensure) describeByID(ctx context.Context, id string) (*types.SecurityGroup, error) {
+	out, err := h.ec2.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{GroupIds: []string{id}})
+	if steperr.Code(err) == "InvalidGroup.NotFound" {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	for _, sg := range out.SecurityGroups {
+		if aws.ToString(sg.GroupId) == id {
+			return &sg, nil
+		}
+	}
+	return nil, nil
+}
+
+// errAgain marks an answer that a fresh Describe and another try resolve: the group is not visible yet
+// (InvalidGroup.NotFound), or a concurrent execution changed its rules first (InvalidPermission.NotFound,
+// InvalidPermission.Duplicate, or rules EC2 reported unknown).
+var errAgain = errors.New("state changed; describe again")
+
+func again(err error) error {
+	switch steperr.Code(err) {
+	case "InvalidGroup.NotFound", "InvalidPermission.NotFound", "InvalidPermission.Duplicate":
+		return fmt.Errorf("%w: %w", errAgain, err)
+	}
+	return err
+}
+
+// converge brings the group's rules to what its role needs, starting from sg as described (nil: describe it
+// first; that is the case of a group just created, whose default egress rules are then revoked as described
+// rather than guessed).
+func (h *Ensure) converge(ctx context.Context, log *slog.Logger, vpc, name, id string, r role, sg *types.SecurityGroup) error {
+	var last error
+	for attempt := 0; ; attempt++ {
+		if sg == nil {
+			var err error
+			if sg, err = h.describeByID(ctx, id); err != nil {
+				return steperr.FromAWS(fmt.Sprintf("describe security group %s (%s)", id, name), err)
+			}
+		}
+		if sg != nil {
+			var err error
+			if r == roleUntrack {
+				err = h.allowAll(ctx, log, id, sg)
+			} else {
+				err = h.empty(ctx, log, id, sg)
+			}
+			if err == nil {
+				return nil
+			}
+			if !errors.Is(err, errAgain) {
+				return steperr.FromAWS(fmt.Sprintf("set the rules of security group %s (%s) in %s", id, name, vpc), err)
+			}
+			last = err
+			log.Info("retrying security group rules", "groupId", id, "reason", err)
+		}
+		if attempt+1 >= h.Wait.Attempts {
+			if sg == nil || steperr.Code(last) == "InvalidGroup.NotFound" {
+				return &steperr.GroupNotVisible{VpcID: vpc, GroupName: name}
+			}
+			return &steperr.Transient{Op: fmt.Sprintf("set the rules of security group %s (%s) in %s", id, name, vpc), Err: last}
+		}
+		if err := h.Wait.sleep(ctx, attempt); err != nil {
+			return &steperr.Transient{Op: "wait for security group " + id, Err: err}
+		}
+		sg = nil
+	}
+}
+
+// empty revokes every rule of the isolation group: what CreateSecurityGroup added by default (all egress), and
+// anything someone added since.
+func (h *Ensure) empty(ctx context.Context, log *slog.Logger, id string, sg *types.SecurityGroup) error {
+	if perms := singlePeer(sg.IpPermissions); len(perms) > 0 {
+		out, err := h.ec2.RevokeSecurityGroupIngress(ctx, &ec2.RevokeSecurityGroupIngressInput{GroupId: aws.String(id), IpPermissions: perms})
+		if err != nil {
+			return again(err)
+		}
+		log.Info("revoked ingress rules", "groupId", id, "rules", len(perms))
+		if len(out.UnknownIpPermissions) > 0 {
+			return fmt.Errorf("%w: %d ingress rules unknown to EC2", errAgain, len(out.UnknownIpPermissions))
+		}
+	}
+	if perms := singlePeer(sg.IpPermissionsEgress); len(perms) > 0 {
+		out, err := h.ec2.RevokeSecurityGroupEgress(ctx, &ec2.RevokeSecurityGroupEgressInput{GroupId: aws.String(id), IpPermissions: perms})
+		if err != nil {
+			return again(err)
+		}
+		log.Info("revoked egress rules", "groupId", id, "rules", len(perms))
+		if len(out.UnknownIpPermissions) > 0 {
+			return fmt.Errorf("%w: %d egress rules unknown to EC2", errAgain, len(out.UnknownIpPermissions))
+		}
+	}
+	return nil
+}
+
+// allowAll adds the all-traffic rules from and to 0.0.0.0/0 and ::/0 that the untrack group lacks. Other rules
+// it may have are harmless: the group already allows everything.
+func (h *Ensure) allowAll(ctx context.Context, log *slog.Logger, id string, sg *types.SecurityGroup) error {
+	if perms := missingAllowAll(sg.IpPermissions); len(perms) > 0 {
+		if _, err := h.ec2.AuthorizeSecurityGroupIngress(ctx, &ec2.AuthorizeSecurityGroupIngressInput{GroupId: aws.String(id), IpPermissions: perms}); err != nil {
+			return again(err)
+		}
+		log.Info("authorized allow-all ingress", "groupId", id, "rules", len(perms))
+	}
+	if perms := missingAllowAll(sg.IpPermissionsEgress); len(perms) > 0 {
+		if _, err := h.ec2.AuthorizeSecurityGroupEgress(ctx, &ec2.AuthorizeSecurityGroupEgressInput{GroupId: aws.String(id), IpPermissions: perms}); err != nil {
+			return again(err)
+		}
+		log.Info("authorized allow-all egress", "groupId", id, "rules", len(perms))
+	}
+	return nil
+}
