@@ -166,6 +166,8 @@ const (
 type NotifyInput struct {
 	Outcome       string `json:"outcome"`
 	ExecutionName string `json:"executionName"`
+	// ExecutionARN is $$.Execution.Id: the notification's redrive command and console link need it.
+	ExecutionARN string `json:"executionArn,omitempty"`
 	// InstanceID is set even when Record is not (validation failed before recording).
 	InstanceID   string              `json:"instanceId,omitempty"`
 	Record       *Record             `json:"record,omitempty"`
