@@ -1,0 +1,375 @@
+package notify
+
+import (
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/ec2-isolation/ec2-isolation/internal/workflow"
+)
+
+// Limits that keep a message readable and well under SNS's 256 KB.
+const (
+	maxItems     = 50   // ENIs, snapshots… listed per section in the email
+	maxChatItems = 15   // … and in chat
+	maxValue     = 200  // one identifier or name
+	maxCause     = 4000 // an error's cause in the email
+	maxChatCause = 500  // … and in chat
+)
+
+// message is what Handle publishes.
+type message struct {
+	subject string
+	// body is the MessageStructure json document: one body per protocol.
+	body string
+}
+
+// chatbotNotification is an AWS Chatbot (Amazon Q Developer in chat applications) custom notification, as
+// documented in https://docs.aws.amazon.com/chatbot/latest/adminguide/custom-notifs.html: version "1.0" and
+// source "custom" are required, content.description is what the channel shows.
+type chatbotNotification struct {
+	Version  string          `json:"version"`
+	Source   string          `json:"source"`
+	ID       string          `json:"id,omitempty"`
+	Content  chatbotContent  `json:"content"`
+	Metadata chatbotMetadata `json:"metadata"`
+}
+
+type chatbotContent struct {
+	TextType    string   `json:"textType"`
+	Title       string   `json:"title"`
+	Description string   `json:"description"`
+	NextSteps   []string `json:"nextSteps,omitempty"`
+	Keywords    []string `json:"keywords,omitempty"`
+}
+
+type chatbotMetadata struct {
+	// ThreadID groups an instance's notifications (isolation, failure, redrive) in one chat thread.
+	ThreadID          string            `json:"threadId,omitempty"`
+	Summary           string            `json:"summary,omitempty"`
+	EventType         string            `json:"eventType,omitempty"`
+	RelatedResources  []string          `json:"relatedResources,omitempty"`
+	AdditionalContext map[string]string `json:"additionalContext,omitempty"`
+}
+
+var (
+	instanceIDPattern   = regexp.MustCompile(`^i-(?:[0-9a-f]{8}|[0-9a-f]{17})$`)
+	executionARNPattern = regexp.MustCompile(`^arn:(aws[a-z-]*):states:([a-z0-9-]+):[0-9]{12}:execution:[A-Za-z0-9_.-]{1,80}:[A-Za-z0-9_.-]{1,80}$`)
+)
+
+// unknownInstance stands for an instance id that does not look like one in titles and subjects.
+const unknownInstance = "an instance"
+
+// render builds the subject and the per-protocol bodies of the notification.
+func render(in workflow.NotifyInput) (message, error) {
+	id := instanceID(in)
+	shownID := unknownInstance // an id that is not an instance id is shown only inside code spans
+	if instanceIDPattern.MatchString(id) {
+		shownID = id
+	}
+	var subj string
+	if in.Outcome == workflow.OutcomeSucceeded {
+		subj = "EC2 isolation SUCCEEDED: " + shownID + " is isolated"
+	} else {
+		subj = fmt.Sprintf("EC2 isolation FAILED for %s at %s", shownID, in.Failures[0].State)
+	}
+	chat, err := json.Marshal(chatbot(in, shownID))
+	if err != nil {
+		return message{}, err
+	}
+	body, err := json.Marshal(map[string]string{
+		"default": string(chat),
+		"https":   string(chat),
+		"email":   email(in),
+	})
+	if err != nil {
+		return message{}, err
+	}
+	return message{subject: subject(subj), body: string(body)}, nil
+}
+
+// redrive says how to redrive the execution: the CLI command and, in the aws partition, the console page.
+func redrive(in workflow.NotifyInput) (cli, console string) {
+	m := executionARNPattern.FindStringSubmatch(in.ExecutionARN)
+	if m == nil {
+		name := plain(in.ExecutionName, maxValue)
+		if name == "" {
+			name = "this execution"
+		}
+		return fmt.Sprintf("aws stepfunctions redrive-execution --execution-arn <ARN of %s>", name), ""
+	}
+	cli = "aws stepfunctions redrive-execution --execution-arn " + in.ExecutionARN
+	if m[1] == "aws" {
+		console = fmt.Sprintf("https://%s.console.aws.amazon.com/states/home?region=%s#/v2/executions/details/%s", m[2], m[2], in.ExecutionARN)
+	}
+	return cli, console
+}
+
+// email is the plain-text summary for email subscriptions.
+func email(in workflow.NotifyInput) string {
+	var b strings.Builder
+	p := func(format string, a ...any) { fmt.Fprintf(&b, format+"\n", a...) }
+	v := func(s string) string { return plain(s, maxValue) }
+	id := v(instanceID(in))
+
+	if in.Outcome == workflow.OutcomeSucceeded {
+		p("EC2 instance %s has been ISOLATED.", id)
+	} else {
+		var states []string
+		for _, f := range in.Failures {
+			states = append(states, fmt.Sprintf("%q", v(f.State)))
+		}
+		p("Isolation of EC2 instance %s FAILED at %s.", id, strings.Join(states, " and "))
+		if in.Apply == nil {
+			p("")
+			p("WARNING: network containment was NOT confirmed. The instance may still be reachable.")
+		}
+	}
+	p("")
+	p("Execution:  %s", v(in.ExecutionName))
+	if in.ExecutionARN != "" {
+		p("            %s", v(in.ExecutionARN))
+	}
+	if r := in.Record; r != nil {
+		p("Instance:   %s (%s)", v(r.InstanceID), v(r.InstanceARN))
+		p("Account:    %s, region %s, zone %s", v(r.Account), v(r.Region), v(r.AvailabilityZone))
+		p("Reason:     %s", v(r.Reason))
+	}
+
+	if in.Outcome == workflow.OutcomeFailed {
+		p("")
+		p("WHAT FAILED")
+		for _, f := range in.Failures {
+			p("  State: %s", v(f.State))
+			p("  Error: %s", v(f.Error))
+			p("  Cause:")
+			p("%s", block(f.Cause, "    ", maxCause))
+		}
+	}
+
+	p("")
+	if in.Outcome == workflow.OutcomeSucceeded {
+		p("WHAT WAS DONE")
+	} else {
+		p("WHAT DID SUCCEED")
+	}
+	done := doneLines(in, maxItems, v)
+	if len(done) == 0 {
+		p("  Nothing: the execution failed before changing anything.")
+	}
+	for _, l := range done {
+		p("%s", l)
+	}
+	if in.Apply != nil {
+		p("")
+		p("Note: connections the instance's previous security groups tracked are not cut by a group change,")
+		if untrackFirst(in) {
+			p("except that the allow-all group applied first turned them untracked so that the isolation group")
+			p("drops them. ICMP, and flows through a Network or Gateway Load Balancer, a NAT gateway or a transit")
+			p("gateway, stay tracked.")
+		} else {
+			p("e.g. an open SSH session or a reverse shell (see CONNECTION_TRACKING=untrack-first).")
+		}
+	}
+
+	if in.Outcome == workflow.OutcomeFailed {
+		cli, console := redrive(in)
+		p("")
+		p("HOW TO RESUME")
+		p("Fix the cause, then redrive the execution. It restarts at the failed state; every step is idempotent")
+		p("and does only what is missing.")
+		p("  %s", cli)
+		if console != "" {
+			p("or in the Step Functions console: %s -> Redrive", console)
+		} else {
+			p("or in the Step Functions console: the execution -> Redrive")
+		}
+	}
+
+	if in.Record != nil {
+		p("")
+		p("PRE-ISOLATION STATE (what a release restores)")
+		rec, _ := json.MarshalIndent(in.Record, "  ", "  ")
+		p("  %s", truncate(string(rec), 20000))
+	}
+	return b.String()
+}
+
+func untrackFirst(in workflow.NotifyInput) bool {
+	if in.Groups == nil {
+		return false
+	}
+	for _, g := range in.Groups.Groups {
+		if g.UntrackGroupID != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// doneLines lists what the execution's steps did, one section per step that produced an output. v renders
+// one value (plain text for the email, a code span for chat); at most max items per section.
+func doneLines(in workflow.NotifyInput, max int, v func(string) string) []string {
+	var out []string
+	p := func(format string, a ...any) { out = append(out, fmt.Sprintf(format, a...)) }
+	list := func(ids []string) string {
+		if len(ids) == 0 {
+			return "(none)"
+		}
+		var s []string
+		for _, id := range ids {
+			s = append(s, v(id))
+		}
+		return strings.Join(s, ", ")
+	}
+	more := func(n int) {
+		if n > max {
+			p("    … and %d more", n-max)
+		}
+	}
+
+	if a := in.Apply; a != nil {
+		p("  Network containment (Apply isolation security group):")
+		for i, n := range a.NetworkInterfaces {
+			if i == max {
+				break
+			}
+			note := ""
+			if !n.Changed {
+				note = " (already isolated)"
+			}
+			p("    %s in %s: %s -> %s%s", v(n.ID), v(n.VpcID), list(n.Before), list(n.After), note)
+		}
+		more(len(a.NetworkInterfaces))
+	}
+	if g := in.Groups; g != nil {
+		p("  Isolation security groups (Ensure isolation security group):")
+		for i, vg := range g.Groups {
+			if i == max {
+				break
+			}
+			how := "existing"
+			if vg.Created {
+				how = "created by this execution"
+			}
+			line := fmt.Sprintf("    %s: %s (%s)", v(vg.VpcID), v(vg.IsolationGroupID), how)
+			if vg.UntrackGroupID != "" {
+				line += ", allow-all group " + v(vg.UntrackGroupID) + " applied first"
+			}
+			p("%s", line)
+		}
+		more(len(g.Groups))
+	}
+	if d := in.Disassociate; d != nil {
+		if len(d.Disassociated) == 0 {
+			p("  Instance profile: none was associated, nothing removed.")
+		}
+		for _, a := range d.Disassociated {
+			p("  Instance profile removed: %s (association %s)", v(a.ProfileARN), v(a.AssociationID))
+		}
+	}
+	if a := in.Attach; a != nil {
+		note := ""
+		if !a.Changed {
+			note = ", already attached"
+		}
+		p("  Isolation instance profile attached: %s (association %s%s)", v(a.ProfileARN), v(a.AssociationID), note)
+	}
+	if s := in.Snapshot; s != nil {
+		note := ""
+		if !s.Created {
+			note = " (created by an earlier run of this execution)"
+		}
+		p("  Snapshots%s:", note)
+		for i, sn := range s.Snapshots {
+			if i == max {
+				break
+			}
+			p("    %s of %s (%s)", v(sn.SnapshotID), v(sn.VolumeID), v(sn.State))
+		}
+		if len(s.Snapshots) == 0 {
+			p("    (none: the instance has no EBS volume)")
+		}
+		more(len(s.Snapshots))
+	}
+	return out
+}
+
+// chatbot is the custom notification for chat channels.
+func chatbot(in workflow.NotifyInput, shownID string) chatbotNotification {
+	c := func(s string) string { return code(s, maxValue) }
+	id := instanceID(in)
+	var d []string
+	p := func(format string, a ...any) { d = append(d, fmt.Sprintf(format, a...)) }
+
+	n := chatbotNotification{Version: "1.0", Source: "custom"}
+	n.ID = plain(fmt.Sprintf("%s:%s:%d", in.ExecutionName, in.Outcome, in.RedriveCount), maxValue)
+	n.Content.TextType = "client-markdown"
+	n.Metadata = chatbotMetadata{
+		ThreadID: "ec2-isolation-" + shownID,
+		AdditionalContext: map[string]string{
+			"instanceId":    plain(id, maxValue),
+			"executionName": plain(in.ExecutionName, maxValue),
+			"outcome":       in.Outcome,
+		},
+	}
+	if shownID == unknownInstance {
+		n.Metadata.ThreadID = "ec2-isolation"
+	}
+	if in.Record != nil && in.Record.InstanceARN != "" {
+		n.Metadata.RelatedResources = append(n.Metadata.RelatedResources, plain(in.Record.InstanceARN, maxValue))
+	}
+	if executionARNPattern.MatchString(in.ExecutionARN) {
+		n.Metadata.RelatedResources = append(n.Metadata.RelatedResources, in.ExecutionARN)
+	}
+
+	if in.Outcome == workflow.OutcomeSucceeded {
+		n.Content.Title = chatText(":white_check_mark: EC2 instance "+shownID+" isolated", 250)
+		n.Metadata.EventType = "EC2IsolationSucceeded"
+		n.Metadata.Summary = chatText("EC2 instance "+shownID+" isolated", 250)
+		p("*Instance* %s isolated by execution %s.", c(id), c(in.ExecutionName))
+	} else {
+		f := in.Failures[0]
+		n.Content.Title = chatText(":rotating_light: EC2 isolation FAILED for "+shownID+" at "+f.State, 250)
+		n.Metadata.EventType = "EC2IsolationFailed"
+		n.Metadata.Summary = chatText("EC2 isolation failed for "+shownID+" at "+f.State, 250)
+		p("*Isolation of* %s *failed* (execution %s).", c(id), c(in.ExecutionName))
+		if in.Apply == nil {
+			p(":warning: *Network containment was NOT confirmed*: the instance may still be reachable.")
+		}
+		for _, f := range in.Failures {
+			p("*Failed state:* %s *error:* %s", c(f.State), c(f.Error))
+			p("*Cause:* %s", code(f.Cause, maxChatCause))
+		}
+		cli, console := redrive(in)
+		n.Content.NextSteps = append(n.Content.NextSteps,
+			"Fix the cause, then redrive the execution (it restarts at the failed state; every step is idempotent): "+code(cli, 400))
+		if console != "" {
+			n.Content.NextSteps = append(n.Content.NextSteps, "Or in the Step Functions console: "+console)
+		}
+	}
+	if in.Record != nil {
+		p("*Reason:* %s", c(in.Record.Reason))
+	}
+	if done := doneLines(in, maxChatItems, c); len(done) > 0 {
+		if in.Outcome == workflow.OutcomeSucceeded {
+			p("*Done:*")
+		} else {
+			p("*What did succeed:*")
+		}
+		for _, l := range done {
+			p("%s", "• "+strings.TrimSpace(l))
+		}
+	}
+	if in.Outcome == workflow.OutcomeSucceeded {
+		n.Content.NextSteps = append(n.Content.NextSteps,
+			"Investigate from the snapshots; the full pre-isolation record is in the email notification and the execution's history.")
+	}
+	n.Content.Description = strings.Join(d, "\n")
+	n.Content.Keywords = []string{"ec2-isolation", in.Outcome}
+	if shownID != unknownInstance {
+		n.Content.Keywords = append(n.Content.Keywords, shownID)
+	}
+	return n
+}
