@@ -1,0 +1,231 @@
+package profile_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/ec2-isolation/ec2-isolation/internal/profile"
+	"github.com/ec2-isolation/ec2-isolation/internal/sim"
+	"github.com/ec2-isolation/ec2-isolation/internal/steperr"
+	"github.com/ec2-isolation/ec2-isolation/internal/workflow"
+)
+
+var ctx = context.Background()
+
+func pending(err error) bool { return isA[*steperr.AssociationPending](err) }
+
+// TestContainmentBranch runs "Disassociate profile" then "Attach isolation profile" as the state machine's
+// branch does (retrying AssociationPending), and checks what EC2 then says about the instance.
+func TestContainmentBranch(t *testing.T) {
+	tests := []struct {
+		name             string
+		instance         sim.Instance
+		faults           []sim.ErrorFault
+		wantDisassociate []string // profile ARNs removed
+		// wantPending: the branch had to wait for an association to settle (not checked with faults: the SDK's
+		// backoff may outlast the settle delay).
+		wantPending bool
+	}{
+		{name: "instance with a profile", instance: sim.Instance{Profile: "web-server"}, wantDisassociate: []string{webARN}, wantPending: true},
+		{name: "instance without a profile", instance: sim.Instance{}},
+		{name: "association still associating", instance: sim.Instance{Profile: "web-server", AssociationState: "associating"},
+			wantDisassociate: []string{webARN}, wantPending: true},
+		{name: "every first call throttled", instance: sim.Instance{Profile: "web-server"},
+			faults:           []sim.ErrorFault{{Action: "*", Code: "RequestLimitExceeded", FirstCalls: 1}},
+			wantDisassociate: []string{webARN}, wantPending: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sc := scenario(tt.instance)
+			sc.Faults.Errors = tt.faults
+			e := start(t, sc)
+
+			dis, disRetries := retried(t, pending, func() (workflow.DisassociateOutput, error) { return e.disassociate.Handle(ctx, input) })
+			att, attRetries := retried(t, pending, func() (workflow.AttachOutput, error) { return e.attach.Handle(ctx, input) })
+
+			var removed []string
+			for _, a := range dis.Disassociated {
+				removed = append(removed, a.ProfileARN)
+			}
+			if diff := cmp.Diff(tt.wantDisassociate, removed); diff != "" {
+				t.Errorf("disassociated (-want +got):\n%s", diff)
+			}
+			if got := len(disRetries)+len(attRetries) > 0; tt.faults == nil && got != tt.wantPending {
+				t.Errorf("waited for a pending association = %v, want %v (retried: %v %v)", got, tt.wantPending, disRetries, attRetries)
+			}
+			if !att.Changed || att.ProfileARN != isolationARN || att.AssociationID == "" {
+				t.Errorf("attach output = %+v, want a new association of %s", att, isolationARN)
+			}
+			want := []association{{isolationARN, "associated"}}
+			if diff := cmp.Diff(want, e.settled(t)); diff != "" {
+				t.Errorf("associations after the branch (-want +got):\n%s", diff)
+			}
+			if tt.faults != nil {
+				throttled := 0
+				for _, c := range e.srv.Calls() {
+					if c.ErrorCode == "RequestLimitExceeded" {
+						throttled++
+					}
+				}
+				if throttled == 0 {
+					t.Error("no call was throttled: the fault did not apply")
+				}
+			}
+
+			// A redrive runs the branch again: it must find everything done and change nothing.
+			e.srv.ResetCalls()
+			dis2, err := e.disassociate.Handle(ctx, input)
+			if err != nil || len(dis2.Disassociated) != 0 {
+				t.Errorf("second disassociate = %+v, %v; want nothing removed", dis2, err)
+			}
+			att2, err := e.attach.Handle(ctx, input)
+			if err != nil || att2.Changed || att2.AssociationID != att.AssociationID {
+				t.Errorf("second attach = %+v, %v; want unchanged %s", att2, err, att.AssociationID)
+			}
+			if m := e.mutating(); len(m) > 0 {
+				t.Errorf("second run made mutating calls: %v", m)
+			}
+		})
+	}
+}
+
+func TestAttachReplacesAssociatedProfile(t *testing.T) {
+	e := start(t, scenario(sim.Instance{Profile: "web-server"}))
+	out, err := e.attach.Handle(ctx, input)
+	if err != nil {
+		t.Fatalf("attach: %v", err)
+	}
+	if !out.Changed || out.ProfileARN != isolationARN {
+		t.Errorf("attach output = %+v", out)
+	}
+	if diff := cmp.Diff([]string{"ReplaceIamInstanceProfileAssociation"}, e.mutating()); diff != "" {
+		t.Errorf("mutating calls (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]association{{isolationARN, "associated"}}, e.settled(t)); diff != "" {
+		t.Errorf("associations (-want +got):\n%s", diff)
+	}
+}
+
+func TestAttachWaitsForDisassociating(t *testing.T) {
+	e := start(t, scenario(sim.Instance{Profile: "web-server"}))
+	var err error
+	e.srv.Update(func(a *sim.Account) { err = a.SetAssociationState(instanceID, "disassociating") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, retries := retried(t, pending, func() (workflow.AttachOutput, error) { return e.attach.Handle(ctx, input) })
+	if len(retries) == 0 {
+		t.Error("attach did not wait for the disassociation")
+	}
+	for _, r := range retries {
+		if !strings.Contains(r.Error(), "disassociating") {
+			t.Errorf("pending error %q does not say the association is disassociating", r)
+		}
+	}
+	if !out.Changed || out.ProfileARN != isolationARN {
+		t.Errorf("attach output = %+v", out)
+	}
+	if diff := cmp.Diff([]association{{isolationARN, "associated"}}, e.settled(t)); diff != "" {
+		t.Errorf("associations (-want +got):\n%s", diff)
+	}
+	for _, c := range e.srv.Calls() {
+		if c.Action == "ReplaceIamInstanceProfileAssociation" {
+			t.Error("replaced an association that was going away")
+		}
+	}
+}
+
+func TestDisassociateLeavesIsolationProfile(t *testing.T) {
+	e := start(t, scenario(sim.Instance{Profile: "ec2-isolation"}))
+	out, err := e.disassociate.Handle(ctx, input)
+	if err != nil || len(out.Disassociated) != 0 {
+		t.Fatalf("disassociate = %+v, %v", out, err)
+	}
+	if m := e.mutating(); len(m) > 0 {
+		t.Errorf("mutating calls: %v", m)
+	}
+	if diff := cmp.Diff([]association{{isolationARN, "associated"}}, e.current(t)); diff != "" {
+		t.Errorf("associations (-want +got):\n%s", diff)
+	}
+}
+
+func TestProfileNotReady(t *testing.T) {
+	t.Run("unknown isolation profile", func(t *testing.T) {
+		e := start(t, scenario(sim.Instance{}))
+		h := profile.NewAttach(e.client, profile.Settings{IsolationProfileName: "no-such-profile"}, nil)
+		_, err := h.Handle(ctx, input)
+		if !isA[*steperr.ProfileNotReady](err) {
+			t.Fatalf("error = %T %v, want *steperr.ProfileNotReady", err, err)
+		}
+		if !strings.Contains(err.Error(), "no-such-profile") {
+			t.Errorf("error %q does not name the profile", err)
+		}
+		if diff := cmp.Diff([]association{}, e.current(t)); diff != "" {
+			t.Errorf("associations (-want +got):\n%s", diff)
+		}
+	})
+	t.Run("profile visible after a delay", func(t *testing.T) {
+		sc := scenario(sim.Instance{})
+		sc.InstanceProfiles[1].VisibleAfter = 60 * time.Millisecond
+		e := start(t, sc)
+		out, retries := retried(t, isA[*steperr.ProfileNotReady], func() (workflow.AttachOutput, error) { return e.attach.Handle(ctx, input) })
+		if len(retries) == 0 {
+			t.Error("the profile was accepted before it was visible")
+		}
+		if !out.Changed || out.ProfileARN != isolationARN {
+			t.Errorf("attach output = %+v", out)
+		}
+		if diff := cmp.Diff([]association{{isolationARN, "associated"}}, e.settled(t)); diff != "" {
+			t.Errorf("associations (-want +got):\n%s", diff)
+		}
+	})
+}
+
+func TestRefusesBadInputWithoutCalls(t *testing.T) {
+	inputs := map[string]workflow.InstanceInput{
+		"no instance":        {ExecutionName: "exec-1"},
+		"no execution":       {InstanceID: instanceID},
+		"malformed instance": {InstanceID: "i-XYZ", ExecutionName: "exec-1"},
+	}
+	e := start(t, scenario(sim.Instance{Profile: "web-server"}))
+	for name, in := range inputs {
+		t.Run(name, func(t *testing.T) {
+			e.srv.ResetCalls()
+			if _, err := e.disassociate.Handle(ctx, in); !isA[*steperr.InvalidInput](err) {
+				t.Errorf("disassociate error = %T %v, want *steperr.InvalidInput", err, err)
+			}
+			if _, err := e.attach.Handle(ctx, in); !isA[*steperr.InvalidInput](err) {
+				t.Errorf("attach error = %T %v, want *steperr.InvalidInput", err, err)
+			}
+			if n := len(e.srv.Calls()); n > 0 {
+				t.Errorf("%d AWS calls", n)
+			}
+		})
+	}
+}
+
+func TestSettingsFromEnv(t *testing.T) {
+	tests := map[string]bool{
+		"ec2-isolation": true, "Isolation+Profile=1,a.b@c_d": true,
+		"": false, "arn:aws:iam::123456789012:instance-profile/x": false, "path/name": false,
+		strings.Repeat("p", 129): false,
+	}
+	for value, ok := range tests {
+		s, err := profile.SettingsFromEnv(func(k string) string {
+			if k == "ISOLATION_PROFILE_NAME" {
+				return value
+			}
+			return ""
+		})
+		switch {
+		case ok && (err != nil || s.IsolationProfileName != value):
+			t.Errorf("%q: SettingsFromEnv = %+v, %v", value, s, err)
+		case !ok && !isA[*steperr.ConfigError](err):
+			t.Errorf("%q: error = %T %v, want *steperr.ConfigError", value, err, err)
+		}
+	}
+}
