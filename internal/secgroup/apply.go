@@ -50,7 +50,6 @@ type eni struct {
 	deviceIndex int32
 	before      []string
 	groups      workflow.VpcGroups
-	changed     bool
 	untrackErr  error // untrack-first: the allow-all group could not be applied first
 	err         error // the isolation group could not be applied
 }
