@@ -1,0 +1,789 @@
+package sim
+
+import (
+	"fmt"
+	"hash/fnv"
+	"math/rand/v2"
+	"net/netip"
+	"slices"
+	"time"
+)
+
+// Account is the simulated AWS account in one region. Its state is reached through the API; tests change it
+// mid-run through Server.Update with the methods below, or change Faults and Behaviour directly.
+type Account struct {
+	// Faults take effect from the next request. Changing them resets the fault counters and the token buckets.
+	Faults Faults
+	// Behaviour takes effect at once (delays already running are measured from their start).
+	Behaviour Behaviour
+
+	id, region string
+	clock      Clock
+	start      time.Time
+	ids        *rand.Rand // resource ids, separate from the fault draws so faults do not change ids
+
+	vpcs         table[vpc]
+	subnets      table[subnet]
+	groups       table[secGroup]
+	profiles     table[profile]
+	instances    table[instance]
+	enis         table[eni]
+	volumes      table[volume]
+	associations table[association]
+	snapshots    table[snapshot]
+	topics       table[topic]
+	tags         map[string]map[string]string // resource id -> tags
+	messages     []Message
+}
+
+type vpc struct {
+	id, cidr, ipv6CIDR string
+}
+
+type subnet struct {
+	id, vpcID, az, cidr string
+	next                netip.Addr // next private address handed out
+}
+
+type secGroup struct {
+	id, vpcID, name, desc string
+	ingress, egress       []*sgRule
+	visibleAt             time.Time
+}
+
+type sgRule struct {
+	id                  string
+	egress              bool
+	protocol            string
+	from, to            int32
+	cidr, cidr6, peerSG string
+	desc                string
+}
+
+type profile struct {
+	name, arn, id, role string
+	visibleAt           time.Time
+}
+
+type instance struct {
+	id, state, imageID, itype string
+	subnetID, vpcID, az       string
+	disableAPITermination     bool
+	shutdown                  string
+	launch                    time.Time
+	bdms                      []*bdm
+	stateReason               string
+}
+
+type bdm struct {
+	device, volumeID    string
+	deleteOnTermination bool
+	attached            time.Time
+}
+
+type eni struct {
+	id, subnetID, vpcID, az, ip, mac string
+	groups                           []string
+	att                              *eniAttachment
+}
+
+type eniAttachment struct {
+	id, instanceID      string
+	deviceIndex         int32
+	deleteOnTermination bool
+	attached            time.Time
+}
+
+type volume struct {
+	id, az     string
+	size       int32
+	created    time.Time
+	instanceID string // "" when available
+}
+
+type association struct {
+	id, instanceID string
+	profile        *profile
+	state          string
+	changed        time.Time // last state change, for the settle delay
+	timestamp      time.Time
+}
+
+type snapshot struct {
+	id, volumeID, desc string
+	size               int32
+	start              time.Time
+}
+
+type topic struct {
+	arn, name string
+	attrs     map[string]string
+}
+
+// table is a map that remembers insertion order, so Describe answers are stable.
+type table[T any] struct {
+	m    map[string]*T
+	keys []string
+}
+
+func (t *table[T]) put(id string, v *T) {
+	if t.m == nil {
+		t.m = map[string]*T{}
+	}
+	if _, ok := t.m[id]; !ok {
+		t.keys = append(t.keys, id)
+	}
+	t.m[id] = v
+}
+
+func (t *table[T]) get(id string) *T { return t.m[id] }
+
+func (t *table[T]) del(id string) {
+	if _, ok := t.m[id]; !ok {
+		return
+	}
+	delete(t.m, id)
+	t.keys = slices.DeleteFunc(t.keys, func(k string) bool { return k == id })
+}
+
+func (t *table[T]) all() []*T {
+	out := make([]*T, 0, len(t.keys))
+	for _, k := range t.keys {
+		out = append(out, t.m[k])
+	}
+	return out
+}
+
+func newAccount(sc Scenario, clock Clock) (*Account, error) {
+	if err := sc.validate(); err != nil {
+		return nil, err
+	}
+	now := clock.Now()
+	a := &Account{
+		Faults:    sc.Faults,
+		Behaviour: sc.Behaviour,
+		id:        sc.Account,
+		region:    sc.Region,
+		clock:     clock,
+		start:     now,
+		ids:       rand.New(rand.NewPCG(0x5eed, 0x1d5)),
+		tags:      map[string]map[string]string{},
+	}
+	if a.id == "" {
+		a.id = "123456789012"
+	}
+	if a.region == "" {
+		a.region = "us-east-1"
+	}
+	for _, v := range sc.VPCs {
+		a.vpcs.put(v.ID, &vpc{id: v.ID, cidr: v.CIDR, ipv6CIDR: v.IPv6CIDR})
+		a.setTags(v.ID, v.Tags)
+	}
+	for _, s := range sc.Subnets {
+		az := s.AvailabilityZone
+		if az == "" {
+			az = a.region + "a"
+		}
+		sn := &subnet{id: s.ID, vpcID: s.VpcID, az: az, cidr: s.CIDR}
+		if p, err := netip.ParsePrefix(s.CIDR); err == nil {
+			sn.next = p.Masked().Addr().Next().Next().Next().Next() // AWS reserves the first four addresses
+		}
+		a.subnets.put(s.ID, sn)
+		a.setTags(s.ID, s.Tags)
+	}
+	past := now.Add(-time.Hour) // seeded groups are long visible
+	for _, g := range sc.SecurityGroups {
+		sg := &secGroup{id: g.ID, vpcID: g.VpcID, name: g.Name, desc: g.Description, visibleAt: past}
+		if g.Egress == nil {
+			sg.egress = a.defaultEgress(g.VpcID)
+		}
+		for _, r := range g.Ingress {
+			sg.ingress = append(sg.ingress, a.ruleFrom(r, false))
+		}
+		for _, r := range g.Egress {
+			sg.egress = append(sg.egress, a.ruleFrom(r, true))
+		}
+		a.groups.put(g.ID, sg)
+		a.setTags(g.ID, g.Tags)
+	}
+	// Every VPC has a default group (https://docs.aws.amazon.com/vpc/latest/userguide/default-security-group.html):
+	// inbound from itself, outbound to everywhere.
+	for _, v := range a.vpcs.all() {
+		if a.groupByName(v.id, "default") != nil {
+			continue
+		}
+		id := derivedID("sg", v.id)
+		sg := &secGroup{id: id, vpcID: v.id, name: "default", desc: "default VPC security group", visibleAt: past,
+			egress: a.defaultEgress(v.id)}
+		sg.ingress = []*sgRule{{id: a.newID("sgr"), protocol: "-1", peerSG: id}}
+		a.groups.put(id, sg)
+	}
+	for _, p := range sc.InstanceProfiles {
+		arn := p.ARN
+		if arn == "" {
+			arn = fmt.Sprintf("arn:aws:iam::%s:instance-profile/%s", a.id, p.Name)
+		}
+		a.profiles.put(p.Name, &profile{name: p.Name, arn: arn, id: "AIPA" + derivedID("", p.Name)[1:18],
+			role: p.Role, visibleAt: now.Add(p.VisibleAfter)})
+	}
+	for _, in := range sc.Instances {
+		if err := a.seedInstance(in, past); err != nil {
+			return nil, err
+		}
+	}
+	for _, t := range sc.Topics {
+		a.createTopic(t.Name)
+	}
+	return a, nil
+}
+
+func (a *Account) seedInstance(in Instance, past time.Time) error {
+	inst := &instance{id: in.ID, state: in.State, imageID: in.ImageID, itype: in.InstanceType,
+		disableAPITermination: in.DisableAPITermination, shutdown: in.ShutdownBehavior, launch: past}
+	if inst.state == "" {
+		inst.state = "running"
+	}
+	if inst.imageID == "" {
+		inst.imageID = "ami-0abcdef1234567890"
+	}
+	if inst.itype == "" {
+		inst.itype = "t3.micro"
+	}
+	if inst.shutdown == "" {
+		inst.shutdown = "stop"
+	}
+	enis := in.NetworkInterfaces
+	if len(enis) == 0 && in.SubnetID != "" {
+		sn := a.subnets.get(in.SubnetID)
+		enis = []NetworkInterface{{ID: derivedID("eni", in.ID), SubnetID: in.SubnetID,
+			Groups: []string{a.groupByName(sn.vpcID, "default").id}}}
+	}
+	inst.subnetID = in.SubnetID
+	inst.az = a.region + "a"
+	for _, n := range enis {
+		sn := a.subnets.get(n.SubnetID)
+		e := &eni{id: n.ID, subnetID: sn.id, vpcID: sn.vpcID, az: sn.az, ip: n.PrivateIP,
+			mac: macFor(n.ID), groups: slices.Clone(n.Groups)}
+		if e.ip == "" {
+			e.ip = a.nextIP(sn)
+		}
+		e.att = &eniAttachment{id: derivedID("eni-attach", n.ID), instanceID: in.ID, deviceIndex: n.DeviceIndex,
+			deleteOnTermination: n.DeviceIndex == 0, attached: past}
+		a.enis.put(e.id, e)
+		if n.DeviceIndex == 0 {
+			inst.subnetID, inst.vpcID, inst.az = sn.id, sn.vpcID, sn.az
+		}
+	}
+	for _, v := range in.Volumes {
+		size := v.SizeGiB
+		if size == 0 {
+			size = 8
+		}
+		a.volumes.put(v.ID, &volume{id: v.ID, az: inst.az, size: size, created: past, instanceID: in.ID})
+		a.setTags(v.ID, v.Tags)
+		inst.bdms = append(inst.bdms, &bdm{device: v.DeviceName, volumeID: v.ID,
+			deleteOnTermination: v.DeleteOnTermination, attached: past})
+	}
+	a.instances.put(in.ID, inst)
+	a.setTags(in.ID, in.Tags)
+	if in.Profile != "" {
+		state := in.AssociationState
+		if state == "" {
+			state = "associated"
+		}
+		as := &association{id: a.newID("iip-assoc"), instanceID: in.ID, profile: a.profiles.get(in.Profile),
+			state: state, changed: a.clock.Now(), timestamp: past}
+		a.associations.put(as.id, as)
+	}
+	if inst.state == "terminated" {
+		a.terminate(inst)
+	}
+	return nil
+}
+
+// validate checks references and ids, and fills nothing: defaults are applied when the account is built.
+func (sc *Scenario) validate() error {
+	seen := map[string]bool{}
+	id := func(kind, prefix, v string) error {
+		if v == "" {
+			return fmt.Errorf("%s without id", kind)
+		}
+		if len(v) <= len(prefix) || v[:len(prefix)] != prefix {
+			return fmt.Errorf("%s id %q must start with %q", kind, v, prefix)
+		}
+		if seen[v] {
+			return fmt.Errorf("duplicate id %q", v)
+		}
+		seen[v] = true
+		return nil
+	}
+	vpcs := map[string]VPC{}
+	for _, v := range sc.VPCs {
+		if err := id("vpc", "vpc-", v.ID); err != nil {
+			return err
+		}
+		if _, err := netip.ParsePrefix(v.CIDR); err != nil {
+			return fmt.Errorf("vpc %s: cidr: %w", v.ID, err)
+		}
+		if v.IPv6CIDR != "" {
+			if _, err := netip.ParsePrefix(v.IPv6CIDR); err != nil {
+				return fmt.Errorf("vpc %s: ipv6Cidr: %w", v.ID, err)
+			}
+		}
+		vpcs[v.ID] = v
+	}
+	subnets := map[string]Subnet{}
+	for _, s := range sc.Subnets {
+		if err := id("subnet", "subnet-", s.ID); err != nil {
+			return err
+		}
+		if _, ok := vpcs[s.VpcID]; !ok {
+			return fmt.Errorf("subnet %s: unknown vpc %q", s.ID, s.VpcID)
+		}
+		if _, err := netip.ParsePrefix(s.CIDR); err != nil {
+			return fmt.Errorf("subnet %s: cidr: %w", s.ID, err)
+		}
+		if s.AvailabilityZone == "" {
+			s.AvailabilityZone = sc.region() + "a"
+		}
+		subnets[s.ID] = s
+	}
+	groups := map[string]SecurityGroup{}
+	names := map[[2]string]bool{}
+	for _, g := range sc.SecurityGroups {
+		if err := id("security group", "sg-", g.ID); err != nil {
+			return err
+		}
+		if _, ok := vpcs[g.VpcID]; !ok {
+			return fmt.Errorf("security group %s: unknown vpc %q", g.ID, g.VpcID)
+		}
+		if g.Name == "" {
+			return fmt.Errorf("security group %s: no name", g.ID)
+		}
+		if names[[2]string{g.VpcID, g.Name}] {
+			return fmt.Errorf("security group %s: name %q already used in %s", g.ID, g.Name, g.VpcID)
+		}
+		names[[2]string{g.VpcID, g.Name}] = true
+		groups[g.ID] = g
+	}
+	for _, g := range sc.SecurityGroups {
+		for _, r := range append(slices.Clone(g.Ingress), g.Egress...) {
+			if err := validateRule(r); err != nil {
+				return fmt.Errorf("security group %s: %w", g.ID, err)
+			}
+			if r.GroupID != "" {
+				if _, ok := groups[r.GroupID]; !ok {
+					return fmt.Errorf("security group %s: rule references unknown group %q", g.ID, r.GroupID)
+				}
+			}
+		}
+	}
+	profiles := map[string]bool{}
+	for _, p := range sc.InstanceProfiles {
+		if p.Name == "" {
+			return fmt.Errorf("instance profile without name")
+		}
+		if profiles[p.Name] {
+			return fmt.Errorf("duplicate instance profile %q", p.Name)
+		}
+		if p.VisibleAfter < 0 {
+			return fmt.Errorf("instance profile %s: negative visibleAfter", p.Name)
+		}
+		profiles[p.Name] = true
+	}
+	for _, in := range sc.Instances {
+		if err := id("instance", "i-", in.ID); err != nil {
+			return err
+		}
+		switch in.State {
+		case "", "pending", "running", "stopping", "stopped", "shutting-down", "terminated":
+		default:
+			return fmt.Errorf("instance %s: unknown state %q", in.ID, in.State)
+		}
+		switch in.ShutdownBehavior {
+		case "", "stop", "terminate":
+		default:
+			return fmt.Errorf("instance %s: shutdownBehavior must be stop or terminate, not %q", in.ID, in.ShutdownBehavior)
+		}
+		if in.Profile != "" && !profiles[in.Profile] {
+			return fmt.Errorf("instance %s: unknown instance profile %q", in.ID, in.Profile)
+		}
+		switch in.AssociationState {
+		case "", "associated", "associating", "disassociating":
+		default:
+			return fmt.Errorf("instance %s: associationState must be associated, associating or disassociating", in.ID)
+		}
+		if in.AssociationState != "" && in.Profile == "" {
+			return fmt.Errorf("instance %s: associationState without profile", in.ID)
+		}
+		if in.SubnetID != "" {
+			if _, ok := subnets[in.SubnetID]; !ok {
+				return fmt.Errorf("instance %s: unknown subnet %q", in.ID, in.SubnetID)
+			}
+		}
+		var primary *NetworkInterface
+		devices := map[int32]bool{}
+		for i, n := range in.NetworkInterfaces {
+			if err := id("network interface", "eni-", n.ID); err != nil {
+				return err
+			}
+			sn, ok := subnets[n.SubnetID]
+			if !ok {
+				return fmt.Errorf("network interface %s: unknown subnet %q", n.ID, n.SubnetID)
+			}
+			if devices[n.DeviceIndex] {
+				return fmt.Errorf("instance %s: two network interfaces at device index %d", in.ID, n.DeviceIndex)
+			}
+			devices[n.DeviceIndex] = true
+			if n.DeviceIndex == 0 {
+				primary = &in.NetworkInterfaces[i]
+			}
+			if len(n.Groups) == 0 {
+				return fmt.Errorf("network interface %s: no security groups", n.ID)
+			}
+			for _, g := range n.Groups {
+				sg, ok := groups[g]
+				if !ok {
+					return fmt.Errorf("network interface %s: unknown security group %q", n.ID, g)
+				}
+				if sg.VpcID != sn.VpcID {
+					return fmt.Errorf("network interface %s: group %s is in %s, the interface in %s", n.ID, g, sg.VpcID, sn.VpcID)
+				}
+			}
+			if n.PrivateIP != "" {
+				if _, err := netip.ParseAddr(n.PrivateIP); err != nil {
+					return fmt.Errorf("network interface %s: privateIp: %w", n.ID, err)
+				}
+			}
+		}
+		if len(in.NetworkInterfaces) > 0 {
+			if primary == nil {
+				return fmt.Errorf("instance %s: no network interface at device index 0", in.ID)
+			}
+			if in.SubnetID != "" && in.SubnetID != primary.SubnetID {
+				return fmt.Errorf("instance %s: subnetId %s is not the primary interface's subnet %s", in.ID, in.SubnetID, primary.SubnetID)
+			}
+			for _, n := range in.NetworkInterfaces {
+				if subnets[n.SubnetID].AvailabilityZone != subnets[primary.SubnetID].AvailabilityZone {
+					return fmt.Errorf("network interface %s: not in the instance's Availability Zone", n.ID)
+				}
+			}
+		}
+		devs := map[string]bool{}
+		for _, v := range in.Volumes {
+			if err := id("volume", "vol-", v.ID); err != nil {
+				return err
+			}
+			if v.DeviceName == "" || devs[v.DeviceName] {
+				return fmt.Errorf("volume %s: missing or repeated deviceName", v.ID)
+			}
+			devs[v.DeviceName] = true
+		}
+	}
+	topics := map[string]bool{}
+	for _, t := range sc.Topics {
+		if t.Name == "" || topics[t.Name] {
+			return fmt.Errorf("topic without name or repeated: %q", t.Name)
+		}
+		topics[t.Name] = true
+	}
+	for i, f := range sc.Faults.Errors {
+		if f.Code == "" {
+			return fmt.Errorf("faults.errors[%d]: no code", i)
+		}
+		if f.Rate < 0 || f.Rate > 1 {
+			return fmt.Errorf("faults.errors[%d]: rate must be within 0..1", i)
+		}
+		if f.Service != "" && f.Service != "ec2" && f.Service != "sns" {
+			return fmt.Errorf("faults.errors[%d]: service must be ec2 or sns", i)
+		}
+	}
+	return nil
+}
+
+func (sc *Scenario) region() string {
+	if sc.Region == "" {
+		return "us-east-1"
+	}
+	return sc.Region
+}
+
+func validateRule(r Rule) error {
+	peers := 0
+	for _, p := range []string{r.CIDR, r.IPv6CIDR, r.GroupID} {
+		if p != "" {
+			peers++
+		}
+	}
+	if peers != 1 {
+		return fmt.Errorf("rule %+v: exactly one of cidr, ipv6Cidr, groupId", r)
+	}
+	if r.Protocol == "" {
+		return fmt.Errorf("rule %+v: no protocol", r)
+	}
+	return nil
+}
+
+// newID returns a fresh id like "sg-0123456789abcdef0" (17 hex digits, as AWS's long ids).
+func (a *Account) newID(prefix string) string {
+	return fmt.Sprintf("%s-0%016x", prefix, a.ids.Uint64())
+}
+
+// derivedID is a stable id derived from another id, for resources the scenario implies (default groups).
+func derivedID(prefix, from string) string {
+	h := fnv.New64a()
+	h.Write([]byte(prefix + "/" + from))
+	if prefix == "" {
+		return fmt.Sprintf("-0%016x", h.Sum64())
+	}
+	return fmt.Sprintf("%s-0%016x", prefix, h.Sum64())
+}
+
+func macFor(id string) string {
+	h := fnv.New64a()
+	h.Write([]byte(id))
+	s := h.Sum64()
+	return fmt.Sprintf("0e:%02x:%02x:%02x:%02x:%02x", byte(s), byte(s>>8), byte(s>>16), byte(s>>24), byte(s>>32))
+}
+
+func (a *Account) nextIP(sn *subnet) string {
+	if !sn.next.IsValid() {
+		return ""
+	}
+	ip := sn.next
+	sn.next = sn.next.Next()
+	return ip.String()
+}
+
+func (a *Account) setTags(id string, tags map[string]string) {
+	for k, v := range tags {
+		if a.tags[id] == nil {
+			a.tags[id] = map[string]string{}
+		}
+		a.tags[id][k] = v
+	}
+}
+
+// defaultEgress is the outbound rule a new group gets: all traffic to 0.0.0.0/0, and to ::/0 when the VPC has an
+// IPv6 CIDR block (https://docs.aws.amazon.com/vpc/latest/userguide/security-group-rules.html#security-group-rules-default).
+func (a *Account) defaultEgress(vpcID string) []*sgRule {
+	rules := []*sgRule{{id: a.newID("sgr"), egress: true, protocol: "-1", cidr: "0.0.0.0/0"}}
+	if v := a.vpcs.get(vpcID); v != nil && v.ipv6CIDR != "" {
+		rules = append(rules, &sgRule{id: a.newID("sgr"), egress: true, protocol: "-1", cidr6: "::/0"})
+	}
+	return rules
+}
+
+func (a *Account) ruleFrom(r Rule, egress bool) *sgRule {
+	from, to := r.FromPort, r.ToPort
+	if r.Protocol == "-1" {
+		from, to = -1, -1
+	}
+	return &sgRule{id: a.newID("sgr"), egress: egress, protocol: r.Protocol, from: from, to: to,
+		cidr: r.CIDR, cidr6: r.IPv6CIDR, peerSG: r.GroupID, desc: r.Description}
+}
+
+func (a *Account) groupByName(vpcID, name string) *secGroup {
+	for _, g := range a.groups.all() {
+		if g.vpcID == vpcID && g.name == name {
+			return g
+		}
+	}
+	return nil
+}
+
+func (a *Account) createTopic(name string) *topic {
+	arn := fmt.Sprintf("arn:aws:sns:%s:%s:%s", a.region, a.id, name)
+	if t := a.topics.get(arn); t != nil {
+		return t
+	}
+	t := &topic{arn: arn, name: name, attrs: map[string]string{}}
+	a.topics.put(arn, t)
+	return t
+}
+
+// tick applies the state changes that are due: association settle and snapshot completion are computed from
+// timestamps, so nothing runs in the background.
+func (a *Account) tick() {
+	now := a.clock.Now()
+	for _, as := range a.associations.all() {
+		if now.Sub(as.changed) < a.Behaviour.AssociationSettle {
+			continue
+		}
+		switch as.state {
+		case "associating":
+			as.state, as.changed = "associated", as.changed.Add(a.Behaviour.AssociationSettle)
+		case "disassociating":
+			as.state, as.changed = "disassociated", as.changed.Add(a.Behaviour.AssociationSettle)
+		}
+	}
+}
+
+// terminate puts an instance in the terminated state the way EC2 leaves it: ENIs that are deleted on
+// termination are gone and the others detached, volumes detached (and deleted when flagged), profile
+// association removed.
+func (a *Account) terminate(inst *instance) {
+	inst.state = "terminated"
+	inst.stateReason = "Client.UserInitiatedShutdown: User initiated shutdown"
+	for _, e := range a.enis.all() {
+		if e.att == nil || e.att.instanceID != inst.id {
+			continue
+		}
+		if e.att.deleteOnTermination {
+			a.enis.del(e.id)
+		} else {
+			e.att = nil
+		}
+	}
+	for _, b := range inst.bdms {
+		if b.deleteOnTermination {
+			a.volumes.del(b.volumeID)
+		} else if v := a.volumes.get(b.volumeID); v != nil {
+			v.instanceID = ""
+		}
+	}
+	inst.bdms = nil
+	for _, as := range a.associations.all() {
+		if as.instanceID == inst.id {
+			a.associations.del(as.id)
+		}
+	}
+}
+
+// instanceENIs returns the ENIs attached to an instance, by device index.
+func (a *Account) instanceENIs(id string) []*eni {
+	var out []*eni
+	for _, e := range a.enis.all() {
+		if e.att != nil && e.att.instanceID == id {
+			out = append(out, e)
+		}
+	}
+	slices.SortFunc(out, func(x, y *eni) int { return int(x.att.deviceIndex) - int(y.att.deviceIndex) })
+	return out
+}
+
+// activeAssociation returns the instance's association that is not disassociated, if any.
+func (a *Account) activeAssociation(instanceID string) *association {
+	for _, as := range a.associations.all() {
+		if as.instanceID == instanceID && as.state != "disassociated" {
+			return as
+		}
+	}
+	return nil
+}
+
+func (g *secGroup) visible(now time.Time) bool { return !now.Before(g.visibleAt) }
+
+// ---- Mutations for tests (call inside Server.Update) ----
+
+// Now is the simulator clock's current time.
+func (a *Account) Now() time.Time { return a.clock.Now() }
+
+// TerminateInstance terminates an instance (ignoring termination protection, as a user in the console might
+// after turning it off).
+func (a *Account) TerminateInstance(id string) error {
+	inst := a.instances.get(id)
+	if inst == nil {
+		return fmt.Errorf("no instance %s", id)
+	}
+	a.terminate(inst)
+	return nil
+}
+
+// SetInstanceState sets an instance's state (for a terminated state use TerminateInstance).
+func (a *Account) SetInstanceState(id, state string) error {
+	inst := a.instances.get(id)
+	if inst == nil {
+		return fmt.Errorf("no instance %s", id)
+	}
+	if state == "terminated" {
+		a.terminate(inst)
+		return nil
+	}
+	inst.state = state
+	return nil
+}
+
+// DetachNetworkInterface detaches an ENI from its instance; it stays in the account, available.
+func (a *Account) DetachNetworkInterface(eniID string) error {
+	e := a.enis.get(eniID)
+	if e == nil || e.att == nil {
+		return fmt.Errorf("no attached network interface %s", eniID)
+	}
+	e.att = nil
+	return nil
+}
+
+// AttachNetworkInterface attaches an available ENI to an instance at a device index.
+func (a *Account) AttachNetworkInterface(eniID, instanceID string, deviceIndex int32) error {
+	e, inst := a.enis.get(eniID), a.instances.get(instanceID)
+	if e == nil || inst == nil || e.att != nil {
+		return fmt.Errorf("cannot attach %s to %s", eniID, instanceID)
+	}
+	e.att = &eniAttachment{id: a.newID("eni-attach"), instanceID: instanceID, deviceIndex: deviceIndex, attached: a.clock.Now()}
+	return nil
+}
+
+// DeleteSecurityGroup deletes a group as another actor would; it fails while an ENI uses it.
+func (a *Account) DeleteSecurityGroup(id string) error {
+	if a.groups.get(id) == nil {
+		return fmt.Errorf("no security group %s", id)
+	}
+	for _, e := range a.enis.all() {
+		if slices.Contains(e.groups, id) {
+			return fmt.Errorf("security group %s is used by %s", id, e.id)
+		}
+	}
+	a.groups.del(id)
+	return nil
+}
+
+// CreateSecurityGroup creates a group as another actor would (a concurrent execution), visible after the
+// scenario's GroupVisibilityDelay, with the default egress rule. It returns the group id.
+func (a *Account) CreateSecurityGroup(vpcID, name, description string) (string, error) {
+	if a.vpcs.get(vpcID) == nil {
+		return "", fmt.Errorf("no vpc %s", vpcID)
+	}
+	if a.groupByName(vpcID, name) != nil {
+		return "", fmt.Errorf("group %s already exists in %s", name, vpcID)
+	}
+	return a.newGroup(vpcID, name, description).id, nil
+}
+
+func (a *Account) newGroup(vpcID, name, desc string) *secGroup {
+	g := &secGroup{id: a.newID("sg"), vpcID: vpcID, name: name, desc: desc,
+		visibleAt: a.clock.Now().Add(a.Behaviour.GroupVisibilityDelay), egress: a.defaultEgress(vpcID)}
+	a.groups.put(g.id, g)
+	return g
+}
+
+// SetAssociationState forces the state of an instance's current profile association (e.g. "disassociating"),
+// restarting its settle delay.
+func (a *Account) SetAssociationState(instanceID, state string) error {
+	as := a.activeAssociation(instanceID)
+	if as == nil {
+		return fmt.Errorf("instance %s has no association", instanceID)
+	}
+	as.state, as.changed = state, a.clock.Now()
+	return nil
+}
+
+// AddInstanceProfile makes a new instance profile known to EC2 after visibleAfter (IAM eventual consistency).
+func (a *Account) AddInstanceProfile(name, role string, visibleAfter time.Duration) {
+	arn := fmt.Sprintf("arn:aws:iam::%s:instance-profile/%s", a.id, name)
+	a.profiles.put(name, &profile{name: name, arn: arn, id: "AIPA" + derivedID("", name)[1:18], role: role,
+		visibleAt: a.clock.Now().Add(visibleAfter)})
+}
+
+// NetworkInterfaceGroups returns the security groups of an ENI (nil when there is no such ENI).
+func (a *Account) NetworkInterfaceGroups(eniID string) []string {
+	if e := a.enis.get(eniID); e != nil {
+		return slices.Clone(e.groups)
+	}
+	return nil
+}
+
+// SetTag sets a tag on any resource.
+func (a *Account) SetTag(resourceID, key, value string) {
+	a.setTags(resourceID, map[string]string{key: value})
+}

@@ -1,0 +1,337 @@
+// Package sim is an embedded AWS simulator: it serves the EC2 Query API and the SNS Query API over HTTP on
+// loopback for the real aws-sdk-go-v2 clients, on a simulated account seeded from a Scenario. It models the AWS
+// behaviours the isolation workflow depends on (profile association states, security group visibility and
+// name uniqueness, replace semantics of ENI groups, DryRun, throttling, snapshots) and injects faults
+// (latency, token-bucket throttling, errors). Every call is recorded.
+package sim
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+
+	"github.com/ec2-isolation/ec2-isolation/internal/awscfg"
+)
+
+// Call is one request received by the server.
+type Call struct {
+	Seq        int
+	Service    string     // "ec2" | "sns"
+	Action     string     // e.g. "ModifyNetworkInterfaceAttribute"
+	Params     url.Values // the form parameters as sent
+	Caller     string     // access key id of the signer
+	Mutating   bool       // false for Describe*/Get*/List*; DryRun calls count as not mutating
+	DryRun     bool
+	ErrorCode  string // "" on success
+	HTTPStatus int
+	RequestID  string
+	Start, End time.Time
+}
+
+// Message is one message published to SNS.
+type Message struct {
+	TopicArn, MessageID, Subject, Message, MessageStructure string
+	Caller                                                  string
+}
+
+// Server serves a simulated account on 127.0.0.1.
+type Server struct {
+	mu      sync.Mutex // guards acct, faults state, calls
+	acct    *Account
+	clock   Clock
+	faults  *faultState
+	calls   []Call
+	seq     int
+	reqIDs  uint64
+	ln      net.Listener
+	srv     *http.Server
+	url     string
+	closing sync.Once
+}
+
+// Option configures a Server.
+type Option func(*Server)
+
+// WithClock routes all of the server's time through c (default RealClock).
+func WithClock(c Clock) Option { return func(s *Server) { s.clock = c } }
+
+// Start serves the simulated account on 127.0.0.1:<free port>. Close stops it.
+func Start(sc Scenario, opts ...Option) (*Server, error) {
+	s := &Server{clock: RealClock{}}
+	for _, o := range opts {
+		o(s)
+	}
+	acct, err := newAccount(sc, s.clock)
+	if err != nil {
+		return nil, fmt.Errorf("sim: scenario: %w", err)
+	}
+	s.acct = acct
+	s.faults = newFaultState(acct.Faults, s.clock.Now())
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("sim: listen: %w", err)
+	}
+	s.ln = ln
+	s.url = "http://" + ln.Addr().String()
+	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = s.srv.Serve(ln) }()
+	return s, nil
+}
+
+// URL is the server's base URL, e.g. http://127.0.0.1:41234.
+func (s *Server) URL() string { return s.url }
+
+// Close stops the server.
+func (s *Server) Close() {
+	s.closing.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = s.srv.Shutdown(ctx)
+	})
+}
+
+// Region is the account's region.
+func (s *Server) Region() string { return s.acct.region }
+
+// AccountID is the account's id.
+func (s *Server) AccountID() string { return s.acct.id }
+
+// AWSConfig returns an aws.Config whose clients reach this server: BaseEndpoint = URL, the scenario's region,
+// static credentials whose access key id is caller (recorded as Call.Caller), and the product retry policy with
+// millisecond backoff.
+func (s *Server) AWSConfig(caller string) aws.Config {
+	if caller == "" {
+		caller = "AKIDSIMULATOR"
+	}
+	return aws.Config{
+		Region:       s.acct.region,
+		BaseEndpoint: aws.String(s.url),
+		Credentials:  credentials.NewStaticCredentialsProvider(caller, "simulated-secret", ""),
+		Retryer: func() aws.Retryer {
+			return awscfg.Retryer(awscfg.FullJitter{Base: time.Millisecond, Max: 20 * time.Millisecond})
+		},
+		HTTPClient: &http.Client{Timeout: 30 * time.Second},
+	}
+}
+
+// Calls returns every call received so far, in arrival order (including injected faults and DryRun calls).
+func (s *Server) Calls() []Call {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Call, len(s.calls))
+	for i, c := range s.calls {
+		c.Params = cloneValues(c.Params)
+		out[i] = c
+	}
+	return out
+}
+
+// ResetCalls forgets the calls received so far.
+func (s *Server) ResetCalls() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls = nil
+}
+
+// Messages returns every message published to SNS so far.
+func (s *Server) Messages() []Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.acct.messages)
+}
+
+// Update runs fn with the account locked: tests use it to change state mid-run (terminate an instance, detach
+// an ENI, delete a group) or the faults (a.Faults).
+func (s *Server) Update(fn func(a *Account)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.acct.tick()
+	before := cloneFaults(s.acct.Faults)
+	fn(s.acct)
+	if !reflect.DeepEqual(before, s.acct.Faults) {
+		s.faults = newFaultState(s.acct.Faults, s.clock.Now())
+	}
+}
+
+func cloneValues(v url.Values) url.Values {
+	out := make(url.Values, len(v))
+	for k, vs := range v {
+		out[k] = slices.Clone(vs)
+	}
+	return out
+}
+
+// request is one parsed API request.
+type request struct {
+	service, action, caller string
+	params                  url.Values
+	p                       *node
+	requestID               string
+	dryRun                  bool
+}
+
+// answer is what a handler produced: a payload to serialise, or an API error.
+type answer struct {
+	payload any
+	err     *apiError
+}
+
+// apiError is an AWS error answer.
+type apiError struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *apiError) Error() string { return e.Code + ": " + e.Message }
+
+func errf(status int, code, format string, args ...any) *apiError {
+	return &apiError{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// ServeHTTP handles one Query API request.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := s.clock.Now()
+	body, err := io.ReadAll(io.LimitReader(r.Body, 4<<20))
+	if err != nil {
+		http.Error(w, "read body", http.StatusBadRequest)
+		return
+	}
+	params, err := url.ParseQuery(string(body))
+	if err != nil {
+		params = url.Values{}
+	}
+	for k, vs := range r.URL.Query() { // GET-style query requests
+		params[k] = append(params[k], vs...)
+	}
+	req := &request{params: params, p: parseParams(params), action: params.Get("Action")}
+	req.service, req.caller = parseAuthorization(r.Header.Get("Authorization"))
+	if req.service == "" {
+		// Unsigned request: guess from the API version.
+		if params.Get("Version") == "2010-03-31" {
+			req.service = "sns"
+		} else {
+			req.service = "ec2"
+		}
+	}
+	req.dryRun = req.service == "ec2" && strings.EqualFold(params.Get("DryRun"), "true")
+
+	s.mu.Lock()
+	s.seq++
+	seq := s.seq
+	s.reqIDs++
+	req.requestID = requestID(s.reqIDs)
+	latency := s.acct.Faults.Latency.Default
+	if d, ok := s.acct.Faults.Latency.Actions[req.action]; ok {
+		latency = d
+	}
+	s.mu.Unlock()
+
+	if latency > 0 {
+		s.clock.Sleep(latency)
+	}
+
+	s.mu.Lock()
+	ans := s.handle(req)
+	status, out := s.render(req, ans)
+	call := Call{Seq: seq, Service: req.service, Action: req.action, Params: cloneValues(params), Caller: req.caller,
+		Mutating: isMutating(req.service, req.action) && !req.dryRun, DryRun: req.dryRun, HTTPStatus: status,
+		RequestID: req.requestID, Start: start, End: s.clock.Now()}
+	if ans.err != nil {
+		call.ErrorCode = ans.err.Code
+	}
+	s.calls = append(s.calls, call)
+	s.mu.Unlock()
+
+	w.Header().Set("Content-Type", "text/xml;charset=UTF-8")
+	w.Header().Set("x-amzn-RequestId", req.requestID)
+	w.WriteHeader(status)
+	_, _ = w.Write(out)
+}
+
+// handle runs faults then the action. Called with s.mu held.
+func (s *Server) handle(req *request) answer {
+	a := s.acct
+	a.tick()
+	if req.action == "" {
+		return answer{err: errf(400, missingActionCode(req.service), "The request must contain the parameter Action.")}
+	}
+	if e := s.faults.inject(a.Faults, req, s.clock.Now()); e != nil {
+		return answer{err: e}
+	}
+	var h handler
+	switch req.service {
+	case "ec2":
+		h = ec2Handlers[req.action]
+	case "sns":
+		h = snsHandlers[req.action]
+	default:
+		return answer{err: errf(400, "InvalidAction", "The service %q is not simulated.", req.service)}
+	}
+	if h == nil {
+		return answer{err: errf(400, "InvalidAction", "The action %s is not valid for this web service.", req.action)}
+	}
+	payload, err := h(a, req)
+	if err != nil {
+		return answer{err: err}
+	}
+	if req.dryRun {
+		// The action validated; a DryRun changes nothing (handlers check req.dryRun before mutating).
+		return answer{err: errf(412, "DryRunOperation", "Request would have succeeded, but DryRun flag is set.")}
+	}
+	return answer{payload: payload}
+}
+
+func missingActionCode(service string) string {
+	if service == "sns" {
+		return "MissingAction"
+	}
+	return "MissingAction"
+}
+
+// handler runs one action on the account. A mutating handler must validate everything first and return before
+// changing anything when req.dryRun is set.
+type handler func(a *Account, req *request) (any, *apiError)
+
+// parseAuthorization extracts the service and access key id from a SigV4 Authorization header:
+// "AWS4-HMAC-SHA256 Credential=AKID/20240101/us-east-1/ec2/aws4_request, SignedHeaders=..., Signature=...".
+func parseAuthorization(h string) (service, caller string) {
+	i := strings.Index(h, "Credential=")
+	if i < 0 {
+		return "", ""
+	}
+	cred := h[i+len("Credential="):]
+	if j := strings.IndexAny(cred, ", "); j >= 0 {
+		cred = cred[:j]
+	}
+	parts := strings.Split(cred, "/")
+	if len(parts) < 5 {
+		return "", ""
+	}
+	return parts[3], parts[0]
+}
+
+func requestID(n uint64) string {
+	return fmt.Sprintf("5e1a0000-%04x-4%03x-8%03x-%012x", (n>>48)&0xffff, (n>>36)&0xfff, (n>>24)&0xfff, n&0xffffffffffff)
+}
+
+// isMutating tells whether an action changes state (EC2's throttling categories and Call.Mutating).
+func isMutating(service, action string) bool {
+	for _, p := range []string{"Describe", "Get", "List", "Search"} {
+		if strings.HasPrefix(action, p) {
+			return false
+		}
+	}
+	return action != ""
+}
