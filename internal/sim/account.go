@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -223,7 +224,7 @@ func newAccount(sc Scenario, clock Clock) (*Account, error) {
 		if arn == "" {
 			arn = fmt.Sprintf("arn:aws:iam::%s:instance-profile/%s", a.id, p.Name)
 		}
-		a.profiles.put(p.Name, &profile{name: p.Name, arn: arn, id: "AIPA" + derivedID("", p.Name)[1:18],
+		a.profiles.put(p.Name, &profile{name: p.Name, arn: arn, id: profileID(p.Name),
 			role: p.Role, visibleAt: now.Add(p.VisibleAfter)})
 	}
 	for _, in := range sc.Instances {
@@ -539,6 +540,11 @@ func derivedID(prefix, from string) string {
 	return fmt.Sprintf("%s-0%016x", prefix, h.Sum64())
 }
 
+// profileID is a stable instance profile id (AIPA + 17 upper-case characters, as IAM's).
+func profileID(name string) string {
+	return "AIPA" + strings.ToUpper(derivedID("", name)[1:18])
+}
+
 func macFor(id string) string {
 	h := fnv.New64a()
 	h.Write([]byte(id))
@@ -565,7 +571,9 @@ func (a *Account) setTags(id string, tags map[string]string) {
 }
 
 // defaultEgress is the outbound rule a new group gets: all traffic to 0.0.0.0/0, and to ::/0 when the VPC has an
-// IPv6 CIDR block (https://docs.aws.amazon.com/vpc/latest/userguide/security-group-rules.html#security-group-rules-default).
+// IPv6 CIDR block ("This rule is added only if your VPC has an associated IPv6 CIDR block",
+// https://docs.aws.amazon.com/vpc/latest/userguide/default-security-group.html and
+// https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/default-custom-security-groups.html).
 func (a *Account) defaultEgress(vpcID string) []*sgRule {
 	rules := []*sgRule{{id: a.newID("sgr"), egress: true, protocol: "-1", cidr: "0.0.0.0/0"}}
 	if v := a.vpcs.get(vpcID); v != nil && v.ipv6CIDR != "" {
@@ -771,7 +779,7 @@ func (a *Account) SetAssociationState(instanceID, state string) error {
 // AddInstanceProfile makes a new instance profile known to EC2 after visibleAfter (IAM eventual consistency).
 func (a *Account) AddInstanceProfile(name, role string, visibleAfter time.Duration) {
 	arn := fmt.Sprintf("arn:aws:iam::%s:instance-profile/%s", a.id, name)
-	a.profiles.put(name, &profile{name: name, arn: arn, id: "AIPA" + derivedID("", name)[1:18], role: role,
+	a.profiles.put(name, &profile{name: name, arn: arn, id: profileID(name), role: role,
 		visibleAt: a.clock.Now().Add(visibleAfter)})
 }
 

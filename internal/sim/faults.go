@@ -22,7 +22,7 @@ type tokenBucket struct {
 	last                     time.Time
 }
 
-func newFaultState(f Faults, now time.Time) *faultState {
+func newFaultState(f Faults) *faultState {
 	seed := f.Seed
 	if seed == 0 {
 		seed = 1

@@ -77,7 +77,7 @@ func Start(sc Scenario, opts ...Option) (*Server, error) {
 		return nil, fmt.Errorf("sim: scenario: %w", err)
 	}
 	s.acct = acct
-	s.faults = newFaultState(acct.Faults, s.clock.Now())
+	s.faults = newFaultState(acct.Faults)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("sim: listen: %w", err)
@@ -160,7 +160,7 @@ func (s *Server) Update(fn func(a *Account)) {
 	before := cloneFaults(s.acct.Faults)
 	fn(s.acct)
 	if !reflect.DeepEqual(before, s.acct.Faults) {
-		s.faults = newFaultState(s.acct.Faults, s.clock.Now())
+		s.faults = newFaultState(s.acct.Faults)
 	}
 }
 
@@ -265,7 +265,7 @@ func (s *Server) handle(req *request) answer {
 	a := s.acct
 	a.tick()
 	if req.action == "" {
-		return answer{err: errf(400, missingActionCode(req.service), "The request must contain the parameter Action.")}
+		return answer{err: errf(400, "MissingAction", "The request must contain the parameter Action.")}
 	}
 	if e := s.faults.inject(a.Faults, req, s.clock.Now()); e != nil {
 		return answer{err: e}
@@ -291,13 +291,6 @@ func (s *Server) handle(req *request) answer {
 		return answer{err: errf(412, "DryRunOperation", "Request would have succeeded, but DryRun flag is set.")}
 	}
 	return answer{payload: payload}
-}
-
-func missingActionCode(service string) string {
-	if service == "sns" {
-		return "MissingAction"
-	}
-	return "MissingAction"
 }
 
 // handler runs one action on the account. A mutating handler must validate everything first and return before

@@ -108,8 +108,7 @@ func listTopics(a *Account, req *request) (any, *apiError) {
 // (https://docs.aws.amazon.com/sns/latest/api/API_Publish.html).
 const maxMessageBytes = 256 * 1024
 
-// publish validates as SNS does (API_Publish: Subject at most 100 printable ASCII characters without line
-// breaks; MessageStructure json = a JSON object with a string "default" key; 256 KiB) and records the message.
+// publish validates as SNS does (API_Publish: Subject rules; MessageStructure json = a JSON object with a string "default" key; 256 KiB) and records the message.
 func publish(a *Account, req *request) (any, *apiError) {
 	arn := req.p.str("TopicArn")
 	if arn == "" {
@@ -161,11 +160,13 @@ func publish(a *Account, req *request) (any, *apiError) {
 	return &publishResult{MessageID: id}, nil
 }
 
+// checkSubject: "Subjects must be UTF-8 text with no line breaks or control characters, and less than 100
+// characters long" (API_Publish; 100 itself is accepted).
 func checkSubject(s string) *apiError {
-	bad := s == "" || utf8.RuneCountInString(s) > 100
+	bad := s == "" || !utf8.ValidString(s) || utf8.RuneCountInString(s) > 100
 	for _, r := range s {
-		if r < 0x20 || r > 0x7e {
-			bad = true // line breaks, control and non-ASCII characters
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			bad = true // line breaks and control characters
 		}
 	}
 	if bad {
