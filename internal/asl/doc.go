@@ -49,9 +49,11 @@
 // States.Timeout (its context is cancelled). An Invoker error of type *TaskError keeps its name; any other error
 // is States.TaskFailed with the message as Cause.
 //
-// Retry (same page; "Complex retry scenarios"): retriers are scanned in order and only the first whose
-// ErrorEquals matches is used, even when it has no attempts left; each retrier counts its own attempts across
-// the state's visit. Wait = IntervalSeconds (default 1) × BackoffRate (default 2.0) ^ attempts so far by that
+// Retry (same page, and the ASL specification at states-language.net, "Retrying after error"): retriers are
+// scanned in order and only the first whose ErrorEquals matches is used, even when it has no attempts left; each
+// retrier counts its own attempts, over every error it matched, across the state's visit (the specification's
+// ErrorA, ErrorB, ErrorC, ErrorB example: the fourth error finds the first retrier used up; an older version of
+// the AWS guide told that example differently, per error name, which we do not follow). Wait = IntervalSeconds (default 1) × BackoffRate (default 2.0) ^ attempts so far by that
 // retrier, capped at MaxDelaySeconds; JitterStrategy FULL takes a uniform random value in [0, that wait]
 // (CDK JitterType docs). MaxAttempts defaults to 3; 0 never retries. Catch puts {"Error","Cause"} at its
 // ResultPath (default `$`) of the raw state input.
