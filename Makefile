@@ -1,0 +1,66 @@
+# ec2-isolation: build, test and lint.
+#
+# `sam build` (BuildMethod: makefile) runs `make build-<LogicalId>` with ARTIFACTS_DIR set, once per function of
+# template.yaml; each target writes one static linux/arm64 binary named bootstrap (runtime provided.al2023).
+# `make build` does the same for all seven functions into .aws-sam/build/<LogicalId>/, as sam build would.
+
+GO ?= go
+# Pinned linters (the Go module proxy serves this staticcheck release).
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@2025.1.1
+
+LAMBDA_ENV := GOOS=linux GOARCH=arm64 CGO_ENABLED=0
+LAMBDA_BUILD := $(GO) build -tags lambda.norpc -trimpath -ldflags="-s -w"
+BUILD_DIR := $(CURDIR)/.aws-sam/build
+
+# LogicalId:directory under functions/, for every function of template.yaml.
+FUNCTIONS := \
+	ValidateAndRecordFunction:validate-and-record \
+	DisassociateProfileFunction:disassociate-profile \
+	AttachIsolationProfileFunction:attach-isolation-profile \
+	EnsureSecurityGroupFunction:ensure-security-group \
+	ApplySecurityGroupFunction:apply-security-group \
+	SnapshotVolumesFunction:snapshot-volumes \
+	NotifyFunction:notify
+
+id = $(word 1,$(subst :, ,$(1)))
+dir = $(word 2,$(subst :, ,$(1)))
+IDS := $(foreach f,$(FUNCTIONS),$(call id,$(f)))
+
+.PHONY: all build check-build test test-asl lint tools clean $(addprefix build-,$(IDS))
+
+all: build check-build
+
+# One build-<LogicalId> target per function (what sam build calls).
+define BUILD_TARGET
+build-$(call id,$(1)):
+	@test -n "$$(ARTIFACTS_DIR)" || { echo "ARTIFACTS_DIR is not set (sam build sets it; or use make build)" >&2; exit 1; }
+	$$(LAMBDA_ENV) $$(LAMBDA_BUILD) -o "$$(ARTIFACTS_DIR)/bootstrap" ./functions/$(call dir,$(1))
+endef
+$(foreach f,$(FUNCTIONS),$(eval $(call BUILD_TARGET,$(f))))
+
+build:
+	@set -e; for id in $(IDS); do \
+		mkdir -p "$(BUILD_DIR)/$$id"; \
+		$(MAKE) --no-print-directory build-$$id ARTIFACTS_DIR="$(BUILD_DIR)/$$id"; \
+	done
+
+# Every function of template.yaml has .aws-sam/build/<LogicalId>/bootstrap, a static linux/arm64 ELF executable.
+check-build:
+	$(GO) run ./internal/template/checkbuild -template template.yaml -dir "$(BUILD_DIR)"
+
+test:
+	$(GO) test ./...
+
+# The state machine's data flow, failure markers and redrive resumption, in aws-local-stepfunctions
+# (needs `npm ci`, see .ci/tools.sh).
+test-asl:
+	node --test statemachine/
+
+lint:
+	bash .ci/lint.sh
+
+tools:
+	bash .ci/tools.sh
+
+clean:
+	rm -rf .aws-sam
