@@ -17,7 +17,8 @@ import (
 // Invoker runs a Task state's Resource with the state's effective input and returns its result. An error of type
 // *TaskError (anywhere in the chain) is reported with its Name; any other error as States.TaskFailed with the
 // error's message as Cause. ctx is cancelled when the state's TimeoutSeconds passes, when a sibling Parallel
-// branch fails, or when the execution stops.
+// branch fails, or when the execution stops; Invoke must then return promptly. After a sibling failure or a stop
+// the engine waits for Invoke to return; after TimeoutSeconds it moves on at once (States.Timeout).
 type Invoker interface {
 	Invoke(ctx context.Context, resource string, input json.RawMessage) (json.RawMessage, error)
 }
@@ -565,8 +566,9 @@ func (v *visit) task() (any, string, *failure) {
 }
 
 // invoke calls the Invoker, enforcing TimeoutSeconds. interrupted means the state's own context ended (not the
-// task timeout). A timed-out invocation is left to finish on its cancelled context, as a Lambda function keeps
-// running after Step Functions stops waiting for it.
+// task timeout); the engine then waits for the cancelled Invoke to return. A timed-out invocation is not waited
+// for: it finishes on its cancelled context, as a Lambda function keeps running after Step Functions stops
+// waiting for it.
 func (v *visit) invoke(payload json.RawMessage) (any, *stateError, bool) {
 	st := v.st
 	ictx, cancel := v.ctx, context.CancelFunc(func() {})
@@ -617,6 +619,9 @@ func (v *visit) invoke(payload json.RawMessage) (any, *stateError, bool) {
 		return out, nil, false
 	case <-ictx.Done():
 		if v.ctx.Err() != nil {
+			// Stopped from outside (abort, execution timeout, a sibling branch failed): wait for the cancelled
+			// invocation to return, so no task is still running when Start or Redrive returns.
+			<-ch
 			return nil, nil, true
 		}
 		return nil, timedOut, false
