@@ -216,7 +216,7 @@ func newAccount(sc Scenario, clock Clock) (*Account, error) {
 		id := derivedID("sg", v.id)
 		sg := &secGroup{id: id, vpcID: v.id, name: "default", desc: "default VPC security group", visibleAt: past,
 			egress: a.defaultEgress(v.id)}
-		sg.ingress = []*sgRule{{id: a.newID("sgr"), protocol: "-1", peerSG: id}}
+		sg.ingress = []*sgRule{{id: a.newID("sgr"), protocol: "-1", from: -1, to: -1, peerSG: id}}
 		a.groups.put(id, sg)
 	}
 	for _, p := range sc.InstanceProfiles {
@@ -575,9 +575,9 @@ func (a *Account) setTags(id string, tags map[string]string) {
 // https://docs.aws.amazon.com/vpc/latest/userguide/default-security-group.html and
 // https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/default-custom-security-groups.html).
 func (a *Account) defaultEgress(vpcID string) []*sgRule {
-	rules := []*sgRule{{id: a.newID("sgr"), egress: true, protocol: "-1", cidr: "0.0.0.0/0"}}
+	rules := []*sgRule{{id: a.newID("sgr"), egress: true, protocol: "-1", from: -1, to: -1, cidr: "0.0.0.0/0"}}
 	if v := a.vpcs.get(vpcID); v != nil && v.ipv6CIDR != "" {
-		rules = append(rules, &sgRule{id: a.newID("sgr"), egress: true, protocol: "-1", cidr6: "::/0"})
+		rules = append(rules, &sgRule{id: a.newID("sgr"), egress: true, protocol: "-1", from: -1, to: -1, cidr6: "::/0"})
 	}
 	return rules
 }

@@ -289,7 +289,8 @@ func (a *Account) rulesFromPermissions(req *request, egress bool) ([]*sgRule, *a
 }
 
 func sameRule(x, y *sgRule) bool {
-	return x.egress == y.egress && x.protocol == y.protocol && x.from == y.from && x.to == y.to &&
+	ports := x.protocol == "-1" || (x.from == y.from && x.to == y.to)
+	return x.egress == y.egress && x.protocol == y.protocol && ports &&
 		x.cidr == y.cidr && x.cidr6 == y.cidr6 && x.peerSG == y.peerSG
 }
 
