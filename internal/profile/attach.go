@@ -133,6 +133,8 @@ func classify(op, instanceID, profileName string, err error) error {
 		return &steperr.AssociationPending{InstanceID: instanceID, State: "changed since read: " + code}
 	case code == "InvalidInstanceID.NotFound", code == "InvalidInstanceID.Malformed":
 		return &steperr.InstanceNotFound{InstanceID: instanceID}
+	case code == "IncorrectInstanceState":
+		return &steperr.InstanceNotIsolatable{InstanceID: instanceID, Reason: awsMessage(err)}
 	case code == "InvalidParameterValue" && mentionsProfile(err):
 		// "Value (NAME) for parameter iamInstanceProfile.name is invalid. Invalid IAM Instance Profile name":
 		// a new profile is not visible to EC2 for a few seconds.
@@ -144,10 +146,15 @@ func classify(op, instanceID, profileName string, err error) error {
 // mentionsProfile looks at the service's message only: the SDK's wrapping names the operation, which
 // contains "IamInstanceProfile" whatever went wrong.
 func mentionsProfile(err error) bool {
-	var ae smithy.APIError
-	if !errors.As(err, &ae) {
-		return false
-	}
-	m := strings.ToLower(ae.ErrorMessage())
+	m := strings.ToLower(awsMessage(err))
 	return strings.Contains(m, "iaminstanceprofile") || strings.Contains(m, "iam instance profile")
+}
+
+// awsMessage is the service's error message, without the SDK's wrapping.
+func awsMessage(err error) string {
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		return ae.ErrorMessage()
+	}
+	return err.Error()
 }

@@ -229,3 +229,21 @@ func TestSettingsFromEnv(t *testing.T) {
 		}
 	}
 }
+
+func TestTerminatedInstance(t *testing.T) {
+	e := start(t, scenario(sim.Instance{}))
+	var err error
+	e.srv.Update(func(a *sim.Account) { err = a.TerminateInstance(instanceID) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := e.disassociate.Handle(ctx, input); err != nil || len(out.Disassociated) != 0 {
+		t.Errorf("disassociate = %+v, %v; want nothing to do", out, err)
+	}
+	if _, err := e.attach.Handle(ctx, input); !isA[*steperr.InstanceNotIsolatable](err) {
+		t.Errorf("attach error = %T %v, want *steperr.InstanceNotIsolatable", err, err)
+	}
+	if diff := cmp.Diff([]association{}, e.current(t)); diff != "" {
+		t.Errorf("associations (-want +got):\n%s", diff)
+	}
+}

@@ -129,7 +129,7 @@ func (h *Handler) existing(ctx context.Context, in workflow.InstanceInput) ([]wo
 	return snaps, nil
 }
 
-// ebsVolumes counts the instance's EBS volumes.
+// ebsVolumes counts the instance's EBS volumes; a terminated instance is InstanceNotIsolatable.
 func (h *Handler) ebsVolumes(ctx context.Context, id string) (int, error) {
 	out, err := h.api.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}})
 	switch steperr.Code(err) {
@@ -143,6 +143,10 @@ func (h *Handler) ebsVolumes(ctx context.Context, id string) (int, error) {
 		for _, i := range r.Instances {
 			if aws.ToString(i.InstanceId) != id {
 				continue
+			}
+			if i.State != nil && (i.State.Name == types.InstanceStateNameTerminated || i.State.Name == types.InstanceStateNameShuttingDown) {
+				// Its volumes are gone or detached: an empty set would read as "nothing to keep".
+				return 0, &steperr.InstanceNotIsolatable{InstanceID: id, Reason: "it is " + string(i.State.Name) + ", its volumes cannot be snapshotted"}
 			}
 			n := 0
 			for _, b := range i.BlockDeviceMappings {
@@ -179,6 +183,9 @@ func (h *Handler) create(ctx context.Context, in workflow.InstanceInput) ([]work
 	case "":
 	case "InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed":
 		return nil, &steperr.InstanceNotFound{InstanceID: in.InstanceID}
+	case "IncorrectInstanceState":
+		// Terminated since containment: its volumes are gone or detached, nothing of the instance to snapshot.
+		return nil, &steperr.InstanceNotIsolatable{InstanceID: in.InstanceID, Reason: "EC2 cannot snapshot its volumes in its state"}
 	default:
 		return nil, steperr.FromAWS("create snapshots of "+in.InstanceID, err)
 	}

@@ -207,6 +207,20 @@ func TestRefuses(t *testing.T) {
 		{"unknown instance", workflow.InstanceInput{InstanceID: "i-0fffffffffffffff0", ExecutionName: "exec-1"}, isA[*steperr.InstanceNotFound], "InstanceNotFound"},
 	}
 	srv, _, h := start(t, scenario(threeVolumes...))
+	t.Run("terminated instance", func(t *testing.T) {
+		srv, _, h := start(t, scenario(threeVolumes...))
+		var err error
+		srv.Update(func(a *sim.Account) { err = a.TerminateInstance(instanceID) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.Handle(ctx, input); !isA[*steperr.InstanceNotIsolatable](err) {
+			t.Fatalf("error = %T %v, want *steperr.InstanceNotIsolatable", err, err)
+		}
+		if n := count(srv, "CreateSnapshots"); n != 0 {
+			t.Errorf("%d CreateSnapshots calls", n)
+		}
+	})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			srv.ResetCalls()

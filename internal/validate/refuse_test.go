@@ -113,28 +113,29 @@ func TestRefusesInstance(t *testing.T) {
 		update   func(a *sim.Account) error
 		is       func(error) bool
 		wantType string
+		reason   string
 	}{
-		{name: "unknown instance", is: isA[*steperr.InstanceNotFound], wantType: "InstanceNotFound"},
+		{name: "unknown instance", is: isA[*steperr.InstanceNotFound], wantType: "InstanceNotFound", reason: "not found"},
 		{
 			name:     "terminated instance",
 			instance: &sim.Instance{ID: instanceID, SubnetID: "subnet-0aaa000000000001", State: "terminated"},
-			is:       isA[*steperr.InstanceNotIsolatable], wantType: "InstanceNotIsolatable",
+			is:       isA[*steperr.InstanceNotIsolatable], wantType: "InstanceNotIsolatable", reason: "terminated",
 		},
 		{
 			name:     "shutting-down instance",
 			instance: &sim.Instance{ID: instanceID, SubnetID: "subnet-0aaa000000000001", State: "shutting-down"},
-			is:       isA[*steperr.InstanceNotIsolatable], wantType: "InstanceNotIsolatable",
+			is:       isA[*steperr.InstanceNotIsolatable], wantType: "InstanceNotIsolatable", reason: "shutting-down",
 		},
 		{
 			name:     "terminated since tagged",
 			instance: &sim.Instance{ID: instanceID, SubnetID: "subnet-0aaa000000000001", Profile: "web-server"},
 			update:   func(a *sim.Account) error { return a.TerminateInstance(instanceID) },
-			is:       isA[*steperr.InstanceNotIsolatable], wantType: "InstanceNotIsolatable",
+			is:       isA[*steperr.InstanceNotIsolatable], wantType: "InstanceNotIsolatable", reason: "terminated",
 		},
 		{
 			name:     "instance in no VPC",
 			instance: &sim.Instance{ID: instanceID},
-			is:       isA[*steperr.InstanceNotIsolatable], wantType: "InstanceNotIsolatable",
+			is:       isA[*steperr.InstanceNotIsolatable], wantType: "InstanceNotIsolatable", reason: "no VPC",
 		},
 	}
 	for _, tt := range tests {
@@ -156,8 +157,8 @@ func TestRefusesInstance(t *testing.T) {
 			if !tt.is(err) {
 				t.Fatalf("error = %T %v, want %s", err, err, tt.wantType)
 			}
-			if !strings.Contains(err.Error(), instanceID) {
-				t.Errorf("error %q does not name the instance", err)
+			if !strings.Contains(err.Error(), instanceID) || !strings.Contains(err.Error(), tt.reason) {
+				t.Errorf("error %q does not name the instance and say %q", err, tt.reason)
 			}
 			if m := mutating(srv); len(m) > 0 {
 				t.Errorf("mutating calls: %v", m)
