@@ -1,0 +1,99 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/ec2-isolation/ec2-isolation/internal/inspect"
+)
+
+func printResult(w io.Writer, res result, showIO bool) {
+	fmt.Fprintf(w, "Scenario: %s\n", res.Scenario)
+	for _, e := range res.Executions {
+		printExecution(w, e, showIO)
+	}
+	fmt.Fprintln(w)
+	printInstance(w, "Before", res.Before)
+	printInstance(w, "After", res.After)
+	fmt.Fprintf(w, "\nNotifications published: %d\n", len(res.Notifications))
+	for i, n := range res.Notifications {
+		fmt.Fprintf(w, "\n--- notification %d: %s\n%s\n", i+1, n.Subject, strings.TrimRight(n.Email, "\n"))
+	}
+}
+
+func printExecution(w io.Writer, e executionReport, showIO bool) {
+	title := "Execution"
+	if e.RedriveCount > 0 {
+		title = fmt.Sprintf("Redrive %d of execution", e.RedriveCount)
+	}
+	fmt.Fprintf(w, "\n%s %s: %s in %s\n  %s\n", title, e.Name, e.Status, round(e.Duration), e.ARN)
+	if e.Error != "" {
+		fmt.Fprintf(w, "  Error: %s\n  Cause: %s\n", e.Error, oneLine(e.Cause, 300))
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  STATE\tTYPE\tSTATUS\tSTARTED\tDURATION\tRETRIES\tERROR")
+	var t0 time.Time
+	if len(e.States) > 0 {
+		t0 = e.States[0].Start
+	}
+	for _, s := range e.States {
+		name := s.Name
+		if s.Parallel != "" {
+			name = fmt.Sprintf("  %s [branch %d] %s", s.Parallel, s.Branch+1, s.Name)
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t+%s\t%s\t%d\t%s\n", name, s.Type, s.Status, round(s.Start.Sub(t0)),
+			round(s.Duration), s.Retries, s.Error)
+		if showIO {
+			tw.Flush()
+			fmt.Fprintf(w, "      input:  %s\n      output: %s\n", compact(s.Input), compact(s.Output))
+		}
+	}
+	tw.Flush()
+}
+
+func printInstance(w io.Writer, when string, in *inspect.Instance) {
+	if in == nil {
+		fmt.Fprintf(w, "%s: the event names no instance of the account\n", when)
+		return
+	}
+	fmt.Fprintf(w, "%s: instance %s (%s)\n", when, in.ID, in.State)
+	for _, n := range in.NetworkInterfaces {
+		fmt.Fprintf(w, "  %s in %s: %s\n", n.ID, n.VpcID, orNone(n.Groups))
+	}
+	fmt.Fprintf(w, "  instance profile: %s\n", orNone(in.Profiles))
+	fmt.Fprintf(w, "  isolation snapshots: %s\n", orNone(in.Snapshots))
+}
+
+func orNone(s []string) string {
+	if len(s) == 0 {
+		return "none"
+	}
+	return strings.Join(s, ", ")
+}
+
+func round(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
+
+func compact(raw json.RawMessage) string {
+	if len(raw) == 0 {
+		return "-"
+	}
+	var b bytes.Buffer
+	if json.Compact(&b, raw) != nil {
+		return string(raw)
+	}
+	return b.String()
+}
+
+func oneLine(s string, max int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > max {
+		return s[:max] + "…"
+	}
+	return s
+}

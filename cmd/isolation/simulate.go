@@ -1,0 +1,287 @@
+package main
+
+import (
+	"context"
+	"embed"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+
+	ec2isolation "github.com/ec2-isolation/ec2-isolation"
+	"github.com/ec2-isolation/ec2-isolation/internal/asl"
+	"github.com/ec2-isolation/ec2-isolation/internal/inspect"
+	"github.com/ec2-isolation/ec2-isolation/internal/runner"
+	"github.com/ec2-isolation/ec2-isolation/internal/sim"
+	"github.com/ec2-isolation/ec2-isolation/internal/workflow"
+)
+
+//go:embed scenarios/*.json
+var scenarios embed.FS
+
+// Stack parameters' defaults, as template.yaml has them.
+const (
+	defaultTagKey      = "Isolate"
+	defaultTagValue    = "true"
+	defaultGroupName   = "ec2-isolation-quarantine"
+	defaultProfileName = "ec2-isolation-quarantine"
+)
+
+type simulateFlags struct {
+	scenario, event, tracking string
+	tagKey, tagValue          string
+	groupName, profileName    string
+	json, io, logs, redrive   bool
+	speed                     float64
+}
+
+func parseSimulateFlags(args []string, stderr io.Writer) (simulateFlags, error) {
+	var f simulateFlags
+	fs := flag.NewFlagSet("simulate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: isolation simulate [flags]\n\nRuns statemachine/isolation.asl.json with the real step handlers against an embedded simulated AWS\naccount, prints the execution history and the instance before and after. Exits 1 when the execution fails.\n\nBuilt-in scenarios: %s\n\nflags:\n", strings.Join(builtinScenarios(), ", "))
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&f.scenario, "scenario", "default", "a built-in scenario's name, or a scenario file (docs/scenario.md)")
+	fs.StringVar(&f.event, "event", "", "the EventBridge event file that starts the execution (default: events/isolate.json)")
+	fs.StringVar(&f.tracking, "tracking", "direct", "connection tracking mode: direct or untrack-first")
+	fs.StringVar(&f.tagKey, "tag-key", defaultTagKey, "stack parameter: the tag key that triggers isolation")
+	fs.StringVar(&f.tagValue, "tag-value", defaultTagValue, "stack parameter: the tag value that triggers isolation")
+	fs.StringVar(&f.groupName, "group-name", defaultGroupName, "stack parameter: the isolation security group's name")
+	fs.StringVar(&f.profileName, "profile-name", defaultProfileName, "stack parameter: the isolation instance profile's name")
+	fs.BoolVar(&f.redrive, "redrive", false, "if the execution fails, redrive it once (as after fixing the cause)")
+	fs.BoolVar(&f.json, "json", false, "print the result as JSON")
+	fs.BoolVar(&f.io, "io", false, "print each state's input and output")
+	fs.BoolVar(&f.logs, "logs", false, "print the handlers' JSON logs to stderr")
+	fs.Float64Var(&f.speed, "speed", 1, "run simulated time this many times faster than real time (retry waits, AWS delays)")
+	if err := fs.Parse(args); err != nil {
+		return f, err
+	}
+	if fs.NArg() > 0 {
+		return f, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if f.speed <= 0 {
+		return f, fmt.Errorf("-speed must be positive, got %v", f.speed)
+	}
+	return f, nil
+}
+
+func builtinScenarios() []string {
+	entries, _ := scenarios.ReadDir("scenarios")
+	var names []string
+	for _, e := range entries {
+		names = append(names, strings.TrimSuffix(e.Name(), ".json"))
+	}
+	return names
+}
+
+// loadScenario reads a built-in scenario by name, else a file.
+func loadScenario(name string) (sim.Scenario, error) {
+	if data, err := scenarios.ReadFile(path.Join("scenarios", name+".json")); err == nil {
+		return sim.ParseScenario(data)
+	}
+	return sim.LoadScenario(name)
+}
+
+func loadEvent(file string) (json.RawMessage, error) {
+	if file == "" {
+		return ec2isolation.Events.ReadFile("events/isolate.json")
+	}
+	return os.ReadFile(file)
+}
+
+// result is what simulate reports (and prints with -json).
+type result struct {
+	Scenario      string              `json:"scenario"`
+	Before        *inspect.Instance   `json:"before,omitempty"`
+	Executions    []executionReport   `json:"executions"`
+	After         *inspect.Instance   `json:"after,omitempty"`
+	Notifications []notificationShown `json:"notifications"`
+}
+
+type executionReport struct {
+	Name         string         `json:"name"`
+	ARN          string         `json:"executionArn"`
+	RedriveCount int            `json:"redriveCount"`
+	Status       asl.Status     `json:"status"`
+	Error        string         `json:"error,omitempty"`
+	Cause        string         `json:"cause,omitempty"`
+	Duration     time.Duration  `json:"duration"`
+	States       []asl.StateRun `json:"states"`
+}
+
+type notificationShown struct {
+	Subject string `json:"subject"`
+	Email   string `json:"email"`
+	Default string `json:"default"`
+}
+
+func simulate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	f, err := parseSimulateFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "isolation simulate:", err)
+		return 2
+	}
+	res, err := runSimulation(ctx, f, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "isolation simulate:", err)
+		return 2
+	}
+	if f.json {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(res); err != nil {
+			fmt.Fprintln(stderr, "isolation simulate:", err)
+			return 2
+		}
+	} else {
+		printResult(stdout, res, f.io)
+	}
+	if last := res.Executions[len(res.Executions)-1]; last.Status != asl.StatusSucceeded {
+		return 1
+	}
+	return 0
+}
+
+func runSimulation(ctx context.Context, f simulateFlags, stderr io.Writer) (result, error) {
+	sc, err := loadScenario(f.scenario)
+	if err != nil {
+		return result{}, fmt.Errorf("scenario: %w", err)
+	}
+	event, err := loadEvent(f.event)
+	if err != nil {
+		return result{}, fmt.Errorf("event: %w", err)
+	}
+	if len(sc.Topics) == 0 {
+		return result{}, errors.New("scenario: it has no SNS topic for the notifications")
+	}
+	clock := sim.NewScaledClock(f.speed)
+	srv, err := sim.Start(sc, sim.WithClock(clock))
+	if err != nil {
+		return result{}, fmt.Errorf("start simulator: %w", err)
+	}
+	defer srv.Close()
+
+	logOut := io.Discard
+	if f.logs {
+		logOut = stderr
+	}
+	env := map[string]string{
+		"TAG_KEY": f.tagKey, "TAG_VALUE": f.tagValue,
+		"ISOLATION_GROUP_NAME": f.groupName, "ISOLATION_PROFILE_NAME": f.profileName,
+		"CONNECTION_TRACKING": f.tracking,
+		"TOPIC_ARN":           fmt.Sprintf("arn:aws:sns:%s:%s:%s", srv.Region(), srv.AccountID(), sc.Topics[0].Name),
+	}
+	r, err := runner.New(runner.Config{
+		Definition: ec2isolation.Definition,
+		Region:     srv.Region(),
+		Account:    srv.AccountID(),
+		AWS:        srv.AWSConfig,
+		Env:        func(k string) string { return env[k] },
+		Log:        slog.New(slog.NewJSONHandler(logOut, nil)),
+		Engine:     scaledEngine(clock),
+	})
+	if err != nil {
+		return result{}, err
+	}
+
+	res := result{Scenario: f.scenario}
+	id := eventInstanceID(event)
+	reader := ec2.NewFromConfig(srv.AWSConfig("inspect"))
+	if id != "" {
+		if before, err := inspect.Read(ctx, reader, id); err == nil {
+			res.Before = &before
+		}
+	}
+	name := "simulate-" + clock.Now().UTC().Format("20060102T150405")
+	exec := r.Start(ctx, name, event)
+	res.Executions = append(res.Executions, report(exec))
+	if f.redrive && exec.Status != asl.StatusSucceeded {
+		if err := r.Redrive(ctx, exec); err != nil {
+			return result{}, err
+		}
+		res.Executions = append(res.Executions, report(exec))
+	}
+	if id != "" {
+		if after, err := inspect.Read(ctx, reader, id); err == nil {
+			res.After = &after
+		}
+	}
+	for _, m := range srv.Messages() {
+		res.Notifications = append(res.Notifications, showMessage(m))
+	}
+	return res, nil
+}
+
+// scaledEngine makes the engine's clock the simulator's: retry waits and task timeouts pass speed times faster,
+// and the history's times are simulated time, as the console would show them.
+func scaledEngine(c *sim.ScaledClock) asl.Options {
+	scale := func(d time.Duration) time.Duration { return time.Duration(float64(d) / c.Factor) }
+	return asl.Options{
+		Now: c.Now,
+		Sleep: func(ctx context.Context, d time.Duration) error {
+			t := time.NewTimer(scale(d))
+			defer t.Stop()
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-t.C:
+				return nil
+			}
+		},
+		WithTimeout: func(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+			return context.WithTimeout(ctx, scale(d))
+		},
+	}
+}
+
+func report(e *asl.Execution) executionReport {
+	start := e.StartTime
+	if e.RedriveCount > 0 {
+		start = e.RedriveTime
+	}
+	var states []asl.StateRun
+	for _, s := range e.History.Summary() {
+		if s.RedriveCount == e.RedriveCount {
+			states = append(states, s)
+		}
+	}
+	return executionReport{
+		Name: e.Name, ARN: e.ID, RedriveCount: e.RedriveCount, Status: e.Status, Error: e.Error, Cause: e.Cause,
+		Duration: e.StopTime.Sub(start), States: states,
+	}
+}
+
+// eventInstanceID is the instance the event names, or "" when it names none.
+func eventInstanceID(event json.RawMessage) string {
+	var ev workflow.TagEvent
+	if json.Unmarshal(event, &ev) != nil || len(ev.Resources) != 1 {
+		return ""
+	}
+	_, id, ok := strings.Cut(ev.Resources[0], ":instance/")
+	if !ok {
+		return ""
+	}
+	return id
+}
+
+func showMessage(m sim.Message) notificationShown {
+	n := notificationShown{Subject: m.Subject, Email: m.Message}
+	var bodies map[string]string
+	if m.MessageStructure == "json" && json.Unmarshal([]byte(m.Message), &bodies) == nil {
+		n.Email, n.Default = bodies["email"], bodies["default"]
+	}
+	return n
+}

@@ -1,0 +1,15 @@
+// Package ec2isolation embeds the repository files that the Go programs ship with: the state machine
+// definition and the sample events, so that `go run ./cmd/isolation simulate` runs exactly what is deployed.
+package ec2isolation
+
+import "embed"
+
+// Definition is statemachine/isolation.asl.json, with its ${…FunctionArn} placeholders.
+//
+//go:embed statemachine/isolation.asl.json
+var Definition []byte
+
+// Events holds the sample EventBridge events of events/.
+//
+//go:embed events/*.json
+var Events embed.FS

@@ -1,0 +1,128 @@
+// Package runner runs the isolation state machine in one process: the real definition from statemachine/, the
+// real step handlers behind aws-lambda-go's JSON handler interface, and the in-process ASL engine. Errors reach
+// the engine as Step Functions reports a Lambda function's error: Error is the errorType aws-lambda-go sends (the
+// Go type name), Cause the function's error payload as JSON.
+package runner
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"strings"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/ec2-isolation/ec2-isolation/internal/asl"
+	"github.com/ec2-isolation/ec2-isolation/internal/steps"
+)
+
+// StateMachineName is the deployed state machine's name, used in execution ARNs.
+const StateMachineName = "ec2-isolation"
+
+// Config says what to run against.
+type Config struct {
+	// Definition is the ASL text with its ${…FunctionArn} placeholders.
+	Definition []byte
+	Region     string
+	Account    string
+	// AWS returns the AWS configuration a function's clients are built from (one per function, so that an
+	// emulator can tell the callers apart).
+	AWS func(function string) aws.Config
+	// Env is the functions' environment (the stack parameters), e.g. TAG_KEY, ISOLATION_GROUP_NAME.
+	Env steps.Env
+	// Log receives the handlers' structured logs.
+	Log *slog.Logger
+	// Engine sets the engine's clock; Region, Account and StateMachineName are filled in.
+	Engine asl.Options
+}
+
+// Runner holds the loaded machine and the built handlers. It is safe for concurrent executions.
+type Runner struct {
+	machine  *asl.Machine
+	handlers map[string]lambda.Handler // by function ARN
+	opts     asl.Options
+}
+
+// FunctionARN is the ARN the runner gives a function: the deployed stack's naming.
+func FunctionARN(region, account, name string) string {
+	return fmt.Sprintf("arn:aws:lambda:%s:%s:function:%s-%s", region, account, StateMachineName, name)
+}
+
+// New builds every handler and loads the definition with the functions' ARNs substituted.
+func New(c Config) (*Runner, error) {
+	r := &Runner{handlers: map[string]lambda.Handler{}}
+	subs := map[string]string{}
+	for _, f := range steps.All {
+		arn := FunctionARN(c.Region, c.Account, f.Name)
+		h, err := f.Build(c.AWS(f.Name), c.Env, c.Log.With("function", f.Name))
+		if err != nil {
+			return nil, fmt.Errorf("build %s: %w", f.Name, err)
+		}
+		r.handlers[arn] = h
+		subs[f.Substitution] = arn
+	}
+	m, err := asl.Load(c.Definition, subs)
+	if err != nil {
+		return nil, fmt.Errorf("load state machine: %w", err)
+	}
+	r.machine = m
+	r.opts = c.Engine
+	r.opts.Region, r.opts.Account, r.opts.StateMachineName = c.Region, c.Account, StateMachineName
+	return r, nil
+}
+
+// Start runs an execution to its end.
+func (r *Runner) Start(ctx context.Context, name string, input json.RawMessage) *asl.Execution {
+	return r.machine.Start(ctx, name, input, r, r.opts)
+}
+
+// Redrive continues a failed execution from its failed state, as RedriveExecution does.
+func (r *Runner) Redrive(ctx context.Context, e *asl.Execution) error {
+	return r.machine.Redrive(ctx, e, r)
+}
+
+// Invoke implements asl.Invoker: it calls the function whose ARN is resource, as the Lambda service would.
+func (r *Runner) Invoke(ctx context.Context, resource string, input json.RawMessage) (out json.RawMessage, err error) {
+	h, ok := r.handlers[resource]
+	if !ok {
+		return nil, &asl.TaskError{Name: "Lambda.ResourceNotFoundException", Cause: "Function not found: " + resource}
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			out, err = nil, functionError(typeName(p), fmt.Sprint(p))
+		}
+	}()
+	res, err := h.Invoke(ctx, input)
+	if err != nil {
+		return nil, functionError(typeName(err), err.Error())
+	}
+	return res, nil
+}
+
+// functionError is the error Step Functions records for a Lambda function error: the errorType, and the error
+// payload ({"errorMessage","errorType"}) as the cause.
+func functionError(errorType, message string) *asl.TaskError {
+	cause, _ := json.Marshal(struct {
+		ErrorMessage string `json:"errorMessage"`
+		ErrorType    string `json:"errorType"`
+	}{message, errorType})
+	return &asl.TaskError{Name: errorType, Cause: string(cause)}
+}
+
+// typeName is aws-lambda-go's errorType: the name of the error's type, without the pointer.
+func typeName(v any) string {
+	t := reflect.TypeOf(v)
+	if t == nil {
+		return "nil"
+	}
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if n := t.Name(); n != "" {
+		return n
+	}
+	return strings.TrimPrefix(t.String(), "*")
+}
