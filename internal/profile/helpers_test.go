@@ -3,6 +3,7 @@ package profile_test
 import (
 	"context"
 	"errors"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -62,9 +63,9 @@ func start(t *testing.T, sc sim.Scenario) env {
 	// Each function signs with its own name, as each Lambda has its own role.
 	return env{
 		srv:          srv,
-		client:       ec2.NewFromConfig(srv.AWSConfig("test")),
-		disassociate: profile.NewDisassociate(ec2.NewFromConfig(srv.AWSConfig("disassociate-profile")), settings, nil),
-		attach:       profile.NewAttach(ec2.NewFromConfig(srv.AWSConfig("attach-isolation-profile")), settings, nil),
+		client:       newClient(t, srv, "test"),
+		disassociate: profile.NewDisassociate(newClient(t, srv, "disassociate-profile"), settings, nil),
+		attach:       profile.NewAttach(newClient(t, srv, "attach-isolation-profile"), settings, nil),
 	}
 }
 
@@ -141,4 +142,16 @@ func retried[Out any](t *testing.T, retry func(error) bool, step func() (Out, er
 	t.Fatalf("step still failing after 100 attempts: %v", seen[len(seen)-1])
 	var zero Out
 	return zero, seen
+}
+
+// newClient is an EC2 client of the real SDK reaching srv, with its own connection pool: closing its idle
+// connections at the end lets the simulator shut down at once (a connection dialed for a concurrent call
+// and never used would otherwise hold http.Server.Shutdown for its 2 s timeout).
+func newClient(t *testing.T, srv *sim.Server, caller string) *ec2.Client {
+	t.Helper()
+	cfg := srv.AWSConfig(caller)
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	cfg.HTTPClient = &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	t.Cleanup(tr.CloseIdleConnections) // runs before the server's Close, registered earlier
+	return ec2.NewFromConfig(cfg)
 }

@@ -3,9 +3,11 @@ package snapshot_test
 import (
 	"context"
 	"errors"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -46,7 +48,7 @@ func start(t *testing.T, sc sim.Scenario) (*sim.Server, *ec2.Client, *snapshot.H
 		t.Fatalf("start simulator: %v", err)
 	}
 	t.Cleanup(srv.Close)
-	return srv, ec2.NewFromConfig(srv.AWSConfig("test")), snapshot.New(ec2.NewFromConfig(srv.AWSConfig("snapshot-volumes")), nil)
+	return srv, newClient(t, srv, "test"), snapshot.New(newClient(t, srv, "snapshot-volumes"), nil)
 }
 
 func count(srv *sim.Server, action string) int {
@@ -239,4 +241,16 @@ func TestRefuses(t *testing.T) {
 func isA[T error](err error) bool {
 	var target T
 	return errors.As(err, &target)
+}
+
+// newClient is an EC2 client of the real SDK reaching srv, with its own connection pool: closing its idle
+// connections at the end lets the simulator shut down at once (a connection dialed for a concurrent call
+// and never used would otherwise hold http.Server.Shutdown for its 2 s timeout).
+func newClient(t *testing.T, srv *sim.Server, caller string) *ec2.Client {
+	t.Helper()
+	cfg := srv.AWSConfig(caller)
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	cfg.HTTPClient = &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	t.Cleanup(tr.CloseIdleConnections) // runs before the server's Close, registered earlier
+	return ec2.NewFromConfig(cfg)
 }

@@ -1,7 +1,9 @@
 package validate_test
 
 import (
+	"net/http"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 
@@ -23,7 +25,7 @@ func start(t *testing.T, sc sim.Scenario) (*sim.Server, *ec2.Client) {
 		t.Fatalf("start simulator: %v", err)
 	}
 	t.Cleanup(srv.Close)
-	return srv, ec2.NewFromConfig(srv.AWSConfig(caller))
+	return srv, newClient(t, srv, caller)
 }
 
 // mutating returns the mutating calls the server received.
@@ -80,4 +82,16 @@ func tagEvent(id string) workflow.TagEvent {
 			Tags:           map[string]string{"Isolate": "true", "Name": "web-1"},
 		},
 	}
+}
+
+// newClient is an EC2 client of the real SDK reaching srv, with its own connection pool: closing its idle
+// connections at the end lets the simulator shut down at once (a connection dialed for a concurrent call
+// and never used would otherwise hold http.Server.Shutdown for its 2 s timeout).
+func newClient(t *testing.T, srv *sim.Server, caller string) *ec2.Client {
+	t.Helper()
+	cfg := srv.AWSConfig(caller)
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	cfg.HTTPClient = &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	t.Cleanup(tr.CloseIdleConnections) // runs before the server's Close, registered earlier
+	return ec2.NewFromConfig(cfg)
 }
