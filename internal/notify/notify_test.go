@@ -187,7 +187,7 @@ func TestNotifySuccess(t *testing.T) {
 		"instance-profile/web", "instance-profile/isolation", "snap-0a1", "vol-0a1", "tag Isolate=true",
 		`"networkInterfaces"`) // the pre-isolation record
 	containsAll(t, "chat description", p.chatbot.Content.Description, "`"+instance+"`", "`eni-0a1`", "`sg-0isob`", "`snap-0a1`")
-	containsAll(t, "chat title", p.chatbot.Content.Title, instance)
+	containsAll(t, "chat title", p.chatbot.Content.Title, ":white_check_mark:", instance)
 	containsAll(t, "subject", p.msg.Subject, instance, "SUCCEEDED")
 	if p.chatbot.Metadata.ThreadID == "" || !strings.Contains(strings.Join(p.chatbot.Metadata.RelatedResources, " "), executionARN) {
 		t.Errorf("metadata %+v: want a thread id and the execution among the related resources", p.chatbot.Metadata)

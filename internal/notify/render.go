@@ -325,13 +325,13 @@ func chatbot(in workflow.NotifyInput, shownID string) chatbotNotification {
 	}
 
 	if in.Outcome == workflow.OutcomeSucceeded {
-		n.Content.Title = chatText(":white_check_mark: EC2 instance "+shownID+" isolated", 250)
+		n.Content.Title = ":white_check_mark: " + chatText("EC2 instance "+shownID+" isolated", 250)
 		n.Metadata.EventType = "EC2IsolationSucceeded"
 		n.Metadata.Summary = chatText("EC2 instance "+shownID+" isolated", 250)
 		p("*Instance* %s isolated by execution %s.", c(id), c(in.ExecutionName))
 	} else {
 		f := in.Failures[0]
-		n.Content.Title = chatText(":rotating_light: EC2 isolation FAILED for "+shownID+" at "+f.State, 250)
+		n.Content.Title = ":rotating_light: " + chatText("EC2 isolation FAILED for "+shownID+" at "+f.State, 250)
 		n.Metadata.EventType = "EC2IsolationFailed"
 		n.Metadata.Summary = chatText("EC2 isolation failed for "+shownID+" at "+f.State, 250)
 		p("*Isolation of* %s *failed* (execution %s).", c(id), c(in.ExecutionName))
@@ -359,7 +359,11 @@ func chatbot(in workflow.NotifyInput, shownID string) chatbotNotification {
 			p("*What did succeed:*")
 		}
 		for _, l := range done {
-			p("%s", "• "+strings.TrimSpace(l))
+			// Sections as they are, their items as bullets.
+			if item, ok := strings.CutPrefix(l, "    "); ok {
+				l = "    • " + strings.Replace(item, " -> ", " → ", 1)
+			}
+			p("%s", strings.TrimPrefix(l, "  "))
 		}
 	}
 	if in.Outcome == workflow.OutcomeSucceeded {

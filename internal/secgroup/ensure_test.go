@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -165,6 +166,55 @@ func TestEnsureConcurrentExecutionsShareOneGroupPerVPC(t *testing.T) {
 	}
 }
 
+func TestEnsureUsesTheGroupAnotherExecutionJustCreated(t *testing.T) {
+	sc := scenario()
+	sc.Behaviour.GroupVisibilityDelay = 50 * time.Millisecond
+	srv := start(t, sc)
+	var theirs string
+	srv.Update(func(a *sim.Account) {
+		var err error
+		if theirs, err = a.CreateSecurityGroup(vpcA, groupName, "created by another execution"); err != nil {
+			t.Errorf("create: %v", err)
+			return
+		}
+		a.SetTag(theirs, secgroup.TagManaged, "true") // as our CreateSecurityGroup does
+	})
+
+	// Its Describe does not see the new group yet, so it creates one and learns it exists.
+	out, err := newEnsure(srv, "ensure", secgroup.ModeDirect).Handle(context.Background(), ensureInput(oneENI))
+	if err != nil {
+		t.Fatalf("Handle: %v", err)
+	}
+	want := workflow.EnsureGroupsOutput{Groups: []workflow.VpcGroups{{VpcID: vpcA, IsolationGroupID: theirs}}}
+	if diff := cmp.Diff(want, out); diff != "" {
+		t.Errorf("output (-want +got):\n%s", diff)
+	}
+	checkIsolationGroups(t, srv, []string{vpcA}, out)
+	duplicate := false
+	for _, c := range srv.Calls() {
+		duplicate = duplicate || (c.Action == "CreateSecurityGroup" && c.ErrorCode == "InvalidGroup.Duplicate")
+	}
+	if !duplicate {
+		t.Errorf("CreateSecurityGroup never answered InvalidGroup.Duplicate: the race was not exercised")
+	}
+}
+
+func TestEnsureDescribesAgainWhenARuleWasRevokedConcurrently(t *testing.T) {
+	sc := scenario()
+	// As if another execution revoked the default egress rule first.
+	sc.Faults.Errors = []sim.ErrorFault{{Action: "RevokeSecurityGroupEgress", Code: "InvalidPermission.NotFound", Count: 1}}
+	srv := start(t, sc)
+
+	out, err := newEnsure(srv, "ensure", secgroup.ModeDirect).Handle(context.Background(), ensureInput(twoVPCs))
+	if err != nil {
+		t.Fatalf("Handle: %v", err)
+	}
+	checkIsolationGroups(t, srv, vpcsOf[twoVPCs], out)
+	if calls := srv.Calls(); !slices.ContainsFunc(calls, func(c sim.Call) bool { return c.ErrorCode == "InvalidPermission.NotFound" }) {
+		t.Errorf("the fault never fired")
+	}
+}
+
 func TestEnsureWaitsForANewGroupToBecomeVisible(t *testing.T) {
 	sc := scenario()
 	sc.Behaviour.GroupVisibilityDelay = 100 * time.Millisecond
@@ -175,6 +225,9 @@ func TestEnsureWaitsForANewGroupToBecomeVisible(t *testing.T) {
 		t.Fatalf("Handle: %v", err)
 	}
 	checkIsolationGroups(t, srv, vpcsOf[twoVPCs], out)
+	if calls := srv.Calls(); !slices.ContainsFunc(calls, func(c sim.Call) bool { return c.ErrorCode == "InvalidGroup.NotFound" }) {
+		t.Errorf("the new groups were never invisible: the wait was not exercised")
+	}
 }
 
 func TestEnsureReportsGroupNotVisibleThenSucceedsOnRetry(t *testing.T) {
