@@ -369,8 +369,8 @@ func TestSettingsFromEnv(t *testing.T) {
 	for arn, ok := range map[string]bool{
 		topicARN: true,
 		"arn:aws-us-gov:sns:us-gov-west-1:123456789012:isolation": true,
-		"":                                                   false,
-		"isolation":                                          false,
+		"":          false,
+		"isolation": false,
 		"arn:aws:sns:us-east-1:123456789012:isolation.fifo":  false,
 		"arn:aws:sqs:us-east-1:123456789012:isolation":       false,
 		"arn:aws:sns:us-east-1:123456789012:isolation\nmore": false,
