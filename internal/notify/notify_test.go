@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -36,8 +37,15 @@ func start(t *testing.T, sc sim.Scenario) *sim.Server {
 	return srv
 }
 
-func newHandler(srv *sim.Server) *notify.Handler {
-	return notify.New(sns.NewFromConfig(srv.AWSConfig("notify")), notify.Settings{TopicARN: topicARN}, slog.New(slog.DiscardHandler))
+// newHandler is the handler with a real SDK SNS client reaching srv, with its own connection pool, closed when
+// the test ends (before the server's Close, registered earlier), so that the simulator shuts down at once.
+func newHandler(t *testing.T, srv *sim.Server) *notify.Handler {
+	t.Helper()
+	cfg := srv.AWSConfig("notify")
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	cfg.HTTPClient = &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	t.Cleanup(tr.CloseIdleConnections)
+	return notify.New(sns.NewFromConfig(cfg), notify.Settings{TopicARN: topicARN}, slog.New(slog.DiscardHandler))
 }
 
 func scenario() sim.Scenario { return sim.Scenario{Topics: []sim.Topic{{Name: topicName}}} }
@@ -174,7 +182,7 @@ func containsAll(t *testing.T, what, text string, want ...string) {
 
 func TestNotifySuccess(t *testing.T) {
 	srv := start(t, scenario())
-	out, err := newHandler(srv).Handle(context.Background(), succeeded())
+	out, err := newHandler(t, srv).Handle(context.Background(), succeeded())
 	if err != nil {
 		t.Fatalf("Handle: %v", err)
 	}
@@ -196,7 +204,7 @@ func TestNotifySuccess(t *testing.T) {
 
 func TestNotifyFailure(t *testing.T) {
 	srv := start(t, scenario())
-	out, err := newHandler(srv).Handle(context.Background(), failed())
+	out, err := newHandler(t, srv).Handle(context.Background(), failed())
 	var fe *steperr.IsolationFailed
 	if !errors.As(err, &fe) {
 		t.Fatalf("error = %#v, want IsolationFailed", err)
@@ -221,7 +229,7 @@ func TestNotifyFailureOfBothBranches(t *testing.T) {
 	in := failed()
 	in.Attach = nil
 	in.Failures = append(in.Failures, workflow.Failure{State: "Attach isolation profile", Error: "ProfileNotReady", Cause: "isolation instance profile not usable"})
-	_, err := newHandler(srv).Handle(context.Background(), in)
+	_, err := newHandler(t, srv).Handle(context.Background(), in)
 	var fe *steperr.IsolationFailed
 	if !errors.As(err, &fe) {
 		t.Fatalf("error = %#v, want IsolationFailed", err)
@@ -253,7 +261,7 @@ func TestNotifyOnRedrive(t *testing.T) {
 				state := []string{"Apply isolation security group", "Attach isolation profile"}[i]
 				in.Failures = append(in.Failures, workflow.Failure{State: state, Error: "Throttled", Cause: "x", RedriveCount: rc})
 			}
-			out, err := newHandler(srv).Handle(context.Background(), in)
+			out, err := newHandler(t, srv).Handle(context.Background(), in)
 			if tt.wantResume {
 				if err != nil || out.ResumeAt != "Apply isolation security group" {
 					t.Fatalf("got %+v, %v; want ResumeAt the first failed state", out, err)
@@ -290,7 +298,7 @@ func TestNotifyRefusesBadInput(t *testing.T) {
 			srv := start(t, scenario())
 			in := succeeded()
 			tt.edit(&in)
-			_, err := newHandler(srv).Handle(context.Background(), in)
+			_, err := newHandler(t, srv).Handle(context.Background(), in)
 			var ii *steperr.InvalidInput
 			if !errors.As(err, &ii) {
 				t.Fatalf("error = %#v, want InvalidInput", err)
@@ -311,7 +319,7 @@ func TestNotifyNeutralisesHostileContent(t *testing.T) {
 	in.Record.Reason = "tag Isolate=" + hostile
 	in.Failures[0].State = "Apply isolation security group\n" + strings.Repeat("S", 300)
 	in.Failures[0].Cause = hostile + strings.Repeat(" very long cause", 50000)
-	if _, err := newHandler(srv).Handle(context.Background(), in); err == nil {
+	if _, err := newHandler(t, srv).Handle(context.Background(), in); err == nil {
 		t.Fatal("want IsolationFailed")
 	}
 	p := onlyMessage(t, srv)
@@ -347,7 +355,7 @@ func TestNotifySurvivesThrottling(t *testing.T) {
 	sc := scenario()
 	sc.Faults.Errors = []sim.ErrorFault{{Action: "Publish", Service: "sns", Code: "Throttling", FirstCalls: 1}}
 	srv := start(t, sc)
-	if _, err := newHandler(srv).Handle(context.Background(), succeeded()); err != nil {
+	if _, err := newHandler(t, srv).Handle(context.Background(), succeeded()); err != nil {
 		t.Fatalf("Handle: %v", err)
 	}
 	onlyMessage(t, srv)
@@ -358,7 +366,7 @@ func TestNotifySurvivesThrottling(t *testing.T) {
 
 func TestNotifyReportsAMissingTopic(t *testing.T) {
 	srv := start(t, sim.Scenario{})
-	_, err := newHandler(srv).Handle(context.Background(), succeeded())
+	_, err := newHandler(t, srv).Handle(context.Background(), succeeded())
 	var ae *steperr.AWSError
 	if !errors.As(err, &ae) || !strings.Contains(err.Error(), topicARN) {
 		t.Fatalf("error = %#v, want AWSError naming the topic", err)

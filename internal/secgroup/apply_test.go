@@ -17,7 +17,7 @@ import (
 // ensured runs "Ensure isolation security group" for the instance, as the state machine does before Apply.
 func ensured(t *testing.T, srv *sim.Server, instance string, mode secgroup.Mode) workflow.ApplyGroupsInput {
 	t.Helper()
-	out, err := newEnsure(srv, "ensure", mode).Handle(context.Background(), ensureInput(instance))
+	out, err := newEnsure(t, srv, "ensure", mode).Handle(context.Background(), ensureInput(instance))
 	if err != nil {
 		t.Fatalf("ensure: %v", err)
 	}
@@ -58,7 +58,7 @@ func TestApplyPutsEveryENIOnItsVPCsIsolationGroup(t *testing.T) {
 				srv := start(t, sc)
 				in := ensured(t, srv, instance, mode)
 				iso := isolationGroupOf(in)
-				h := newApply(srv, "apply", mode)
+				h := newApply(t, srv, "apply", mode)
 
 				srv.ResetCalls()
 				out, err := h.Handle(context.Background(), in)
@@ -112,7 +112,7 @@ func TestApplyUntrackFirstAppliesTheAllowAllGroupToEveryENIFirst(t *testing.T) {
 	srv := start(t, scenario())
 	in := ensured(t, srv, twoVPCs, secgroup.ModeUntrackFirst)
 	srv.ResetCalls()
-	if _, err := newApply(srv, "apply", secgroup.ModeUntrackFirst).Handle(context.Background(), in); err != nil {
+	if _, err := newApply(t, srv, "apply", secgroup.ModeUntrackFirst).Handle(context.Background(), in); err != nil {
 		t.Fatalf("Handle: %v", err)
 	}
 
@@ -166,7 +166,7 @@ func TestApplySurvivesThrottling(t *testing.T) {
 		a.Faults.Errors = []sim.ErrorFault{{Action: "*", Service: "ec2", Code: "RequestLimitExceeded", FirstCalls: 1}}
 	})
 	srv.ResetCalls()
-	if _, err := newApply(srv, "apply", secgroup.ModeDirect).Handle(context.Background(), in); err != nil {
+	if _, err := newApply(t, srv, "apply", secgroup.ModeDirect).Handle(context.Background(), in); err != nil {
 		t.Fatalf("Handle: %v", err)
 	}
 	iso := isolationGroupOf(in)[vpcA]
@@ -203,7 +203,7 @@ func TestApplyRefusesBadInputWithoutChangingAnything(t *testing.T) {
 			in := ensured(t, srv, twoVPCs, secgroup.ModeDirect)
 			tt.edit(&in)
 			srv.ResetCalls()
-			_, err := newApply(srv, "apply", tt.mode).Handle(context.Background(), in)
+			_, err := newApply(t, srv, "apply", tt.mode).Handle(context.Background(), in)
 			var ii *steperr.InvalidInput
 			if !errors.As(err, &ii) || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("error = %v, want InvalidInput naming %q", err, tt.want)
@@ -225,7 +225,7 @@ func TestApplyNamesTheENIThatFailed(t *testing.T) {
 	srv.Update(func(a *sim.Account) {
 		a.Faults.Errors = []sim.ErrorFault{{Action: "ModifyNetworkInterfaceAttribute", Code: "UnauthorizedOperation", Message: "not allowed"}}
 	})
-	_, err := newApply(srv, "apply", secgroup.ModeDirect).Handle(context.Background(), in)
+	_, err := newApply(t, srv, "apply", secgroup.ModeDirect).Handle(context.Background(), in)
 	var ae *steperr.AWSError
 	if !errors.As(err, &ae) {
 		t.Fatalf("error = %#v, want AWSError", err)
@@ -252,7 +252,7 @@ func TestApplyRefusesAnInstanceWithoutENI(t *testing.T) {
 		t.Skipf("sim: a terminated instance keeps its ENIs attached: %v", left)
 	}
 	srv.ResetCalls()
-	_, err := newApply(srv, "apply", secgroup.ModeDirect).Handle(context.Background(), in)
+	_, err := newApply(t, srv, "apply", secgroup.ModeDirect).Handle(context.Background(), in)
 	var ni *steperr.InstanceNotIsolatable
 	if !errors.As(err, &ni) || ni.InstanceID != oneENI {
 		t.Fatalf("error = %v, want InstanceNotIsolatable for %s", err, oneENI)

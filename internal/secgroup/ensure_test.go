@@ -52,7 +52,7 @@ func TestEnsureCreatesAnEmptyGroupInEveryVPC(t *testing.T) {
 	for _, instance := range []string{oneENI, twoVPCs} {
 		t.Run(instance, func(t *testing.T) {
 			srv := start(t, scenario())
-			h := newEnsure(srv, "ensure", secgroup.ModeDirect)
+			h := newEnsure(t, srv, "ensure", secgroup.ModeDirect)
 
 			out, err := h.Handle(context.Background(), ensureInput(instance))
 			if err != nil {
@@ -109,7 +109,7 @@ func TestEnsureEmptiesAnExistingGroup(t *testing.T) {
 		},
 	})
 	srv := start(t, sc)
-	h := newEnsure(srv, "ensure", secgroup.ModeDirect)
+	h := newEnsure(t, srv, "ensure", secgroup.ModeDirect)
 
 	out, err := h.Handle(context.Background(), ensureInput(oneENI))
 	if err != nil {
@@ -146,7 +146,7 @@ func TestEnsureConcurrentExecutionsShareOneGroupPerVPC(t *testing.T) {
 	errs := make([]error, executions)
 	var wg sync.WaitGroup
 	for i := range executions {
-		h := newEnsure(srv, fmt.Sprintf("ensure-%d", i), secgroup.ModeDirect)
+		h := newEnsure(t, srv, fmt.Sprintf("ensure-%d", i), secgroup.ModeDirect)
 		wg.Go(func() { outs[i], errs[i] = h.Handle(context.Background(), ensureInput(twoVPCs)) })
 	}
 	wg.Wait()
@@ -181,7 +181,7 @@ func TestEnsureUsesTheGroupAnotherExecutionJustCreated(t *testing.T) {
 	})
 
 	// Its Describe does not see the new group yet, so it creates one and learns it exists.
-	out, err := newEnsure(srv, "ensure", secgroup.ModeDirect).Handle(context.Background(), ensureInput(oneENI))
+	out, err := newEnsure(t, srv, "ensure", secgroup.ModeDirect).Handle(context.Background(), ensureInput(oneENI))
 	if err != nil {
 		t.Fatalf("Handle: %v", err)
 	}
@@ -205,7 +205,7 @@ func TestEnsureDescribesAgainWhenARuleWasRevokedConcurrently(t *testing.T) {
 	sc.Faults.Errors = []sim.ErrorFault{{Action: "RevokeSecurityGroupEgress", Code: "InvalidPermission.NotFound", Count: 1}}
 	srv := start(t, sc)
 
-	out, err := newEnsure(srv, "ensure", secgroup.ModeDirect).Handle(context.Background(), ensureInput(twoVPCs))
+	out, err := newEnsure(t, srv, "ensure", secgroup.ModeDirect).Handle(context.Background(), ensureInput(twoVPCs))
 	if err != nil {
 		t.Fatalf("Handle: %v", err)
 	}
@@ -220,7 +220,7 @@ func TestEnsureWaitsForANewGroupToBecomeVisible(t *testing.T) {
 	sc.Behaviour.GroupVisibilityDelay = 100 * time.Millisecond
 	srv := start(t, sc)
 
-	out, err := newEnsure(srv, "ensure", secgroup.ModeDirect).Handle(context.Background(), ensureInput(twoVPCs))
+	out, err := newEnsure(t, srv, "ensure", secgroup.ModeDirect).Handle(context.Background(), ensureInput(twoVPCs))
 	if err != nil {
 		t.Fatalf("Handle: %v", err)
 	}
@@ -235,7 +235,7 @@ func TestEnsureReportsGroupNotVisibleThenSucceedsOnRetry(t *testing.T) {
 	sc.Behaviour.GroupVisibilityDelay = 300 * time.Millisecond
 	srv := start(t, sc)
 
-	impatient := newEnsure(srv, "ensure", secgroup.ModeDirect)
+	impatient := newEnsure(t, srv, "ensure", secgroup.ModeDirect)
 	impatient.Wait = secgroup.Wait{Attempts: 1}
 	_, err := impatient.Handle(context.Background(), ensureInput(oneENI))
 	var nv *steperr.GroupNotVisible
@@ -244,7 +244,7 @@ func TestEnsureReportsGroupNotVisibleThenSucceedsOnRetry(t *testing.T) {
 	}
 
 	// The state machine retries the step (the same execution, so the same caller).
-	out, err := newEnsure(srv, "ensure", secgroup.ModeDirect).Handle(context.Background(), ensureInput(oneENI))
+	out, err := newEnsure(t, srv, "ensure", secgroup.ModeDirect).Handle(context.Background(), ensureInput(oneENI))
 	if err != nil {
 		t.Fatalf("retry: %v", err)
 	}
@@ -256,7 +256,7 @@ func TestEnsureSurvivesThrottling(t *testing.T) {
 	sc.Faults.Errors = []sim.ErrorFault{{Action: "*", Service: "ec2", Code: "RequestLimitExceeded", FirstCalls: 1}}
 	srv := start(t, sc)
 
-	out, err := newEnsure(srv, "ensure", secgroup.ModeUntrackFirst).Handle(context.Background(), ensureInput(twoVPCs))
+	out, err := newEnsure(t, srv, "ensure", secgroup.ModeUntrackFirst).Handle(context.Background(), ensureInput(twoVPCs))
 	if err != nil {
 		t.Fatalf("Handle: %v", err)
 	}
@@ -274,7 +274,7 @@ func TestEnsureSurvivesThrottling(t *testing.T) {
 
 func TestEnsureUntrackFirstKeepsAnAllowAllGroup(t *testing.T) {
 	srv := start(t, scenario())
-	h := newEnsure(srv, "ensure", secgroup.ModeUntrackFirst)
+	h := newEnsure(t, srv, "ensure", secgroup.ModeUntrackFirst)
 
 	out, err := h.Handle(context.Background(), ensureInput(twoVPCs))
 	if err != nil {
@@ -321,7 +321,7 @@ func TestEnsureRefusesBadInput(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := start(t, scenario())
-			_, err := newEnsure(srv, "ensure", secgroup.ModeUntrackFirst).Handle(context.Background(), tt.in)
+			_, err := newEnsure(t, srv, "ensure", secgroup.ModeUntrackFirst).Handle(context.Background(), tt.in)
 			var ii *steperr.InvalidInput
 			if !errors.As(err, &ii) {
 				t.Fatalf("error = %#v, want InvalidInput", err)

@@ -3,6 +3,7 @@ package secgroup_test
 import (
 	"context"
 	"log/slog"
+	"net/http"
 	"slices"
 	"testing"
 	"time"
@@ -80,14 +81,25 @@ func start(t *testing.T, sc sim.Scenario) *sim.Server {
 
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
-func newEnsure(srv *sim.Server, caller string, mode secgroup.Mode) *secgroup.Ensure {
-	h := secgroup.NewEnsure(ec2.NewFromConfig(srv.AWSConfig(caller)), secgroup.Settings{GroupName: groupName, Mode: mode}, quiet())
+// client is a real SDK EC2 client reaching srv as caller, with its own connection pool, closed when the test
+// ends (before the server's Close, registered earlier), so that the simulator shuts down at once.
+func client(t *testing.T, srv *sim.Server, caller string) *ec2.Client {
+	t.Helper()
+	cfg := srv.AWSConfig(caller)
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	cfg.HTTPClient = &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	t.Cleanup(tr.CloseIdleConnections)
+	return ec2.NewFromConfig(cfg)
+}
+
+func newEnsure(t *testing.T, srv *sim.Server, caller string, mode secgroup.Mode) *secgroup.Ensure {
+	h := secgroup.NewEnsure(client(t, srv, caller), secgroup.Settings{GroupName: groupName, Mode: mode}, quiet())
 	h.Wait = fastWait
 	return h
 }
 
-func newApply(srv *sim.Server, caller string, mode secgroup.Mode) *secgroup.Apply {
-	return secgroup.NewApply(ec2.NewFromConfig(srv.AWSConfig(caller)), mode, quiet())
+func newApply(t *testing.T, srv *sim.Server, caller string, mode secgroup.Mode) *secgroup.Apply {
+	return secgroup.NewApply(client(t, srv, caller), mode, quiet())
 }
 
 func ensureInput(instance string) workflow.EnsureGroupsInput {
@@ -122,7 +134,7 @@ type reader struct {
 }
 
 func newReader(t *testing.T, srv *sim.Server) reader {
-	return reader{t: t, ec2: ec2.NewFromConfig(srv.AWSConfig("test-reader"))}
+	return reader{t: t, ec2: client(t, srv, "test-reader")}
 }
 
 // groupsNamed returns the groups with this name, by VPC.
