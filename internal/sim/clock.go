@@ -20,19 +20,19 @@ type RealClock struct{}
 func (RealClock) Now() time.Time        { return time.Now() }
 func (RealClock) Sleep(d time.Duration) { time.Sleep(d) }
 
-// ScaledClock runs Factor times faster than wall-clock time from the moment it is created: with Factor 10 a
-// 2 s association settle takes 200 ms of real time, and a 50 ms latency 5 ms.
+// ScaledClock runs Factor times faster than wall-clock time from its first reading: with Factor 10 a 2 s
+// association settle takes 200 ms of real time, and a 50 ms latency 5 ms.
 type ScaledClock struct {
 	Factor float64
+	once   sync.Once
 	start  time.Time
 }
 
 // NewScaledClock returns a clock running factor times faster than real time (factor > 0).
-func NewScaledClock(factor float64) *ScaledClock {
-	return &ScaledClock{Factor: factor, start: time.Now()}
-}
+func NewScaledClock(factor float64) *ScaledClock { return &ScaledClock{Factor: factor} }
 
 func (c *ScaledClock) Now() time.Time {
+	c.once.Do(func() { c.start = time.Now() })
 	return c.start.Add(time.Duration(float64(time.Since(c.start)) * c.Factor))
 }
 

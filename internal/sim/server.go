@@ -125,7 +125,7 @@ func (s *Server) AWSConfig(caller string) aws.Config {
 	}
 }
 
-// Calls returns every call received so far, in arrival order (including injected faults and DryRun calls).
+// Calls returns every call answered so far, in arrival order (Seq), including injected faults and DryRun calls.
 func (s *Server) Calls() []Call {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -251,7 +251,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if ans.err != nil {
 		call.ErrorCode = ans.err.Code
 	}
-	s.calls = append(s.calls, call)
+	// Keep arrival order: a call that arrived earlier may finish later (latency, scheduling).
+	i := len(s.calls)
+	for i > 0 && s.calls[i-1].Seq > call.Seq {
+		i--
+	}
+	s.calls = slices.Insert(s.calls, i, call)
 	s.mu.Unlock()
 
 	w.Header().Set("Content-Type", "text/xml;charset=UTF-8")
