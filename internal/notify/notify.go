@@ -9,6 +9,7 @@ package notify
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"regexp"
@@ -164,11 +165,23 @@ func instanceID(in workflow.NotifyInput) string {
 func failureSummary(in workflow.NotifyInput) string {
 	var parts []string
 	for _, f := range in.Failures {
-		parts = append(parts, fmt.Sprintf("%q failed with %s: %s", f.State, plain(f.Error, 100), plain(f.Cause, 300)))
+		parts = append(parts, fmt.Sprintf("%q failed with %s: %s", f.State, plain(f.Error, 100), plain(causeText(f.Cause), 300)))
 	}
 	s := strings.Join(parts, "; ")
 	if id := instanceID(in); id != "" {
 		s = fmt.Sprintf("instance %s: %s", plain(id, 40), s)
 	}
 	return s
+}
+
+// causeText is the message of a Catch's cause. For a Lambda error the cause is the function's error document,
+// {"errorMessage": …, "errorType": …}: its message is what a reader wants.
+func causeText(cause string) string {
+	var doc struct {
+		ErrorMessage string `json:"errorMessage"`
+	}
+	if json.Unmarshal([]byte(cause), &doc) == nil && doc.ErrorMessage != "" {
+		return doc.ErrorMessage
+	}
+	return cause
 }

@@ -94,9 +94,10 @@ func failed() workflow.NotifyInput {
 	in := succeeded()
 	in.Outcome = workflow.OutcomeFailed
 	in.Apply, in.Snapshot = nil, nil
+	// The cause as Step Functions records a Lambda error: the function's error document.
 	in.Failures = []workflow.Failure{{
 		State: "Apply isolation security group", Error: "Throttled",
-		Cause: "apply isolation security group: throttled: apply isolation group sg-0isoa to eni-0a1: RequestLimitExceeded",
+		Cause: `{"errorMessage":"apply isolation security group: throttled: apply isolation group sg-0isoa to eni-0a1: RequestLimitExceeded","errorType":"Throttled"}`,
 	}}
 	return in
 }
@@ -219,7 +220,13 @@ func TestNotifyFailure(t *testing.T) {
 		"RequestLimitExceeded", "NOT confirmed", redrive,
 		"instance-profile/isolation", // what did succeed
 		"https://us-east-1.console.aws.amazon.com/states/home?region=us-east-1#/v2/executions/details/"+executionARN)
-	containsAll(t, "chat description", p.chatbot.Content.Description, "`Apply isolation security group`", "`Throttled`", "NOT confirmed")
+	containsAll(t, "chat description", p.chatbot.Content.Description, "`Apply isolation security group`", "`Throttled`", "NOT confirmed",
+		"`apply isolation security group: throttled: apply isolation group sg-0isoa to eni-0a1: RequestLimitExceeded`")
+	for what, text := range map[string]string{"email": p.email, "chat": p.chatbot.Content.Description, "summary": fe.Summary} {
+		if strings.Contains(text, "errorMessage") {
+			t.Errorf("%s shows the raw error document instead of its message:\n%s", what, text)
+		}
+	}
 	containsAll(t, "chat next steps", strings.Join(p.chatbot.Content.NextSteps, "\n"), redrive)
 	containsAll(t, "subject", p.msg.Subject, "FAILED", instance)
 }

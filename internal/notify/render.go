@@ -144,7 +144,7 @@ func email(in workflow.NotifyInput) string {
 			p("  State: %s", v(f.State))
 			p("  Error: %s", v(f.Error))
 			p("  Cause:")
-			p("%s", block(f.Cause, "    ", maxCause))
+			p("%s", block(causeText(f.Cause), "    ", maxCause))
 		}
 	}
 
@@ -340,7 +340,7 @@ func chatbot(in workflow.NotifyInput, shownID string) chatbotNotification {
 		}
 		for _, f := range in.Failures {
 			p("*Failed state:* %s *error:* %s", c(f.State), c(f.Error))
-			p("*Cause:* %s", code(f.Cause, maxChatCause))
+			p("*Cause:* %s", code(causeText(f.Cause), maxChatCause))
 		}
 		cli, console := redrive(in)
 		n.Content.NextSteps = append(n.Content.NextSteps,
