@@ -152,7 +152,8 @@ func createSecurityGroup(a *Account, req *request) (any, *apiError) {
 	if err := lookupIDs([]string{vpcID}, "vpc", "InvalidVpcID", "vpc", func(id string) bool { return a.vpcs.get(id) != nil }); err != nil {
 		return nil, err
 	}
-	// Names are unique per VPC; a group still invisible to Describe exists all the same.
+	// Names are unique per VPC; a group still invisible to Describe exists all the same. Message as EC2's
+	// (github.com/hashicorp/terraform/issues/15428).
 	if a.groupByName(vpcID, name) != nil {
 		return nil, errf(400, "InvalidGroup.Duplicate", "The security group '%s' already exists for VPC '%s'", name, vpcID)
 	}
@@ -294,7 +295,9 @@ func sameRule(x, y *sgRule) bool {
 		x.cidr == y.cidr && x.cidr6 == y.cidr6 && x.peerSG == y.peerSG
 }
 
-// ruleText describes a rule as EC2's InvalidPermission messages do.
+// ruleText describes a rule as EC2's InvalidPermission.Duplicate messages do
+// ("the specified rule \"peer: sg-…, TCP, from port: 0, to port: 65535, ALLOW\" already exists",
+// github.com/ansible/ansible/issues/19759).
 func ruleText(r *sgRule) string {
 	peer := r.cidr + r.cidr6 + r.peerSG
 	if r.protocol == "-1" {

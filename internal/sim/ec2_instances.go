@@ -328,7 +328,8 @@ func modifyInstanceAttribute(a *Account, req *request) (any, *apiError) {
 		case "groupId":
 			enis := a.instanceENIs(id)
 			if len(enis) > 1 {
-				// The error EC2 gives (code InvalidInstanceID) for an instance with several interfaces.
+				// The error EC2 gives (code InvalidInstanceID) for an instance with several interfaces
+				// (github.com/hashicorp/terraform/pull/14299, github.com/NixOS/nixops/issues/951).
 				return nil, errf(400, "InvalidInstanceID", "There are multiple interfaces attached to instance '%s'. Please specify an interface ID for the operation instead.", id)
 			}
 			if len(enis) == 0 {
@@ -417,7 +418,8 @@ func (a *Account) checkGroups(vpcID string, ids []string) ([]string, *apiError) 
 			return nil, errf(400, "InvalidGroup.NotFound", "The security group '%s' does not exist", id)
 		}
 		if g.vpcID != vpcID {
-			// What EC2 answers for a group of another VPC.
+			// What EC2 answers for a group of another VPC (seen in
+			// github.com/kubernetes-sigs/cluster-api-provider-aws/issues/3943).
 			return nil, errf(400, "InvalidGroup.NotFound", "You have specified two resources that belong to different networks.")
 		}
 		out = append(out, id)

@@ -17,7 +17,10 @@ func (a *Account) associationXML(as *association) xAssociation {
 }
 
 // resolveProfile finds the profile of IamInstanceProfile.Name / .Arn. An unknown profile, or one IAM has not
-// yet propagated to EC2 (VisibleAfter), gets the error EC2 gives for an invalid profile.
+// yet propagated to EC2 (VisibleAfter), gets the error EC2 gives for an invalid profile ("Value (x) for
+// parameter iamInstanceProfile.name is invalid. Invalid IAM Instance Profile name", also seen for profiles
+// created seconds before: github.com/hashicorp/terraform-provider-aws/issues/27516, and for ARNs:
+// github.com/lacework/go-sdk/pull/1045).
 func (a *Account) resolveProfile(req *request) (*profile, *apiError) {
 	name, arn := req.p.str("IamInstanceProfile", "Name"), req.p.str("IamInstanceProfile", "Arn")
 	now := a.clock.Now()
@@ -54,7 +57,8 @@ func associateProfile(a *Account, req *request) (any, *apiError) {
 	if inst.state != "running" && inst.state != "stopped" && inst.state != "pending" && inst.state != "stopping" {
 		return nil, errf(400, "IncorrectInstanceState", "The instance '%s' is not in a valid state for this operation.", id)
 	}
-	// Any association that is not yet disassociated blocks a new one.
+	// Any association that is not yet disassociated blocks a new one: "IncorrectState: There is an existing
+	// association for instance i-…" (github.com/aws-samples/one-observability-demo/issues/201).
 	if a.activeAssociation(id) != nil {
 		return nil, errf(400, "IncorrectState", "There is an existing association for instance %s", id)
 	}
@@ -105,6 +109,7 @@ func replaceAssociation(a *Account, req *request) (any, *apiError) {
 		return nil, err
 	}
 	if as.state != "associated" {
+		// Message as EC2's (github.com/aws/aws-cli/issues/5251).
 		return nil, errf(400, "IncorrectState", "The association %s is not the active association", as.id)
 	}
 	if req.dryRun {

@@ -59,7 +59,8 @@ func (fs *faultState) inject(f Faults, req *request, now time.Time) *apiError {
 			fs.buckets[key] = tb
 		}
 		if !tb.take(now) {
-			// EC2 answers RequestLimitExceeded with HTTP 503 (Service Unavailable).
+			// EC2 answers RequestLimitExceeded with HTTP 503 ("503 request limit exceeded",
+			// github.com/jclouds/legacy-jclouds/issues/1214); the SDK retries it as a throttle.
 			return errf(503, "RequestLimitExceeded", "Request limit exceeded.")
 		}
 	}

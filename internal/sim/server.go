@@ -292,7 +292,10 @@ func (s *Server) handle(req *request) answer {
 		return answer{err: err}
 	}
 	if req.dryRun {
-		// The action validated; a DryRun changes nothing (handlers check req.dryRun before mutating).
+		// The action validated; a DryRun changes nothing (handlers check req.dryRun before mutating). EC2 answers
+		// DryRunOperation with HTTP 412 (github.com/aws/karpenter-provider-aws/issues/8015 sees 412s for
+		// dry-run CreateFleet/RunInstances; API error codes: "the request would have succeeded, but the DryRun
+		// parameter was used").
 		return answer{err: errf(412, "DryRunOperation", "Request would have succeeded, but DryRun flag is set.")}
 	}
 	return answer{payload: payload}

@@ -80,7 +80,7 @@ func getTopicAttributes(a *Account, req *request) (any, *apiError) {
 	}
 	out := &getTopicAttributesResult{}
 	for _, e := range tagList(attrs) {
-		out.Attributes = append(out.Attributes, xEntry{e.Key, e.Value})
+		out.Attributes = append(out.Attributes, xEntry(e))
 	}
 	return out, nil
 }
@@ -148,6 +148,7 @@ func publish(a *Account, req *request) (any, *apiError) {
 		if err := json.Unmarshal([]byte(msg), &body); err != nil || body == nil {
 			return nil, errf(400, "InvalidParameter", "Invalid parameter: Message Structure - JSON message body failed to parse")
 		}
+		// Messages as SNS's (github.com/aws/aws-sdk-ruby/issues/346, github.com/sivchari/kumo/pull/940).
 		if _, ok := body["default"].(string); !ok {
 			return nil, errf(400, "InvalidParameter", "Invalid parameter: Message Structure - No default entry in JSON message body")
 		}
