@@ -362,9 +362,10 @@ func revokeIngress(a *Account, req *request) (any, *apiError) { return revoke(a,
 func revokeEgress(a *Account, req *request) (any, *apiError)  { return revoke(a, req, true) }
 
 // revoke removes rules given by properties or by SecurityGroupRuleId.N. A rule that does not exist fails the
-// whole request with InvalidPermission.NotFound, as in a non-default VPC (the API reference: only "for a
-// default VPC" are unmatched values ignored and returned in unknownIpPermissionSet; the simulated account has
-// no default VPC).
+// whole request with InvalidPermission.NotFound "The specified rule does not exist in this security group.", as
+// in a non-default VPC (API_RevokeSecurityGroupEgress: only "for a default VPC" are unmatched values ignored and
+// returned in unknownIpPermissionSet; current behaviour in github.com/piyushsonigra/aws_ipadd/issues/10 and, in
+// a custom VPC, github.com/hashicorp/terraform/issues/17042). The simulated account has no default VPC.
 func revoke(a *Account, req *request, egress bool) (any, *apiError) {
 	id := req.p.str("GroupId")
 	if id == "" {
