@@ -22,9 +22,9 @@ FUNCTIONS := \
 	SnapshotVolumesFunction:snapshot-volumes \
 	NotifyFunction:notify
 
-id = $(word 1,$(subst :, ,$(1)))
-dir = $(word 2,$(subst :, ,$(1)))
-IDS := $(foreach f,$(FUNCTIONS),$(call id,$(f)))
+fn_id = $(word 1,$(subst :, ,$(1)))
+fn_dir = $(word 2,$(subst :, ,$(1)))
+IDS := $(foreach f,$(FUNCTIONS),$(call fn_id,$(f)))
 
 .PHONY: all build check-build test test-asl lint tools clean $(addprefix build-,$(IDS))
 
@@ -32,9 +32,9 @@ all: build check-build
 
 # One build-<LogicalId> target per function (what sam build calls).
 define BUILD_TARGET
-build-$(call id,$(1)):
+build-$(call fn_id,$(1)):
 	@test -n "$$(ARTIFACTS_DIR)" || { echo "ARTIFACTS_DIR is not set (sam build sets it; or use make build)" >&2; exit 1; }
-	$$(LAMBDA_ENV) $$(LAMBDA_BUILD) -o "$$(ARTIFACTS_DIR)/bootstrap" ./functions/$(call dir,$(1))
+	$$(LAMBDA_ENV) $$(LAMBDA_BUILD) -o "$$(ARTIFACTS_DIR)/bootstrap" ./functions/$(call fn_dir,$(1))
 endef
 $(foreach f,$(FUNCTIONS),$(eval $(call BUILD_TARGET,$(f))))
 

@@ -1,0 +1,688 @@
+package template
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+const root = "../.."
+
+func load(t *testing.T) *Template {
+	t.Helper()
+	tpl, err := Load(filepath.Join(root, "template.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tpl
+}
+
+// The seven step functions: logical id -> directory under functions/ (the Makefile and sam build use the ids).
+var wantFunctions = map[string]string{
+	"ValidateAndRecordFunction":      "validate-and-record",
+	"DisassociateProfileFunction":    "disassociate-profile",
+	"AttachIsolationProfileFunction": "attach-isolation-profile",
+	"EnsureSecurityGroupFunction":    "ensure-security-group",
+	"ApplySecurityGroupFunction":     "apply-security-group",
+	"SnapshotVolumesFunction":        "snapshot-volumes",
+	"NotifyFunction":                 "notify",
+}
+
+func TestParseShortForms(t *testing.T) {
+	src := `
+Resources:
+  R:
+    Type: AWS::X::Y
+    Properties:
+      A: !Ref P
+      B: !GetAtt Res.Arn
+      C: !Sub "x-${P}"
+      D: !If [Cond, !Ref AWS::NoValue, 3]
+      E: !GetAtt [Res, Name]
+      F: !Join ["", [a, !Ref P]]
+      G: 5
+      H: "true"
+      I: true
+`
+	tpl, err := Parse([]byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{
+		"A": map[string]any{"Ref": "P"},
+		"B": map[string]any{"Fn::GetAtt": []any{"Res", "Arn"}},
+		"C": map[string]any{"Fn::Sub": "x-${P}"},
+		"D": map[string]any{"Fn::If": []any{"Cond", map[string]any{"Ref": "AWS::NoValue"}, 3}},
+		"E": map[string]any{"Fn::GetAtt": []any{"Res", "Name"}},
+		"F": map[string]any{"Fn::Join": []any{"", []any{"a", map[string]any{"Ref": "P"}}}},
+		"G": 5,
+		"H": "true",
+		"I": true,
+	}
+	if diff := cmp.Diff(want, tpl.Resources["R"].Properties); diff != "" {
+		t.Errorf("decoded properties (-want +got):\n%s", diff)
+	}
+	if _, err := Parse([]byte("Resources:\n  R:\n    Type: T\n    Properties:\n      A: !GetAtt NoDot\n")); err == nil {
+		t.Error("!GetAtt without an attribute was accepted")
+	}
+}
+
+func TestFunctionDir(t *testing.T) {
+	for id, dir := range wantFunctions {
+		if got := FunctionDir(id); got != dir {
+			t.Errorf("FunctionDir(%s) = %q, want %q", id, got, dir)
+		}
+	}
+}
+
+func TestFunctionsAreTheSevenSteps(t *testing.T) {
+	tpl := load(t)
+	got := map[string]string{}
+	for _, f := range tpl.Functions() {
+		got[f.LogicalID] = f.Dir
+	}
+	if diff := cmp.Diff(wantFunctions, got); diff != "" {
+		t.Fatalf("functions (-want +got):\n%s", diff)
+	}
+	for _, dir := range got {
+		if _, err := os.Stat(filepath.Join(root, "functions", dir, "main.go")); err != nil {
+			t.Errorf("function directory: %v", err)
+		}
+	}
+	// The Makefile has a build target per function (sam build's BuildMethod makefile calls build-<LogicalId>).
+	mk, err := os.ReadFile(filepath.Join(root, "Makefile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id, dir := range wantFunctions {
+		if !strings.Contains(string(mk), id+":"+dir) {
+			t.Errorf("Makefile FUNCTIONS lacks %s:%s", id, dir)
+		}
+	}
+}
+
+func TestFunctionSettings(t *testing.T) {
+	tpl := load(t)
+	globals := tpl.Globals["Function"]
+	prop := func(r Resource, key string) any {
+		if v, ok := r.Properties[key]; ok {
+			return v
+		}
+		return globals[key]
+	}
+	for id := range wantFunctions {
+		r := tpl.Resources[id]
+		if got := prop(r, "Runtime"); got != "provided.al2023" {
+			t.Errorf("%s Runtime = %v", id, got)
+		}
+		if got := prop(r, "Handler"); got != "bootstrap" {
+			t.Errorf("%s Handler = %v", id, got)
+		}
+		if got := prop(r, "Architectures"); !cmp.Equal(got, []any{"arm64"}) {
+			t.Errorf("%s Architectures = %v", id, got)
+		}
+		if got := r.Metadata["BuildMethod"]; got != "makefile" {
+			t.Errorf("%s Metadata.BuildMethod = %v", id, got)
+		}
+		if mem, ok := prop(r, "MemorySize").(int); !ok || mem < 128 || mem > 1024 {
+			t.Errorf("%s MemorySize = %v, want 128..1024", id, prop(r, "MemorySize"))
+		}
+		if prop(r, "ReservedConcurrentExecutions") == nil {
+			t.Errorf("%s has no concurrency bound (ReservedConcurrentExecutions)", id)
+		}
+		lg, ok := r.Properties["LoggingConfig"].(map[string]any)
+		if !ok {
+			t.Errorf("%s has no LoggingConfig", id)
+			continue
+		}
+		checkLogGroup(t, tpl, id, lg["LogGroup"])
+	}
+}
+
+// checkLogGroup: ref is {"Ref": X}, X an AWS::Logs::LogGroup with a retention.
+func checkLogGroup(t *testing.T, tpl *Template, owner string, ref any) {
+	t.Helper()
+	m, _ := ref.(map[string]any)
+	id, _ := m["Ref"].(string)
+	lg, ok := tpl.Resources[id]
+	if !ok || lg.Type != "AWS::Logs::LogGroup" {
+		t.Errorf("%s logs to %v, not to a log group of the template", owner, ref)
+		return
+	}
+	if lg.Properties["RetentionInDays"] == nil {
+		t.Errorf("%s's log group %s has no RetentionInDays", owner, id)
+	}
+}
+
+func TestTimeoutsAreBoundedAndShorterThanTheTasks(t *testing.T) {
+	tpl := load(t)
+	asl := loadASL(t)
+	// Task TimeoutSeconds by function substitution name.
+	taskTimeouts := map[string][]int{}
+	for _, task := range asl.tasks() {
+		name := strings.TrimSuffix(strings.TrimPrefix(task.Resource, "${"), "Arn}")
+		taskTimeouts[name] = append(taskTimeouts[name], task.TimeoutSeconds)
+	}
+	for id := range wantFunctions {
+		r := tpl.Resources[id]
+		timeout, ok := r.Properties["Timeout"].(int)
+		if !ok {
+			timeout, ok = tpl.Globals["Function"]["Timeout"].(int)
+		}
+		if !ok || timeout < 1 || timeout > 120 {
+			t.Errorf("%s Timeout = %v, want a number of seconds in 1..120", id, r.Properties["Timeout"])
+			continue
+		}
+		if len(taskTimeouts[id]) == 0 {
+			t.Errorf("no task of the state machine runs %s", id)
+		}
+		for _, ts := range taskTimeouts[id] {
+			if ts <= timeout {
+				t.Errorf("a task running %s has TimeoutSeconds %d, not more than the function's Timeout %d: the task would time out before the function reports its own error", id, ts, timeout)
+			}
+		}
+	}
+}
+
+func TestEachFunctionHasItsOwnRole(t *testing.T) {
+	tpl := load(t)
+	seen := map[string]string{}
+	for _, f := range tpl.Functions() {
+		r := tpl.Resources[f.LogicalID]
+		if _, ok := r.Properties["Policies"]; ok {
+			t.Errorf("%s has SAM Policies; its permissions must all be in its own role", f.LogicalID)
+		}
+		if f.Role == "" {
+			t.Errorf("%s has no Role: !GetAtt <role>.Arn", f.LogicalID)
+			continue
+		}
+		if other, dup := seen[f.Role]; dup {
+			t.Errorf("%s and %s share role %s", f.LogicalID, other, f.Role)
+		}
+		seen[f.Role] = f.LogicalID
+		role, ok := tpl.Resources[f.Role]
+		if !ok || role.Type != "AWS::IAM::Role" {
+			t.Errorf("%s: role %s is not an AWS::IAM::Role of the template", f.LogicalID, f.Role)
+			continue
+		}
+		if _, ok := role.Properties["ManagedPolicyArns"]; ok {
+			t.Errorf("role %s has managed policies", f.Role)
+		}
+		trust, _ := role.Properties["AssumeRolePolicyDocument"].(map[string]any)
+		stmts, err := Statements(trust)
+		if err != nil || len(stmts) != 1 {
+			t.Errorf("role %s: trust policy: %v %v", f.Role, stmts, err)
+			continue
+		}
+		trustRaw, _ := json.Marshal(trust)
+		if !strings.Contains(string(trustRaw), `"Service":"lambda.amazonaws.com"`) {
+			t.Errorf("role %s is not assumable by Lambda only: %s", f.Role, trustRaw)
+		}
+		policies, err := tpl.RolePolicies(f.Role)
+		if err != nil {
+			t.Error(err)
+			continue
+		}
+		if got := slices.Sorted(maps.Keys(policies)); !cmp.Equal(got, []string{StepPolicyName, "logs"}) {
+			t.Errorf("role %s policies %v, want [%s logs]", f.Role, got, StepPolicyName)
+		}
+		logs := policies["logs"]
+		if len(logs) != 1 || !cmp.Equal(logs[0].Action, []string{"logs:CreateLogStream", "logs:PutLogEvents"}) {
+			t.Errorf("role %s logs policy = %+v", f.Role, logs)
+		} else {
+			lg, _ := GetAttResource(logs[0].Resource[0], "Arn")
+			checkLogGroup(t, tpl, f.Role, map[string]any{"Ref": lg})
+		}
+	}
+}
+
+// The actions each step's code calls (the table of the task; the simulator's recorded calls must be a subset).
+var wantActions = map[string][]string{
+	"validate-and-record":  {"ec2:DescribeIamInstanceProfileAssociations", "ec2:DescribeInstanceAttribute", "ec2:DescribeInstances"},
+	"disassociate-profile": {"ec2:DescribeIamInstanceProfileAssociations", "ec2:DisassociateIamInstanceProfile"},
+	"attach-isolation-profile": {"ec2:AssociateIamInstanceProfile", "ec2:DescribeIamInstanceProfileAssociations",
+		"ec2:ReplaceIamInstanceProfileAssociation", "iam:PassRole"},
+	"ensure-security-group": {"ec2:AuthorizeSecurityGroupEgress", "ec2:AuthorizeSecurityGroupIngress",
+		"ec2:CreateSecurityGroup", "ec2:CreateTags", "ec2:DescribeSecurityGroups", "ec2:RevokeSecurityGroupEgress",
+		"ec2:RevokeSecurityGroupIngress"},
+	"apply-security-group": {"ec2:DescribeNetworkInterfaces", "ec2:ModifyNetworkInterfaceAttribute"},
+	"snapshot-volumes":     {"ec2:CreateSnapshots", "ec2:CreateTags", "ec2:DescribeSnapshots"},
+	"notify":               {"sns:Publish"},
+}
+
+func TestFunctionActions(t *testing.T) {
+	if diff := cmp.Diff(wantActions, load(t).FunctionActions()); diff != "" {
+		t.Errorf("actions per function (-want +got):\n%s", diff)
+	}
+}
+
+// Resource "*" only for actions without resource-level permissions (Describe*, log delivery, X-Ray).
+func TestScopedResources(t *testing.T) {
+	tpl := load(t)
+	unscoped := regexp.MustCompile(`^(ec2:Describe[A-Za-z]+|logs:(CreateLogDelivery|GetLogDelivery|UpdateLogDelivery|DeleteLogDelivery|ListLogDeliveries|PutResourcePolicy|DescribeResourcePolicies|DescribeLogGroups)|xray:(PutTraceSegments|PutTelemetryRecords|GetSamplingRules|GetSamplingTargets))$`)
+	for id, r := range tpl.Resources {
+		if r.Type != "AWS::IAM::Role" {
+			continue
+		}
+		policies, err := tpl.RolePolicies(id)
+		if err != nil {
+			t.Error(err)
+			continue
+		}
+		for name, stmts := range policies {
+			for _, st := range stmts {
+				if st.Effect != "Allow" || !slices.Contains(st.Resource, any("*")) {
+					continue
+				}
+				for _, a := range st.Action {
+					if !unscoped.MatchString(a) {
+						t.Errorf("role %s policy %s allows %s on Resource \"*\"", id, name, a)
+					}
+				}
+			}
+		}
+	}
+}
+
+func TestNoRoleAllowsWildcardActions(t *testing.T) {
+	tpl := load(t)
+	roles := 0
+	for id, r := range tpl.Resources {
+		if r.Type != "AWS::IAM::Role" {
+			continue
+		}
+		roles++
+		policies, err := tpl.RolePolicies(id)
+		if err != nil {
+			t.Error(err)
+			continue
+		}
+		for name, stmts := range policies {
+			for _, st := range stmts {
+				if st.Effect != "Allow" {
+					continue
+				}
+				for _, a := range st.Action {
+					if strings.Contains(a, "*") {
+						t.Errorf("role %s policy %s allows wildcard action %q", id, name, a)
+					}
+				}
+			}
+		}
+	}
+	if roles < len(wantFunctions)+2 {
+		t.Errorf("only %d roles in the template", roles)
+	}
+}
+
+func TestIsolationRoleDeniesEverything(t *testing.T) {
+	tpl := load(t)
+	var profiles []string
+	for id, r := range tpl.Resources {
+		if r.Type == "AWS::IAM::InstanceProfile" {
+			profiles = append(profiles, id)
+		}
+	}
+	if len(profiles) != 1 {
+		t.Fatalf("instance profiles %v, want exactly one (the isolation profile)", profiles)
+	}
+	roles, _ := tpl.Resources[profiles[0]].Properties["Roles"].([]any)
+	if len(roles) != 1 {
+		t.Fatalf("isolation profile roles = %v", roles)
+	}
+	roleID, _ := roles[0].(map[string]any)["Ref"].(string)
+	role := tpl.Resources[roleID]
+	if _, ok := role.Properties["ManagedPolicyArns"]; ok {
+		t.Errorf("isolation role %s has managed policies", roleID)
+	}
+	if _, ok := role.Properties["PermissionsBoundary"]; ok {
+		t.Errorf("isolation role %s has a permissions boundary", roleID)
+	}
+	policies, err := tpl.RolePolicies(roleID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	denyAll := false
+	for name, stmts := range policies {
+		for _, st := range stmts {
+			switch {
+			case st.Effect == "Allow":
+				t.Errorf("isolation role policy %s allows %v", name, st.Action)
+			case st.Effect == "Deny" && cmp.Equal(st.Action, []string{"*"}) && cmp.Equal(st.Resource, []any{"*"}) && st.Condition == nil:
+				denyAll = true
+			}
+		}
+	}
+	if !denyAll {
+		t.Errorf("isolation role %s has no unconditional Deny * on *", roleID)
+	}
+
+	// The attach function may pass exactly this role and attach exactly this profile.
+	policies, err = tpl.RolePolicies("AttachIsolationProfileRole")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range policies[StepPolicyName] {
+		if slices.Contains(st.Action, "iam:PassRole") {
+			if r, _ := GetAttResource(st.Resource[0], "Arn"); len(st.Resource) != 1 || r != roleID {
+				t.Errorf("iam:PassRole on %v, want only the isolation role %s", st.Resource, roleID)
+			}
+		}
+		if slices.Contains(st.Action, "ec2:AssociateIamInstanceProfile") {
+			cond, _ := json.Marshal(st.Condition)
+			if !strings.Contains(string(cond), `"ec2:NewInstanceProfile":{"Fn::GetAtt":["`+profiles[0]+`","Arn"]}`) {
+				t.Errorf("AssociateIamInstanceProfile is not limited to the isolation profile: %s", cond)
+			}
+		}
+	}
+}
+
+func TestStateMachine(t *testing.T) {
+	tpl := load(t)
+	sm, ok := tpl.Resources["IsolationStateMachine"]
+	if !ok || sm.Type != "AWS::Serverless::StateMachine" {
+		t.Fatal("no AWS::Serverless::StateMachine IsolationStateMachine")
+	}
+	p := sm.Properties
+	if p["Type"] != "STANDARD" || p["DefinitionUri"] != "statemachine/isolation.asl.json" {
+		t.Errorf("Type %v DefinitionUri %v", p["Type"], p["DefinitionUri"])
+	}
+	if tr, _ := p["Tracing"].(map[string]any); tr["Enabled"] != true {
+		t.Errorf("Tracing = %v", p["Tracing"])
+	}
+	subs, _ := p["DefinitionSubstitutions"].(map[string]any)
+	wantSubs := map[string]string{}
+	for id := range wantFunctions {
+		wantSubs[id+"Arn"] = id
+	}
+	gotSubs := map[string]string{}
+	for k, v := range subs {
+		res, ok := GetAttResource(v, "Arn")
+		if !ok {
+			t.Errorf("substitution %s = %v, want !GetAtt <function>.Arn", k, v)
+		}
+		gotSubs[k] = res
+	}
+	if diff := cmp.Diff(wantSubs, gotSubs); diff != "" {
+		t.Errorf("DefinitionSubstitutions (-want +got):\n%s", diff)
+	}
+	// The definition uses exactly these substitutions.
+	raw, err := os.ReadFile(filepath.Join(root, "statemachine/isolation.asl.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	used := map[string]bool{}
+	for _, m := range regexp.MustCompile(`\$\{([A-Za-z0-9]+)\}`).FindAllStringSubmatch(string(raw), -1) {
+		used[m[1]] = true
+	}
+	if diff := cmp.Diff(slices.Sorted(maps.Keys(wantSubs)), slices.Sorted(maps.Keys(used))); diff != "" {
+		t.Errorf("substitutions used by the definition (-want +got):\n%s", diff)
+	}
+
+	// Its role invokes exactly the seven functions.
+	roleID, _ := GetAttResource(p["Role"], "Arn")
+	policies, err := tpl.RolePolicies(roleID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var invoked []string
+	for _, stmts := range policies {
+		for _, st := range stmts {
+			if slices.Contains(st.Action, "lambda:InvokeFunction") {
+				if len(st.Action) != 1 {
+					t.Errorf("invoke statement has other actions: %v", st.Action)
+				}
+				for _, r := range st.Resource {
+					fn, ok := GetAttResource(r, "Arn")
+					if !ok {
+						t.Errorf("lambda:InvokeFunction on %v, want !GetAtt <function>.Arn", r)
+					}
+					invoked = append(invoked, fn)
+				}
+			}
+		}
+	}
+	slices.Sort(invoked)
+	if diff := cmp.Diff(slices.Sorted(maps.Keys(wantFunctions)), invoked); diff != "" {
+		t.Errorf("functions the state machine may invoke (-want +got):\n%s", diff)
+	}
+
+	logging, _ := p["Logging"].(map[string]any)
+	dests, _ := logging["Destinations"].([]any)
+	if len(dests) != 1 {
+		t.Fatalf("Logging = %v", p["Logging"])
+	}
+	lg, _ := dests[0].(map[string]any)["CloudWatchLogsLogGroup"].(map[string]any)
+	id, _ := GetAttResource(lg["LogGroupArn"], "Arn")
+	checkLogGroup(t, tpl, "IsolationStateMachine", map[string]any{"Ref": id})
+}
+
+// The rule's pattern as SPEC.md describes it, for a tag key and value.
+func specPattern(key, value string) map[string]any {
+	return map[string]any{
+		"source":      []any{"aws.tag"},
+		"detail-type": []any{"Tag Change on Resource"},
+		"detail": map[string]any{
+			"service":          []any{"ec2"},
+			"resource-type":    []any{"instance"},
+			"changed-tag-keys": []any{key},
+			"tags":             map[string]any{key: []any{value}},
+		},
+	}
+}
+
+// rulePattern renders the rule's EventPattern (a !Sub string) with the given parameter values.
+func rulePattern(t *testing.T, tpl *Template, params map[string]string) map[string]any {
+	t.Helper()
+	rule, ok := tpl.Resources["IsolationRule"]
+	if !ok || rule.Type != "AWS::Events::Rule" {
+		t.Fatal("no AWS::Events::Rule IsolationRule")
+	}
+	sub, _ := rule.Properties["EventPattern"].(map[string]any)
+	s, ok := sub["Fn::Sub"].(string)
+	if !ok {
+		t.Fatalf("EventPattern = %v, want !Sub of a JSON string", rule.Properties["EventPattern"])
+	}
+	var missing []string
+	rendered := regexp.MustCompile(`\$\{([^}]+)\}`).ReplaceAllStringFunc(s, func(m string) string {
+		name := m[2 : len(m)-1]
+		v, ok := params[name]
+		if !ok {
+			missing = append(missing, name)
+		}
+		return v
+	})
+	if len(missing) > 0 {
+		t.Fatalf("EventPattern uses %v", missing)
+	}
+	var pattern map[string]any
+	if err := json.Unmarshal([]byte(rendered), &pattern); err != nil {
+		t.Fatalf("EventPattern is not JSON: %v\n%s", err, rendered)
+	}
+	return pattern
+}
+
+func TestRulePatternMatchesSpec(t *testing.T) {
+	tpl := load(t)
+	defaults := map[string]string{}
+	for _, name := range []string{"IsolationTagKey", "IsolationTagValue"} {
+		d, ok := tpl.Parameters[name]["Default"].(string)
+		if !ok {
+			t.Fatalf("parameter %s has no string default", name)
+		}
+		defaults[name] = d
+	}
+	if defaults["IsolationTagKey"] != "Isolate" || defaults["IsolationTagValue"] != "true" {
+		t.Errorf("tag defaults %v, want Isolate=true", defaults)
+	}
+	for _, kv := range [][2]string{{defaults["IsolationTagKey"], defaults["IsolationTagValue"]}, {"Quarantine", "now"}} {
+		got := rulePattern(t, tpl, map[string]string{"IsolationTagKey": kv[0], "IsolationTagValue": kv[1]})
+		if diff := cmp.Diff(specPattern(kv[0], kv[1]), got); diff != "" {
+			t.Errorf("pattern for %s=%s (-want +got):\n%s", kv[0], kv[1], diff)
+		}
+	}
+
+	targets, _ := tpl.Resources["IsolationRule"].Properties["Targets"].([]any)
+	if len(targets) != 1 {
+		t.Fatalf("rule targets = %v, want the state machine only", targets)
+	}
+	target, _ := targets[0].(map[string]any)
+	if !cmp.Equal(target["Arn"], map[string]any{"Ref": "IsolationStateMachine"}) {
+		t.Errorf("rule target = %v, want the state machine", target["Arn"])
+	}
+	if _, ok := target["Input"]; ok {
+		t.Error("the target rewrites the input; the execution input must be the whole event")
+	}
+	retry, _ := target["RetryPolicy"].(map[string]any)
+	if retry["MaximumEventAgeInSeconds"] != 86400 {
+		t.Errorf("RetryPolicy = %v", retry)
+	}
+	dlq, _ := target["DeadLetterConfig"].(map[string]any)
+	if q, _ := GetAttResource(dlq["Arn"], "Arn"); tpl.Resources[q].Type != "AWS::SQS::Queue" {
+		t.Errorf("DeadLetterConfig = %v, want an SQS queue of the template", dlq)
+	}
+}
+
+// matches is EventBridge's matching for the pattern forms the rule uses: every pattern field must be in the
+// event; a list of values matches a value equal to one of them, or an array containing one of them.
+func matches(pattern, event map[string]any) bool {
+	for k, p := range pattern {
+		ev, ok := event[k]
+		if !ok {
+			return false
+		}
+		switch p := p.(type) {
+		case map[string]any:
+			em, ok := ev.(map[string]any)
+			if !ok || !matches(p, em) {
+				return false
+			}
+		case []any:
+			values := []any{ev}
+			if arr, ok := ev.([]any); ok {
+				values = arr
+			}
+			if !slices.ContainsFunc(values, func(v any) bool { return slices.Contains(p, v) }) {
+				return false
+			}
+		default:
+			panic(fmt.Sprintf("pattern form %T not supported", p))
+		}
+	}
+	return true
+}
+
+func TestSampleEventsAgainstTheRule(t *testing.T) {
+	tpl := load(t)
+	pattern := rulePattern(t, tpl, map[string]string{"IsolationTagKey": "Isolate", "IsolationTagValue": "true"})
+	for file, want := range map[string]bool{
+		"isolate.json":          true,
+		"unknown-instance.json": true,
+		"non-matching-tag.json": false,
+		"other-resource.json":   false,
+		"release.json":          false,
+	} {
+		raw, err := os.ReadFile(filepath.Join(root, "events", file))
+		if err != nil {
+			t.Error(err)
+			continue
+		}
+		var ev map[string]any
+		if err := json.Unmarshal(raw, &ev); err != nil {
+			t.Errorf("%s: %v", file, err)
+			continue
+		}
+		if got := matches(pattern, ev); got != want {
+			t.Errorf("%s matches the rule: %v, want %v", file, got, want)
+		}
+	}
+}
+
+func TestAlarmsNotifyTheTopic(t *testing.T) {
+	tpl := load(t)
+	want := map[string]bool{
+		"AWS/States ExecutionsFailed": true, "AWS/States ExecutionsTimedOut": true, "AWS/States ExecutionsAborted": true,
+		"AWS/Events FailedInvocations": true, "AWS/SQS ApproximateNumberOfMessagesVisible": true,
+	}
+	got := map[string]bool{}
+	for id, r := range tpl.Resources {
+		if r.Type != "AWS::CloudWatch::Alarm" {
+			continue
+		}
+		got[fmt.Sprintf("%v %v", r.Properties["Namespace"], r.Properties["MetricName"])] = true
+		if !cmp.Equal(r.Properties["AlarmActions"], []any{map[string]any{"Ref": "NotificationTopic"}}) {
+			t.Errorf("alarm %s actions = %v", id, r.Properties["AlarmActions"])
+		}
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("alarms (-want +got):\n%s", diff)
+	}
+}
+
+func TestFunctionEnvironment(t *testing.T) {
+	tpl := load(t)
+	want := map[string][]string{
+		"ValidateAndRecordFunction":      {"LOG_LEVEL", "TAG_KEY", "TAG_VALUE"},
+		"DisassociateProfileFunction":    {"ISOLATION_PROFILE_NAME", "LOG_LEVEL"},
+		"AttachIsolationProfileFunction": {"ISOLATION_PROFILE_NAME", "LOG_LEVEL"},
+		"EnsureSecurityGroupFunction":    {"CONNECTION_TRACKING", "ISOLATION_GROUP_NAME", "LOG_LEVEL"},
+		"ApplySecurityGroupFunction":     {"CONNECTION_TRACKING", "LOG_LEVEL"},
+		"SnapshotVolumesFunction":        {"LOG_LEVEL"},
+		"NotifyFunction":                 {"LOG_LEVEL", "TOPIC_ARN"},
+	}
+	got := map[string][]string{}
+	for id := range wantFunctions {
+		env, _ := tpl.Resources[id].Properties["Environment"].(map[string]any)
+		vars, _ := env["Variables"].(map[string]any)
+		got[id] = slices.Sorted(maps.Keys(vars))
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("environment variables (-want +got):\n%s", diff)
+	}
+}
+
+// aslDef is the part of the definition the tests read.
+type aslDef struct {
+	States map[string]aslState
+}
+
+type aslState struct {
+	Type           string
+	Resource       string
+	TimeoutSeconds int
+	Branches       []aslDef
+}
+
+func loadASL(t *testing.T) aslDef {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(root, "statemachine/isolation.asl.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d aslDef
+	if err := json.Unmarshal(raw, &d); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func (d aslDef) tasks() []aslState {
+	var out []aslState
+	for _, s := range d.States {
+		if s.Type == "Task" {
+			out = append(out, s)
+		}
+		for _, b := range s.Branches {
+			out = append(out, b.tasks()...)
+		}
+	}
+	return out
+}
