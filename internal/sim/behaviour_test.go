@@ -517,3 +517,20 @@ func TestCreateTagsAndFilters(t *testing.T) {
 		t.Errorf("DescribeSubnets: %v %+v", err, subs)
 	}
 }
+
+func TestIDErrors(t *testing.T) {
+	_, c, _ := start(t, baseScenario())
+	ctx := context.Background()
+	_, err := c.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{VolumeIds: []string{"vol-0123456789abcdef0"}})
+	wantErr(t, err, "InvalidVolume.NotFound", 400)
+	_, err = c.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{VolumeIds: []string{"volume-1"}})
+	wantErr(t, err, "InvalidVolumeID.Malformed", 400)
+	_, err = c.DescribeNetworkInterfaces(ctx, &ec2.DescribeNetworkInterfacesInput{NetworkInterfaceIds: []string{"eni-0123456789abcdef0"}})
+	wantErr(t, err, "InvalidNetworkInterfaceID.NotFound", 400)
+	_, err = c.DescribeVpcs(ctx, &ec2.DescribeVpcsInput{VpcIds: []string{"vpc-0123456789abcdef0"}})
+	wantErr(t, err, "InvalidVpcID.NotFound", 400)
+	_, err = c.DescribeSnapshots(ctx, &ec2.DescribeSnapshotsInput{SnapshotIds: []string{"snap-0123456789abcdef0"}})
+	wantErr(t, err, "InvalidSnapshot.NotFound", 400)
+	_, err = c.DescribeIamInstanceProfileAssociations(ctx, &ec2.DescribeIamInstanceProfileAssociationsInput{AssociationIds: []string{"iip-assoc-0123456789abcdef0"}})
+	wantErr(t, err, "InvalidAssociationID.NotFound", 400)
+}

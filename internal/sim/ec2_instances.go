@@ -54,9 +54,17 @@ func lookupIDs(ids []string, prefix, codeKind, noun string, exists func(string) 
 			continue
 		}
 		if !wellFormed(prefix, id) {
-			return errf(400, codeKind+".Malformed", "Invalid id: %q (expecting %q)", id, prefix+"-...")
+			code := codeKind + ".Malformed"
+			if codeKind == "InvalidVolume" {
+				code = "InvalidVolumeID.Malformed"
+			}
+			return errf(400, code, "Invalid id: %q (expecting %q)", id, prefix+"-...")
 		}
 		missing = append(missing, id)
+	}
+	if codeKind == "InvalidVolume" && len(missing) > 0 {
+		// Volumes are the exception: InvalidVolumeID.Malformed but InvalidVolume.NotFound.
+		return errf(400, "InvalidVolume.NotFound", "The volume '%s' does not exist.", missing[0])
 	}
 	switch len(missing) {
 	case 0:
