@@ -380,3 +380,30 @@ func TestWireFormat(t *testing.T) {
 		t.Errorf("calls %+v", calls)
 	}
 }
+
+func TestCloseIsImmediate(t *testing.T) {
+	s, err := Start(baseScenario())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := ec2.NewFromConfig(s.AWSConfig("AKIDTEST"))
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, _ = c.DescribeVpcs(context.Background(), &ec2.DescribeVpcsInput{})
+		}()
+	}
+	wg.Wait()
+	done := make(chan struct{})
+	go func() { s.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(4 * time.Second): // a graceful shutdown would wait 5 s for unused connections
+		t.Fatal("Close did not return")
+	}
+	if _, err := c.DescribeVpcs(context.Background(), &ec2.DescribeVpcsInput{}); err == nil {
+		t.Error("call after Close succeeded")
+	}
+}

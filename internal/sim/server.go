@@ -6,7 +6,6 @@
 package sim
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net"
@@ -47,17 +46,18 @@ type Message struct {
 
 // Server serves a simulated account on 127.0.0.1.
 type Server struct {
-	mu      sync.Mutex // guards acct, faults state, calls
-	acct    *Account
-	clock   Clock
-	faults  *faultState
-	calls   []Call
-	seq     int
-	reqIDs  uint64
-	ln      net.Listener
-	srv     *http.Server
-	url     string
-	closing sync.Once
+	mu         sync.Mutex // guards acct, faults state, calls
+	acct       *Account
+	clock      Clock
+	faults     *faultState
+	calls      []Call
+	seq        int
+	reqIDs     uint64
+	ln         net.Listener
+	transports []*http.Transport // of the configs AWSConfig made
+	srv        *http.Server
+	url        string
+	closing    sync.Once
 }
 
 // Option configures a Server.
@@ -92,12 +92,16 @@ func Start(sc Scenario, opts ...Option) (*Server, error) {
 // URL is the server's base URL, e.g. http://127.0.0.1:41234.
 func (s *Server) URL() string { return s.url }
 
-// Close stops the server.
+// Close stops the server at once: listener and connections are closed, including connections a client opened
+// and never used (which a graceful Shutdown would wait 5 s for). Requests still running get a closed connection.
 func (s *Server) Close() {
 	s.closing.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_ = s.srv.Shutdown(ctx)
+		_ = s.srv.Close()
+		s.mu.Lock()
+		for _, tr := range s.transports {
+			tr.CloseIdleConnections()
+		}
+		s.mu.Unlock()
 	})
 }
 
@@ -114,6 +118,11 @@ func (s *Server) AWSConfig(caller string) aws.Config {
 	if caller == "" {
 		caller = "AKIDSIMULATOR"
 	}
+	// Each config has its own connection pool, closed with the server.
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	s.mu.Lock()
+	s.transports = append(s.transports, tr)
+	s.mu.Unlock()
 	return aws.Config{
 		Region:       s.acct.region,
 		BaseEndpoint: aws.String(s.url),
@@ -121,7 +130,7 @@ func (s *Server) AWSConfig(caller string) aws.Config {
 		Retryer: func() aws.Retryer {
 			return awscfg.Retryer(awscfg.FullJitter{Base: time.Millisecond, Max: 20 * time.Millisecond})
 		},
-		HTTPClient: &http.Client{Timeout: 30 * time.Second},
+		HTTPClient: &http.Client{Transport: tr, Timeout: 30 * time.Second},
 	}
 }
 
