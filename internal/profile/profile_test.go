@@ -26,17 +26,14 @@ func TestContainmentBranch(t *testing.T) {
 		instance         sim.Instance
 		faults           []sim.ErrorFault
 		wantDisassociate []string // profile ARNs removed
-		// wantPending: the branch had to wait for an association to settle (not checked with faults: the SDK's
-		// backoff may outlast the settle delay).
-		wantPending bool
 	}{
-		{name: "instance with a profile", instance: sim.Instance{Profile: "web-server"}, wantDisassociate: []string{webARN}, wantPending: true},
+		{name: "instance with a profile", instance: sim.Instance{Profile: "web-server"}, wantDisassociate: []string{webARN}},
 		{name: "instance without a profile", instance: sim.Instance{}},
 		{name: "association still associating", instance: sim.Instance{Profile: "web-server", AssociationState: "associating"},
-			wantDisassociate: []string{webARN}, wantPending: true},
+			wantDisassociate: []string{webARN}},
 		{name: "every first call throttled", instance: sim.Instance{Profile: "web-server"},
 			faults:           []sim.ErrorFault{{Action: "*", Code: "RequestLimitExceeded", FirstCalls: 1}},
-			wantDisassociate: []string{webARN}, wantPending: true},
+			wantDisassociate: []string{webARN}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -44,8 +41,8 @@ func TestContainmentBranch(t *testing.T) {
 			sc.Faults.Errors = tt.faults
 			e := start(t, sc)
 
-			dis, disRetries := retried(t, pending, func() (workflow.DisassociateOutput, error) { return e.disassociate.Handle(ctx, input) })
-			att, attRetries := retried(t, pending, func() (workflow.AttachOutput, error) { return e.attach.Handle(ctx, input) })
+			dis, _ := retried(t, pending, func() (workflow.DisassociateOutput, error) { return e.disassociate.Handle(ctx, input) })
+			att, _ := retried(t, pending, func() (workflow.AttachOutput, error) { return e.attach.Handle(ctx, input) })
 
 			var removed []string
 			for _, a := range dis.Disassociated {
@@ -54,8 +51,12 @@ func TestContainmentBranch(t *testing.T) {
 			if diff := cmp.Diff(tt.wantDisassociate, removed); diff != "" {
 				t.Errorf("disassociated (-want +got):\n%s", diff)
 			}
-			if got := len(disRetries)+len(attRetries) > 0; tt.faults == nil && got != tt.wantPending {
-				t.Errorf("waited for a pending association = %v, want %v (retried: %v %v)", got, tt.wantPending, disRetries, attRetries)
+			// The steps read the state before acting: EC2 never refused one of their changes (IncorrectState)
+			// while an association was settling.
+			for _, c := range e.srv.Calls() {
+				if c.Mutating && c.ErrorCode != "" && c.ErrorCode != "RequestLimitExceeded" {
+					t.Errorf("%s failed with %s", c.Action, c.ErrorCode)
+				}
 			}
 			if !att.Changed || att.ProfileARN != isolationARN || att.AssociationID == "" {
 				t.Errorf("attach output = %+v, want a new association of %s", att, isolationARN)
@@ -110,22 +111,57 @@ func TestAttachReplacesAssociatedProfile(t *testing.T) {
 	}
 }
 
-func TestAttachWaitsForDisassociating(t *testing.T) {
+// TestPendingUntilSettled holds an association in a changing state (no settle) to see the step wait, then lets
+// it settle: no timing is involved.
+func TestPendingUntilSettled(t *testing.T) {
+	tests := []struct {
+		name  string
+		state string
+		step  func(e env) error
+	}{
+		{"attach while disassociating", "disassociating", func(e env) error { _, err := e.attach.Handle(ctx, input); return err }},
+		{"attach while associating", "associating", func(e env) error { _, err := e.attach.Handle(ctx, input); return err }},
+		{"disassociate while associating", "associating", func(e env) error { _, err := e.disassociate.Handle(ctx, input); return err }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sc := scenario(sim.Instance{Profile: "web-server"})
+			sc.Behaviour.AssociationSettle = time.Hour
+			e := start(t, sc)
+			var err error
+			e.srv.Update(func(a *sim.Account) { err = a.SetAssociationState(instanceID, tt.state) })
+			if err != nil {
+				t.Fatal(err)
+			}
+			for range 2 { // as often as ASL retries: still pending, still no change
+				err := tt.step(e)
+				if !pending(err) || !strings.Contains(err.Error(), tt.state) {
+					t.Fatalf("error = %T %v, want *steperr.AssociationPending saying %s", err, err, tt.state)
+				}
+			}
+			if m := e.mutating(); len(m) > 0 {
+				t.Errorf("mutating calls while pending: %v", m)
+			}
+			if diff := cmp.Diff([]association{{webARN, tt.state}}, e.current(t)); diff != "" {
+				t.Errorf("associations (-want +got):\n%s", diff)
+			}
+
+			e.srv.Update(func(a *sim.Account) { a.Behaviour.AssociationSettle = 0 })
+			if err := tt.step(e); err != nil {
+				t.Fatalf("after settling: %v", err)
+			}
+		})
+	}
+}
+
+func TestAttachAfterDisassociation(t *testing.T) {
 	e := start(t, scenario(sim.Instance{Profile: "web-server"}))
 	var err error
 	e.srv.Update(func(a *sim.Account) { err = a.SetAssociationState(instanceID, "disassociating") })
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, retries := retried(t, pending, func() (workflow.AttachOutput, error) { return e.attach.Handle(ctx, input) })
-	if len(retries) == 0 {
-		t.Error("attach did not wait for the disassociation")
-	}
-	for _, r := range retries {
-		if !strings.Contains(r.Error(), "disassociating") {
-			t.Errorf("pending error %q does not say the association is disassociating", r)
-		}
-	}
+	out, _ := retried(t, pending, func() (workflow.AttachOutput, error) { return e.attach.Handle(ctx, input) })
 	if !out.Changed || out.ProfileARN != isolationARN {
 		t.Errorf("attach output = %+v", out)
 	}
@@ -170,12 +206,30 @@ func TestProfileNotReady(t *testing.T) {
 	})
 	t.Run("profile visible after a delay", func(t *testing.T) {
 		sc := scenario(sim.Instance{})
-		sc.InstanceProfiles[1].VisibleAfter = 60 * time.Millisecond
+		sc.InstanceProfiles[1].VisibleAfter = time.Hour // not yet visible to EC2 ...
 		e := start(t, sc)
-		out, retries := retried(t, isA[*steperr.ProfileNotReady], func() (workflow.AttachOutput, error) { return e.attach.Handle(ctx, input) })
-		if len(retries) == 0 {
-			t.Error("the profile was accepted before it was visible")
+		if _, err := e.attach.Handle(ctx, input); !isA[*steperr.ProfileNotReady](err) {
+			t.Fatalf("error = %T %v, want *steperr.ProfileNotReady", err, err)
 		}
+		if diff := cmp.Diff([]association{}, e.current(t)); diff != "" {
+			t.Errorf("associations while not visible (-want +got):\n%s", diff)
+		}
+		// ... until IAM has propagated it (here: the same profile, visible after 20 ms).
+		const propagatedARN = "arn:aws:iam::123456789012:instance-profile/ec2-isolation"
+		e.srv.Update(func(a *sim.Account) { a.AddInstanceProfile("ec2-isolation", "ec2-isolation", 20*time.Millisecond) })
+		out, _ := retried(t, isA[*steperr.ProfileNotReady], func() (workflow.AttachOutput, error) { return e.attach.Handle(ctx, input) })
+		if !out.Changed || out.ProfileARN != propagatedARN {
+			t.Errorf("attach output = %+v", out)
+		}
+		if diff := cmp.Diff([]association{{propagatedARN, "associated"}}, e.settled(t)); diff != "" {
+			t.Errorf("associations (-want +got):\n%s", diff)
+		}
+	})
+	t.Run("profile visible after a delay, retried", func(t *testing.T) {
+		sc := scenario(sim.Instance{})
+		sc.InstanceProfiles[1].VisibleAfter = 50 * time.Millisecond
+		e := start(t, sc)
+		out, _ := retried(t, isA[*steperr.ProfileNotReady], func() (workflow.AttachOutput, error) { return e.attach.Handle(ctx, input) })
 		if !out.Changed || out.ProfileARN != isolationARN {
 			t.Errorf("attach output = %+v", out)
 		}
