@@ -80,33 +80,8 @@ func (h *Attach) Handle(ctx context.Context, in workflow.InstanceInput) (workflo
 		}
 	}
 
-	var (
-		res *types.IamInstanceProfileAssociation
-		op  string
-	)
-	if other != nil {
-		op = "replace instance profile association " + aws.ToString(other.AssociationId) + " of " + in.InstanceID
-		var out *ec2.ReplaceIamInstanceProfileAssociationOutput
-		out, err = h.api.ReplaceIamInstanceProfileAssociation(ctx, &ec2.ReplaceIamInstanceProfileAssociationInput{
-			AssociationId:      other.AssociationId,
-			IamInstanceProfile: &types.IamInstanceProfileSpecification{Name: aws.String(name)},
-		})
-		if err == nil {
-			res = out.IamInstanceProfileAssociation
-		}
-	} else {
-		op = "associate instance profile with " + in.InstanceID
-		var out *ec2.AssociateIamInstanceProfileOutput
-		out, err = h.api.AssociateIamInstanceProfile(ctx, &ec2.AssociateIamInstanceProfileInput{
-			InstanceId:         aws.String(in.InstanceID),
-			IamInstanceProfile: &types.IamInstanceProfileSpecification{Name: aws.String(name)},
-		})
-		if err == nil {
-			res = out.IamInstanceProfileAssociation
-		}
-	}
+	res, err := h.change(ctx, in.InstanceID, other)
 	if err != nil {
-		err = classify(op, in.InstanceID, name, err)
 		log.Warn("attach isolation profile failed", "replacing", other != nil, "error", err)
 		return workflow.AttachOutput{}, err
 	}
@@ -122,6 +97,28 @@ func (h *Attach) Handle(ctx context.Context, in workflow.InstanceInput) (workflo
 		log.Info("associated isolation profile", "association", out.AssociationID, "profile", out.ProfileARN)
 	}
 	return out, nil
+}
+
+// change replaces the association other, or associates the isolation profile when other is nil.
+func (h *Attach) change(ctx context.Context, instanceID string, other *types.IamInstanceProfileAssociation) (*types.IamInstanceProfileAssociation, error) {
+	spec := &types.IamInstanceProfileSpecification{Name: aws.String(h.settings.IsolationProfileName)}
+	if other != nil {
+		out, err := h.api.ReplaceIamInstanceProfileAssociation(ctx, &ec2.ReplaceIamInstanceProfileAssociationInput{
+			AssociationId: other.AssociationId, IamInstanceProfile: spec,
+		})
+		if err != nil {
+			op := "replace instance profile association " + aws.ToString(other.AssociationId) + " of " + instanceID
+			return nil, classify(op, instanceID, h.settings.IsolationProfileName, err)
+		}
+		return out.IamInstanceProfileAssociation, nil
+	}
+	out, err := h.api.AssociateIamInstanceProfile(ctx, &ec2.AssociateIamInstanceProfileInput{
+		InstanceId: aws.String(instanceID), IamInstanceProfile: spec,
+	})
+	if err != nil {
+		return nil, classify("associate instance profile with "+instanceID, instanceID, h.settings.IsolationProfileName, err)
+	}
+	return out.IamInstanceProfileAssociation, nil
 }
 
 // classify maps the attach calls' errors to what the state machine does about them.
