@@ -1,8 +1,11 @@
 package snapshot_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
@@ -253,4 +256,30 @@ func newClient(t *testing.T, srv *sim.Server, caller string) *ec2.Client {
 	cfg.HTTPClient = &http.Client{Transport: tr, Timeout: 30 * time.Second}
 	t.Cleanup(tr.CloseIdleConnections) // runs before the server's Close, registered earlier
 	return ec2.NewFromConfig(cfg)
+}
+
+func TestLogsInstanceAndExecution(t *testing.T) {
+	srv, err := sim.Start(scenario(threeVolumes...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	var buf bytes.Buffer
+	h := snapshot.New(newClient(t, srv, "snapshot-volumes"), slog.New(slog.NewJSONHandler(&buf, nil)))
+	if _, err := h.Handle(ctx, input); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	for _, l := range lines {
+		var entry struct{ Msg, Instance, Execution string }
+		if err := json.Unmarshal([]byte(l), &entry); err != nil {
+			t.Fatalf("log line is not JSON: %q", l)
+		}
+		if entry.Instance != instanceID || entry.Execution != "exec-1" {
+			t.Errorf("log line without instance and execution: %q", l)
+		}
+	}
+	if !strings.Contains(lines[len(lines)-1], "created snapshot set") {
+		t.Errorf("last log line does not say what the step did: %q", lines[len(lines)-1])
+	}
 }
