@@ -254,7 +254,7 @@ var wantActions = map[string][]string{
 		"ec2:CreateSecurityGroup", "ec2:CreateTags", "ec2:DescribeSecurityGroups", "ec2:RevokeSecurityGroupEgress",
 		"ec2:RevokeSecurityGroupIngress"},
 	"apply-security-group": {"ec2:DescribeNetworkInterfaces", "ec2:ModifyNetworkInterfaceAttribute"},
-	"snapshot-volumes":     {"ec2:CreateSnapshots", "ec2:CreateTags", "ec2:DescribeSnapshots"},
+	"snapshot-volumes":     {"ec2:CreateSnapshots", "ec2:CreateTags", "ec2:DescribeInstances", "ec2:DescribeSnapshots"},
 	"notify":               {"sns:Publish"},
 }
 
