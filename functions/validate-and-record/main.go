@@ -3,24 +3,8 @@
 package main
 
 import (
-	"context"
-	"log/slog"
-	"os"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/ec2"
-
 	"github.com/ec2-isolation/ec2-isolation/internal/lambdamain"
-	"github.com/ec2-isolation/ec2-isolation/internal/validate"
-	"github.com/ec2-isolation/ec2-isolation/internal/workflow"
+	"github.com/ec2-isolation/ec2-isolation/internal/steps"
 )
 
-func main() {
-	lambdamain.Start(func(cfg aws.Config, log *slog.Logger) (func(context.Context, workflow.ValidateInput) (workflow.Record, error), error) {
-		s, err := validate.SettingsFromEnv(os.Getenv)
-		if err != nil {
-			return nil, err
-		}
-		return validate.New(ec2.NewFromConfig(cfg), s, log).Handle, nil
-	})
-}
+func main() { lambdamain.Start(steps.ValidateAndRecord) }

@@ -16,33 +16,30 @@ import (
 
 	"github.com/ec2-isolation/ec2-isolation/internal/awscfg"
 	"github.com/ec2-isolation/ec2-isolation/internal/steperr"
+	"github.com/ec2-isolation/ec2-isolation/internal/steps"
 )
 
 // EnvLogLevel optionally sets the log level: debug, info (default), warn or error.
 const EnvLogLevel = "LOG_LEVEL"
 
-// Build constructs a step's handler from the AWS configuration and a logger; settings come from the
-// environment. Its error should be a steperr.ConfigError (others are wrapped in one).
-type Build[In, Out any] func(cfg aws.Config, log *slog.Logger) (func(context.Context, In) (Out, error), error)
-
 // Start builds the handler once, at init, and serves it. It does not return.
-func Start[In, Out any](build Build[In, Out]) {
+func Start[In, Out any](build steps.Build[In, Out]) {
 	log := Logger(os.Stdout, os.Getenv)
 	load := func(ctx context.Context) (aws.Config, error) { return awscfg.Load(ctx) }
-	lambda.Start(Handler(context.Background(), log, load, build))
+	lambda.Start(Handler(context.Background(), log, os.Getenv, load, build))
 }
 
 // Handler builds the handler; if that fails it logs why and returns a handler that answers every invocation
 // with the ConfigError.
-func Handler[In, Out any](ctx context.Context, log *slog.Logger,
-	load func(context.Context) (aws.Config, error), build Build[In, Out],
-) func(context.Context, In) (Out, error) {
-	h, err := func() (func(context.Context, In) (Out, error), error) {
+func Handler[In, Out any](ctx context.Context, log *slog.Logger, getenv steps.Env,
+	load func(context.Context) (aws.Config, error), build steps.Build[In, Out],
+) steps.Handler[In, Out] {
+	h, err := func() (steps.Handler[In, Out], error) {
 		cfg, err := load(ctx)
 		if err != nil {
 			return nil, err
 		}
-		return build(cfg, log)
+		return build(cfg, getenv, log)
 	}()
 	if err == nil {
 		return h

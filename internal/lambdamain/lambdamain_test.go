@@ -6,11 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"os"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/ec2-isolation/ec2-isolation/internal/steperr"
+	"github.com/ec2-isolation/ec2-isolation/internal/steps"
 )
 
 func TestHandlerReportsInitFailureAsConfigError(t *testing.T) {
@@ -18,19 +20,19 @@ func TestHandlerReportsInitFailureAsConfigError(t *testing.T) {
 	tests := []struct {
 		name       string
 		load       func(context.Context) (aws.Config, error)
-		build      Build[string, string]
+		build      steps.Build[string, string]
 		wantReason string
 	}{
 		{
 			name:       "configuration does not load",
 			load:       func(context.Context) (aws.Config, error) { return aws.Config{}, errors.New("no such profile") },
-			build:      func(aws.Config, *slog.Logger) (func(context.Context, string) (string, error), error) { panic("built") },
+			build:      func(aws.Config, steps.Env, *slog.Logger) (steps.Handler[string, string], error) { panic("built") },
 			wantReason: "no such profile",
 		},
 		{
 			name: "settings refused",
 			load: ok,
-			build: func(aws.Config, *slog.Logger) (func(context.Context, string) (string, error), error) {
+			build: func(aws.Config, steps.Env, *slog.Logger) (steps.Handler[string, string], error) {
 				return nil, &steperr.ConfigError{Reason: "TAG_KEY is not set"}
 			},
 			wantReason: "TAG_KEY is not set",
@@ -39,7 +41,7 @@ func TestHandlerReportsInitFailureAsConfigError(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var logs bytes.Buffer
-			h := Handler(context.Background(), slog.New(slog.NewJSONHandler(&logs, nil)), tt.load, tt.build)
+			h := Handler(context.Background(), slog.New(slog.NewJSONHandler(&logs, nil)), os.Getenv, tt.load, tt.build)
 			for range 2 { // every invocation, not just the first
 				_, err := h(context.Background(), "in")
 				var ce *steperr.ConfigError
@@ -57,9 +59,9 @@ func TestHandlerReportsInitFailureAsConfigError(t *testing.T) {
 
 func TestHandlerServesBuiltHandler(t *testing.T) {
 	var gotRegion string
-	h := Handler(context.Background(), slog.New(slog.DiscardHandler),
+	h := Handler(context.Background(), slog.New(slog.DiscardHandler), os.Getenv,
 		func(context.Context) (aws.Config, error) { return aws.Config{Region: "eu-west-1"}, nil },
-		func(cfg aws.Config, _ *slog.Logger) (func(context.Context, string) (string, error), error) {
+		func(cfg aws.Config, _ steps.Env, _ *slog.Logger) (steps.Handler[string, string], error) {
 			gotRegion = cfg.Region
 			return func(_ context.Context, in string) (string, error) { return "handled " + in, nil }, nil
 		})

@@ -126,7 +126,7 @@ func TestRolesAllowExactlyWhatTheCodeCalls(t *testing.T) {
 
 	got := permissions.Required(calls)
 	want := tmpl.FunctionActions()
-	for _, f := range steps.All {
+	for _, f := range runner.Functions {
 		if _, ok := want[f.Name]; !ok {
 			t.Errorf("template.yaml has no function for functions/%s", f.Name)
 			continue
@@ -135,7 +135,7 @@ func TestRolesAllowExactlyWhatTheCodeCalls(t *testing.T) {
 			t.Errorf("%s: the role's actions (-) differ from what the code called (+):\n%s", f.Name, diff)
 		}
 	}
-	if len(want) != len(steps.All) {
-		t.Errorf("template.yaml has %d functions, the workflow %d", len(want), len(steps.All))
+	if len(want) != len(runner.Functions) {
+		t.Errorf("template.yaml has %d functions, the workflow %d", len(want), len(runner.Functions))
 	}
 }

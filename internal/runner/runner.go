@@ -55,7 +55,7 @@ func FunctionARN(region, account, name string) string {
 func New(c Config) (*Runner, error) {
 	r := &Runner{handlers: map[string]lambda.Handler{}}
 	subs := map[string]string{}
-	for _, f := range steps.All {
+	for _, f := range Functions {
 		arn := FunctionARN(c.Region, c.Account, f.Name)
 		h, err := f.Build(c.AWS(f.Name), c.Env, c.Log.With("function", f.Name))
 		if err != nil {
@@ -125,4 +125,37 @@ func typeName(v any) string {
 		return n
 	}
 	return strings.TrimPrefix(t.String(), "*")
+}
+
+// Function is one Lambda of the workflow, with its handler behind the JSON interface the Lambda runtime uses.
+type Function struct {
+	// Name is the functions/<Name> directory.
+	Name string
+	// Substitution is the DefinitionSubstitutions key of its ARN in statemachine/isolation.asl.json.
+	Substitution string
+	// Build returns the handler wrapped by aws-lambda-go's lambda.NewHandler: the same JSON decoding and
+	// encoding the deployed function does.
+	Build func(cfg aws.Config, env steps.Env, log *slog.Logger) (lambda.Handler, error)
+}
+
+func function[In, Out any](name, substitution string, build steps.Build[In, Out]) Function {
+	return Function{Name: name, Substitution: substitution,
+		Build: func(cfg aws.Config, env steps.Env, log *slog.Logger) (lambda.Handler, error) {
+			h, err := build(cfg, env, log)
+			if err != nil {
+				return nil, err
+			}
+			return lambda.NewHandler(h), nil
+		}}
+}
+
+// Functions is every function of the isolation workflow.
+var Functions = []Function{
+	function("validate-and-record", "ValidateAndRecordFunctionArn", steps.ValidateAndRecord),
+	function("disassociate-profile", "DisassociateProfileFunctionArn", steps.DisassociateProfile),
+	function("attach-isolation-profile", "AttachIsolationProfileFunctionArn", steps.AttachIsolationProfile),
+	function("ensure-security-group", "EnsureSecurityGroupFunctionArn", steps.EnsureSecurityGroup),
+	function("apply-security-group", "ApplySecurityGroupFunctionArn", steps.ApplySecurityGroup),
+	function("snapshot-volumes", "SnapshotVolumesFunctionArn", steps.SnapshotVolumes),
+	function("notify", "NotifyFunctionArn", steps.Notify),
 }

@@ -1,14 +1,13 @@
-// Package steps is the one list of the isolation workflow's Lambda functions: each one's name (its
-// functions/<name> directory), the DefinitionSubstitutions key the state machine names it by, and how its
-// handler is built from an AWS configuration and the function's environment. The Lambda main packages and the
-// in-process runner (isolation simulate) build handlers from here, so both run the same wiring.
+// Package steps builds each Lambda function's handler from an AWS configuration and the function's environment.
+// The Lambda main packages and the in-process runner (isolation simulate) both build handlers here, so both run
+// the same wiring. (The list of functions is runner.Functions: a package-level list here would link every step
+// into every Lambda binary.)
 package steps
 
 import (
 	"context"
 	"log/slog"
 
-	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
@@ -87,37 +86,4 @@ func Notify(cfg aws.Config, env Env, log *slog.Logger) (Handler[workflow.NotifyI
 		return nil, err
 	}
 	return notify.New(sns.NewFromConfig(cfg), s, log).Handle, nil
-}
-
-// Function is one Lambda of the workflow, with its handler behind the JSON interface the Lambda runtime uses.
-type Function struct {
-	// Name is the functions/<Name> directory.
-	Name string
-	// Substitution is the DefinitionSubstitutions key of its ARN in statemachine/isolation.asl.json.
-	Substitution string
-	// Build returns the handler wrapped by aws-lambda-go's lambda.NewHandler: the same JSON decoding and
-	// encoding the deployed function does.
-	Build func(cfg aws.Config, env Env, log *slog.Logger) (lambda.Handler, error)
-}
-
-func function[In, Out any](name, substitution string, build Build[In, Out]) Function {
-	return Function{Name: name, Substitution: substitution,
-		Build: func(cfg aws.Config, env Env, log *slog.Logger) (lambda.Handler, error) {
-			h, err := build(cfg, env, log)
-			if err != nil {
-				return nil, err
-			}
-			return lambda.NewHandler(h), nil
-		}}
-}
-
-// All is every function of the isolation workflow.
-var All = []Function{
-	function("validate-and-record", "ValidateAndRecordFunctionArn", ValidateAndRecord),
-	function("disassociate-profile", "DisassociateProfileFunctionArn", DisassociateProfile),
-	function("attach-isolation-profile", "AttachIsolationProfileFunctionArn", AttachIsolationProfile),
-	function("ensure-security-group", "EnsureSecurityGroupFunctionArn", EnsureSecurityGroup),
-	function("apply-security-group", "ApplySecurityGroupFunctionArn", ApplySecurityGroup),
-	function("snapshot-volumes", "SnapshotVolumesFunctionArn", SnapshotVolumes),
-	function("notify", "NotifyFunctionArn", Notify),
 }
