@@ -245,11 +245,11 @@ func TestSucceedFailWait(t *testing.T) {
 
 func TestStartRejectsInvalidInput(t *testing.T) {
 	m := mustLoad(t, `{"StartAt":"P","States":{"P":{"Type":"Pass","End":true}}}`)
-	e := m.Start(t.Context(), "bad", []byte(`{"a":`), newInvoker(nil), testOptions(&recSleeper{}))
+	e := m.Start(testCtx(t), "bad", []byte(`{"a":`), newInvoker(nil), testOptions(&recSleeper{}))
 	if e.Status != asl.StatusFailed || e.Error != "InvalidExecutionInput" {
 		t.Fatalf("status %s error %s", e.Status, e.Error)
 	}
-	if err := m.Redrive(t.Context(), e, newInvoker(nil)); !errors.Is(err, asl.ErrExecutionNotRedrivable) {
+	if err := m.Redrive(testCtx(t), e, newInvoker(nil)); !errors.Is(err, asl.ErrExecutionNotRedrivable) {
 		t.Errorf("redrive of an execution that never started a state: %v, want ExecutionNotRedrivable", err)
 	}
 }

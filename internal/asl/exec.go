@@ -48,6 +48,9 @@ type Options struct {
 	StateMachineName string
 	// Region and Account form the execution ARN ($$.Execution.Id). Defaults: us-east-1, 123456789012.
 	Region, Account string
+	// OnEvent, if set, is called with each history event as it is recorded (from the goroutine recording it,
+	// concurrently for Parallel branches), e.g. to stream the history while the execution runs.
+	OnEvent func(Event)
 }
 
 func (o Options) withDefaults() Options {
@@ -171,7 +174,7 @@ func (m *Machine) Start(ctx context.Context, name string, input json.RawMessage,
 		return e
 	}
 	e.input = v
-	e.History.append(nil, Event{Type: ExecutionStarted, Timestamp: e.StartTime, Input: encodeJSON(v)})
+	e.record(nil, Event{Type: ExecutionStarted, Timestamp: e.StartTime, Input: encodeJSON(v)})
 	r := &runner{m: m, e: e, inv: inv, o: o}
 	r.run(ctx, m.top.startAt, v, nil)
 	return e
@@ -201,11 +204,19 @@ func (m *Machine) Redrive(ctx context.Context, exec *Execution, inv Invoker) err
 	exec.RedriveCount++
 	exec.Status, exec.Output, exec.Error, exec.Cause = StatusRunning, nil, "", ""
 	exec.RedriveTime, exec.StopTime = o.Now(), time.Time{}
-	exec.History.append(nil, Event{Type: ExecutionRedriven, Timestamp: exec.RedriveTime, RedriveCount: exec.RedriveCount})
+	exec.record(nil, Event{Type: ExecutionRedriven, Timestamp: exec.RedriveTime, RedriveCount: exec.RedriveCount})
 	at := exec.resume
 	r := &runner{m: m, e: exec, inv: inv, o: o}
 	r.run(ctx, at.state, at.input, at)
 	return nil
+}
+
+// record appends an event to the history and reports it to Options.OnEvent.
+func (e *Execution) record(th *thread, ev Event) {
+	ev = e.History.append(th, ev)
+	if e.opts.OnEvent != nil {
+		e.opts.OnEvent(ev)
+	}
 }
 
 func randomName() string {
@@ -265,7 +276,7 @@ func (r *runner) run(ctx context.Context, start string, input any, resume *resum
 		e.Error, e.Cause = f.err.Name, f.err.Cause
 		ev.Type, ev.Error, ev.Cause = ExecutionFailed, e.Error, e.Cause
 	}
-	e.History.append(th, ev)
+	e.record(th, ev)
 }
 
 // runList runs states of one list (the top level or a branch) from name until an end state or a failure.
@@ -339,7 +350,7 @@ func (v *visit) execute(rp *resumePoint) (any, string, *failure) {
 func (v *visit) event(e Event) {
 	e.State = v.st.name
 	e.Timestamp = v.r.o.Now()
-	v.r.e.History.append(v.th, e)
+	v.r.e.record(v.th, e)
 }
 
 func (v *visit) finishRun(status RunStatus, out any, serr *stateError) {

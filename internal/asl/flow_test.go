@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ec2-isolation/ec2-isolation/internal/asl"
 	"github.com/google/go-cmp/cmp"
@@ -143,11 +144,14 @@ func TestParallelFailureCancelsOtherBranches(t *testing.T) {
 	b1Started := make(chan struct{})
 	b1 := func(ctx context.Context, _ any, _ int) (any, error) {
 		close(b1Started)
-		<-ctx.Done()
+		select {
+		case <-ctx.Done():
+		case <-time.After(10 * time.Second): // not cancelled: let the test fail instead of hanging
+		}
 		mu.Lock()
 		b1Ended = ctx.Err()
 		mu.Unlock()
-		return nil, ctx.Err()
+		return nil, errors.New("b1 stopped")
 	}
 	a2 := func(context.Context, any, int) (any, error) {
 		<-b1Started // fail only once the other branch is busy
@@ -284,5 +288,27 @@ func TestHistoryAndSummary(t *testing.T) {
 	}
 	if diff := cmp.Diff(wantRows, got); diff != "" {
 		t.Errorf("summary (-want +got):\n%s", diff)
+	}
+}
+
+// States.Runtime in a branch fails the Parallel state, and its States.ALL catcher does not catch it.
+func TestParallelRuntimeErrorIsNotCaught(t *testing.T) {
+	def := `{"StartAt":"Par","States":{"Par":{"Type":"Parallel","Next":"Done",
+		"Retry":[{"ErrorEquals":["States.ALL"]}],
+		"Catch":[{"ErrorEquals":["States.ALL"],"Next":"Done"}],
+		"Branches":[{"StartAt":"Bad","States":{"Bad":{"Type":"Pass","InputPath":"$.missing","End":true}}}]},
+		"Done":{"Type":"Succeed"}}}`
+	e, sl := run(t, def, `{}`, newInvoker(nil))
+	if e.Status != asl.StatusFailed || e.Error != asl.ErrorRuntime {
+		t.Fatalf("status %s error %s (%s), want FAILED States.Runtime", e.Status, e.Error, e.Cause)
+	}
+	if len(sl.waits()) != 0 {
+		t.Errorf("States.Runtime was retried: waits %v", sl.waits())
+	}
+	// A task may still report an error named States.Runtime itself; it is terminal too.
+	e, _ = run(t, `{"StartAt":"T","States":{"T":{"Type":"Task","Resource":"r","Catch":[{"ErrorEquals":["States.ALL"],"Next":"Done"}],"End":true},"Done":{"Type":"Succeed"}}}`,
+		`{}`, newInvoker(map[string]taskFunc{"r": failsWith(asl.ErrorRuntime, "from the task")}))
+	if e.Status != asl.StatusFailed || e.Error != asl.ErrorRuntime {
+		t.Errorf("task-reported States.Runtime: status %s error %s", e.Status, e.Error)
 	}
 }

@@ -166,8 +166,16 @@ func eventTypes(e *asl.Execution) []asl.EventType {
 func run(t *testing.T, def, input string, inv asl.Invoker) (*asl.Execution, *recSleeper) {
 	t.Helper()
 	s := &recSleeper{}
-	e := mustLoad(t, def).Start(context.Background(), "exec-1", json.RawMessage(input), inv, testOptions(s))
+	e := mustLoad(t, def).Start(testCtx(t), "exec-1", json.RawMessage(input), inv, testOptions(s))
 	return e, s
+}
+
+// testCtx bounds an execution, so an engine that fails to cancel a blocked task fails the test (ABORTED)
+// instead of hanging it.
+func testCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	t.Cleanup(cancel)
+	return ctx
 }
 
 func secs(f ...float64) []time.Duration {

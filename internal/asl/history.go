@@ -135,7 +135,7 @@ func (h *History) Summary() []StateRun {
 // PreviousEventID. Each goroutine has its own.
 type thread struct{ last int64 }
 
-func (h *History) append(th *thread, e Event) int64 {
+func (h *History) append(th *thread, e Event) Event {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	e.ID = int64(len(h.events) + 1)
@@ -146,7 +146,7 @@ func (h *History) append(th *thread, e Event) int64 {
 		e.PreviousEventID = h.events[n-1].ID
 	}
 	h.events = append(h.events, e)
-	return e.ID
+	return e
 }
 
 func (h *History) lastID() int64 {

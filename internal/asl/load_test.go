@@ -89,7 +89,7 @@ func TestLoadSubstitutesBeforeParsing(t *testing.T) {
 		t.Fatal(err)
 	}
 	inv := newInvoker(map[string]taskFunc{"arn:aws:lambda:us-east-1:123456789012:function:f": returns("ok")})
-	e := m.Start(t.Context(), "x", []byte(`{}`), inv, testOptions(&recSleeper{}))
+	e := m.Start(testCtx(t), "x", []byte(`{}`), inv, testOptions(&recSleeper{}))
 	if e.Status != asl.StatusSucceeded || string(e.Output) != `"ok"` {
 		t.Fatalf("status %s output %s error %s %s", e.Status, e.Output, e.Error, e.Cause)
 	}

@@ -83,6 +83,12 @@ func TestRetryBackoff(t *testing.T) {
 			wantWaits: nil, wantCalls: 1, wantState: asl.StatusFailed, wantError: "States.Timeout",
 		},
 		{
+			name:      "each retrier has its own attempt count",
+			retry:     `[{"ErrorEquals":["X"]},{"ErrorEquals":["Y"],"MaxAttempts":1,"IntervalSeconds":7}]`,
+			errors:    []string{"X", "X", "Y", "Y"},
+			wantWaits: secs(1, 2, 7), wantCalls: 4, wantState: asl.StatusFailed, wantError: "Y",
+		},
+		{
 			name:      "first matching retrier only, even when exhausted",
 			retry:     `[{"ErrorEquals":["E"],"MaxAttempts":1},{"ErrorEquals":["States.ALL"],"MaxAttempts":5}]`,
 			errors:    []string{"E", "E"},
@@ -143,7 +149,7 @@ func TestFullJitter(t *testing.T) {
 		o := testOptions(sl)
 		o.Rand = func() float64 { f := fractions[0]; fractions = fractions[1:]; return f }
 		inv := newInvoker(map[string]taskFunc{"r": sequence("E", "E", "E")})
-		e := m.Start(t.Context(), "j", []byte(`{}`), inv, o)
+		e := m.Start(testCtx(t), "j", []byte(`{}`), inv, o)
 		if e.Status != asl.StatusSucceeded {
 			t.Fatalf("status %s %s", e.Status, e.Error)
 		}
@@ -163,7 +169,7 @@ func TestFullJitter(t *testing.T) {
 		for i := range errs {
 			errs[i] = "E"
 		}
-		e := mustLoad(t, def).Start(t.Context(), "j", []byte(`{}`), newInvoker(map[string]taskFunc{"r": sequence(errs...)}), o)
+		e := mustLoad(t, def).Start(testCtx(t), "j", []byte(`{}`), newInvoker(map[string]taskFunc{"r": sequence(errs...)}), o)
 		if e.Status != asl.StatusSucceeded {
 			t.Fatalf("status %s %s", e.Status, e.Error)
 		}
@@ -343,7 +349,7 @@ func TestAbort(t *testing.T) {
 		t.Errorf("%d calls after abort, want 1", inv.count("r"))
 	}
 	// An aborted execution can be redriven; it re-runs the aborted state.
-	if err := m.Redrive(t.Context(), e, inv); err != nil {
+	if err := m.Redrive(testCtx(t), e, inv); err != nil {
 		t.Fatal(err)
 	}
 	if e.Status != asl.StatusSucceeded || inv.count("r") != 2 {
