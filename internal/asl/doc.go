@@ -73,7 +73,14 @@
 // outputs. Not found in the documentation, so chosen here: the redriven state's retriers start from zero
 // attempts (they count per visit).
 //
+// Tasks and time: an Invoker runs each Task (Options.Sleep, Now, Rand and WithTimeout make retry waits, Wait
+// states, timestamps, jitter and timeouts injectable, so a simulation can compress time and tests are fast and
+// deterministic). When a task is stopped from outside (a sibling branch failed, the execution timed out or was
+// aborted) the engine waits for its Invoke to return, so nothing still runs when Start or Redrive returns; after
+// a Task's own TimeoutSeconds it does not wait, as Step Functions does not wait for a timed-out Lambda function.
+//
 // History: events carry ids, previous ids (each Parallel branch forms its own chain from ParallelStateStarted),
 // Step Functions event type names, timestamps from Options.Now, inputs/outputs, error/cause and the retry count.
-// History.Summary gives one row per state visit (the console's table view).
+// History.Summary gives one row per state visit (the console's table view); Options.OnEvent streams events as
+// they are recorded.
 package asl

@@ -143,8 +143,8 @@ type branchState struct {
 }
 
 // Start runs a new execution to completion and returns it. input is the execution input (JSON; empty means {}).
-// An empty name gets a random one. Invalid input fails the execution at once with Error InvalidExecutionInput
-// (StartExecution would refuse it); such an execution is not redrivable.
+// An empty name gets a random one. Input that is not JSON fails the execution at once with Error
+// InvalidExecutionInput (StartExecution would refuse it), a nil inv with InvalidArgument; neither is redrivable.
 func (m *Machine) Start(ctx context.Context, name string, input json.RawMessage, inv Invoker, opts Options) *Execution {
 	o := opts.withDefaults()
 	if name == "" {
@@ -164,13 +164,14 @@ func (m *Machine) Start(ctx context.Context, name string, input json.RawMessage,
 		opts:      o,
 	}
 	v, err := decodeJSON(input)
-	if err != nil || inv == nil {
-		e.Status, e.Error, e.StopTime = StatusFailed, "InvalidExecutionInput", e.StartTime
-		if err != nil {
-			e.Cause = "execution input is not JSON: " + err.Error()
-		} else {
-			e.Error, e.Cause = "InvalidArgument", "no Invoker"
-		}
+	switch {
+	case err != nil:
+		e.Status, e.StopTime = StatusFailed, e.StartTime
+		e.Error, e.Cause = "InvalidExecutionInput", "execution input is not JSON: "+err.Error()
+		return e
+	case inv == nil:
+		e.Status, e.StopTime = StatusFailed, e.StartTime
+		e.Error, e.Cause = "InvalidArgument", "no Invoker"
 		return e
 	}
 	e.input = v
