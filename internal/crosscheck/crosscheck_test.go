@@ -1,0 +1,348 @@
+package crosscheck
+
+// The cross-check runs statemachine/isolation.asl.json twice for each case, each time against a fresh simulator
+// seeded from the same scenario and with the same real handlers (runner.Functions, environment as cmd/isolation
+// sets it):
+//
+//  1. in aws-local-stepfunctions (testdata/crosscheck.mjs under node), each Task state overridden to call its
+//     function through a loopback bridge that answers as Lambda's Invoke API (bridge_test.go);
+//  2. in our engine, internal/asl through internal/runner, as `isolation simulate` does.
+//
+// It compares, after normalising only what two runs may legitimately differ in (trace_test.go): the status,
+// error and cause; the output; the top-level path of states, each with the input it was entered with; each
+// Parallel branch's own path with inputs; and the payload each Task state sent its function. Retry waits are
+// zero on both sides and the scenarios' latencies and AWS delays are removed, so a case takes under a second.
+//
+// Where aws-local-stepfunctions 3.0.0 differs from AWS, and how this test keeps that out of the comparison:
+//
+//   - It has no RedriveExecution. testdata/crosscheck.mjs emulates it for a failed top-level state (see
+//     emulateRedrive there); our executions fail at "Notify failure", a top-level state.
+//   - Its own Lambda client reports a function error's Cause as "errorType: errorMessage"; Step Functions
+//     records the function's error payload. Our Task overrides throw an Error whose message is that payload,
+//     and the library's Catch puts error.message in Cause, so Cause is what Step Functions would record.
+//   - Inside a Parallel branch it sets $$.Execution.Input to the branch's input (AWS: the execution's input).
+//     The definition reads $$.Execution.Input only in "Validate and record", at the top level.
+//   - $$ holds only what the run's context option passes (plus Execution.Input and StartTime); the script
+//     passes Execution.Id, Name and RedriveCount, all the definition reads.
+//   - IsPresent: false and IsNull: false never match there (it evaluates `flag && test`). The definition uses
+//     only IsPresent: true (under Not) and IsNull: true.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/google/go-cmp/cmp"
+
+	ec2isolation "github.com/ec2-isolation/ec2-isolation"
+	"github.com/ec2-isolation/ec2-isolation/internal/asl"
+	"github.com/ec2-isolation/ec2-isolation/internal/runner"
+	"github.com/ec2-isolation/ec2-isolation/internal/sim"
+	"github.com/ec2-isolation/ec2-isolation/internal/steps"
+)
+
+// awsLocalStepFunctionsVersion is the version package.json pins.
+const awsLocalStepFunctionsVersion = "3.0.0"
+
+type crossCase struct {
+	name     string
+	scenario string // cmd/isolation/scenarios/<scenario>.json
+	event    string // events/<event>
+	tracking string // CONNECTION_TRACKING
+	// redrive: when the execution fails, redrive it once (Node: emulated) and compare that run too.
+	redrive bool
+	// tweak adjusts the loaded scenario for this comparison (after fastScenario).
+	tweak func(t *testing.T, sc *sim.Scenario)
+	// want is each run's expected status: a guard against both engines agreeing on something useless (such as
+	// failing at the first state because the bridge is broken).
+	want []asl.Status
+}
+
+var crossCases = []crossCase{
+	{name: "isolate", scenario: "default", event: "isolate.json", want: []asl.Status{asl.StatusSucceeded}},
+	{name: "isolate untrack-first", scenario: "default", event: "isolate.json", tracking: "untrack-first",
+		want: []asl.Status{asl.StatusSucceeded}},
+	// Refused by "Validate and record" (InvalidEvent / InstanceNotFound): Catch, "Collect failure", "Notify
+	// failure", FAILED.
+	{name: "non-matching-tag", scenario: "default", event: "non-matching-tag.json", want: []asl.Status{asl.StatusFailed}},
+	{name: "other-resource", scenario: "default", event: "other-resource.json", want: []asl.Status{asl.StatusFailed}},
+	{name: "unknown-instance", scenario: "default", event: "unknown-instance.json", want: []asl.Status{asl.StatusFailed}},
+	{name: "release", scenario: "default", event: "release.json", want: []asl.Status{asl.StatusFailed}},
+	// "Apply isolation security group" fails (UnauthorizedOperation, once per ENI): the network branch ends with
+	// its failure marker, the IAM branch completes, "Notify failure" fails the execution; the redrive resumes at
+	// Contain and succeeds.
+	{name: "redrive", scenario: "redrive", event: "isolate.json", redrive: true, tweak: failEveryENIOnce,
+		want: []asl.Status{asl.StatusFailed, asl.StatusSucceeded}},
+	// The isolation profile does not exist: "Attach isolation profile" exhausts its ProfileNotReady retrier and
+	// is caught inside the branch; the redrive fails the same way.
+	{name: "missing-profile", scenario: "missing-profile", event: "isolate.json", redrive: true,
+		want: []asl.Status{asl.StatusFailed, asl.StatusFailed}},
+}
+
+func TestSamePathAndOutputAsAWSLocalStepFunctions(t *testing.T) {
+	root := repoRoot(t)
+	node := requireNode(t, root)
+	for _, tc := range crossCases {
+		t.Run(tc.name, func(t *testing.T) {
+			scenarioFile := filepath.Join(root, "cmd", "isolation", "scenarios", tc.scenario+".json")
+			scenarioJSON, err := os.ReadFile(scenarioFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sc := fastScenario(t, scenarioFile)
+			if tc.tweak != nil {
+				tc.tweak(t, &sc)
+			}
+			event, err := ec2isolation.Events.ReadFile("events/" + tc.event)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tracking := tc.tracking
+			if tracking == "" {
+				tracking = "direct"
+			}
+			name := "crosscheck-" + strings.ReplaceAll(tc.name, " ", "-")
+
+			start := time.Now()
+			theirs := runNode(t, node, root, sc, tracking, event, name, tc.redrive)
+			nodeTook := time.Since(start)
+			start = time.Now()
+			ours := runOurs(t, sc, tracking, event, name, tc.redrive)
+			t.Logf("aws-local-stepfunctions %v, internal/asl %v", nodeTook.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+
+			for i, r := range ours {
+				t.Logf("run %d: %s %s %v retries %v", i, r.Status, r.Error, pathNames(r), r.Retries)
+			}
+			for i, r := range theirs {
+				t.Logf("aws-local-stepfunctions run %d retries %v", i, r.Retries)
+			}
+			var got []asl.Status
+			for _, r := range ours {
+				got = append(got, asl.Status(r.Status))
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("our engine's run statuses (-want +got):\n%s", diff)
+			}
+			want := newNormaliser(scenarioJSON, event).traces(t, theirs)
+			have := newNormaliser(scenarioJSON, event).traces(t, ours)
+			if diff := cmp.Diff(want, have); diff != "" {
+				t.Errorf("internal/asl differs from aws-local-stepfunctions (-aws-local-stepfunctions +internal/asl):\n%s", diff)
+			}
+		})
+	}
+}
+
+// fastScenario loads a built-in scenario without its latencies and AWS delays (association settling, group
+// visibility, snapshot completion, profile visibility): they only add waiting and would make retries depend on
+// timing. Each delayed behaviour then completes at the simulator's next request.
+func fastScenario(t *testing.T, file string) sim.Scenario {
+	t.Helper()
+	sc, err := sim.LoadScenario(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc.Faults.Latency = sim.Latency{}
+	sc.Behaviour = sim.Behaviour{}
+	for i := range sc.InstanceProfiles {
+		sc.InstanceProfiles[i].VisibleAfter = 0
+	}
+	return sc
+}
+
+// failEveryENIOnce makes the redrive scenario's one-time ModifyNetworkInterfaceAttribute failure hit every ENI
+// of the instance once. "Apply isolation security group" modifies the ENIs concurrently, so with the scenario's
+// count of 1 the failure lands on whichever ENI's call reaches the simulator first, which differs from run to
+// run whatever the engine. With one failure per ENI the first run fails and the redrive succeeds as before, and
+// both are deterministic.
+func failEveryENIOnce(t *testing.T, sc *sim.Scenario) {
+	t.Helper()
+	if len(sc.Instances) != 1 || len(sc.Faults.Errors) != 1 || sc.Faults.Errors[0].Action != "ModifyNetworkInterfaceAttribute" {
+		t.Fatal("the redrive scenario changed: expected one instance and one ModifyNetworkInterfaceAttribute fault")
+	}
+	sc.Faults.Errors[0].Count = len(sc.Instances[0].NetworkInterfaces)
+}
+
+// startSim starts a fresh simulator for sc and the functions' environment, as cmd/isolation sets it (the stack
+// parameters' defaults).
+func startSim(t *testing.T, sc sim.Scenario, tracking string) (*sim.Server, steps.Env) {
+	t.Helper()
+	srv, err := sim.Start(sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	if len(sc.Topics) == 0 {
+		t.Fatal("scenario has no SNS topic")
+	}
+	env := map[string]string{
+		"TAG_KEY": "Isolate", "TAG_VALUE": "true",
+		"ISOLATION_GROUP_NAME": "ec2-isolation-quarantine", "ISOLATION_PROFILE_NAME": "ec2-isolation-quarantine",
+		"CONNECTION_TRACKING": tracking,
+		"TOPIC_ARN":           fmt.Sprintf("arn:aws:sns:%s:%s:%s", srv.Region(), srv.AccountID(), sc.Topics[0].Name),
+	}
+	return srv, func(k string) string { return env[k] }
+}
+
+var quiet = slog.New(slog.DiscardHandler)
+
+// noWait makes retry waits zero-length (the Node side overrides them to 0 ms too).
+func noWait(ctx context.Context, _ time.Duration) error { return ctx.Err() }
+
+func runOurs(t *testing.T, sc sim.Scenario, tracking string, event []byte, name string, redrive bool) []run {
+	t.Helper()
+	srv, env := startSim(t, sc, tracking)
+	r, err := runner.New(runner.Config{
+		Definition: ec2isolation.Definition,
+		Region:     srv.Region(),
+		Account:    srv.AccountID(),
+		AWS:        srv.AWSConfig,
+		Env:        env,
+		Log:        quiet,
+		Engine:     asl.Options{Sleep: noWait},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	e := r.Start(ctx, name, event)
+	runs := []run{goRun(t, e, 0)}
+	if redrive && e.Status != asl.StatusSucceeded {
+		if err := r.Redrive(ctx, e); err != nil {
+			t.Fatalf("redrive: %v", err)
+		}
+		runs = append(runs, goRun(t, e, 1))
+	}
+	return runs
+}
+
+// nodeJob is the Node script's input (see testdata/crosscheck.mjs).
+type nodeJob struct {
+	Definition json.RawMessage   `json:"definition"`
+	Bridge     string            `json:"bridge"`
+	Functions  map[string]string `json:"functions"` // function ARN -> name
+	Input      json.RawMessage   `json:"input"`
+	Context    map[string]any    `json:"context"`
+	Redrive    bool              `json:"redrive"`
+}
+
+func runNode(t *testing.T, node, root string, sc sim.Scenario, tracking string, event []byte, name string, redrive bool) []run {
+	t.Helper()
+	srv, env := startSim(t, sc, tracking)
+	handlers := map[string]lambda.Handler{}
+	job := nodeJob{Functions: map[string]string{}, Input: event, Redrive: redrive}
+	def := string(ec2isolation.Definition)
+	for _, f := range runner.Functions {
+		h, err := f.Build(srv.AWSConfig(f.Name), env, quiet.With("function", f.Name))
+		if err != nil {
+			t.Fatalf("build %s: %v", f.Name, err)
+		}
+		handlers[f.Name] = h
+		arn := runner.FunctionARN(srv.Region(), srv.AccountID(), f.Name)
+		job.Functions[arn] = f.Name
+		def = strings.ReplaceAll(def, "${"+f.Substitution+"}", arn)
+	}
+	if strings.Contains(def, "${") {
+		t.Fatal("definition has a placeholder runner.Functions does not substitute")
+	}
+	job.Definition = json.RawMessage(def)
+	b := startBridge(t, handlers)
+	job.Bridge = b.url
+	job.Context = map[string]any{
+		"Execution": map[string]any{
+			"Id":   fmt.Sprintf("arn:aws:states:%s:%s:execution:%s:%s", srv.Region(), srv.AccountID(), runner.StateMachineName, name),
+			"Name": name,
+		},
+		"StateMachine": map[string]any{"Name": runner.StateMachineName},
+	}
+	stdin, err := json.Marshal(job)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, "--import", "./polyfill.mjs", "crosscheck.mjs")
+	cmd.Dir = filepath.Join(root, "internal", "crosscheck", "testdata")
+	cmd.Stdin = bytes.NewReader(stdin)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("node crosscheck.mjs: %v\n%s", err, stderr.String())
+	}
+	if p := b.failures(); len(p) > 0 {
+		t.Fatalf("bridge: %s", strings.Join(p, "; "))
+	}
+	var out struct {
+		Runs []run `json:"runs"`
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &out); err != nil {
+		t.Fatalf("node output: %v\n%s", err, stdout.String())
+	}
+	return out.Runs
+}
+
+// repoRoot is the directory of go.mod, above the test's working directory.
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("go.mod not found above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// requireNode returns the node binary. Without node or the pinned aws-local-stepfunctions (`npm ci`) the test
+// is skipped locally, and fails in CI (CI=true), where .ci/tools.sh installs both.
+func requireNode(t *testing.T, root string) string {
+	t.Helper()
+	node, err := exec.LookPath("node")
+	if err == nil {
+		err = checkPackage(root)
+	}
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%v (CI installs it: .ci/tools.sh)", err)
+		}
+		t.Skipf("%v: run `npm ci` at the repository root (needs node); in CI (CI=true) this test fails instead", err)
+	}
+	return node
+}
+
+func checkPackage(root string) error {
+	data, err := os.ReadFile(filepath.Join(root, "node_modules", "aws-local-stepfunctions", "package.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return errors.New("node_modules/aws-local-stepfunctions is not installed")
+	}
+	if err != nil {
+		return err
+	}
+	var pkg struct {
+		Version string `json:"version"`
+	}
+	if err := json.Unmarshal(data, &pkg); err != nil {
+		return fmt.Errorf("node_modules/aws-local-stepfunctions/package.json: %w", err)
+	}
+	if pkg.Version != awsLocalStepFunctionsVersion {
+		return fmt.Errorf("node_modules/aws-local-stepfunctions is %s, package.json pins %s", pkg.Version, awsLocalStepFunctionsVersion)
+	}
+	return nil
+}
