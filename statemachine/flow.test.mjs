@@ -159,6 +159,7 @@ test('success: every task gets exactly its workflow input and Notify success rep
     {
       outcome: 'SUCCEEDED',
       executionName: 'exec-1',
+      executionArn: context().Execution.Id,
       instanceId: record.instanceId,
       record,
       groups,
@@ -202,25 +203,25 @@ const failureCases = [
     reported: { instanceId: null, record: null, groups: null, apply: null, disassociate: null, attach: null, snapshot: null },
   },
   {
-    name: 'network branch fails: the IAM branch still completes',
+    name: 'network branch fails: the IAM branch still completes, the volumes are still snapshotted',
     fail: { 'Apply isolation security group': 'AWSError' },
     failures: [failure('Apply isolation security group', 'AWSError')],
-    notRun: ['Snapshot volumes', 'Notify success'],
-    reported: { instanceId: record.instanceId, record, groups, apply: null, disassociate, attach, snapshot: null },
+    notRun: ['Notify success'],
+    reported: { instanceId: record.instanceId, record, groups, apply: null, disassociate, attach, snapshot },
   },
   {
-    name: 'IAM branch fails: the network branch still completes',
+    name: 'IAM branch fails: the network branch still completes, the volumes are still snapshotted',
     fail: { 'Disassociate profile': 'AWSError' },
     failures: [failure('Disassociate profile', 'AWSError')],
-    notRun: ['Attach isolation profile', 'Snapshot volumes', 'Notify success'],
-    reported: { instanceId: record.instanceId, record, groups, apply, disassociate: null, attach: null, snapshot: null },
+    notRun: ['Attach isolation profile', 'Notify success'],
+    reported: { instanceId: record.instanceId, record, groups, apply, disassociate: null, attach: null, snapshot },
   },
   {
     name: 'both branches fail: both failures are reported, network first',
     fail: { 'Ensure isolation security group': 'ConfigError', 'Attach isolation profile': 'ProfileNotReady' },
     failures: [failure('Ensure isolation security group', 'ConfigError'), failure('Attach isolation profile', 'ProfileNotReady')],
-    notRun: ['Apply isolation security group', 'Snapshot volumes', 'Notify success'],
-    reported: { instanceId: record.instanceId, record, groups: null, apply: null, disassociate, attach: null, snapshot: null },
+    notRun: ['Apply isolation security group', 'Notify success'],
+    reported: { instanceId: record.instanceId, record, groups: null, apply: null, disassociate, attach: null, snapshot },
   },
   {
     name: 'snapshot fails after containment',
@@ -228,6 +229,13 @@ const failureCases = [
     failures: [failure('Snapshot volumes', 'AWSError')],
     notRun: ['Notify success'],
     reported: { instanceId: record.instanceId, record, groups, apply, disassociate, attach, snapshot: null },
+  },
+  {
+    name: 'containment fails and then the snapshot fails too: the containment failure is reported',
+    fail: { 'Attach isolation profile': 'AWSError', 'Snapshot volumes': 'AWSError' },
+    failures: [failure('Attach isolation profile', 'AWSError')],
+    notRun: ['Notify success'],
+    reported: { instanceId: record.instanceId, record, groups, apply, disassociate, attach: null, snapshot: null },
   },
   {
     name: 'the success notification fails',
@@ -250,6 +258,8 @@ for (const tc of failureCases) {
     assert.deepEqual(calls.published[0], {
       outcome: 'FAILED',
       executionName: 'exec-1',
+      executionArn: context().Execution.Id,
+      event,
       ...tc.reported,
       failures: tc.failures,
       redriveCount: 0,
@@ -292,9 +302,7 @@ for (const tc of redriveCases) {
     const res = await run(handlers, { input, startAt: 'Notify failure', redriveCount: 1 });
     assert.equal(res.error, undefined, `redrive failed: ${res.failed?.Error} ${res.failed?.Cause}`);
     const entered = res.events.filter((e) => e.type === 'StateEntered').map((e) => e.state.name);
-    assert.equal(entered[0], 'Notify failure');
-    assert.equal(entered[1], 'Resume at failed state');
-    assert.equal(entered[2], tc.resumesAt);
+    assert.deepEqual(entered.slice(0, 4), ['Notify failure', 'Prepare to resume', 'Resume at failed state', tc.resumesAt]);
     for (const t of tc.reruns) assert.equal(calls.inputs[t].length, before[t] + 1, `${t} should run again`);
     assert.equal(calls.published.length, 2, 'one failure message, then one success message; nothing on resuming');
     assert.equal(calls.published[1].outcome, 'SUCCEEDED');

@@ -18,8 +18,8 @@ func printResult(w io.Writer, res result, showIO bool) {
 		printExecution(w, e, showIO)
 	}
 	fmt.Fprintln(w)
-	printInstance(w, "Before", res.Before)
-	printInstance(w, "After", res.After)
+	printInstance(w, "Before", res.InstanceID, res.Before)
+	printInstance(w, "After", res.InstanceID, res.After)
 	fmt.Fprintf(w, "\nNotifications published: %d\n", len(res.Notifications))
 	for i, n := range res.Notifications {
 		fmt.Fprintf(w, "\n--- notification %d: %s\n%s\n", i+1, n.Subject, strings.TrimRight(n.Email, "\n"))
@@ -57,9 +57,13 @@ func printExecution(w io.Writer, e executionReport, showIO bool) {
 	tw.Flush()
 }
 
-func printInstance(w io.Writer, when string, in *inspect.Instance) {
-	if in == nil {
-		fmt.Fprintf(w, "%s: the event names no instance of the account\n", when)
+func printInstance(w io.Writer, when, id string, in *inspect.Instance) {
+	switch {
+	case id == "":
+		fmt.Fprintf(w, "%s: the event names no instance\n", when)
+		return
+	case in == nil:
+		fmt.Fprintf(w, "%s: instance %s is not in the simulated account\n", when, id)
 		return
 	}
 	fmt.Fprintf(w, "%s: instance %s (%s)\n", when, in.ID, in.State)

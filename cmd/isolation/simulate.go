@@ -101,7 +101,9 @@ func loadEvent(file string) (json.RawMessage, error) {
 
 // result is what simulate reports (and prints with -json).
 type result struct {
-	Scenario      string              `json:"scenario"`
+	Scenario string `json:"scenario"`
+	// InstanceID is the instance the event names ("" when it names none).
+	InstanceID    string              `json:"instanceId,omitempty"`
 	Before        *inspect.Instance   `json:"before,omitempty"`
 	Executions    []executionReport   `json:"executions"`
 	After         *inspect.Instance   `json:"after,omitempty"`
@@ -197,8 +199,8 @@ func runSimulation(ctx context.Context, f simulateFlags, stderr io.Writer) (resu
 		return result{}, err
 	}
 
-	res := result{Scenario: f.scenario}
 	id := eventInstanceID(event)
+	res := result{Scenario: f.scenario, InstanceID: id}
 	reader := ec2.NewFromConfig(srv.AWSConfig("inspect"))
 	if id != "" {
 		if before, err := inspect.Read(ctx, reader, id); err == nil {
@@ -267,14 +269,10 @@ func report(e *asl.Execution) executionReport {
 // eventInstanceID is the instance the event names, or "" when it names none.
 func eventInstanceID(event json.RawMessage) string {
 	var ev workflow.TagEvent
-	if json.Unmarshal(event, &ev) != nil || len(ev.Resources) != 1 {
+	if json.Unmarshal(event, &ev) != nil {
 		return ""
 	}
-	_, id, ok := strings.Cut(ev.Resources[0], ":instance/")
-	if !ok {
-		return ""
-	}
-	return id
+	return ev.InstanceID()
 }
 
 func showMessage(m sim.Message) notificationShown {

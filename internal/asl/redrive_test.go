@@ -295,8 +295,10 @@ func TestIsolationDefinitionFailureAndRedrive(t *testing.T) {
 	for _, r := range []string{"ValidateAndRecordFunctionArn", "EnsureSecurityGroupFunctionArn", "ApplySecurityGroupFunctionArn", "NotifyFunctionArn", "SnapshotVolumesFunctionArn"} {
 		calls[r] = inv.count(r)
 	}
+	// The snapshot runs in both attempts: after the failed containment (evidence is kept even then) and again
+	// after the resumed one (the step itself finds its set and creates nothing).
 	want := map[string]int{"ValidateAndRecordFunctionArn": 1, "EnsureSecurityGroupFunctionArn": 2,
-		"ApplySecurityGroupFunctionArn": 1, "NotifyFunctionArn": 3, "SnapshotVolumesFunctionArn": 1}
+		"ApplySecurityGroupFunctionArn": 1, "NotifyFunctionArn": 3, "SnapshotVolumesFunctionArn": 2}
 	if diff := cmp.Diff(want, calls); diff != "" {
 		t.Errorf("task calls (-want +got):\n%s", diff)
 	}

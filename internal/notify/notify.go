@@ -153,12 +153,18 @@ func resuming(in workflow.NotifyInput) bool {
 	return true
 }
 
-// instanceID is the instance the execution is about, from the record or, before one exists, the input.
+// instanceID is the instance the execution is about, from the record or, before one exists, the input or the
+// event.
 func instanceID(in workflow.NotifyInput) string {
-	if in.Record != nil && in.Record.InstanceID != "" {
+	switch {
+	case in.Record != nil && in.Record.InstanceID != "":
 		return in.Record.InstanceID
+	case in.InstanceID != "":
+		return in.InstanceID
+	case in.Event != nil:
+		return in.Event.InstanceID()
 	}
-	return in.InstanceID
+	return ""
 }
 
 // failureSummary names the failed states and their errors (the execution's error cause in the console).

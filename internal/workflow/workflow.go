@@ -3,7 +3,10 @@
 // and output. The JSON names are the paths the ASL definition (statemachine/) reads and writes.
 package workflow
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // TagEvent is the EventBridge "Tag Change on Resource" event (source aws.tag) that starts an execution.
 type TagEvent struct {
@@ -16,6 +19,19 @@ type TagEvent struct {
 	Region     string    `json:"region"`
 	Resources  []string  `json:"resources"`
 	Detail     TagDetail `json:"detail"`
+}
+
+// InstanceID is the instance id the event's only resource names (arn:…:instance/i-…), or "" when it names no
+// single instance. It does not validate the event: "Validate and record" does.
+func (e TagEvent) InstanceID() string {
+	if len(e.Resources) != 1 {
+		return ""
+	}
+	_, id, ok := strings.Cut(e.Resources[0], ":instance/")
+	if !ok {
+		return ""
+	}
+	return id
 }
 
 // TagDetail is the detail of a tag change event.
@@ -166,6 +182,8 @@ const (
 type NotifyInput struct {
 	Outcome       string `json:"outcome"`
 	ExecutionName string `json:"executionName"`
+	// Event is the execution input ($$.Execution.Input): before a record exists, the instance id comes from it.
+	Event *TagEvent `json:"event,omitempty"`
 	// ExecutionARN is $$.Execution.Id: the notification's redrive command and console link need it.
 	ExecutionARN string `json:"executionArn,omitempty"`
 	// InstanceID is set even when Record is not (validation failed before recording).
