@@ -1,0 +1,115 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/ec2-isolation/ec2-isolation/internal/asl"
+)
+
+// simulateJSON runs `isolation simulate --json ARGS` and decodes its report.
+func simulateJSON(t *testing.T, args ...string) (result, int) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := run(context.Background(), append([]string{"simulate", "--json", "--speed", "20"}, args...), &out, &errOut)
+	var res result
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		t.Fatalf("exit %d, output is not the JSON report: %v\nstdout: %s\nstderr: %s", code, err, out.String(), errOut.String())
+	}
+	return res, code
+}
+
+// isolated checks the instance's final state as the responder needs it: every ENI on exactly one group, the
+// isolation group; only the isolation profile; one snapshot per volume.
+func isolated(t *testing.T, res result, volumes int) {
+	t.Helper()
+	if res.After == nil {
+		t.Fatal("no final state of the instance")
+	}
+	if len(res.After.NetworkInterfaces) != len(res.Before.NetworkInterfaces) {
+		t.Errorf("ENIs before %d, after %d", len(res.Before.NetworkInterfaces), len(res.After.NetworkInterfaces))
+	}
+	for _, n := range res.After.NetworkInterfaces {
+		if len(n.Groups) != 1 || !strings.HasSuffix(n.Groups[0], "("+defaultGroupName+")") {
+			t.Errorf("%s carries %v, want only the isolation group", n.ID, n.Groups)
+		}
+	}
+	if want := []string{"arn:aws:iam::123456789012:instance-profile/" + defaultProfileName + " (associated)"}; !cmp.Equal(res.After.Profiles, want) {
+		t.Errorf("profiles %v, want %v", res.After.Profiles, want)
+	}
+	if len(res.After.Snapshots) != volumes {
+		t.Errorf("snapshots %v, want one per volume (%d)", res.After.Snapshots, volumes)
+	}
+}
+
+func TestSimulateDefaultIsolates(t *testing.T) {
+	res, code := simulateJSON(t)
+	if code != 0 {
+		t.Fatalf("exit %d, want 0: %+v", code, res.Executions)
+	}
+	isolated(t, res, 2)
+	if len(res.Notifications) != 1 || !strings.Contains(res.Notifications[0].Subject, "SUCCEEDED") {
+		t.Errorf("notifications %+v, want one success", res.Notifications)
+	}
+	if res.Notifications[0].Default == "" {
+		t.Error("no default (Chatbot) body in the notification")
+	}
+}
+
+func TestSimulatePermanentFailureExitsNonZeroAndNotifies(t *testing.T) {
+	res, code := simulateJSON(t, "--scenario", "missing-profile")
+	if code != 1 {
+		t.Fatalf("exit %d, want 1", code)
+	}
+	e := res.Executions[0]
+	if e.Status != asl.StatusFailed || e.Error != "IsolationFailed" {
+		t.Errorf("execution %s %s, want FAILED IsolationFailed", e.Status, e.Error)
+	}
+	if len(res.Notifications) != 1 || !strings.Contains(res.Notifications[0].Email, `FAILED at "Attach isolation profile"`) {
+		t.Errorf("notifications %+v, want one naming the failed state", res.Notifications)
+	}
+	// Network containment does not depend on the IAM branch, and the evidence is kept.
+	for _, n := range res.After.NetworkInterfaces {
+		if len(n.Groups) != 1 || !strings.HasSuffix(n.Groups[0], "("+defaultGroupName+")") {
+			t.Errorf("%s carries %v, want only the isolation group", n.ID, n.Groups)
+		}
+	}
+	if len(res.After.Snapshots) != 2 {
+		t.Errorf("snapshots %v, want one per volume", res.After.Snapshots)
+	}
+}
+
+func TestSimulateRedriveAfterTheFaultClears(t *testing.T) {
+	res, code := simulateJSON(t, "--scenario", "redrive", "--redrive")
+	if code != 0 {
+		t.Fatalf("exit %d, want 0", code)
+	}
+	var got []asl.Status
+	for _, e := range res.Executions {
+		got = append(got, e.Status)
+	}
+	if want := []asl.Status{asl.StatusFailed, asl.StatusSucceeded}; !cmp.Equal(got, want) {
+		t.Fatalf("statuses %v, want %v", got, want)
+	}
+	if first := res.Executions[1].States[0].Name; first != "Notify failure" {
+		t.Errorf("the redrive started at %q, want the failed state Notify failure", first)
+	}
+	isolated(t, res, 2)
+	if len(res.Notifications) != 2 {
+		t.Errorf("%d notifications, want the failure then the success", len(res.Notifications))
+	}
+}
+
+func TestSimulateRefusesBadFlags(t *testing.T) {
+	for _, args := range [][]string{{"simulate", "--speed", "0"}, {"simulate", "extra"}, {"nope"}, {}} {
+		var out, errOut bytes.Buffer
+		if code := run(context.Background(), args, &out, &errOut); code != 2 || errOut.Len() == 0 {
+			t.Errorf("%q: exit %d, stderr %q; want 2 and a message", args, code, errOut.String())
+		}
+	}
+}
