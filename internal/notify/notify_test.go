@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/ec2-isolation/ec2-isolation/internal/notify"
 	"github.com/ec2-isolation/ec2-isolation/internal/sim"
+	"github.com/ec2-isolation/ec2-isolation/internal/simtest"
 	"github.com/ec2-isolation/ec2-isolation/internal/steperr"
 	"github.com/ec2-isolation/ec2-isolation/internal/workflow"
 )
@@ -29,23 +29,12 @@ const (
 
 func start(t *testing.T, sc sim.Scenario) *sim.Server {
 	t.Helper()
-	srv, err := sim.Start(sc)
-	if err != nil {
-		t.Fatalf("sim.Start: %v", err)
-	}
-	t.Cleanup(srv.Close)
-	return srv
+	return simtest.Start(t, sc)
 }
 
-// newHandler is the handler with a real SDK SNS client reaching srv, with its own connection pool, closed when
-// the test ends (before the server's Close, registered earlier), so that the simulator shuts down at once.
-func newHandler(t *testing.T, srv *sim.Server) *notify.Handler {
-	t.Helper()
-	cfg := srv.AWSConfig("notify")
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	cfg.HTTPClient = &http.Client{Transport: tr, Timeout: 30 * time.Second}
-	t.Cleanup(tr.CloseIdleConnections)
-	return notify.New(sns.NewFromConfig(cfg), notify.Settings{TopicARN: topicARN}, slog.New(slog.DiscardHandler))
+// newHandler is the handler with a real SDK SNS client reaching srv.
+func newHandler(_ *testing.T, srv *sim.Server) *notify.Handler {
+	return notify.New(sns.NewFromConfig(srv.AWSConfig("notify")), notify.Settings{TopicARN: topicARN}, slog.New(slog.DiscardHandler))
 }
 
 func scenario() sim.Scenario { return sim.Scenario{Topics: []sim.Topic{{Name: topicName}}} }

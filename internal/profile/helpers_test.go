@@ -3,7 +3,6 @@ package profile_test
 import (
 	"context"
 	"errors"
-	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/ec2-isolation/ec2-isolation/internal/profile"
 	"github.com/ec2-isolation/ec2-isolation/internal/sim"
+	"github.com/ec2-isolation/ec2-isolation/internal/simtest"
 	"github.com/ec2-isolation/ec2-isolation/internal/workflow"
 )
 
@@ -55,11 +55,7 @@ type env struct {
 
 func start(t *testing.T, sc sim.Scenario) env {
 	t.Helper()
-	srv, err := sim.Start(sc)
-	if err != nil {
-		t.Fatalf("start simulator: %v", err)
-	}
-	t.Cleanup(srv.Close)
+	srv := simtest.Start(t, sc)
 	// Each function signs with its own name, as each Lambda has its own role.
 	return env{
 		srv:          srv,
@@ -70,15 +66,7 @@ func start(t *testing.T, sc sim.Scenario) env {
 }
 
 // mutating lists the actions of the mutating calls received since the last ResetCalls.
-func (e env) mutating() []string {
-	var out []string
-	for _, c := range e.srv.Calls() {
-		if c.Mutating {
-			out = append(out, c.Action)
-		}
-	}
-	return out
-}
+func (e env) mutating() []string { return simtest.Mutating(e.srv) }
 
 // association is one association as a test compares it.
 type association struct {
@@ -144,14 +132,7 @@ func retried[Out any](t *testing.T, retry func(error) bool, step func() (Out, er
 	return zero, seen
 }
 
-// newClient is an EC2 client of the real SDK reaching srv, with its own connection pool: closing its idle
-// connections at the end lets the simulator shut down at once (a connection dialed for a concurrent call
-// and never used would otherwise hold http.Server.Shutdown for its 2 s timeout).
-func newClient(t *testing.T, srv *sim.Server, caller string) *ec2.Client {
-	t.Helper()
-	cfg := srv.AWSConfig(caller)
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	cfg.HTTPClient = &http.Client{Transport: tr, Timeout: 30 * time.Second}
-	t.Cleanup(tr.CloseIdleConnections) // runs before the server's Close, registered earlier
-	return ec2.NewFromConfig(cfg)
+// newClient is an EC2 client of the real SDK reaching srv as caller.
+func newClient(_ *testing.T, srv *sim.Server, caller string) *ec2.Client {
+	return ec2.NewFromConfig(srv.AWSConfig(caller))
 }

@@ -3,7 +3,6 @@ package secgroup_test
 import (
 	"context"
 	"log/slog"
-	"net/http"
 	"slices"
 	"testing"
 	"time"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/ec2-isolation/ec2-isolation/internal/secgroup"
 	"github.com/ec2-isolation/ec2-isolation/internal/sim"
+	"github.com/ec2-isolation/ec2-isolation/internal/simtest"
 	"github.com/ec2-isolation/ec2-isolation/internal/workflow"
 )
 
@@ -71,25 +71,14 @@ var fastWait = secgroup.Wait{Attempts: 30, Base: time.Millisecond, Max: 20 * tim
 
 func start(t *testing.T, sc sim.Scenario) *sim.Server {
 	t.Helper()
-	srv, err := sim.Start(sc)
-	if err != nil {
-		t.Fatalf("sim.Start: %v", err)
-	}
-	t.Cleanup(srv.Close)
-	return srv
+	return simtest.Start(t, sc)
 }
 
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
-// client is a real SDK EC2 client reaching srv as caller, with its own connection pool, closed when the test
-// ends (before the server's Close, registered earlier), so that the simulator shuts down at once.
-func client(t *testing.T, srv *sim.Server, caller string) *ec2.Client {
-	t.Helper()
-	cfg := srv.AWSConfig(caller)
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	cfg.HTTPClient = &http.Client{Transport: tr, Timeout: 30 * time.Second}
-	t.Cleanup(tr.CloseIdleConnections)
-	return ec2.NewFromConfig(cfg)
+// client is a real SDK EC2 client reaching srv as caller.
+func client(_ *testing.T, srv *sim.Server, caller string) *ec2.Client {
+	return ec2.NewFromConfig(srv.AWSConfig(caller))
 }
 
 func newEnsure(t *testing.T, srv *sim.Server, caller string, mode secgroup.Mode) *secgroup.Ensure {
@@ -107,15 +96,7 @@ func ensureInput(instance string) workflow.EnsureGroupsInput {
 }
 
 // mutating counts the mutating calls (DryRun excluded) received, and lists their actions.
-func mutating(srv *sim.Server) []string {
-	var out []string
-	for _, c := range srv.Calls() {
-		if c.Mutating {
-			out = append(out, c.Action)
-		}
-	}
-	return out
-}
+func mutating(srv *sim.Server) []string { return simtest.Mutating(srv) }
 
 func calledAction(srv *sim.Server, action string) int {
 	n := 0

@@ -6,11 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"net/http"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -18,6 +16,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/ec2-isolation/ec2-isolation/internal/sim"
+	"github.com/ec2-isolation/ec2-isolation/internal/simtest"
 	"github.com/ec2-isolation/ec2-isolation/internal/snapshot"
 	"github.com/ec2-isolation/ec2-isolation/internal/steperr"
 	"github.com/ec2-isolation/ec2-isolation/internal/workflow"
@@ -46,11 +45,7 @@ var threeVolumes = []sim.Volume{
 
 func start(t *testing.T, sc sim.Scenario) (*sim.Server, *ec2.Client, *snapshot.Handler) {
 	t.Helper()
-	srv, err := sim.Start(sc)
-	if err != nil {
-		t.Fatalf("start simulator: %v", err)
-	}
-	t.Cleanup(srv.Close)
+	srv := simtest.Start(t, sc)
 	return srv, newClient(t, srv, "test"), snapshot.New(newClient(t, srv, "snapshot-volumes"), nil)
 }
 
@@ -246,16 +241,9 @@ func isA[T error](err error) bool {
 	return errors.As(err, &target)
 }
 
-// newClient is an EC2 client of the real SDK reaching srv, with its own connection pool: closing its idle
-// connections at the end lets the simulator shut down at once (a connection dialed for a concurrent call
-// and never used would otherwise hold http.Server.Shutdown for its 2 s timeout).
-func newClient(t *testing.T, srv *sim.Server, caller string) *ec2.Client {
-	t.Helper()
-	cfg := srv.AWSConfig(caller)
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	cfg.HTTPClient = &http.Client{Transport: tr, Timeout: 30 * time.Second}
-	t.Cleanup(tr.CloseIdleConnections) // runs before the server's Close, registered earlier
-	return ec2.NewFromConfig(cfg)
+// newClient is an EC2 client of the real SDK reaching srv as caller.
+func newClient(_ *testing.T, srv *sim.Server, caller string) *ec2.Client {
+	return ec2.NewFromConfig(srv.AWSConfig(caller))
 }
 
 func TestLogsInstanceAndExecution(t *testing.T) {

@@ -1,13 +1,12 @@
 package validate_test
 
 import (
-	"net/http"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 
 	"github.com/ec2-isolation/ec2-isolation/internal/sim"
+	"github.com/ec2-isolation/ec2-isolation/internal/simtest"
 	"github.com/ec2-isolation/ec2-isolation/internal/workflow"
 )
 
@@ -20,24 +19,12 @@ const (
 // start serves sc and returns an EC2 client of the real SDK that reaches it.
 func start(t *testing.T, sc sim.Scenario) (*sim.Server, *ec2.Client) {
 	t.Helper()
-	srv, err := sim.Start(sc)
-	if err != nil {
-		t.Fatalf("start simulator: %v", err)
-	}
-	t.Cleanup(srv.Close)
+	srv := simtest.Start(t, sc)
 	return srv, newClient(t, srv, caller)
 }
 
 // mutating returns the mutating calls the server received.
-func mutating(srv *sim.Server) []string {
-	var out []string
-	for _, c := range srv.Calls() {
-		if c.Mutating {
-			out = append(out, c.Action)
-		}
-	}
-	return out
-}
+func mutating(srv *sim.Server) []string { return simtest.Mutating(srv) }
 
 // network is the shared part of the scenarios: two VPCs with a subnet each in the same AZ and a few groups.
 func network() sim.Scenario {
@@ -84,14 +71,7 @@ func tagEvent(id string) workflow.TagEvent {
 	}
 }
 
-// newClient is an EC2 client of the real SDK reaching srv, with its own connection pool: closing its idle
-// connections at the end lets the simulator shut down at once (a connection dialed for a concurrent call
-// and never used would otherwise hold http.Server.Shutdown for its 2 s timeout).
-func newClient(t *testing.T, srv *sim.Server, caller string) *ec2.Client {
-	t.Helper()
-	cfg := srv.AWSConfig(caller)
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	cfg.HTTPClient = &http.Client{Transport: tr, Timeout: 30 * time.Second}
-	t.Cleanup(tr.CloseIdleConnections) // runs before the server's Close, registered earlier
-	return ec2.NewFromConfig(cfg)
+// newClient is an EC2 client of the real SDK reaching srv as caller.
+func newClient(_ *testing.T, srv *sim.Server, caller string) *ec2.Client {
+	return ec2.NewFromConfig(srv.AWSConfig(caller))
 }
