@@ -489,8 +489,14 @@ func (sc *Scenario) validate() error {
 		topics[t.Name] = true
 	}
 	for i, f := range sc.Faults.Errors {
-		if f.Code == "" {
-			return fmt.Errorf("faults.errors[%d]: no code", i)
+		if f.Code == "" && f.Timeout == 0 {
+			return fmt.Errorf("faults.errors[%d]: no code (and no timeout)", i)
+		}
+		if f.Timeout < 0 {
+			return fmt.Errorf("faults.errors[%d]: negative timeout", i)
+		}
+		if f.Applied && f.Timeout == 0 {
+			return fmt.Errorf("faults.errors[%d]: applied without timeout", i)
 		}
 		if f.Rate < 0 || f.Rate > 1 {
 			return fmt.Errorf("faults.errors[%d]: rate must be within 0..1", i)

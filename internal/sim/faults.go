@@ -49,8 +49,15 @@ func cloneFaults(f Faults) Faults {
 	return c
 }
 
-// inject decides whether this request is throttled or fails with an injected error.
-func (fs *faultState) inject(f Faults, req *request, now time.Time) *apiError {
+// injection is a fault chosen for a request: an error answer, or (timeout > 0) no answer at all.
+type injection struct {
+	err     *apiError
+	timeout time.Duration
+	applied bool
+}
+
+// inject decides whether this request is throttled, fails with an injected error or times out.
+func (fs *faultState) inject(f Faults, req *request, now time.Time) *injection {
 	if req.service == "ec2" && f.TokenBuckets.Enabled {
 		key, b := bucketFor(f.TokenBuckets, req)
 		tb := fs.buckets[key]
@@ -61,7 +68,7 @@ func (fs *faultState) inject(f Faults, req *request, now time.Time) *apiError {
 		if !tb.take(now) {
 			// EC2 answers RequestLimitExceeded with HTTP 503 ("503 request limit exceeded",
 			// github.com/jclouds/legacy-jclouds/issues/1214); the SDK retries it as a throttle.
-			return errf(503, "RequestLimitExceeded", "Request limit exceeded.")
+			return &injection{err: errf(503, "RequestLimitExceeded", "Request limit exceeded.")}
 		}
 	}
 	for i, ef := range f.Errors {
@@ -87,6 +94,9 @@ func (fs *faultState) inject(f Faults, req *request, now time.Time) *apiError {
 			continue
 		}
 		fs.injected[i]++
+		if ef.Timeout > 0 {
+			return &injection{timeout: ef.Timeout, applied: ef.Applied}
+		}
 		status := ef.Status
 		if status == 0 {
 			status = defaultStatus(ef.Code)
@@ -95,7 +105,7 @@ func (fs *faultState) inject(f Faults, req *request, now time.Time) *apiError {
 		if msg == "" {
 			msg = defaultMessage(ef.Code)
 		}
-		return errf(status, ef.Code, "%s", msg)
+		return &injection{err: errf(status, ef.Code, "%s", msg)}
 	}
 	return nil
 }

@@ -197,6 +197,14 @@ type ErrorFault struct {
 	FirstCalls int `json:"firstCalls,omitempty"`
 	// Count caps the number of injections of this fault (0 = unlimited).
 	Count int `json:"count,omitempty"`
+	// Timeout, when positive, makes a matching call time out instead of answering Code (which may then be
+	// empty): the server sends no answer, holds the request for Timeout (the simulator's time) or until the
+	// client gives up, then closes the connection. A client whose per-attempt timeout is shorter sees its own
+	// timeout; one whose timeout is longer sees the connection closed.
+	Timeout time.Duration `json:"timeout,omitempty"`
+	// Applied (with Timeout) carries the action out before withholding the answer: the change is made but the
+	// client never learns it, as when a response is lost. Without it the action is not carried out.
+	Applied bool `json:"applied,omitempty"`
 }
 
 // LoadScenario reads a JSON scenario file strictly: an unknown field or a malformed duration is an error, and
@@ -340,6 +348,28 @@ func (f *Faults) UnmarshalJSON(b []byte) error {
 	}
 	*f = Faults(v)
 	return nil
+}
+
+func (e *ErrorFault) UnmarshalJSON(b []byte) error {
+	type plain ErrorFault
+	var v struct {
+		plain
+		Timeout duration `json:"timeout"`
+	}
+	if err := strictDecode(b, &v); err != nil {
+		return fmt.Errorf("error fault: %w", err)
+	}
+	*e = ErrorFault(v.plain)
+	e.Timeout = time.Duration(v.Timeout)
+	return nil
+}
+
+func (e ErrorFault) MarshalJSON() ([]byte, error) {
+	type plain ErrorFault
+	return json.Marshal(struct {
+		plain
+		Timeout duration `json:"timeout,omitempty"`
+	}{plain(e), duration(e.Timeout)})
 }
 
 func (t *TokenBuckets) UnmarshalJSON(b []byte) error {

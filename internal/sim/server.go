@@ -6,6 +6,7 @@
 package sim
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -36,6 +37,9 @@ type Call struct {
 	HTTPStatus int
 	RequestID  string
 	Start, End time.Time
+	// TimedOut: a timeout fault withheld the answer (HTTPStatus 0). ErrorCode is then the action's own outcome
+	// when the fault was applied ("" if it succeeded), else RequestTimeout (nothing was done).
+	TimedOut bool
 }
 
 // Message is one message published to SNS.
@@ -190,10 +194,13 @@ type request struct {
 	dryRun                  bool
 }
 
-// answer is what a handler produced: a payload to serialise, or an API error.
+// answer is what a handler produced: a payload to serialise, or an API error. A timeout fault withholds it
+// (timeout > 0); applied says whether the action was carried out first.
 type answer struct {
 	payload any
 	err     *apiError
+	timeout time.Duration
+	applied bool
 }
 
 // apiError is an AWS error answer.
@@ -260,6 +267,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if ans.err != nil {
 		call.ErrorCode = ans.err.Code
 	}
+	if ans.timeout > 0 {
+		call.TimedOut, call.HTTPStatus = true, 0
+		if !ans.applied {
+			call.ErrorCode = "RequestTimeout"
+		}
+	}
 	// Keep arrival order: a call that arrived earlier may finish later (latency, scheduling).
 	i := len(s.calls)
 	for i > 0 && s.calls[i-1].Seq > call.Seq {
@@ -268,10 +281,29 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.calls = slices.Insert(s.calls, i, call)
 	s.mu.Unlock()
 
+	if ans.timeout > 0 {
+		s.withhold(r.Context(), ans.timeout)
+		// Close the connection without an answer (net/http does so quietly for this panic).
+		panic(http.ErrAbortHandler)
+	}
+
 	w.Header().Set("Content-Type", "text/xml;charset=UTF-8")
 	w.Header().Set("x-amzn-RequestId", req.requestID)
 	w.WriteHeader(status)
 	_, _ = w.Write(out)
+}
+
+// withhold holds a timed-out request for d of the server's time, or until the client gives up.
+func (s *Server) withhold(ctx context.Context, d time.Duration) {
+	slept := make(chan struct{})
+	go func() {
+		s.clock.Sleep(d)
+		close(slept)
+	}()
+	select {
+	case <-slept:
+	case <-ctx.Done():
+	}
 }
 
 // handle runs faults then the action. Called with s.mu held.
@@ -281,9 +313,24 @@ func (s *Server) handle(req *request) answer {
 	if req.action == "" {
 		return answer{err: errf(400, "MissingAction", "The request must contain the parameter Action.")}
 	}
-	if e := s.faults.inject(a.Faults, req, s.clock.Now()); e != nil {
-		return answer{err: e}
+	inj := s.faults.inject(a.Faults, req, s.clock.Now())
+	switch {
+	case inj == nil:
+		return s.act(req)
+	case inj.timeout == 0:
+		return answer{err: inj.err}
+	case inj.applied:
+		ans := s.act(req)
+		ans.timeout, ans.applied = inj.timeout, true
+		return ans
+	default:
+		return answer{timeout: inj.timeout}
 	}
+}
+
+// act runs the action. Called with s.mu held.
+func (s *Server) act(req *request) answer {
+	a := s.acct
 	var h handler
 	switch req.service {
 	case "ec2":
