@@ -134,7 +134,7 @@ func FromAWS(op string, err error) error {
 	switch {
 	case throttleCodes[code]:
 		return &Throttled{Op: op, Err: err}
-	case transientCodes[code], isServerError(err), isTimeout(err):
+	case transientCodes[code], isServerError(err), isTimeout(err), isConnectionError(err):
 		return &Transient{Op: op, Err: err}
 	}
 	return &AWSError{Op: op, Err: err}
@@ -143,6 +143,14 @@ func FromAWS(op string, err error) error {
 func isServerError(err error) bool {
 	var re *smithyhttp.ResponseError
 	return errors.As(err, &re) && re.HTTPStatusCode() >= 500
+}
+
+// isConnectionError: no answer came back (connection reset or closed, refused), as the SDK reports it after its
+// retries. Whether the call took effect is unknown; the steps read the state again when the state machine
+// retries them.
+func isConnectionError(err error) bool {
+	var ce interface{ ConnectionError() bool }
+	return errors.As(err, &ce) && ce.ConnectionError()
 }
 
 func isTimeout(err error) bool {
