@@ -95,8 +95,9 @@ func (h *Disassociate) Handle(ctx context.Context, in workflow.InstanceInput) (w
 func (h *Disassociate) disassociate(ctx context.Context, instanceID string, a types.IamInstanceProfileAssociation) (workflow.ProfileAssociation, error) {
 	id := aws.ToString(a.AssociationId)
 	res, err := h.api.DisassociateIamInstanceProfile(ctx, &ec2.DisassociateIamInstanceProfileInput{AssociationId: aws.String(id)})
-	switch steperr.Code(err) {
-	case "":
+	// An error without an AWS code (no answer: a timeout, a closed connection) has Code "" too.
+	switch code := steperr.Code(err); {
+	case err == nil:
 		if res.IamInstanceProfileAssociation != nil {
 			got := toWorkflow(*res.IamInstanceProfileAssociation)
 			if got.ProfileARN == "" {
@@ -108,10 +109,10 @@ func (h *Disassociate) disassociate(ctx context.Context, instanceID string, a ty
 			return got, nil
 		}
 		return workflow.ProfileAssociation{AssociationID: id, ProfileARN: profileARN(a), State: string(disassociating)}, nil
-	case "InvalidAssociationID.NotFound":
+	case code == "InvalidAssociationID.NotFound":
 		// Gone between our read and our call (a concurrent run): the goal is reached.
 		return workflow.ProfileAssociation{AssociationID: id, ProfileARN: profileARN(a), State: string(disassociated)}, nil
-	case "IncorrectState":
+	case code == "IncorrectState":
 		return workflow.ProfileAssociation{}, &steperr.AssociationPending{InstanceID: instanceID, AssociationID: id, State: "changing"}
 	}
 	return workflow.ProfileAssociation{}, steperr.FromAWS("disassociate instance profile association "+id+" of "+instanceID, err)
