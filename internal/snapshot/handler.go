@@ -6,6 +6,7 @@ package snapshot
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"regexp"
@@ -14,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/smithy-go"
 
 	"github.com/ec2-isolation/ec2-isolation/internal/steperr"
 	"github.com/ec2-isolation/ec2-isolation/internal/workflow"
@@ -132,9 +134,10 @@ func (h *Handler) existing(ctx context.Context, in workflow.InstanceInput) ([]wo
 // ebsVolumes counts the instance's EBS volumes; a terminated instance is InstanceNotIsolatable.
 func (h *Handler) ebsVolumes(ctx context.Context, id string) (int, error) {
 	out, err := h.api.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}})
-	switch steperr.Code(err) {
-	case "":
-	case "InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed":
+	// An error without an AWS code (no answer: a timeout, a closed connection) has Code "" too.
+	switch code := steperr.Code(err); {
+	case err == nil:
+	case code == "InvalidInstanceID.NotFound", code == "InvalidInstanceID.Malformed":
 		return 0, &steperr.InstanceNotFound{InstanceID: id}
 	default:
 		return 0, steperr.FromAWS("describe instance "+id, err)
@@ -178,12 +181,12 @@ func (h *Handler) create(ctx context.Context, in workflow.InstanceInput) ([]work
 				{Key: aws.String("Name"), Value: aws.String("isolation " + in.InstanceID)},
 			},
 		}},
-	})
-	switch steperr.Code(err) {
-	case "":
-	case "InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed":
+	}, answeredRetriesOnly)
+	switch code := steperr.Code(err); {
+	case err == nil:
+	case code == "InvalidInstanceID.NotFound", code == "InvalidInstanceID.Malformed":
 		return nil, &steperr.InstanceNotFound{InstanceID: in.InstanceID}
-	case "IncorrectInstanceState":
+	case code == "IncorrectInstanceState":
 		// Terminated since containment: its volumes are gone or detached, nothing of the instance to snapshot.
 		return nil, &steperr.InstanceNotIsolatable{InstanceID: in.InstanceID, Reason: "EC2 cannot snapshot its volumes in its state"}
 	default:
@@ -197,6 +200,24 @@ func (h *Handler) create(ctx context.Context, in workflow.InstanceInput) ([]work
 	}
 	sortSnapshots(snaps)
 	return snaps, nil
+}
+
+// answeredRetriesOnly keeps the SDK from retrying a CreateSnapshots attempt that got no answer (a timeout, a
+// closed connection): EC2 may have created the set, and CreateSnapshots has no client token, so a retry would
+// create a second one. Such an error ends the call; the step fails Transient and the state machine runs it again,
+// and the new run finds the set by its execution tag. Attempts EC2 answered with an error (throttling, 5xx)
+// created nothing and are retried as usual.
+func answeredRetriesOnly(o *ec2.Options) {
+	if o.Retryer != nil {
+		o.Retryer = answeredOnly{o.Retryer}
+	}
+}
+
+type answeredOnly struct{ aws.Retryer }
+
+func (r answeredOnly) IsErrorRetryable(err error) bool {
+	var answered smithy.APIError
+	return errors.As(err, &answered) && r.Retryer.IsErrorRetryable(err)
 }
 
 func sortSnapshots(s []workflow.Snapshot) {
