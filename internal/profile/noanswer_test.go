@@ -41,4 +41,3 @@ func TestNoAnswerIsTransient(t *testing.T) {
 		})
 	}
 }
-
