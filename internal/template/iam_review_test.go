@@ -935,3 +935,38 @@ func withField(ev map[string]any, k string, v any) map[string]any {
 	ev[k] = v
 	return ev
 }
+
+// Resource policies name no principal created by this stack: SNS, SQS and KMS validate the principals of a policy
+// and reject an IAM role created moments before in the same deployment (not yet visible to them), and within
+// the account the role's own policy is enough anyway.
+func TestIAMReviewResourcePoliciesNameNoNewPrincipals(t *testing.T) {
+	tpl := load(t)
+	policyProps := map[string]string{
+		"AWS::SNS::TopicPolicy": "PolicyDocument",
+		"AWS::SQS::QueuePolicy": "PolicyDocument",
+		"AWS::KMS::Key":         "KeyPolicy",
+	}
+	n := 0
+	for _, id := range slices.Sorted(maps.Keys(tpl.Resources)) {
+		prop, ok := policyProps[tpl.Resources[id].Type]
+		if !ok {
+			continue
+		}
+		n++
+		for i, st := range statementsOf(t, tpl.Resources[id].Properties, prop) {
+			p, _ := st["Principal"].(map[string]any)
+			for _, v := range asList(p["AWS"]) {
+				ref, _ := GetAttResource(v, "Arn")
+				if ref == "" {
+					ref = refOf(v)
+				}
+				if typ := tpl.Resources[ref].Type; strings.HasPrefix(typ, "AWS::IAM::") {
+					t.Errorf("%s statement %d names %s (%s) as principal", id, i, ref, typ)
+				}
+			}
+		}
+	}
+	if n < 3 {
+		t.Errorf("found %d resource policies, want the topic, queue and key policies", n)
+	}
+}
