@@ -1,8 +1,10 @@
 // Command isolation runs the ec2-isolation workflow outside AWS Step Functions.
 //
 //	isolation simulate [flags]   run the real state machine and handlers against an embedded simulated account
+//	isolation run --instance i-… [--dry-run] [--yes] [flags]   break-glass: the same, against the configured account
+//	isolation preflight [--instance i-…] [flags]   check, changing nothing, that the account could isolate it
 //
-// Run `isolation simulate -h` for the flags.
+// Run `isolation <command> -h` for the flags.
 package main
 
 import (
@@ -11,21 +13,29 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(runWithInput(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
 const usage = `usage: isolation <command> [flags]
 
 commands:
   simulate   run the isolation state machine with the real handlers against an embedded simulated AWS account
+  run        break-glass: run it from this machine against the configured AWS account (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL)
+  preflight  check, changing nothing, that the configured account could isolate an instance
 `
 
+// run is runWithInput without standard input (a confirmation question reads end of file: not confirmed).
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return runWithInput(ctx, args, strings.NewReader(""), stdout, stderr)
+}
+
+func runWithInput(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
@@ -33,6 +43,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "simulate":
 		return simulate(ctx, args[1:], stdout, stderr)
+	case "run":
+		return runCommand(ctx, args[1:], stdin, stdout, stderr)
+	case "preflight":
+		return preflightCommand(ctx, args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

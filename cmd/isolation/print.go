@@ -13,7 +13,11 @@ import (
 )
 
 func printResult(w io.Writer, res result, showIO bool) {
-	fmt.Fprintf(w, "Scenario: %s\n", res.Scenario)
+	if res.Scenario != "" {
+		fmt.Fprintf(w, "Scenario: %s\n", res.Scenario)
+	} else {
+		fmt.Fprintf(w, "Account: %s (%s), as %s\n", res.Account, res.Region, res.Caller)
+	}
 	for _, e := range res.Executions {
 		printExecution(w, e, showIO)
 	}
@@ -23,6 +27,16 @@ func printResult(w io.Writer, res result, showIO bool) {
 	fmt.Fprintf(w, "\nNotifications published: %d\n", len(res.Notifications))
 	for i, n := range res.Notifications {
 		fmt.Fprintf(w, "\n--- notification %d: %s\n%s\n", i+1, n.Subject, strings.TrimRight(n.Email, "\n"))
+	}
+	if res.Isolated != nil {
+		if *res.Isolated {
+			fmt.Fprintf(w, "\nIsolated: yes, %s is contained.\n", res.InstanceID)
+		} else {
+			fmt.Fprintf(w, "\nIsolated: NO, %s is not contained:\n", res.InstanceID)
+			for _, p := range res.Problems {
+				fmt.Fprintf(w, "  - %s\n", p)
+			}
+		}
 	}
 }
 
@@ -63,7 +77,7 @@ func printInstance(w io.Writer, when, id string, in *inspect.Instance) {
 		fmt.Fprintf(w, "%s: the event names no instance\n", when)
 		return
 	case in == nil:
-		fmt.Fprintf(w, "%s: instance %s is not in the simulated account\n", when, id)
+		fmt.Fprintf(w, "%s: instance %s is not in the account\n", when, id)
 		return
 	}
 	fmt.Fprintf(w, "%s: instance %s (%s)\n", when, in.ID, in.State)

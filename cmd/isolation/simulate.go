@@ -99,15 +99,22 @@ func loadEvent(file string) (json.RawMessage, error) {
 	return os.ReadFile(file)
 }
 
-// result is what simulate reports (and prints with -json).
+// result is what simulate and run report (and print with -json).
 type result struct {
-	Scenario string `json:"scenario"`
+	// Scenario is simulate's; Account, Region and Caller are run's (the configured account).
+	Scenario string `json:"scenario,omitempty"`
+	Account  string `json:"account,omitempty"`
+	Region   string `json:"region,omitempty"`
+	Caller   string `json:"caller,omitempty"`
 	// InstanceID is the instance the event names ("" when it names none).
 	InstanceID    string              `json:"instanceId,omitempty"`
 	Before        *inspect.Instance   `json:"before,omitempty"`
 	Executions    []executionReport   `json:"executions"`
 	After         *inspect.Instance   `json:"after,omitempty"`
 	Notifications []notificationShown `json:"notifications"`
+	// Isolated is run's final check of the instance (nil for simulate); Problems says what is not isolated.
+	Isolated *bool    `json:"isolated,omitempty"`
+	Problems []string `json:"problems,omitempty"`
 }
 
 type executionReport struct {
@@ -222,7 +229,7 @@ func runSimulation(ctx context.Context, f simulateFlags, stderr io.Writer) (resu
 		}
 	}
 	for _, m := range srv.Messages() {
-		res.Notifications = append(res.Notifications, showMessage(m))
+		res.Notifications = append(res.Notifications, showMessage(m.Subject, m.Message, m.MessageStructure))
 	}
 	return res, nil
 }
@@ -275,10 +282,11 @@ func eventInstanceID(event json.RawMessage) string {
 	return ev.InstanceID()
 }
 
-func showMessage(m sim.Message) notificationShown {
-	n := notificationShown{Subject: m.Subject, Email: m.Message}
+// showMessage is a published notification as a responder reads it: the email body and the chat (default) body.
+func showMessage(subject, message, structure string) notificationShown {
+	n := notificationShown{Subject: subject, Email: message}
 	var bodies map[string]string
-	if m.MessageStructure == "json" && json.Unmarshal([]byte(m.Message), &bodies) == nil {
+	if structure == "json" && json.Unmarshal([]byte(message), &bodies) == nil {
 		n.Email, n.Default = bodies["email"], bodies["default"]
 	}
 	return n

@@ -1,0 +1,398 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/aws/smithy-go/middleware"
+
+	ec2isolation "github.com/ec2-isolation/ec2-isolation"
+	"github.com/ec2-isolation/ec2-isolation/internal/asl"
+	"github.com/ec2-isolation/ec2-isolation/internal/awscfg"
+	"github.com/ec2-isolation/ec2-isolation/internal/inspect"
+	"github.com/ec2-isolation/ec2-isolation/internal/preflight"
+	"github.com/ec2-isolation/ec2-isolation/internal/runner"
+	"github.com/ec2-isolation/ec2-isolation/internal/secgroup"
+	"github.com/ec2-isolation/ec2-isolation/internal/steps"
+	"github.com/ec2-isolation/ec2-isolation/internal/workflow"
+)
+
+// Exit codes of run and preflight.
+const (
+	exitOK = 0
+	// exitFailed: run: the execution failed or the instance is not isolated at the end (or "Validate and record"
+	// refused it); preflight: a check failed.
+	exitFailed = 1
+	// exitUsage: bad flags, or the account or the settings cannot be reached: nothing was changed.
+	exitUsage = 2
+	// exitDeclined: run was not confirmed: nothing was changed.
+	exitDeclined = 3
+)
+
+var instanceIDPattern = regexp.MustCompile(`^i-(?:[0-9a-f]{8}|[0-9a-f]{17})$`)
+
+// accountFlags are the flags of the commands that act on the configured AWS account.
+type accountFlags struct {
+	instance   string
+	stack      string
+	region     string
+	awsProfile string
+	names      preflight.Names
+	tracking   string
+	json       bool
+}
+
+func (a *accountFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&a.instance, "instance", "", "the instance id (i-…)")
+	fs.StringVar(&a.stack, "stack", preflight.DefaultStack, "the deployed stack whose outputs and parameters give the settings not passed as flags")
+	fs.StringVar(&a.names.GroupName, "group-name", "", "the isolation security group's name (default: the stack's output "+preflight.OutputGroupName+")")
+	fs.StringVar(&a.names.ProfileName, "profile-name", "", "the isolation instance profile's name (default: the stack's output "+preflight.OutputProfileName+")")
+	fs.StringVar(&a.names.TopicARN, "topic-arn", "", "the notification topic (default: the stack's output "+preflight.OutputTopicARN+")")
+	fs.StringVar(&a.names.TagKey, "tag-key", "", "the isolation tag key (default: the stack's parameter, else "+preflight.DefaultTagKey+")")
+	fs.StringVar(&a.names.TagValue, "tag-value", "", "the isolation tag value (default: the stack's parameter, else "+preflight.DefaultTagValue+")")
+	fs.StringVar(&a.tracking, "tracking", "", "connection tracking mode, direct or untrack-first (default: the stack's parameter, else direct)")
+	fs.StringVar(&a.region, "region", "", "the AWS region (default: the standard configuration: AWS_REGION, the profile)")
+	fs.StringVar(&a.awsProfile, "aws-profile", "", "the AWS configuration profile (default: AWS_PROFILE, else default)")
+	fs.BoolVar(&a.json, "json", false, "print the result as JSON")
+}
+
+func (a *accountFlags) check(instanceRequired bool) error {
+	switch {
+	case instanceRequired && a.instance == "":
+		return errors.New("--instance is required")
+	case a.instance != "" && !instanceIDPattern.MatchString(a.instance):
+		return fmt.Errorf("--instance %q is not an instance id (i- and 8 or 17 hex digits)", a.instance)
+	case a.tracking != "" && a.tracking != string(secgroup.ModeDirect) && a.tracking != string(secgroup.ModeUntrackFirst):
+		return fmt.Errorf("--tracking %q: want %s or %s", a.tracking, secgroup.ModeDirect, secgroup.ModeUntrackFirst)
+	}
+	a.names.Tracking = secgroup.Mode(a.tracking)
+	return nil
+}
+
+// account is the configured AWS account, who we are in it, and the workflow's settings there.
+type account struct {
+	cfg       aws.Config
+	id        preflight.Identity
+	idErr     error
+	names     preflight.Names
+	namesFrom string
+	namesErr  error
+}
+
+// openAccount loads the standard AWS configuration (profile, environment, AWS_ENDPOINT_URL) with the product's
+// retry policy, asks STS who we are, and resolves the settings from the flags and the stack.
+func openAccount(ctx context.Context, a accountFlags) (account, error) {
+	var opts []func(*config.LoadOptions) error
+	if a.region != "" {
+		opts = append(opts, config.WithRegion(a.region))
+	}
+	if a.awsProfile != "" {
+		opts = append(opts, config.WithSharedConfigProfile(a.awsProfile))
+	}
+	cfg, err := awscfg.Load(ctx, opts...)
+	if err != nil {
+		return account{}, err
+	}
+	if cfg.Region == "" {
+		return account{}, errors.New("no AWS region: set AWS_REGION, a region in the profile, or --region")
+	}
+	acc := account{cfg: cfg}
+	acc.id, acc.idErr = preflight.Identify(ctx, sts.NewFromConfig(cfg))
+	acc.names, acc.namesFrom, acc.namesErr = preflight.Resolve(ctx, cloudformation.NewFromConfig(cfg), a.stack, a.names)
+	return acc, nil
+}
+
+func (acc account) env() steps.Env {
+	env := acc.names.Env()
+	return func(k string) string { return env[k] }
+}
+
+type runFlags struct {
+	accountFlags
+	dryRun, yes, io, logs bool
+}
+
+func parseRunFlags(args []string, stderr io.Writer) (runFlags, error) {
+	var f runFlags
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, `usage: isolation run --instance i-… [--dry-run] [--yes] [flags]
+
+Break-glass isolation from this machine, for when the deployed state machine is unavailable or not deployed:
+runs statemachine/isolation.asl.json with the real step handlers in this process, against the account and region
+of the standard AWS configuration (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL, …). The execution starts from the
+event a tag would have produced, validated by "Validate and record". Prints the plan and asks for confirmation
+unless --yes. --dry-run changes nothing: it validates and records the instance, prints the plan and the
+preflight checks.
+
+Exit status: 0 isolated; 1 the execution failed or the instance is not isolated at the end (or refused);
+2 bad flags, the account or the settings unreachable; 3 not confirmed.
+
+flags:
+`)
+		fs.PrintDefaults()
+	}
+	f.register(fs)
+	fs.BoolVar(&f.dryRun, "dry-run", false, "change nothing: print the plan and the preflight checks")
+	fs.BoolVar(&f.yes, "yes", false, "do not ask for confirmation")
+	fs.BoolVar(&f.io, "io", false, "print each state's input and output")
+	fs.BoolVar(&f.logs, "logs", false, "print the handlers' JSON logs to stderr")
+	if err := fs.Parse(args); err != nil {
+		return f, err
+	}
+	if fs.NArg() > 0 {
+		return f, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return f, f.check(true)
+}
+
+// runCommand is `isolation run`.
+func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	f, err := parseRunFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "isolation run:", err)
+		return exitUsage
+	}
+	fail := func(err error) int { fmt.Fprintln(stderr, "isolation run:", err); return exitUsage }
+	acc, err := openAccount(ctx, f.accountFlags)
+	switch {
+	case err != nil:
+		return fail(err)
+	case acc.idErr != nil:
+		return fail(acc.idErr)
+	case acc.namesErr != nil:
+		return fail(acc.namesErr)
+	}
+	logOut := io.Discard
+	if f.logs {
+		logOut = stderr
+	}
+	log := slog.New(slog.NewJSONHandler(logOut, nil))
+	event := preflight.Event(acc.id, acc.cfg.Region, f.instance, acc.names, time.Now())
+	name := fmt.Sprintf("run-%s-%s", f.instance, time.Now().UTC().Format("20060102T150405Z"))
+
+	// The plan: what "Validate and record" reads (it changes nothing).
+	validateH, err := steps.ValidateAndRecord(acc.cfg, acc.env(), log.With("function", "validate-and-record"))
+	if err != nil {
+		return fail(err)
+	}
+	rec, err := validateH(ctx, workflow.ValidateInput{Event: event, ExecutionName: name})
+	if err != nil {
+		fmt.Fprintf(stderr, "isolation run: \"Validate and record\" refused %s, nothing was changed: %v\n", f.instance, err)
+		return exitFailed
+	}
+
+	if f.dryRun {
+		rep := preflight.Run(ctx, preflightClients(acc.cfg), preflight.Input{
+			Identity: acc.id, Names: acc.names, NamesFrom: acc.namesFrom, InstanceID: f.instance,
+		})
+		if f.json {
+			if err := writeJSON(stdout, struct {
+				Plan      workflow.Record  `json:"plan"`
+				Preflight preflight.Report `json:"preflight"`
+			}{rec, rep}); err != nil {
+				return fail(err)
+			}
+		} else {
+			printPlan(stdout, acc, rec)
+			fmt.Fprintln(stdout)
+			printPreflight(stdout, rep)
+			fmt.Fprintln(stdout, "\nDry run: nothing was changed.")
+		}
+		if !rep.OK() {
+			return exitFailed
+		}
+		return exitOK
+	}
+
+	if !f.json {
+		printPlan(stdout, acc, rec)
+	}
+	if !f.yes && !confirm(stdin, stderr, f.instance, acc) {
+		fmt.Fprintln(stderr, "isolation run: not confirmed; nothing was changed (--yes skips the question)")
+		return exitDeclined
+	}
+
+	res, err := isolate(ctx, acc, f, event, name, log)
+	if err != nil {
+		return fail(err)
+	}
+	if f.json {
+		if err := writeJSON(stdout, res); err != nil {
+			return fail(err)
+		}
+	} else {
+		fmt.Fprintln(stdout)
+		printResult(stdout, res, f.io)
+	}
+	if last := res.Executions[len(res.Executions)-1]; last.Status != asl.StatusSucceeded || !*res.Isolated {
+		return exitFailed
+	}
+	return exitOK
+}
+
+// isolate runs the state machine and reads the instance before and after.
+func isolate(ctx context.Context, acc account, f runFlags, event workflow.TagEvent, name string, log *slog.Logger) (result, error) {
+	var (
+		mu        sync.Mutex
+		published []notificationShown
+	)
+	r, err := runner.New(runner.Config{
+		Definition: ec2isolation.Definition,
+		Region:     acc.cfg.Region,
+		Account:    acc.id.Account,
+		AWS: func(function string) aws.Config {
+			cfg := acc.cfg.Copy()
+			if function == "notify" {
+				// Keep what was published, to print it as simulate does (a real topic cannot be read back).
+				cfg.APIOptions = append(slices.Clip(cfg.APIOptions), capturePublish(func(in *sns.PublishInput) {
+					mu.Lock()
+					defer mu.Unlock()
+					published = append(published, showMessage(aws.ToString(in.Subject), aws.ToString(in.Message), aws.ToString(in.MessageStructure)))
+				}))
+			}
+			return cfg
+		},
+		Env: acc.env(),
+		Log: log,
+	})
+	if err != nil {
+		return result{}, err
+	}
+	input, err := json.Marshal(event)
+	if err != nil {
+		return result{}, err
+	}
+	reader := ec2.NewFromConfig(acc.cfg)
+	res := result{Account: acc.id.Account, Region: acc.cfg.Region, Caller: acc.id.ARN, InstanceID: f.instance}
+	if before, err := inspect.Read(ctx, reader, f.instance); err == nil {
+		res.Before = &before
+	}
+	exec := r.Start(ctx, name, input)
+	res.Executions = append(res.Executions, report(exec))
+	after, err := inspect.Read(ctx, reader, f.instance)
+	if err == nil {
+		res.After = &after
+	}
+	res.Problems = notIsolated(res.After, err, acc.names)
+	isolated := len(res.Problems) == 0
+	res.Isolated = &isolated
+	mu.Lock()
+	res.Notifications = published
+	mu.Unlock()
+	return res, nil
+}
+
+// notIsolated says what is not contained: an ENI with another group than the isolation group, or an instance
+// profile other than the isolation profile.
+func notIsolated(after *inspect.Instance, readErr error, n preflight.Names) []string {
+	if after == nil {
+		return []string{fmt.Sprintf("the instance cannot be read back: %v", readErr)}
+	}
+	var problems []string
+	if len(after.NetworkInterfaces) == 0 {
+		problems = append(problems, "it has no network interface")
+	}
+	for _, eni := range after.NetworkInterfaces {
+		if len(eni.Groups) != 1 || !strings.HasSuffix(eni.Groups[0], "("+n.GroupName+")") {
+			problems = append(problems, fmt.Sprintf("%s carries %s, want only %q", eni.ID, orNone(eni.Groups), n.GroupName))
+		}
+	}
+	ok := len(after.Profiles) == 1
+	if ok {
+		arn, state, _ := strings.Cut(after.Profiles[0], " (")
+		ok = profileNamed(arn, n.ProfileName) && (state == "associated)" || state == "associating)")
+	}
+	if !ok {
+		problems = append(problems, fmt.Sprintf("its instance profile is %s, want only %q", orNone(after.Profiles), n.ProfileName))
+	}
+	return problems
+}
+
+func profileNamed(arn, name string) bool {
+	_, res, ok := strings.Cut(arn, ":instance-profile/")
+	return ok && strings.EqualFold(res[strings.LastIndex(res, "/")+1:], name)
+}
+
+// capturePublish passes each successful SNS Publish's input to sink.
+func capturePublish(sink func(*sns.PublishInput)) func(*middleware.Stack) error {
+	return func(st *middleware.Stack) error {
+		return st.Initialize.Add(middleware.InitializeMiddlewareFunc("CapturePublish",
+			func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+				out, md, err := next.HandleInitialize(ctx, in)
+				if p, ok := in.Parameters.(*sns.PublishInput); ok && err == nil {
+					sink(p)
+				}
+				return out, md, err
+			}), middleware.After)
+	}
+}
+
+// confirm asks on stderr and reads the answer from stdin: "yes" or the instance id.
+func confirm(stdin io.Reader, stderr io.Writer, instance string, acc account) bool {
+	fmt.Fprintf(stderr, "\nIsolate %s in account %s (%s)? Its network access is cut and its instance profile replaced.\nType yes or the instance id to go on: ",
+		instance, acc.id.Account, acc.cfg.Region)
+	line, err := bufio.NewReader(stdin).ReadString('\n')
+	if err != nil && line == "" {
+		fmt.Fprintln(stderr)
+		return false
+	}
+	answer := strings.TrimSpace(line)
+	return answer == "yes" || answer == instance
+}
+
+func printPlan(w io.Writer, acc account, rec workflow.Record) {
+	fmt.Fprintf(w, "Plan: isolate %s (%s) in account %s (%s), as %s\n", rec.InstanceID, rec.State, acc.id.Account, acc.cfg.Region, acc.id.ARN)
+	if ep := aws.ToString(acc.cfg.BaseEndpoint); ep != "" {
+		fmt.Fprintf(w, "  endpoint: %s\n", ep)
+	}
+	n := acc.names
+	fmt.Fprintf(w, "  settings (from %s): group %q, profile %q, topic %s, connection tracking %s\n", acc.namesFrom, n.GroupName, n.ProfileName, n.TopicARN, n.Tracking)
+	for _, e := range rec.NetworkInterfaces {
+		fmt.Fprintf(w, "  %s in %s: %s -> only %q of %s\n", e.ID, e.VpcID, orNone(e.Groups), n.GroupName, e.VpcID)
+	}
+	profile := "none"
+	if rec.ProfileAssociation != nil {
+		profile = rec.ProfileAssociation.ProfileARN
+	}
+	fmt.Fprintf(w, "  instance profile: %s -> %q\n", profile, n.ProfileName)
+	var vols []string
+	for _, v := range rec.Volumes {
+		vols = append(vols, v.VolumeID)
+	}
+	fmt.Fprintf(w, "  snapshots of: %s\n", orNone(vols))
+	fmt.Fprintf(w, "  notification to: %s\n", n.TopicARN)
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// preflightClients builds the clients the checks use.
+func preflightClients(cfg aws.Config) preflight.Clients {
+	return preflight.Clients{EC2: ec2.NewFromConfig(cfg), IAM: iam.NewFromConfig(cfg), SNS: sns.NewFromConfig(cfg)}
+}
