@@ -546,17 +546,26 @@ func subOf(v any) string {
 	return s
 }
 
-// Each function logs to the log group its role may write to (a mismatch loses every log line silently), named
-// after the step so that it is found in the console.
+// Each function logs to the log group its role may write to (a mismatch loses every log line silently), and that
+// group is /aws/lambda/<function name>, where Lambda's console and `sam logs` (which ignores LoggingConfig) look.
 func TestIAMReviewFunctionLogGroups(t *testing.T) {
 	tpl := load(t)
 	names := map[string]string{}
+	// The template's comment promises stack names of up to 39 characters (function names have at most 64).
+	const maxStackName = 39
 	for _, f := range tpl.Functions() {
+		fn := subOf(tpl.Resources[f.LogicalID].Properties["FunctionName"])
+		if want := "${AWS::StackName}-" + f.Dir; fn != want {
+			t.Errorf("%s FunctionName = %v, want !Sub %s", f.LogicalID, tpl.Resources[f.LogicalID].Properties["FunctionName"], want)
+		}
+		if n := maxStackName + len("-"+f.Dir); n > 64 {
+			t.Errorf("%s: a %d-character stack name makes a %d-character function name (Lambda allows 64)", f.LogicalID, maxStackName, n)
+		}
 		lc, _ := tpl.Resources[f.LogicalID].Properties["LoggingConfig"].(map[string]any)
 		group := refOf(lc["LogGroup"])
 		props := resourceProps(t, tpl, group, "AWS::Logs::LogGroup")
-		if got, want := subOf(props["LogGroupName"]), "/aws/lambda/${AWS::StackName}-"+f.Dir; got != want {
-			t.Errorf("%s logs to %q, want %q", f.LogicalID, got, want)
+		if got, want := subOf(props["LogGroupName"]), "/aws/lambda/"+fn; got != want {
+			t.Errorf("%s logs to %q, want %q (its default log group)", f.LogicalID, got, want)
 		}
 		if other, dup := names[group]; dup {
 			t.Errorf("%s and %s share log group %s", f.LogicalID, other, group)
