@@ -4,8 +4,13 @@
 package workflow
 
 import (
+	"encoding/json"
+	"errors"
+	"fmt"
 	"strings"
 	"time"
+
+	"github.com/ec2-isolation/ec2-isolation/internal/steperr"
 )
 
 // TagEvent is the EventBridge "Tag Change on Resource" event (source aws.tag) that starts an execution.
@@ -32,6 +37,49 @@ func (e TagEvent) InstanceID() string {
 		return ""
 	}
 	return id
+}
+
+// UnmarshalJSON decodes the event. The execution input is whatever started the execution (EventBridge, or
+// anyone allowed StartExecution): input that is not an object of this shape is a steperr.InvalidEvent saying what
+// is wrong, rather than the JSON decoder's error (which aws-lambda-go would report as UnmarshalTypeError, a name
+// the state machine does not know).
+func (e *TagEvent) UnmarshalJSON(b []byte) error {
+	type plain TagEvent
+	var v plain
+	if err := json.Unmarshal(b, &v); err != nil {
+		return &steperr.InvalidEvent{Reason: "the execution input is not an EventBridge tag change event: " + decodeError(err)}
+	}
+	*e = TagEvent(v)
+	return nil
+}
+
+// decodeError names the field and the type a JSON decoding error is about, without the Go type names.
+func decodeError(err error) string {
+	var te *json.UnmarshalTypeError
+	var se *json.SyntaxError
+	switch {
+	case errors.As(err, &te) && te.Field != "":
+		return fmt.Sprintf("%s is a JSON %s, want %s", te.Field, te.Value, jsonKind(te.Type.Kind().String()))
+	case errors.As(err, &te):
+		return fmt.Sprintf("it is a JSON %s, want an object", te.Value)
+	case errors.As(err, &se):
+		return "it is not JSON: " + se.Error()
+	}
+	return err.Error()
+}
+
+func jsonKind(goKind string) string {
+	switch goKind {
+	case "slice", "array":
+		return "a list"
+	case "map", "struct":
+		return "an object"
+	case "string":
+		return "a string"
+	case "bool":
+		return "a boolean"
+	}
+	return "a number"
 }
 
 // TagDetail is the detail of a tag change event.
@@ -200,6 +248,37 @@ type NotifyInput struct {
 	// RedriveCount is $$.Execution.RedriveCount as "Notify failure" runs. When it is greater than every
 	// failure's RedriveCount, this run is a redrive resuming: Notify publishes nothing and answers ResumeAt.
 	RedriveCount int `json:"redriveCount"`
+}
+
+// UnmarshalJSON decodes the input of "Notify success" / "Notify failure". The event ($$.Execution.Input) is the
+// only part not written by the workflow: when it is not a tag change event (the reason validation failed), the
+// notification must still go out, so it keeps only the resources it can read, or nothing.
+func (n *NotifyInput) UnmarshalJSON(b []byte) error {
+	type plain NotifyInput
+	var v struct {
+		plain
+		Event json.RawMessage `json:"event"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*n = NotifyInput(v.plain)
+	n.Event = nil
+	if len(v.Event) == 0 || string(v.Event) == "null" {
+		return nil
+	}
+	var ev TagEvent
+	if json.Unmarshal(v.Event, &ev) == nil {
+		n.Event = &ev
+		return nil
+	}
+	var resources struct {
+		Resources []string `json:"resources"`
+	}
+	if json.Unmarshal(v.Event, &resources) == nil {
+		n.Event = &TagEvent{Resources: resources.Resources}
+	}
+	return nil
 }
 
 // Failure is one failed state, as its Catch recorded it.
