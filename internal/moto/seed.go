@@ -151,7 +151,12 @@ func Seed(ctx context.Context, c Clients, o SeedOptions) (Seeded, error) {
 		s.IsolationRoleARN = aws.ToString(p.Roles[0].Arn)
 	}
 
-	img, err := c.EC2.DescribeImages(ctx, &ec2.DescribeImagesInput{Owners: []string{"amazon"}})
+	// Any image will do; a name filter keeps moto from listing its thousand-odd images.
+	img, err := c.EC2.DescribeImages(ctx, &ec2.DescribeImagesInput{Owners: []string{"amazon"},
+		Filters: []types.Filter{{Name: aws.String("name"), Values: []string{"amzn2-ami-hvm-*-x86_64-gp2"}}}})
+	if err == nil && len(img.Images) == 0 {
+		img, err = c.EC2.DescribeImages(ctx, &ec2.DescribeImagesInput{Owners: []string{"amazon"}})
+	}
 	if err != nil || len(img.Images) == 0 {
 		return s, fmt.Errorf("find an image: %v (%d images)", err, len(imagesOf(img)))
 	}

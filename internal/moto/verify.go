@@ -30,8 +30,10 @@ type Notification struct {
 // ReadNotifications receives and deletes every message waiting in the queue.
 func ReadNotifications(ctx context.Context, c *sqs.Client, queueURL string) ([]Notification, error) {
 	var out []Notification
-	for {
-		r, err := c.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(queueURL), MaxNumberOfMessages: 10, WaitTimeSeconds: 1})
+	// SNS delivers to SQS asynchronously: wait up to a second for the first message, not for the end of the queue.
+	wait := int32(1)
+	for ; ; wait = 0 {
+		r, err := c.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(queueURL), MaxNumberOfMessages: 10, WaitTimeSeconds: wait})
 		if err != nil {
 			return out, fmt.Errorf("receive from %s: %w", queueURL, err)
 		}
