@@ -14,7 +14,9 @@ import (
 
 // instanceState is what EC2 says about the instance, read in one round trip.
 type instanceState struct {
-	Instance              types.Instance
+	Instance types.Instance
+	// Owner is the account of the instance's reservation.
+	Owner                 string
 	Associations          []types.IamInstanceProfileAssociation
 	DisableAPITermination bool
 	ShutdownBehavior      string
@@ -38,7 +40,7 @@ func describe(ctx context.Context, api API, id string) (instanceState, error) {
 		for _, r := range out.Reservations {
 			for _, i := range r.Instances {
 				if aws.ToString(i.InstanceId) == id {
-					st.Instance, found = i, true
+					st.Instance, st.Owner, found = i, aws.ToString(r.OwnerId), true
 				}
 			}
 		}

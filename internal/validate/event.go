@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strings"
 
 	"github.com/ec2-isolation/ec2-isolation/internal/steperr"
 	"github.com/ec2-isolation/ec2-isolation/internal/workflow"
@@ -63,6 +64,8 @@ func parseEvent(ev workflow.TagEvent, s Settings, region string) (target, error)
 	}
 	t := target{ARN: arn, Partition: m[1], Region: m[2], Account: m[3], InstanceID: m[4]}
 	switch {
+	case t.Partition != partitionOf(region):
+		return invalid("resource %s is in partition %q, but this stack acts in %q", arn, t.Partition, partitionOf(region))
 	case t.Account != ev.Account:
 		return invalid("resource %s is in account %q, the event in %s", arn, t.Account, ev.Account)
 	case t.Region != ev.Region:
@@ -78,4 +81,17 @@ func parseEvent(ev workflow.TagEvent, s Settings, region string) (target, error)
 		return invalid("tag %s of instance %s is %q, want %q", s.TagKey, t.InstanceID, v, s.TagValue)
 	}
 	return t, nil
+}
+
+// partitionOf is the AWS partition of a region: events of a region carry ARNs of its partition.
+func partitionOf(region string) string {
+	for _, p := range []struct{ prefix, partition string }{
+		{"cn-", "aws-cn"}, {"us-gov-", "aws-us-gov"}, {"us-isob-", "aws-iso-b"}, {"us-isof-", "aws-iso-f"},
+		{"us-iso-", "aws-iso"}, {"eu-isoe-", "aws-iso-e"}, {"eusc-", "aws-eusc"},
+	} {
+		if strings.HasPrefix(region, p.prefix) {
+			return p.partition
+		}
+	}
+	return "aws"
 }

@@ -5,6 +5,7 @@ package validate
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -64,6 +65,13 @@ func (h *Handler) Handle(ctx context.Context, in workflow.ValidateInput) (workfl
 	st, err := describe(ctx, h.api, t.InstanceID)
 	if err != nil {
 		log.Warn("refused instance", "error", err)
+		return workflow.Record{}, err
+	}
+	if st.Owner != "" && st.Owner != t.Account {
+		// EC2 describes only this account's instances: the event is about another account's instance that
+		// happens to share the id, or was forged. Never isolate the local one for it.
+		err := &steperr.InvalidEvent{Reason: fmt.Sprintf("instance %s belongs to account %s, not to the event's account %s", t.InstanceID, st.Owner, t.Account)}
+		log.Warn("refused event", "error", err)
 		return workflow.Record{}, err
 	}
 	rec, err := buildRecord(t, st)
