@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"strings"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/ec2-isolation/ec2-isolation/internal/secgroup"
 	"github.com/ec2-isolation/ec2-isolation/internal/snapshot"
@@ -500,7 +502,15 @@ var deniedCodes = map[string]bool{
 	"UnauthorizedOperation": true, "AccessDenied": true, "AccessDeniedException": true, "AuthorizationError": true,
 }
 
-func isDenied(err error) bool { return deniedCodes[steperr.Code(err)] }
+// isDenied: a refusal code, or an HTTP 403 whose error the SDK could not read (moto's IAM enforcement answers
+// SNS and IAM calls in EC2's error format, which their clients report as UnknownError; docs/moto.md).
+func isDenied(err error) bool {
+	if deniedCodes[steperr.Code(err)] {
+		return true
+	}
+	var re *smithyhttp.ResponseError
+	return steperr.Code(err) == "UnknownError" && errors.As(err, &re) && re.HTTPStatusCode() == http.StatusForbidden
+}
 
 // deniedAction is the IAM action of the refused call: the service's prefix and the operation's name.
 func deniedAction(err error) string {
