@@ -2,6 +2,7 @@
 // isolate, and afterwards checks through the SDK that the account is as a successful isolation leaves it.
 //
 //	motoci port                  print a free loopback port
+//	motoci wait PORT PID         wait (30 s at most) until the moto_server of process PID answers on PORT
 //	motoci seed FILE             seed the account at $AWS_ENDPOINT_URL, write what was created to FILE (JSON),
 //	                             print it as shell assignments (instance=…, topic=…)
 //	motoci verify FILE           check the isolation of the account FILE describes; exit 1 listing what is wrong
@@ -12,8 +13,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/ec2-isolation/ec2-isolation/internal/moto"
@@ -40,6 +44,9 @@ func run(ctx context.Context, args []string) int {
 		fmt.Println(l.Addr().(*net.TCPAddr).Port)
 		l.Close()
 		return 0
+	}
+	if args[0] == "wait" && len(args) == 3 {
+		return wait(ctx, args[1], args[2])
 	}
 	if len(args) != 2 {
 		return fail(fmt.Errorf("usage: motoci %s FILE", args[0]))
@@ -85,4 +92,29 @@ func run(ctx context.Context, args []string) int {
 		return 0
 	}
 	return fail(fmt.Errorf("unknown command %q", args[0]))
+}
+
+// wait polls moto's API until it answers, the process exits, or 30 seconds pass.
+func wait(ctx context.Context, port, pid string) int {
+	p, err := strconv.Atoi(pid)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "motoci: bad pid", pid)
+		return 2
+	}
+	url := "http://127.0.0.1:" + port + "/moto-api/"
+	client := http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		if resp, err := client.Get(url); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return 0
+			}
+		}
+		if syscall.Kill(p, 0) != nil {
+			return 1 // exited
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return 1
 }
