@@ -299,4 +299,3 @@ func checkMessage(t *testing.T, m sim.Message) {
 		t.Errorf("subject has control characters: %q", m.Subject)
 	}
 }
-

@@ -54,7 +54,9 @@ func TestHostileStates(t *testing.T) {
 			change:   func(a *sim.Account, fi fleetInstance, _ asl.Event) error { return a.SetInstanceState(fi.ID, "stopped") },
 			isolated: true},
 		{name: "ENI detached before the groups are applied", shape: 2, at: asl.TaskScheduled, atState: "Apply isolation security group",
-			change:   func(a *sim.Account, fi fleetInstance, _ asl.Event) error { return a.DetachNetworkInterface(eniOf(fi, 1)) },
+			change: func(a *sim.Account, fi fleetInstance, _ asl.Event) error {
+				return a.DetachNetworkInterface(eniOf(fi, 1))
+			},
 			isolated: true, leftOut: func(fi fleetInstance) []string { return []string{eniOf(fi, 1)} }},
 		{name: "isolation group deleted after its creation", shape: 2, at: asl.TaskScheduled, atState: "Apply isolation security group",
 			change: func(a *sim.Account, _ fleetInstance, ev asl.Event) error {
