@@ -97,8 +97,9 @@ func start(ctx context.Context, bin string, port int) (*Server, error) {
 	}
 	s.cmd = exec.Command(bin, "-H", "127.0.0.1", "-p", strconv.Itoa(port))
 	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
-	// Its own process group: moto_server may be a wrapper script (pyenv shim) around the Python process.
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Its own process group: moto_server may be a wrapper script (pyenv shim) around the Python process. Pdeathsig:
+	// a test binary that dies without Close (a panic, a timeout) takes moto with it.
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	if err := s.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", bin, err)
 	}
