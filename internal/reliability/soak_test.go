@@ -94,6 +94,7 @@ type soakRun struct {
 // must end isolated, or failed with exactly one failure notification naming the failed state and then isolated
 // by one redrive; no task may fail with an unnamed error (a panic, an unclassified error).
 func TestFaultSoak(t *testing.T) {
+	t.Parallel()
 	n, seed := soakSize(t), soakSeed(t)
 	t.Logf("fault soak: %d executions, seed %d (SOAK_SEED=%d SOAK_EXECUTIONS=%d go test -run '^TestFaultSoak$' -v ./internal/reliability reproduces the fault draws)", n, seed, seed, n)
 

@@ -43,6 +43,7 @@ type hostileState struct {
 // isolated, or failed with a named error and exactly one failure notification; where the cause can be fixed,
 // one redrive then isolates.
 func TestHostileStates(t *testing.T) {
+	t.Parallel()
 	cases := []hostileState{
 		{name: "instance terminated after validation", shape: 2, at: asl.ParallelStateEntered, atState: "Contain",
 			change:   func(a *sim.Account, fi fleetInstance, _ asl.Event) error { return a.TerminateInstance(fi.ID) },
