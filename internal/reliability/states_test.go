@@ -211,3 +211,21 @@ func checkIsolated(ctx context.Context, t *testing.T, e *env, fi fleetInstance, 
 		t.Errorf("not isolated: %s", strings.Join(p, "; "))
 	}
 }
+
+// TestLostPublishAnswerNotifiesTwiceNeverZero: SNS publishes a notification whose answer is then lost. The SDK
+// cannot know it was published and sends it again: the responder gets it twice. That is the intended trade-off
+// (SNS standard topics have no deduplication; not retrying would risk no notification at all), and why the soak
+// does not apply SNS timeouts.
+func TestLostPublishAnswerNotifiesTwiceNeverZero(t *testing.T) {
+	t.Parallel()
+	sc, instances := fleet(2)
+	sc.Faults.Errors = []sim.ErrorFault{{Action: "Publish", Timeout: time.Hour, Applied: true, FirstCalls: 1}}
+	e := newEnv(t, sc, defaultOptions())
+	ex := e.runners[secgroup.ModeDirect].Start(context.Background(), "lost-answer", event(instances[1].ID))
+	if ex.Status != asl.StatusSucceeded {
+		t.Fatalf("execution %s %s: %s", ex.Status, ex.Error, causeMessage(ex.Cause))
+	}
+	if notes := e.notified()[instances[1].ID]; notes == nil || notes.Succeeded != 2 || len(notes.Failed) != 0 {
+		t.Errorf("notifications %+v, want the success twice (the first answer lost, the SDK's retry)", notes)
+	}
+}
