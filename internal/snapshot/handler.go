@@ -11,6 +11,8 @@ import (
 	"log/slog"
 	"regexp"
 	"slices"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -102,6 +104,10 @@ func checkInput(in workflow.InstanceInput) error {
 		return &steperr.InvalidInput{Step: step, Reason: "instanceId is empty"}
 	case !instanceIDPattern.MatchString(in.InstanceID):
 		return &steperr.InvalidInput{Step: step, Reason: fmt.Sprintf("instanceId %q is not an instance id", in.InstanceID)}
+	case utf8.RuneCountInString(in.ExecutionName) > 80 || strings.ContainsAny(in.ExecutionName, "*?"):
+		// The name finds an earlier run's set (a tag filter): a name cut to fit a tag would never match it, and
+		// the filter's wildcards would match other executions' sets. Step Functions names have neither.
+		return &steperr.InvalidInput{Step: step, Reason: fmt.Sprintf("executionName %q is not a Step Functions execution name (at most 80 characters, no * or ?)", truncate(in.ExecutionName, 100))}
 	}
 	return nil
 }
