@@ -139,6 +139,9 @@ func TestPreflightOnMotoFindsWhatIsWrong(t *testing.T) {
 			prepare: func(t *testing.T, c moto.Clients, s moto.Seeded, n *preflight.Names, _ *string) {
 				g, err := c.EC2.CreateSecurityGroup(context.Background(), &ec2.CreateSecurityGroupInput{
 					VpcId: aws.String(s.VPCs[0]), GroupName: aws.String(moto.IsolationGroupName), Description: aws.String("x"),
+					// Ours (as the workflow creates it), with a rule someone added since.
+					TagSpecifications: []types.TagSpecification{{ResourceType: types.ResourceTypeSecurityGroup,
+						Tags: []types.Tag{{Key: aws.String(secgroup.TagManaged), Value: aws.String("true")}}}},
 				})
 				if err != nil {
 					t.Fatal(err)

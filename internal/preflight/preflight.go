@@ -289,6 +289,12 @@ func (p *prober) groups(ctx context.Context, rec *workflow.Record) map[string]st
 				continue
 			}
 			id := aws.ToString(g.GroupId)
+			if !secgroup.Managed(&g) {
+				p.add(Check{Name: name, Status: Fail, Detail: fmt.Sprintf("%s exists but was not created by ec2-isolation "+
+					"(no %s=true tag): the workflow refuses it; rename it, or tag it if it is meant to be the isolation group",
+					id, secgroup.TagManaged)})
+				continue
+			}
 			if i == 0 {
 				ids[vpc] = id
 			}

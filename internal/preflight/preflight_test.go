@@ -215,11 +215,23 @@ func TestChecksStopAtARefusedInstance(t *testing.T) {
 	}
 }
 
+// A group with the isolation group's name that ec2-isolation did not create (no managed tag) fails the check: the
+// workflow would refuse it.
+func TestChecksFailAGroupNotCreatedByUs(t *testing.T) {
+	sc := account()
+	sc.SecurityGroups = append(sc.SecurityGroups, sim.SecurityGroup{ID: "sg-0a1b2c3d4e5f00008", VpcID: vpcA, Name: groupName, Description: "someone else's"})
+	rep, _ := check(t, sc, names)
+	if g := table(rep)[`group "ec2-isolation-quarantine" in `+vpcA]; g != "fail" {
+		t.Errorf("check %q, want fail", g)
+	}
+}
+
 // An isolation group that already exists is used; rules someone added to it will be revoked, with DryRun now.
 func TestChecksExistingGroupWithRules(t *testing.T) {
 	sc := account()
 	sc.SecurityGroups = append(sc.SecurityGroups, sim.SecurityGroup{ID: "sg-0a1b2c3d4e5f00009", VpcID: vpcA, Name: groupName, Description: "quarantine",
-		Ingress: []sim.Rule{{Protocol: "tcp", FromPort: 22, ToPort: 22, CIDR: "0.0.0.0/0"}}})
+		Ingress: []sim.Rule{{Protocol: "tcp", FromPort: 22, ToPort: 22, CIDR: "0.0.0.0/0"}},
+		Tags:    map[string]string{secgroup.TagManaged: "true"}})
 	for _, deny := range []bool{false, true} {
 		sc := sc
 		if deny {

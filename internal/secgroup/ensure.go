@@ -222,6 +222,13 @@ func (h *Ensure) ensureGroup(ctx context.Context, log *slog.Logger, vpc, name st
 	created := false
 	if sg != nil {
 		id = aws.ToString(sg.GroupId)
+		if !Managed(sg) {
+			// The roles may change only groups this product created (tag condition): refuse clearly rather than
+			// fail on UnauthorizedOperation, or empty someone else's group.
+			return "", false, &steperr.ConfigError{Reason: fmt.Sprintf(
+				"security group %s (%s) in %s has the isolation group's name but not the tag %s=true: it was not "+
+					"created by ec2-isolation; rename it, or tag it if it is meant to be the isolation group", id, name, vpc, TagManaged)}
+		}
 	} else {
 		var err error
 		id, err = h.create(ctx, vpc, name, r)
@@ -244,6 +251,17 @@ func (h *Ensure) ensureGroup(ctx context.Context, log *slog.Logger, vpc, name st
 		return "", false, err
 	}
 	return id, created, nil
+}
+
+// Managed reports whether the group carries the tag this product puts on the groups it creates (the roles may
+// change only such groups).
+func Managed(sg *types.SecurityGroup) bool {
+	for _, t := range sg.Tags {
+		if aws.ToString(t.Key) == TagManaged && aws.ToString(t.Value) == "true" {
+			return true
+		}
+	}
+	return false
 }
 
 func (h *Ensure) create(ctx context.Context, vpc, name string, r role) (string, error) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -95,10 +96,32 @@ func TestEnsureCreatesAnEmptyGroupInEveryVPC(t *testing.T) {
 	}
 }
 
+func TestEnsureRefusesAGroupItDidNotCreate(t *testing.T) {
+	sc := scenario()
+	sc.SecurityGroups = append(sc.SecurityGroups, sim.SecurityGroup{
+		ID: "sg-0a8", VpcID: vpcA, Name: groupName, Description: "a team's own group that happens to share the name",
+		Egress: []sim.Rule{{Protocol: "tcp", FromPort: 443, ToPort: 443, CIDR: "0.0.0.0/0"}},
+	})
+	srv := start(t, sc)
+	_, err := newEnsure(t, srv, "ensure", secgroup.ModeDirect).Handle(context.Background(), ensureInput(oneENI))
+	var ce *steperr.ConfigError
+	if !errors.As(err, &ce) || !strings.Contains(ce.Reason, "sg-0a8") {
+		t.Fatalf("error %v, want a ConfigError naming sg-0a8", err)
+	}
+	if m := mutating(srv); len(m) != 0 {
+		t.Errorf("mutating calls %v, want none", m)
+	}
+	g := newReader(t, srv).groupsNamed(groupName)[vpcA]
+	if len(g) != 1 || len(g[0].IpPermissionsEgress) != 1 {
+		t.Errorf("the team's group was changed: %+v", g)
+	}
+}
+
 func TestEnsureEmptiesAnExistingGroup(t *testing.T) {
 	sc := scenario()
 	sc.SecurityGroups = append(sc.SecurityGroups, sim.SecurityGroup{
 		ID: "sg-0a9", VpcID: vpcA, Name: groupName, Description: "isolation",
+		Tags: map[string]string{secgroup.TagManaged: "true"}, // ours, tampered with since
 		Ingress: []sim.Rule{
 			{Protocol: "tcp", FromPort: 22, ToPort: 22, CIDR: "198.51.100.0/24", Description: "someone's ssh"},
 			{Protocol: "-1", GroupID: "sg-0a1"},
