@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 )
 
@@ -20,6 +21,11 @@ const (
 	MaxAttempts = 6
 	BaseDelay   = 100 * time.Millisecond
 	MaxDelay    = 3 * time.Second
+	// AttemptTimeout bounds one HTTP attempt (connection, request, answer). Without it a call whose answer never
+	// comes (a connection lost mid-request) holds the function until its Lambda timeout, which fails the step; with
+	// it the SDK retries the call like any transient error. The calls take well under a second; the functions'
+	// timeouts are 30-60 s.
+	AttemptTimeout = 20 * time.Second
 )
 
 // FullJitter is exponential backoff with full jitter: a delay drawn uniformly from [0, min(Max, Base·2^attempt)).
@@ -52,10 +58,11 @@ func Retryer(backoff retry.BackoffDelayer) aws.Retryer {
 	})
 }
 
-// Load reads the standard AWS configuration with the product's retry policy.
+// Load reads the standard AWS configuration with the product's retry policy and per-attempt timeout.
 func Load(ctx context.Context, opts ...func(*config.LoadOptions) error) (aws.Config, error) {
 	opts = append([]func(*config.LoadOptions) error{
 		config.WithRetryer(func() aws.Retryer { return Retryer(FullJitter{Base: BaseDelay, Max: MaxDelay}) }),
+		config.WithHTTPClient(awshttp.NewBuildableClient().WithTimeout(AttemptTimeout)),
 	}, opts...)
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
