@@ -21,6 +21,7 @@ import (
 
 	ec2isolation "github.com/ec2-isolation/ec2-isolation"
 	"github.com/ec2-isolation/ec2-isolation/internal/asl"
+	"github.com/ec2-isolation/ec2-isolation/internal/awscfg"
 	"github.com/ec2-isolation/ec2-isolation/internal/runner"
 	"github.com/ec2-isolation/ec2-isolation/internal/secgroup"
 	"github.com/ec2-isolation/ec2-isolation/internal/sim"
@@ -130,11 +131,14 @@ type options struct {
 	profileName string
 }
 
-// defaultOptions: simulated time 20 times faster; a per-attempt timeout of 20 s of simulated time, against task
-// timeouts of 60-90 s (the functions' 30-60 s Lambda timeouts plus 30 s). A call that hangs costs the step one
-// attempt timeout: the SDK retries it; a step whose calls hang three times in one run times out as a task.
+// defaultOptions: simulated time 20 times faster; the product's per-attempt timeout (awscfg.AttemptTimeout, 20 s)
+// in simulated time, against task timeouts of 60-90 s (the functions' 30-60 s Lambda timeouts plus 30 s). A call
+// that hangs costs the step one attempt timeout, and the SDK retries it; a step whose calls hang three times in
+// one run times out as a task. (The runner has no Lambda timeout: a deployed 30 s function would time out after
+// one hang fewer, with the same outcome, a timed-out task the Catch reports.)
 func defaultOptions() options {
-	return options{speed: 20, attemptTimeout: time.Second, seed: 1}
+	const speed = 20
+	return options{speed: speed, attemptTimeout: awscfg.AttemptTimeout / speed, seed: 1}
 }
 
 // env is a simulated account with the workflow deployed twice: connection tracking direct and untrack-first.
