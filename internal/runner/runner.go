@@ -5,12 +5,14 @@
 package runner
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
 	"reflect"
 	"strings"
+	"sync"
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -42,8 +44,37 @@ type Config struct {
 // Runner holds the loaded machine and the built handlers. It is safe for concurrent executions.
 type Runner struct {
 	machine  *asl.Machine
-	handlers map[string]lambda.Handler // by function ARN
+	handlers map[string]*environments // by function ARN
 	opts     asl.Options
+}
+
+// environments are a function's execution environments. Lambda runs concurrent invocations of a function in
+// separate environments, and so must the runner: aws-lambda-go's handler returns its output in a buffer it
+// reuses at its next call, so one handler serving two invocations at once hands one of them the other's output.
+// An invocation takes an idle handler or builds one (the same wiring, from the same configuration), and gives it
+// back once its output is copied.
+type environments struct {
+	build func() (lambda.Handler, error)
+	mu    sync.Mutex
+	idle  []lambda.Handler
+}
+
+func (e *environments) get() (lambda.Handler, error) {
+	e.mu.Lock()
+	if n := len(e.idle); n > 0 {
+		h := e.idle[n-1]
+		e.idle = e.idle[:n-1]
+		e.mu.Unlock()
+		return h, nil
+	}
+	e.mu.Unlock()
+	return e.build()
+}
+
+func (e *environments) put(h lambda.Handler) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.idle = append(e.idle, h)
 }
 
 // FunctionARN is the ARN the runner gives a function: the deployed stack's naming.
@@ -53,15 +84,18 @@ func FunctionARN(region, account, name string) string {
 
 // New builds every handler and loads the definition with the functions' ARNs substituted.
 func New(c Config) (*Runner, error) {
-	r := &Runner{handlers: map[string]lambda.Handler{}}
+	r := &Runner{handlers: map[string]*environments{}}
 	subs := map[string]string{}
 	for _, f := range Functions {
 		arn := FunctionARN(c.Region, c.Account, f.Name)
-		h, err := f.Build(c.AWS(f.Name), c.Env, c.Log.With("function", f.Name))
+		cfg, log := c.AWS(f.Name), c.Log.With("function", f.Name)
+		env := &environments{build: func() (lambda.Handler, error) { return f.Build(cfg, c.Env, log) }}
+		h, err := env.build()
 		if err != nil {
 			return nil, fmt.Errorf("build %s: %w", f.Name, err)
 		}
-		r.handlers[arn] = h
+		env.put(h)
+		r.handlers[arn] = env
 		subs[f.Substitution] = arn
 	}
 	m, err := asl.Load(c.Definition, subs)
@@ -86,20 +120,28 @@ func (r *Runner) Redrive(ctx context.Context, e *asl.Execution) error {
 
 // Invoke implements asl.Invoker: it calls the function whose ARN is resource, as the Lambda service would.
 func (r *Runner) Invoke(ctx context.Context, resource string, input json.RawMessage) (out json.RawMessage, err error) {
-	h, ok := r.handlers[resource]
+	env, ok := r.handlers[resource]
 	if !ok {
 		return nil, &asl.TaskError{Name: "Lambda.ResourceNotFoundException", Cause: "Function not found: " + resource}
 	}
+	h, err := env.get()
+	if err != nil {
+		return nil, functionError(typeName(err), err.Error())
+	}
 	defer func() {
+		// A panic ends the environment (Lambda starts a new one); otherwise it serves the next invocation.
 		if p := recover(); p != nil {
 			out, err = nil, functionError(typeName(p), fmt.Sprint(p))
+			return
 		}
+		env.put(h)
 	}()
 	res, err := h.Invoke(ctx, input)
 	if err != nil {
 		return nil, functionError(typeName(err), err.Error())
 	}
-	return res, nil
+	// res is the handler's output buffer, which its next call reuses.
+	return bytes.Clone(res), nil
 }
 
 // functionError is the error Step Functions records for a Lambda function error: the errorType, and the error
