@@ -200,7 +200,7 @@ func runSimulation(ctx context.Context, f simulateFlags, stderr io.Writer) (resu
 		AWS:        srv.AWSConfig,
 		Env:        func(k string) string { return env[k] },
 		Log:        slog.New(slog.NewJSONHandler(logOut, nil)),
-		Engine:     scaledEngine(clock),
+		Engine:     asl.Scaled(clock.Factor, clock.Now),
 	})
 	if err != nil {
 		return result{}, err
@@ -232,28 +232,6 @@ func runSimulation(ctx context.Context, f simulateFlags, stderr io.Writer) (resu
 		res.Notifications = append(res.Notifications, showMessage(m.Subject, m.Message, m.MessageStructure))
 	}
 	return res, nil
-}
-
-// scaledEngine makes the engine's clock the simulator's: retry waits and task timeouts pass speed times faster,
-// and the history's times are simulated time, as the console would show them.
-func scaledEngine(c *sim.ScaledClock) asl.Options {
-	scale := func(d time.Duration) time.Duration { return time.Duration(float64(d) / c.Factor) }
-	return asl.Options{
-		Now: c.Now,
-		Sleep: func(ctx context.Context, d time.Duration) error {
-			t := time.NewTimer(scale(d))
-			defer t.Stop()
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-t.C:
-				return nil
-			}
-		},
-		WithTimeout: func(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
-			return context.WithTimeout(ctx, scale(d))
-		},
-	}
 }
 
 func report(e *asl.Execution) executionReport {

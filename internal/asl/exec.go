@@ -827,3 +827,17 @@ func (v *visit) succeed() (any, string, *failure) {
 	}
 	return v.exit(out, "")
 }
+
+// Scaled returns Options for a simulation whose clock runs factor times faster than real time (now is that
+// clock): Retry and Wait waits and task timeouts pass factor times faster, and the history's times are the
+// simulated ones, as the console would show them.
+func Scaled(factor float64, now func() time.Time) Options {
+	scale := func(d time.Duration) time.Duration { return time.Duration(float64(d) / factor) }
+	return Options{
+		Now:   now,
+		Sleep: func(ctx context.Context, d time.Duration) error { return sleep(ctx, scale(d)) },
+		WithTimeout: func(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+			return context.WithTimeout(ctx, scale(d))
+		},
+	}
+}

@@ -57,14 +57,7 @@ func isolate(t *testing.T, sc sim.Scenario, tracking string) []sim.Call {
 	r, err := runner.New(runner.Config{
 		Definition: ec2isolation.Definition, Region: srv.Region(), Account: srv.AccountID(),
 		AWS: srv.AWSConfig, Env: env(tracking), Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Engine: asl.Options{Sleep: func(ctx context.Context, d time.Duration) error {
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(d / 20):
-				return nil
-			}
-		}},
+		Engine: asl.Scaled(20, time.Now),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -179,7 +179,8 @@ func newEnv(t testing.TB, sc sim.Scenario, o options) *env {
 		reader:   ec2.NewFromConfig(srv.AWSConfig("reliability-test")),
 		topicARN: fmt.Sprintf("arn:aws:sns:%s:%s:%s", region, account, topicName)}
 	rng := &lockedRand{r: rand.New(rand.NewPCG(o.seed, o.seed^0x5eed))}
-	engine := scaledEngine(o.speed, clock, rng.Float64)
+	engine := asl.Scaled(o.speed, clock.Now)
+	engine.Rand = rng.Float64
 	engine.OnEvent = o.onEvent
 	if o.profileName == "" {
 		o.profileName = profileName
@@ -212,28 +213,6 @@ func newEnv(t testing.TB, sc sim.Scenario, o options) *env {
 		e.runners[mode] = r
 	}
 	return e
-}
-
-// scaledEngine runs the engine on the simulator's clock: retry waits and task timeouts pass speed times faster.
-func scaledEngine(speed float64, c *sim.ScaledClock, rnd func() float64) asl.Options {
-	scale := func(d time.Duration) time.Duration { return time.Duration(float64(d) / speed) }
-	return asl.Options{
-		Now:  c.Now,
-		Rand: rnd,
-		Sleep: func(ctx context.Context, d time.Duration) error {
-			t := time.NewTimer(scale(d))
-			defer t.Stop()
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-t.C:
-				return nil
-			}
-		},
-		WithTimeout: func(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
-			return context.WithTimeout(ctx, scale(d))
-		},
-	}
 }
 
 type lockedRand struct {
