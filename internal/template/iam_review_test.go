@@ -852,35 +852,6 @@ func TestIAMReviewIsolationProfileSettings(t *testing.T) {
 	}
 }
 
-// ebMatch is EventBridge's matching for the pattern forms the rule uses (exact values, arrays matching when any
-// element matches, nested objects).
-func ebMatch(pattern, event map[string]any) bool {
-	for k, p := range pattern {
-		ev, ok := event[k]
-		if !ok {
-			return false
-		}
-		switch p := p.(type) {
-		case map[string]any:
-			em, ok := ev.(map[string]any)
-			if !ok || !ebMatch(p, em) {
-				return false
-			}
-		case []any:
-			values := []any{ev}
-			if arr, ok := ev.([]any); ok {
-				values = arr
-			}
-			if !slices.ContainsFunc(values, func(v any) bool { return slices.Contains(p, v) }) {
-				return false
-			}
-		default:
-			panic(fmt.Sprintf("pattern form %T", p))
-		}
-	}
-	return true
-}
-
 // tagEvent is a "Tag Change on Resource" event shaped like the real ones: changed-tag-keys lists the keys added,
 // changed or removed; tags holds all the resource's tags after the change.
 func tagEvent(service, resourceType string, changed []string, tags map[string]string) map[string]any {
@@ -933,7 +904,7 @@ func TestIAMReviewRuleOnRealisticTagEvents(t *testing.T) {
 			"value as a prefix of another":    {tagEvent("ec2", "instance", []string{key}, map[string]string{key: value + "x"}), false},
 			"other detail-type, same payload": {withField(tagEvent("ec2", "instance", []string{key}, map[string]string{key: value}), "detail-type", "Invalid Effective Tag Policy"), false},
 		} {
-			if got := ebMatch(pattern, tc.event); got != tc.want {
+			if got := matches(pattern, tc.event); got != tc.want {
 				t.Errorf("%s=%s, %s: rule fires %v, want %v", key, value, name, got, tc.want)
 			}
 		}
