@@ -164,3 +164,24 @@ func isTimeout(err error) bool {
 type IsolationFailed struct{ Summary string }
 
 func (e *IsolationFailed) Error() string { return "isolation failed: " + e.Summary }
+
+// ReleaseFailed: the release workflow's counterpart of IsolationFailed, returned by its "Notify failure".
+type ReleaseFailed struct{ Summary string }
+
+func (e *ReleaseFailed) Error() string { return "release failed: " + e.Summary }
+
+// NotIsolated: a release was asked for an instance this stack never isolated, or whose incident is already
+// released (no open incident in its record). Nothing was changed.
+type NotIsolated struct{ InstanceID, Reason string }
+
+func (e *NotIsolated) Error() string {
+	return fmt.Sprintf("instance %s cannot be released: %s", e.InstanceID, e.Reason)
+}
+
+// RecordMissing: the incident record of an instance that the workflow needs cannot be read (deleted, or the
+// bucket is gone). Nothing was changed.
+type RecordMissing struct{ Bucket, Key, Reason string }
+
+func (e *RecordMissing) Error() string {
+	return fmt.Sprintf("incident record s3://%s/%s: %s", e.Bucket, e.Key, e.Reason)
+}

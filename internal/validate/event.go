@@ -28,16 +28,16 @@ var (
 	regionPattern     = regexp.MustCompile(`^[a-z]{2}(?:-[a-z]+)+-[0-9]+$`)
 )
 
-// target is the instance an event designates.
-type target struct {
+// Target is the instance an event designates.
+type Target struct {
 	ARN, Partition, Region, Account, InstanceID string
 }
 
-// parseEvent checks that ev is a tag change of an EC2 instance in region that sets key to value, and returns
+// ParseEvent (also used by the release workflow, with the release value) checks that ev is a tag change of an EC2 instance in region that sets key to value, and returns
 // the instance. Every refusal is a steperr.InvalidEvent that names what was wrong.
-func parseEvent(ev workflow.TagEvent, s Settings, region string) (target, error) {
-	invalid := func(format string, args ...any) (target, error) {
-		return target{}, &steperr.InvalidEvent{Reason: fmt.Sprintf(format, args...)}
+func ParseEvent(ev workflow.TagEvent, s Settings, region string) (Target, error) {
+	invalid := func(format string, args ...any) (Target, error) {
+		return Target{}, &steperr.InvalidEvent{Reason: fmt.Sprintf(format, args...)}
 	}
 	switch {
 	case ev.Source != eventSource:
@@ -62,7 +62,7 @@ func parseEvent(ev workflow.TagEvent, s Settings, region string) (target, error)
 	if m == nil {
 		return invalid("resource %q is not an EC2 instance ARN", arn)
 	}
-	t := target{ARN: arn, Partition: m[1], Region: m[2], Account: m[3], InstanceID: m[4]}
+	t := Target{ARN: arn, Partition: m[1], Region: m[2], Account: m[3], InstanceID: m[4]}
 	switch {
 	case t.Partition != partitionOf(region):
 		return invalid("resource %s is in partition %q, but this stack acts in %q", arn, t.Partition, partitionOf(region))

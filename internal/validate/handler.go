@@ -55,7 +55,7 @@ func (h *Handler) Handle(ctx context.Context, in workflow.ValidateInput) (workfl
 		log.Error("refused: configuration", "error", err)
 		return workflow.Record{}, err
 	}
-	t, err := parseEvent(in.Event, h.settings, region)
+	t, err := ParseEvent(in.Event, h.settings, region)
 	if err != nil {
 		log.Warn("refused event", "error", err, "resources", in.Event.Resources)
 		return workflow.Record{}, err

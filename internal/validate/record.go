@@ -13,7 +13,7 @@ import (
 )
 
 // buildRecord turns what EC2 said into the record. Lists are sorted so that two runs give equal records.
-func buildRecord(t target, st instanceState) (workflow.Record, error) {
+func buildRecord(t Target, st instanceState) (workflow.Record, error) {
 	i := st.Instance
 	rec := workflow.Record{
 		InstanceID:            t.InstanceID,

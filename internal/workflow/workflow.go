@@ -116,6 +116,11 @@ type Record struct {
 	// Reason says why the instance is isolated, e.g. `tag Isolate=true`.
 	Reason     string    `json:"reason"`
 	RecordedAt time.Time `json:"recordedAt"`
+	// IsolationGroups are the isolation groups "Validate and record" found (looked up by name, at once with the
+	// instance) in the instance's VPCs. GroupsReady is true when every VPC has a usable one, so the workflow
+	// goes straight to "Apply isolation security group" (the warm path: two sequential round trips).
+	IsolationGroups []VpcGroups `json:"isolationGroups,omitempty"`
+	GroupsReady     bool        `json:"groupsReady"`
 }
 
 // NetworkInterface is one ENI attached to the instance, with its security groups before isolation.
@@ -151,6 +156,7 @@ type InstanceInput struct {
 // DisassociateOutput says which associations "Disassociate profile" removed (none when there were none).
 type DisassociateOutput struct {
 	Disassociated []ProfileAssociation `json:"disassociated"`
+	Changes       []Change             `json:"changes,omitempty"`
 }
 
 // AttachOutput is the isolation profile's association after "Attach isolation profile".
@@ -158,7 +164,8 @@ type AttachOutput struct {
 	AssociationID string `json:"associationId"`
 	ProfileARN    string `json:"profileArn"`
 	// Changed is false when the isolation profile was already attached.
-	Changed bool `json:"changed"`
+	Changed bool     `json:"changed"`
+	Changes []Change `json:"changes,omitempty"`
 }
 
 // EnsureGroupsInput is the input of "Ensure isolation security group".
@@ -181,7 +188,8 @@ type VpcGroups struct {
 
 // EnsureGroupsOutput lists the groups of every VPC of the instance, in the order of the input's VpcIDs.
 type EnsureGroupsOutput struct {
-	Groups []VpcGroups `json:"groups"`
+	Groups  []VpcGroups `json:"groups"`
+	Changes []Change    `json:"changes,omitempty"`
 }
 
 // ApplyGroupsInput is the input of "Apply isolation security group".
@@ -204,13 +212,15 @@ type AppliedInterface struct {
 // ApplyGroupsOutput lists every ENI of the instance after isolation.
 type ApplyGroupsOutput struct {
 	NetworkInterfaces []AppliedInterface `json:"networkInterfaces"`
+	Changes           []Change           `json:"changes,omitempty"`
 }
 
 // SnapshotOutput is the multi-volume snapshot set of the instance.
 type SnapshotOutput struct {
 	Snapshots []Snapshot `json:"snapshots"`
 	// Created is false when an earlier run of this execution had already created the set.
-	Created bool `json:"created"`
+	Created bool     `json:"created"`
+	Changes []Change `json:"changes,omitempty"`
 }
 
 // Snapshot is one snapshot of the set.
@@ -228,7 +238,9 @@ const (
 
 // NotifyInput is the input of "Notify": what the execution did, or where it failed.
 type NotifyInput struct {
-	Outcome       string `json:"outcome"`
+	Outcome string `json:"outcome"`
+	// Workflow is WorkflowIsolation (the default when empty) or WorkflowRelease.
+	Workflow      string `json:"workflow,omitempty"`
 	ExecutionName string `json:"executionName"`
 	// Event is the execution input ($$.Execution.Input): before a record exists, the instance id comes from it.
 	Event *TagEvent `json:"event,omitempty"`
@@ -242,6 +254,16 @@ type NotifyInput struct {
 	Groups       *EnsureGroupsOutput `json:"groups,omitempty"`
 	Apply        *ApplyGroupsOutput  `json:"apply,omitempty"`
 	Snapshot     *SnapshotOutput     `json:"snapshot,omitempty"`
+	// Incident is the incident record "Record pre-isolation state" (isolation) or "Read incident record"
+	// (release) returned.
+	Incident *IncidentRef  `json:"incident,omitempty"`
+	Revoke   *RevokeOutput `json:"revoke,omitempty"`
+	Preserve *StepChanges  `json:"preserve,omitempty"`
+	// The release's restore steps.
+	RestoreGroups   *StepChanges  `json:"restoreGroups,omitempty"`
+	RestoreProfile  *StepChanges  `json:"restoreProfile,omitempty"`
+	LiftRevocation  *RevokeOutput `json:"liftRevocation,omitempty"`
+	RestoreEvidence *StepChanges  `json:"restoreEvidence,omitempty"`
 	// Failures is empty on success. On failure it names each state that failed (two when both branches of the
 	// containment Parallel failed).
 	Failures []Failure `json:"failures,omitempty"`
