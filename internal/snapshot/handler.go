@@ -70,8 +70,10 @@ func (h *Handler) Handle(ctx context.Context, in workflow.InstanceInput) (workfl
 		return out, err
 	}
 	if len(existing) > 0 {
-		out.Snapshots = existing
-		log.Info("snapshot set already exists", "snapshots", snapshotIDs(existing))
+		// The earlier run's output may never have reached the state machine (a lost answer): its changes are
+		// reported again, with EC2's start time, so that the incident record, which dedupes them, has them.
+		out.Snapshots, out.Changes = summarise(in.InstanceID, existing)
+		log.Info("snapshot set already exists", "snapshots", snapshotIDs(out.Snapshots))
 		return out, nil
 	}
 
@@ -91,8 +93,9 @@ func (h *Handler) Handle(ctx context.Context, in workflow.InstanceInput) (workfl
 		log.Error("create snapshots failed", "error", err)
 		return out, err
 	}
-	out.Snapshots, out.Created = created, true
-	log.Info("created snapshot set", "snapshots", snapshotIDs(created))
+	out.Snapshots, out.Changes = summarise(in.InstanceID, created)
+	out.Created = true
+	log.Info("created snapshot set", "snapshots", snapshotIDs(out.Snapshots))
 	return out, nil
 }
 
@@ -113,7 +116,7 @@ func checkInput(in workflow.InstanceInput) error {
 }
 
 // existing finds the snapshots an earlier run of this execution created for the instance.
-func (h *Handler) existing(ctx context.Context, in workflow.InstanceInput) ([]workflow.Snapshot, error) {
+func (h *Handler) existing(ctx context.Context, in workflow.InstanceInput) ([]types.Snapshot, error) {
 	p := ec2.NewDescribeSnapshotsPaginator(h.api, &ec2.DescribeSnapshotsInput{
 		OwnerIds: []string{"self"},
 		Filters: []types.Filter{
@@ -121,19 +124,14 @@ func (h *Handler) existing(ctx context.Context, in workflow.InstanceInput) ([]wo
 			{Name: aws.String("tag:" + TagInstanceID), Values: []string{in.InstanceID}},
 		},
 	})
-	var snaps []workflow.Snapshot
+	var snaps []types.Snapshot
 	for p.HasMorePages() {
 		out, err := p.NextPage(ctx)
 		if err != nil {
 			return nil, steperr.FromAWS("describe snapshots of execution "+in.ExecutionName, err)
 		}
-		for _, s := range out.Snapshots {
-			snaps = append(snaps, workflow.Snapshot{
-				SnapshotID: aws.ToString(s.SnapshotId), VolumeID: aws.ToString(s.VolumeId), State: string(s.State),
-			})
-		}
+		snaps = append(snaps, out.Snapshots...)
 	}
-	sortSnapshots(snaps)
 	return snaps, nil
 }
 
@@ -169,7 +167,7 @@ func (h *Handler) ebsVolumes(ctx context.Context, id string) (int, error) {
 	return 0, &steperr.InstanceNotFound{InstanceID: id}
 }
 
-func (h *Handler) create(ctx context.Context, in workflow.InstanceInput) ([]workflow.Snapshot, error) {
+func (h *Handler) create(ctx context.Context, in workflow.InstanceInput) ([]types.Snapshot, error) {
 	reason := in.Reason
 	if reason == "" {
 		reason = "unspecified"
@@ -198,13 +196,10 @@ func (h *Handler) create(ctx context.Context, in workflow.InstanceInput) ([]work
 	default:
 		return nil, steperr.FromAWS("create snapshots of "+in.InstanceID, err)
 	}
-	snaps := make([]workflow.Snapshot, 0, len(res.Snapshots))
+	snaps := make([]types.Snapshot, 0, len(res.Snapshots))
 	for _, s := range res.Snapshots {
-		snaps = append(snaps, workflow.Snapshot{
-			SnapshotID: aws.ToString(s.SnapshotId), VolumeID: aws.ToString(s.VolumeId), State: string(s.State),
-		})
+		snaps = append(snaps, types.Snapshot{SnapshotId: s.SnapshotId, VolumeId: s.VolumeId, State: s.State, StartTime: s.StartTime})
 	}
-	sortSnapshots(snaps)
 	return snaps, nil
 }
 
@@ -226,10 +221,24 @@ func (r answeredOnly) IsErrorRetryable(err error) bool {
 	return errors.As(err, &answered) && r.Retryer.IsErrorRetryable(err)
 }
 
-func sortSnapshots(s []workflow.Snapshot) {
-	slices.SortFunc(s, func(a, b workflow.Snapshot) int {
-		return cmp.Or(cmp.Compare(a.VolumeID, b.VolumeID), cmp.Compare(a.SnapshotID, b.SnapshotID))
+// summarise returns the set, sorted, and its CreateSnapshots changes: one per snapshot, at the time EC2 started
+// it (the same in every run, so the incident record, which dedupes changes, keeps one of each).
+func summarise(instanceID string, found []types.Snapshot) ([]workflow.Snapshot, []workflow.Change) {
+	slices.SortFunc(found, func(a, b types.Snapshot) int {
+		return cmp.Or(cmp.Compare(aws.ToString(a.VolumeId), aws.ToString(b.VolumeId)), cmp.Compare(aws.ToString(a.SnapshotId), aws.ToString(b.SnapshotId)))
 	})
+	snaps := make([]workflow.Snapshot, 0, len(found))
+	changes := make([]workflow.Change, 0, len(found))
+	for _, s := range found {
+		snaps = append(snaps, workflow.Snapshot{
+			SnapshotID: aws.ToString(s.SnapshotId), VolumeID: aws.ToString(s.VolumeId), State: string(s.State),
+		})
+		changes = append(changes, workflow.Change{
+			At: aws.ToTime(s.StartTime).UTC(), Step: step, Resource: aws.ToString(s.SnapshotId), Action: "CreateSnapshots",
+			Detail: fmt.Sprintf("snapshot of %s (%s)", aws.ToString(s.VolumeId), instanceID),
+		})
+	}
+	return snaps, changes
 }
 
 func snapshotIDs(s []workflow.Snapshot) []string {

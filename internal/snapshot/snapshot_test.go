@@ -151,6 +151,23 @@ func TestSnapshotsEveryVolumeOnce(t *testing.T) {
 		t.Errorf("%d CreateSnapshots calls, want 1", n)
 	}
 
+	// One change per snapshot, at the start time EC2 gives it; a later run reports the same changes (its
+	// earlier output may have been lost), so the incident record can dedupe them.
+	var wantChanges []workflow.Change
+	for _, s := range snaps {
+		wantChanges = append(wantChanges, workflow.Change{
+			At: aws.ToTime(s.StartTime).UTC(), Step: "Snapshot volumes", Resource: aws.ToString(s.SnapshotId),
+			Action: "CreateSnapshots", Detail: "snapshot of " + aws.ToString(s.VolumeId) + " (" + instanceID + ")",
+		})
+	}
+	slices.SortFunc(wantChanges, func(a, b workflow.Change) int { return strings.Compare(a.Detail, b.Detail) })
+	if diff := cmp.Diff(wantChanges, out.Changes); diff != "" {
+		t.Errorf("first run's changes (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(out.Changes, again.Changes); diff != "" {
+		t.Errorf("second run's changes (-first +second):\n%s", diff)
+	}
+
 	// Another execution isolating the same instance later makes its own set.
 	other := input
 	other.ExecutionName = "exec-2"
