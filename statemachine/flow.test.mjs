@@ -146,10 +146,10 @@ test('success: every task gets exactly its workflow input and Notify success rep
   const inst = { instanceId: record.instanceId, executionName: 'exec-1', reason: record.reason };
   assert.deepEqual(ins('Validate and record'), [{ event, executionName: 'exec-1' }]);
   assert.deepEqual(ins('Ensure isolation security group'), [
-    { instanceId: record.instanceId, executionName: 'exec-1', vpcIds: record.vpcIds },
+    { instanceId: record.instanceId, executionName: 'exec-1', vpcIds: record.vpcIds, record },
   ]);
   assert.deepEqual(ins('Apply isolation security group'), [
-    { instanceId: record.instanceId, executionName: 'exec-1', groups: groups.groups },
+    { instanceId: record.instanceId, executionName: 'exec-1', record, ensured: groups },
   ]);
   assert.deepEqual(ins('Disassociate profile'), [inst]);
   assert.deepEqual(ins('Attach isolation profile'), [inst]);
@@ -171,6 +171,21 @@ test('success: every task gets exactly its workflow input and Notify success rep
     },
   ]);
   assert.deepEqual(res.output.notify, { messageId: 'm-1' });
+});
+
+test('warm path: the groups Validate and record found are applied at once, Ensure does not run', async () => {
+  const found = [{ vpcId: 'vpc-1', isolationGroupId: 'sg-1' }, { vpcId: 'vpc-2', isolationGroupId: 'sg-2' }];
+  const ready = { ...record, isolationGroups: found, groupsReady: true };
+  const { calls, handlers } = stubs({}, { 'Validate and record': ready });
+  const res = await run(handlers);
+  assert.equal(res.error, undefined);
+  assert.equal(calls.inputs['Ensure isolation security group'], undefined);
+  assert.deepEqual(calls.inputs['Apply isolation security group'], [
+    { instanceId: record.instanceId, executionName: 'exec-1', record: ready, ensured: null },
+  ]);
+  assert.equal(calls.published.length, 1);
+  assert.equal(calls.published[0].outcome, 'SUCCEEDED');
+  assert.deepEqual(calls.published[0].apply, apply);
 });
 
 test('retries: throttling and pending associations are retried, then the workflow goes on', async () => {
