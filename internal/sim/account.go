@@ -5,6 +5,7 @@ import (
 	"hash/fnv"
 	"math/rand/v2"
 	"net/netip"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -33,6 +34,7 @@ type Account struct {
 	associations table[association]
 	snapshots    table[snapshot]
 	topics       table[topic]
+	buckets      table[bucket]
 	tags         map[string]map[string]string // resource id -> tags
 	messages     []Message
 }
@@ -234,6 +236,9 @@ func newAccount(sc Scenario, clock Clock) (*Account, error) {
 	}
 	for _, t := range sc.Topics {
 		a.createTopic(t.Name)
+	}
+	for _, b := range sc.Buckets {
+		a.buckets.put(b.Name, &bucket{name: b.Name, versioning: b.Versioning, created: past, objects: map[string][]*objectVersion{}})
 	}
 	return a, nil
 }
@@ -488,6 +493,16 @@ func (sc *Scenario) validate() error {
 		}
 		topics[t.Name] = true
 	}
+	buckets := map[string]bool{}
+	for _, b := range sc.Buckets {
+		if !bucketName.MatchString(b.Name) || strings.Contains(b.Name, "..") {
+			return fmt.Errorf("bucket %q: not a valid bucket name", b.Name)
+		}
+		if buckets[b.Name] {
+			return fmt.Errorf("duplicate bucket %q", b.Name)
+		}
+		buckets[b.Name] = true
+	}
 	for i, f := range sc.Faults.Errors {
 		if f.Code == "" && f.Timeout == 0 {
 			return fmt.Errorf("faults.errors[%d]: no code (and no timeout)", i)
@@ -501,12 +516,18 @@ func (sc *Scenario) validate() error {
 		if f.Rate < 0 || f.Rate > 1 {
 			return fmt.Errorf("faults.errors[%d]: rate must be within 0..1", i)
 		}
-		if f.Service != "" && f.Service != "ec2" && f.Service != "sns" {
-			return fmt.Errorf("faults.errors[%d]: service must be ec2 or sns", i)
+		if f.Service != "" && !slices.Contains(services, f.Service) {
+			return fmt.Errorf("faults.errors[%d]: service must be one of %s", i, strings.Join(services, ", "))
 		}
 	}
 	return nil
 }
+
+// services are the SigV4 signing names of the simulated services (Call.Service, ErrorFault.Service).
+var services = []string{"ec2", "sns", "s3", "iam", "autoscaling", "elasticloadbalancing"}
+
+// bucketName is S3's general purpose bucket naming rule (lower case letters, digits, dots, hyphens; 3 to 63).
+var bucketName = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
 
 func (sc *Scenario) region() string {
 	if sc.Region == "" {

@@ -3,6 +3,7 @@ package sim
 import (
 	"bytes"
 	"encoding/xml"
+	"net/http"
 	"time"
 )
 
@@ -28,27 +29,39 @@ type returnTrue struct {
 
 func ok() *returnTrue { return &returnTrue{Return: true} }
 
-// render serialises an answer in the service's wire format.
-func (s *Server) render(req *request, ans answer) (int, []byte) {
+// queryNamespaces are the XML namespaces of the awsquery services' answers.
+var queryNamespaces = map[string]string{
+	"sns":                  snsNamespace,
+	"iam":                  "https://iam.amazonaws.com/doc/2010-05-08/",
+	"autoscaling":          "http://autoscaling.amazonaws.com/doc/2011-01-01/",
+	"elasticloadbalancing": "http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/",
+}
+
+// render serialises an answer in the service's wire format: status, extra headers, body.
+func (s *Server) render(req *request, ans answer) (int, http.Header, []byte) {
+	if req.service == "s3" {
+		return renderS3(req, ans)
+	}
 	var buf bytes.Buffer
 	buf.WriteString(xml.Header)
+	ns, query := queryNamespaces[req.service]
 	if ans.err != nil {
 		status := ans.err.Status
 		if status == 0 {
 			status = 400
 		}
-		if req.service == "sns" {
+		if query {
 			// awsquery error: <ErrorResponse><Error><Type>Sender</Type><Code>...</Code><Message>...</Message></Error><RequestId>
 			typ := "Sender"
 			if status >= 500 {
 				typ = "Receiver"
 			}
-			buf.WriteString(`<ErrorResponse xmlns="` + snsNamespace + `"><Error><Type>` + typ + `</Type><Code>`)
+			buf.WriteString(`<ErrorResponse xmlns="` + ns + `"><Error><Type>` + typ + `</Type><Code>`)
 			_ = xml.EscapeText(&buf, []byte(ans.err.Code))
 			buf.WriteString(`</Code><Message>`)
 			_ = xml.EscapeText(&buf, []byte(ans.err.Message))
 			buf.WriteString(`</Message></Error><RequestId>` + req.requestID + `</RequestId></ErrorResponse>`)
-			return status, buf.Bytes()
+			return status, nil, buf.Bytes()
 		}
 		// ec2query error: <Response><Errors><Error><Code>...</Code><Message>...</Message></Error></Errors><RequestID>
 		buf.WriteString(`<Response><Errors><Error><Code>`)
@@ -56,11 +69,11 @@ func (s *Server) render(req *request, ans answer) (int, []byte) {
 		buf.WriteString(`</Code><Message>`)
 		_ = xml.EscapeText(&buf, []byte(ans.err.Message))
 		buf.WriteString(`</Message></Error></Errors><RequestID>` + req.requestID + `</RequestID></Response>`)
-		return status, buf.Bytes()
+		return status, nil, buf.Bytes()
 	}
 	enc := xml.NewEncoder(&buf)
-	if req.service == "sns" {
-		buf.WriteString(`<` + req.action + `Response xmlns="` + snsNamespace + `">`)
+	if query {
+		buf.WriteString(`<` + req.action + `Response xmlns="` + ns + `">`)
 		if ans.payload != nil {
 			_ = enc.EncodeElement(ans.payload, xml.StartElement{Name: xml.Name{Local: req.action + "Result"}})
 		} else {
@@ -69,7 +82,7 @@ func (s *Server) render(req *request, ans answer) (int, []byte) {
 		_ = enc.Flush()
 		buf.WriteString(`<ResponseMetadata><RequestId>` + req.requestID + `</RequestId></ResponseMetadata></` +
 			req.action + `Response>`)
-		return 200, buf.Bytes()
+		return 200, nil, buf.Bytes()
 	}
 	p := ans.payload
 	if p == nil {
@@ -81,11 +94,11 @@ func (s *Server) render(req *request, ans answer) (int, []byte) {
 	start := xml.StartElement{Name: xml.Name{Local: req.action + "Response"},
 		Attr: []xml.Attr{{Name: xml.Name{Local: "xmlns"}, Value: ec2Namespace}}}
 	if err := enc.EncodeElement(p, start); err != nil {
-		return 500, []byte(xml.Header + `<Response><Errors><Error><Code>InternalError</Code><Message>` +
+		return 500, nil, []byte(xml.Header + `<Response><Errors><Error><Code>InternalError</Code><Message>` +
 			"sim: cannot encode answer" + `</Message></Error></Errors><RequestID>` + req.requestID + `</RequestID></Response>`)
 	}
 	_ = enc.Flush()
-	return 200, buf.Bytes()
+	return 200, nil, buf.Bytes()
 }
 
 // ts formats a timestamp as EC2 does (ISO 8601, milliseconds, UTC).

@@ -38,6 +38,7 @@ type Scenario struct {
 	InstanceProfiles []InstanceProfile `json:"instanceProfiles"`
 	Instances        []Instance        `json:"instances"`
 	Topics           []Topic           `json:"topics"`
+	Buckets          []S3Bucket        `json:"buckets,omitempty"`
 	Behaviour        Behaviour         `json:"behaviour"`
 	Faults           Faults            `json:"faults"`
 }
@@ -135,6 +136,12 @@ type Volume struct {
 // Topic is an SNS topic: arn:aws:sns:<region>:<account>:<name>.
 type Topic struct {
 	Name string `json:"name"`
+}
+
+// S3Bucket is an S3 bucket of the account (path-style addressing only).
+type S3Bucket struct {
+	Name       string `json:"name"`
+	Versioning bool   `json:"versioning,omitempty"` // versioning Enabled; otherwise never enabled
 }
 
 // Behaviour sets the delays of AWS's asynchronous and eventually consistent behaviours.

@@ -26,12 +26,14 @@ import (
 
 // Call is one request received by the server.
 type Call struct {
-	Seq        int
-	Service    string     // "ec2" | "sns"
-	Action     string     // e.g. "ModifyNetworkInterfaceAttribute"
-	Params     url.Values // the form parameters as sent
-	Caller     string     // access key id of the signer
-	Mutating   bool       // false for Describe*/Get*/List*; DryRun calls count as not mutating
+	Seq     int
+	Service string // SigV4 signing name: "ec2" | "sns" | "s3" | "iam" | "autoscaling" | "elasticloadbalancing"
+	Action  string // e.g. "ModifyNetworkInterfaceAttribute"
+	// Params are the form parameters as sent; for S3 (REST) the URL query plus Bucket, Key and the conditional
+	// headers (If-Match, If-None-Match) under their header names.
+	Params     url.Values
+	Caller     string // access key id of the signer
+	Mutating   bool   // false for Describe*/Get*/List*; DryRun calls count as not mutating
 	DryRun     bool
 	ErrorCode  string // "" on success
 	HTTPStatus int
@@ -192,6 +194,10 @@ type request struct {
 	p                       *node
 	requestID               string
 	dryRun                  bool
+	// REST (S3) requests only.
+	method, bucket, key string
+	header              http.Header
+	body                []byte
 }
 
 // answer is what a handler produced: a payload to serialise, or an API error. A timeout fault withholds it
@@ -208,6 +214,9 @@ type apiError struct {
 	Status  int
 	Code    string
 	Message string
+	// S3 only: extra elements of the <Error> document (Key, BucketName, Condition...) and headers.
+	fields [][2]string
+	header http.Header
 }
 
 func (e *apiError) Error() string { return e.Code + ": " + e.Message }
@@ -224,21 +233,27 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "read body", http.StatusBadRequest)
 		return
 	}
-	params, err := url.ParseQuery(string(body))
-	if err != nil {
-		params = url.Values{}
+	service, caller := parseAuthorization(r.Header.Get("Authorization"))
+	var req *request
+	if service == "s3" {
+		req = s3Request(r, body)
+	} else {
+		params, err := url.ParseQuery(string(body))
+		if err != nil {
+			params = url.Values{}
+		}
+		for k, vs := range r.URL.Query() { // GET-style query requests
+			params[k] = append(params[k], vs...)
+		}
+		req = &request{params: params, p: parseParams(params), action: params.Get("Action")}
 	}
-	for k, vs := range r.URL.Query() { // GET-style query requests
-		params[k] = append(params[k], vs...)
-	}
-	req := &request{params: params, p: parseParams(params), action: params.Get("Action")}
-	req.service, req.caller = parseAuthorization(r.Header.Get("Authorization"))
+	params := req.params
+	req.service, req.caller = service, caller
 	if req.service == "" {
 		// Unsigned request: guess from the API version.
-		if params.Get("Version") == "2010-03-31" {
-			req.service = "sns"
-		} else {
-			req.service = "ec2"
+		req.service = "ec2"
+		if svc, ok := queryVersions[params.Get("Version")]; ok {
+			req.service = svc
 		}
 	}
 	req.dryRun = req.service == "ec2" && strings.EqualFold(params.Get("DryRun"), "true")
@@ -260,7 +275,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	s.mu.Lock()
 	ans := s.handle(req)
-	status, out := s.render(req, ans)
+	status, header, out := s.render(req, ans)
 	call := Call{Seq: seq, Service: req.service, Action: req.action, Params: cloneValues(params), Caller: req.caller,
 		Mutating: isMutating(req.service, req.action) && !req.dryRun, DryRun: req.dryRun, HTTPStatus: status,
 		RequestID: req.requestID, Start: start, End: s.clock.Now()}
@@ -289,8 +304,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	w.Header().Set("Content-Type", "text/xml;charset=UTF-8")
 	w.Header().Set("x-amzn-RequestId", req.requestID)
+	for k, vs := range header {
+		w.Header()[k] = vs
+	}
 	w.WriteHeader(status)
-	_, _ = w.Write(out)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(out)
+	}
 }
 
 // withhold holds a timed-out request for d of the server's time, or until the client gives up.
@@ -337,8 +357,19 @@ func (s *Server) act(req *request) answer {
 		h = ec2Handlers[req.action]
 	case "sns":
 		h = snsHandlers[req.action]
+	case "s3":
+		h = s3Handlers[req.action]
+	case "iam":
+		h = iamHandlers[req.action]
+	case "autoscaling":
+		h = autoscalingHandlers[req.action]
+	case "elasticloadbalancing":
+		h = elbv2Handlers[req.action]
 	default:
 		return answer{err: errf(400, "InvalidAction", "The service %q is not simulated.", req.service)}
+	}
+	if h == nil && req.service == "s3" {
+		return answer{err: s3err(501, "NotImplemented", "A header you provided implies functionality that is not implemented")}
 	}
 	if h == nil {
 		return answer{err: errf(400, "InvalidAction", "The action %s is not valid for this web service.", req.action)}
@@ -356,6 +387,10 @@ func (s *Server) act(req *request) answer {
 	}
 	return answer{payload: payload}
 }
+
+// queryVersions are the API versions of the Query services other than EC2.
+var queryVersions = map[string]string{"2010-03-31": "sns", "2010-05-08": "iam", "2011-01-01": "autoscaling",
+	"2015-12-01": "elasticloadbalancing"}
 
 // handler runs one action on the account. A mutating handler must validate everything first and return before
 // changing anything when req.dryRun is set.
@@ -385,7 +420,7 @@ func requestID(n uint64) string {
 
 // isMutating tells whether an action changes state (EC2's throttling categories and Call.Mutating).
 func isMutating(service, action string) bool {
-	for _, p := range []string{"Describe", "Get", "List", "Search"} {
+	for _, p := range []string{"Describe", "Get", "List", "Search", "Head"} {
 		if strings.HasPrefix(action, p) {
 			return false
 		}

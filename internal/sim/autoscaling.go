@@ -1,0 +1,3 @@
+package sim
+
+var autoscalingHandlers = map[string]handler{}

@@ -1,0 +1,3 @@
+package sim
+
+var elbv2Handlers = map[string]handler{}

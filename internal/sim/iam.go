@@ -1,0 +1,3 @@
+package sim
+
+var iamHandlers = map[string]handler{}
