@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"encoding/json"
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
@@ -35,6 +36,7 @@ type Account struct {
 	snapshots    table[snapshot]
 	topics       table[topic]
 	buckets      table[bucket]
+	roles        table[role]
 	tags         map[string]map[string]string // resource id -> tags
 	messages     []Message
 }
@@ -228,6 +230,14 @@ func newAccount(sc Scenario, clock Clock) (*Account, error) {
 		}
 		a.profiles.put(p.Name, &profile{name: p.Name, arn: arn, id: profileID(p.Name),
 			role: p.Role, visibleAt: now.Add(p.VisibleAfter)})
+	}
+	for _, r := range sc.Roles {
+		a.addRole(r, past)
+	}
+	for _, p := range a.profiles.all() {
+		if p.role != "" && a.roles.get(p.role) == nil {
+			a.addRole(Role{Name: p.role}, past)
+		}
 	}
 	for _, in := range sc.Instances {
 		if err := a.seedInstance(in, past); err != nil {
@@ -493,6 +503,35 @@ func (sc *Scenario) validate() error {
 		}
 		topics[t.Name] = true
 	}
+	roles := map[string]bool{}
+	for _, r := range sc.Roles {
+		if !iamName.MatchString(r.Name) || len(r.Name) > 64 {
+			return fmt.Errorf("role %q: not a valid role name", r.Name)
+		}
+		if roles[r.Name] {
+			return fmt.Errorf("duplicate role %q", r.Name)
+		}
+		roles[r.Name] = true
+		if r.Path != "" && (!strings.HasPrefix(r.Path, "/") || !strings.HasSuffix(r.Path, "/")) {
+			return fmt.Errorf("role %s: path %q must begin and end with /", r.Name, r.Path)
+		}
+		if r.AssumeRolePolicyDocument != "" && !json.Valid([]byte(r.AssumeRolePolicyDocument)) {
+			return fmt.Errorf("role %s: assumeRolePolicyDocument is not JSON", r.Name)
+		}
+		for n, d := range r.InlinePolicies {
+			if !iamName.MatchString(n) {
+				return fmt.Errorf("role %s: invalid inline policy name %q", r.Name, n)
+			}
+			if err := checkPolicyDocument(string(d)); err != nil {
+				return fmt.Errorf("role %s: inline policy %s: %s", r.Name, n, err.Message)
+			}
+		}
+		for _, arn := range r.AttachedPolicies {
+			if !managedPolicyARN.MatchString(arn) {
+				return fmt.Errorf("role %s: attached policy %q is not a managed policy ARN", r.Name, arn)
+			}
+		}
+	}
 	buckets := map[string]bool{}
 	for _, b := range sc.Buckets {
 		if !bucketName.MatchString(b.Name) || strings.Contains(b.Name, "..") {
@@ -525,6 +564,8 @@ func (sc *Scenario) validate() error {
 
 // services are the SigV4 signing names of the simulated services (Call.Service, ErrorFault.Service).
 var services = []string{"ec2", "sns", "s3", "iam", "autoscaling", "elasticloadbalancing"}
+
+var managedPolicyARN = regexp.MustCompile(`^arn:aws:iam::(aws|[0-9]{12}):policy/([\w+=,.@-]+/)*[\w+=,.@-]+$`)
 
 // bucketName is S3's general purpose bucket naming rule (lower case letters, digits, dots, hyphens; 3 to 63).
 var bucketName = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
@@ -808,6 +849,9 @@ func (a *Account) AddInstanceProfile(name, role string, visibleAfter time.Durati
 	arn := fmt.Sprintf("arn:aws:iam::%s:instance-profile/%s", a.id, name)
 	a.profiles.put(name, &profile{name: name, arn: arn, id: profileID(name), role: role,
 		visibleAt: a.clock.Now().Add(visibleAfter)})
+	if role != "" && a.roles.get(role) == nil {
+		a.addRole(Role{Name: role}, a.clock.Now())
+	}
 }
 
 // NetworkInterfaceGroups returns the security groups of an ENI (nil when there is no such ENI).

@@ -38,6 +38,7 @@ type Scenario struct {
 	InstanceProfiles []InstanceProfile `json:"instanceProfiles"`
 	Instances        []Instance        `json:"instances"`
 	Topics           []Topic           `json:"topics"`
+	Roles            []Role            `json:"roles,omitempty"`
 	Buckets          []S3Bucket        `json:"buckets,omitempty"`
 	Behaviour        Behaviour         `json:"behaviour"`
 	Faults           Faults            `json:"faults"`
@@ -136,6 +137,37 @@ type Volume struct {
 // Topic is an SNS topic: arn:aws:sns:<region>:<account>:<name>.
 type Topic struct {
 	Name string `json:"name"`
+}
+
+// Role is an IAM role. A role an instance profile names but the scenario does not declare exists with path "/"
+// and no policies.
+type Role struct {
+	Name string `json:"name"`
+	Path string `json:"path,omitempty"` // default "/"; ARN arn:aws:iam::<account>:role<path><name>
+	// AssumeRolePolicyDocument: default, EC2 may assume the role.
+	AssumeRolePolicyDocument PolicyDocument `json:"assumeRolePolicyDocument,omitempty"`
+	// InlinePolicies: policy name -> document.
+	InlinePolicies map[string]PolicyDocument `json:"inlinePolicies,omitempty"`
+	// AttachedPolicies: managed policy ARNs (arn:aws:iam::aws:policy/ReadOnlyAccess).
+	AttachedPolicies []string `json:"attachedPolicies,omitempty"`
+}
+
+// PolicyDocument is an IAM policy's JSON text. In a scenario file it may be written as a JSON object or as a
+// string holding the JSON.
+type PolicyDocument string
+
+func (d *PolicyDocument) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		*d = PolicyDocument(s)
+		return nil
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, b); err != nil {
+		return err
+	}
+	*d = PolicyDocument(buf.String())
+	return nil
 }
 
 // S3Bucket is an S3 bucket of the account (path-style addressing only).
