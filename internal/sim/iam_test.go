@@ -119,7 +119,7 @@ func TestIAMRolePolicies(t *testing.T) {
 	var st RoleState
 	s.Update(func(a *Account) { st, _ = a.Role("app-role") })
 	want := RoleState{Name: "app-role", Path: "/apps/", ARN: "arn:aws:iam::123456789012:role/apps/app-role",
-		InlinePolicies: map[string]string{"app-data": appPolicy},
+		InlinePolicies:   map[string]string{"app-data": appPolicy},
 		AttachedPolicies: []string{"arn:aws:iam::aws:policy/CloudWatchAgentServerPolicy", "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"}}
 	if diff := cmp.Diff(want, st); diff != "" {
 		t.Errorf("role after put and delete (-want +got):\n%s", diff)
