@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Static checks: Go (gofmt, go vet, staticcheck), the SAM template (cfn-lint) and the state machine definition
-# (asl-validator). Run .ci/tools.sh first. Exits non-zero on the first failing check group, after printing it.
+# (asl-validator, both definitions). Run .ci/tools.sh first. Exits non-zero on the first failing check group, after printing it.
 #
 # cfn-lint: errors AND warnings fail the lint. The template is warning-free; a warning that is really wanted
 # must be silenced where it occurs (Metadata: cfn-lint: config: ignore_checks on that resource), with a reason.
@@ -26,16 +26,19 @@ go run "honnef.co/go/tools/cmd/staticcheck@${STATICCHECK_VERSION}" ./... || stat
 step cfn-lint template.yaml
 cfn-lint template.yaml || { echo "cfn-lint exit $? (2 = errors, 4 = warnings; both fail)"; status=1; }
 
-step asl-validator statemachine/isolation.asl.json
-# The definition as Step Functions sees it after the template's DefinitionSubstitutions.
-substituted=$(mktemp --suffix=.asl.json)
-trap 'rm -f "$substituted"' EXIT
-sed -E 's/\$\{([A-Za-z0-9]+)FunctionArn\}/arn:aws:lambda:us-east-1:123456789012:function:ec2-isolation-\1/g' \
-	statemachine/isolation.asl.json >"$substituted"
-if grep -q '\${' "$substituted"; then
-	echo "unsubstituted placeholders left:"; grep -o '\${[^}]*}' "$substituted" | sort -u; status=1
-fi
-node_modules/.bin/asl-validator --json-path "$substituted" || status=1
+# Each definition as Step Functions sees it after the template's DefinitionSubstitutions.
+substituted=$(mktemp -d)
+trap 'rm -rf "$substituted"' EXIT
+for def in statemachine/isolation.asl.json statemachine/release.asl.json; do
+	step "asl-validator $def"
+	out="$substituted/$(basename "$def")"
+	sed -E 's/\$\{([A-Za-z0-9]+)FunctionArn\}/arn:aws:lambda:us-east-1:123456789012:function:ec2-isolation-\1/g' \
+		"$def" >"$out"
+	if grep -q '\${' "$out"; then
+		echo "unsubstituted placeholders left:"; grep -o '\${[^}]*}' "$out" | sort -u; status=1
+	fi
+	node_modules/.bin/asl-validator --json-path "$out" || status=1
+done
 
 if [ "$status" -ne 0 ]; then
 	echo "lint: FAILED"
