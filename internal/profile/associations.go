@@ -40,8 +40,8 @@ func checkInput(step string, in workflow.InstanceInput) error {
 	return nil
 }
 
-// associations lists every association of the instance EC2 still reports, in any state.
-func associations(ctx context.Context, api ec2.DescribeIamInstanceProfileAssociationsAPIClient, instanceID string) ([]types.IamInstanceProfileAssociation, error) {
+// Associations lists every association of the instance EC2 still reports, in any state.
+func Associations(ctx context.Context, api ec2.DescribeIamInstanceProfileAssociationsAPIClient, instanceID string) ([]types.IamInstanceProfileAssociation, error) {
 	p := ec2.NewDescribeIamInstanceProfileAssociationsPaginator(api, &ec2.DescribeIamInstanceProfileAssociationsInput{
 		Filters: []types.Filter{{Name: aws.String("instance-id"), Values: []string{instanceID}}},
 	})
@@ -61,18 +61,18 @@ func associations(ctx context.Context, api ec2.DescribeIamInstanceProfileAssocia
 	return all, nil
 }
 
-// profileARN is the association's profile ARN, or "".
-func profileARN(a types.IamInstanceProfileAssociation) string {
+// ProfileARN is the association's profile ARN, or "".
+func ProfileARN(a types.IamInstanceProfileAssociation) string {
 	if a.IamInstanceProfile == nil {
 		return ""
 	}
 	return aws.ToString(a.IamInstanceProfile.Arn)
 }
 
-// isProfile says whether arn (arn:aws:iam::ACCOUNT:instance-profile/[PATH/]NAME) is the profile called name.
+// IsProfile says whether arn (arn:aws:iam::ACCOUNT:instance-profile/[PATH/]NAME) is the profile called name.
 // Names cannot contain "/", so the name is the last segment, whatever the path. IAM names are unique
 // case-insensitively, so the comparison is too.
-func isProfile(arn, name string) bool {
+func IsProfile(arn, name string) bool {
 	_, resource, ok := strings.Cut(arn, ":instance-profile/")
 	if !ok {
 		return false
@@ -81,7 +81,7 @@ func isProfile(arn, name string) bool {
 }
 
 func toWorkflow(a types.IamInstanceProfileAssociation) workflow.ProfileAssociation {
-	return workflow.ProfileAssociation{AssociationID: aws.ToString(a.AssociationId), ProfileARN: profileARN(a), State: string(a.State)}
+	return workflow.ProfileAssociation{AssociationID: aws.ToString(a.AssociationId), ProfileARN: ProfileARN(a), State: string(a.State)}
 }
 
 // pending is the error ASL retries while an association changes state.

@@ -3,8 +3,10 @@ package profile
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -56,7 +58,7 @@ func (h *Attach) Handle(ctx context.Context, in workflow.InstanceInput) (workflo
 		log.Error("refused input", "error", err)
 		return workflow.AttachOutput{}, err
 	}
-	as, err := associations(ctx, h.api, in.InstanceID)
+	as, err := Associations(ctx, h.api, in.InstanceID)
 	if err != nil {
 		log.Error("cannot read associations", "error", err)
 		return workflow.AttachOutput{}, err
@@ -65,15 +67,15 @@ func (h *Attach) Handle(ctx context.Context, in workflow.InstanceInput) (workflo
 	name := h.settings.IsolationProfileName
 	var other *types.IamInstanceProfileAssociation
 	for _, a := range as {
-		if isProfile(profileARN(a), name) && (a.State == associated || a.State == associating) {
+		if IsProfile(ProfileARN(a), name) && (a.State == associated || a.State == associating) {
 			log.Info("isolation profile already attached", "association", aws.ToString(a.AssociationId), "state", a.State)
-			return workflow.AttachOutput{AssociationID: aws.ToString(a.AssociationId), ProfileARN: profileARN(a)}, nil
+			return workflow.AttachOutput{AssociationID: aws.ToString(a.AssociationId), ProfileARN: ProfileARN(a)}, nil
 		}
 	}
 	for _, a := range as {
 		switch a.State {
 		case associating, disassociating:
-			log.Info("association changing state", "association", aws.ToString(a.AssociationId), "profile", profileARN(a), "state", a.State)
+			log.Info("association changing state", "association", aws.ToString(a.AssociationId), "profile", ProfileARN(a), "state", a.State)
 			return workflow.AttachOutput{}, pending(in.InstanceID, a)
 		case associated:
 			other = &a
@@ -88,14 +90,20 @@ func (h *Attach) Handle(ctx context.Context, in workflow.InstanceInput) (workflo
 
 	out := workflow.AttachOutput{Changed: true}
 	if res != nil {
-		out.AssociationID, out.ProfileARN = aws.ToString(res.AssociationId), profileARN(*res)
+		out.AssociationID, out.ProfileARN = aws.ToString(res.AssociationId), ProfileARN(*res)
 	}
+	change := workflow.Change{At: time.Now().UTC(), Step: step, Resource: in.InstanceID}
 	if other != nil {
 		log.Info("replaced instance profile", "association", out.AssociationID, "profile", out.ProfileARN,
-			"previous", profileARN(*other))
+			"previous", ProfileARN(*other))
+		change.Action = "ReplaceIamInstanceProfileAssociation"
+		change.Detail = fmt.Sprintf("instance profile %s -> %s (association %s)", ProfileARN(*other), profileOrName(out.ProfileARN, name), out.AssociationID)
 	} else {
 		log.Info("associated isolation profile", "association", out.AssociationID, "profile", out.ProfileARN)
+		change.Action = "AssociateIamInstanceProfile"
+		change.Detail = fmt.Sprintf("instance profile none -> %s (association %s)", profileOrName(out.ProfileARN, name), out.AssociationID)
 	}
+	out.Changes = []workflow.Change{change}
 	return out, nil
 }
 
@@ -108,7 +116,7 @@ func (h *Attach) change(ctx context.Context, instanceID string, other *types.Iam
 		})
 		if err != nil {
 			op := "replace instance profile association " + aws.ToString(other.AssociationId) + " of " + instanceID
-			return nil, classify(op, instanceID, h.settings.IsolationProfileName, err)
+			return nil, Classify(op, instanceID, h.settings.IsolationProfileName, err)
 		}
 		return out.IamInstanceProfileAssociation, nil
 	}
@@ -116,13 +124,22 @@ func (h *Attach) change(ctx context.Context, instanceID string, other *types.Iam
 		InstanceId: aws.String(instanceID), IamInstanceProfile: spec,
 	})
 	if err != nil {
-		return nil, classify("associate instance profile with "+instanceID, instanceID, h.settings.IsolationProfileName, err)
+		return nil, Classify("associate instance profile with "+instanceID, instanceID, h.settings.IsolationProfileName, err)
 	}
 	return out.IamInstanceProfileAssociation, nil
 }
 
-// classify maps the attach calls' errors to what the state machine does about them.
-func classify(op, instanceID, profileName string, err error) error {
+// profileOrName is the profile's ARN, or its name when EC2's answer did not carry the ARN.
+func profileOrName(arn, name string) string {
+	if arn != "" {
+		return arn
+	}
+	return name
+}
+
+// Classify maps the errors of the association calls (associate, replace) to what the state machine does about
+// them; profileName is the profile the call asked for.
+func Classify(op, instanceID, profileName string, err error) error {
 	switch code := steperr.Code(err); {
 	case code == "IncorrectState", code == "InvalidAssociationID.NotFound":
 		// An association appeared, changed state or vanished since we read them (a concurrent run, the

@@ -2,8 +2,10 @@ package profile
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -49,7 +51,7 @@ func (h *Disassociate) Handle(ctx context.Context, in workflow.InstanceInput) (w
 		log.Error("refused input", "error", err)
 		return out, err
 	}
-	as, err := associations(ctx, h.api, in.InstanceID)
+	as, err := Associations(ctx, h.api, in.InstanceID)
 	if err != nil {
 		log.Error("cannot read associations", "error", err)
 		return out, err
@@ -57,12 +59,12 @@ func (h *Disassociate) Handle(ctx context.Context, in workflow.InstanceInput) (w
 
 	var todo []types.IamInstanceProfileAssociation
 	for _, a := range as {
-		if isProfile(profileARN(a), h.settings.IsolationProfileName) {
+		if IsProfile(ProfileARN(a), h.settings.IsolationProfileName) {
 			continue
 		}
 		switch a.State {
 		case associating:
-			log.Info("association still associating", "association", aws.ToString(a.AssociationId), "profile", profileARN(a))
+			log.Info("association still associating", "association", aws.ToString(a.AssociationId), "profile", ProfileARN(a))
 			return out, pending(in.InstanceID, a)
 		case associated:
 			todo = append(todo, a)
@@ -75,24 +77,31 @@ func (h *Disassociate) Handle(ctx context.Context, in workflow.InstanceInput) (w
 
 	// One association per instance is the rule, but a list is what EC2 returns: remove them all at once.
 	results := make([]workflow.ProfileAssociation, len(todo))
+	changed := make([]time.Time, len(todo))
 	errs := make([]error, len(todo))
 	var wg sync.WaitGroup
 	for i, a := range todo {
-		wg.Go(func() { results[i], errs[i] = h.disassociate(ctx, in.InstanceID, a) })
+		wg.Go(func() { results[i], changed[i], errs[i] = h.disassociate(ctx, in.InstanceID, a) })
 	}
 	wg.Wait()
 	for i, a := range todo {
 		if errs[i] != nil {
-			log.Error("disassociate failed", "association", aws.ToString(a.AssociationId), "profile", profileARN(a), "error", errs[i])
+			log.Error("disassociate failed", "association", aws.ToString(a.AssociationId), "profile", ProfileARN(a), "error", errs[i])
 			return out, errs[i]
 		}
 		log.Info("disassociated profile", "association", results[i].AssociationID, "profile", results[i].ProfileARN, "state", results[i].State)
 		out.Disassociated = append(out.Disassociated, results[i])
+		if !changed[i].IsZero() {
+			out.Changes = append(out.Changes, workflow.Change{At: changed[i], Step: step, Resource: in.InstanceID,
+				Action: "DisassociateIamInstanceProfile",
+				Detail: fmt.Sprintf("removed instance profile %s (association %s)", results[i].ProfileARN, results[i].AssociationID)})
+		}
 	}
 	return out, nil
 }
 
-func (h *Disassociate) disassociate(ctx context.Context, instanceID string, a types.IamInstanceProfileAssociation) (workflow.ProfileAssociation, error) {
+// disassociate removes the association; the time is when this call removed it, zero when it was already gone.
+func (h *Disassociate) disassociate(ctx context.Context, instanceID string, a types.IamInstanceProfileAssociation) (workflow.ProfileAssociation, time.Time, error) {
 	id := aws.ToString(a.AssociationId)
 	res, err := h.api.DisassociateIamInstanceProfile(ctx, &ec2.DisassociateIamInstanceProfileInput{AssociationId: aws.String(id)})
 	// An error without an AWS code (no answer: a timeout, a closed connection) has Code "" too.
@@ -101,19 +110,19 @@ func (h *Disassociate) disassociate(ctx context.Context, instanceID string, a ty
 		if res.IamInstanceProfileAssociation != nil {
 			got := toWorkflow(*res.IamInstanceProfileAssociation)
 			if got.ProfileARN == "" {
-				got.ProfileARN = profileARN(a)
+				got.ProfileARN = ProfileARN(a)
 			}
 			if got.AssociationID == "" {
 				got.AssociationID = id
 			}
-			return got, nil
+			return got, time.Now().UTC(), nil
 		}
-		return workflow.ProfileAssociation{AssociationID: id, ProfileARN: profileARN(a), State: string(disassociating)}, nil
+		return workflow.ProfileAssociation{AssociationID: id, ProfileARN: ProfileARN(a), State: string(disassociating)}, time.Now().UTC(), nil
 	case code == "InvalidAssociationID.NotFound":
 		// Gone between our read and our call (a concurrent run): the goal is reached.
-		return workflow.ProfileAssociation{AssociationID: id, ProfileARN: profileARN(a), State: string(disassociated)}, nil
+		return workflow.ProfileAssociation{AssociationID: id, ProfileARN: ProfileARN(a), State: string(disassociated)}, time.Time{}, nil
 	case code == "IncorrectState":
-		return workflow.ProfileAssociation{}, &steperr.AssociationPending{InstanceID: instanceID, AssociationID: id, State: "changing"}
+		return workflow.ProfileAssociation{}, time.Time{}, &steperr.AssociationPending{InstanceID: instanceID, AssociationID: id, State: "changing"}
 	}
-	return workflow.ProfileAssociation{}, steperr.FromAWS("disassociate instance profile association "+id+" of "+instanceID, err)
+	return workflow.ProfileAssociation{}, time.Time{}, steperr.FromAWS("disassociate instance profile association "+id+" of "+instanceID, err)
 }

@@ -1,0 +1,244 @@
+package evidence
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
+	elbtypes "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
+
+	"github.com/ec2-isolation/ec2-isolation/internal/evidence/parts"
+	"github.com/ec2-isolation/ec2-isolation/internal/steperr"
+	"github.com/ec2-isolation/ec2-isolation/internal/workflow"
+)
+
+// PreserveStep is the ASL state name of Preserve.
+const PreserveStep = "Preserve evidence"
+
+// PreserveAutoScalingAPI is the part of the Auto Scaling client Preserve uses.
+type PreserveAutoScalingAPI interface {
+	describeAutoScalingInstances
+	DetachInstances(ctx context.Context, in *autoscaling.DetachInstancesInput, opts ...func(*autoscaling.Options)) (*autoscaling.DetachInstancesOutput, error)
+}
+
+// PreserveTargetsAPI is the part of the Elastic Load Balancing v2 client Preserve uses.
+type PreserveTargetsAPI interface {
+	describeTargetHealth
+	DeregisterTargets(ctx context.Context, in *elbv2.DeregisterTargetsInput, opts ...func(*elbv2.Options)) (*elbv2.DeregisterTargetsOutput, error)
+}
+
+// Preserve is the handler of "Preserve evidence".
+type Preserve struct {
+	ec2      EC2API
+	asg      PreserveAutoScalingAPI
+	elb      PreserveTargetsAPI
+	settings Settings
+	log      *slog.Logger
+}
+
+// NewPreserve returns the handler. A nil logger logs to slog.Default().
+func NewPreserve(ec2 EC2API, asg PreserveAutoScalingAPI, elb PreserveTargetsAPI, s Settings, log *slog.Logger) *Preserve {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Preserve{ec2: ec2, asg: asg, elb: elb, settings: s, log: log}
+}
+
+// Handle runs every part the settings leave on, all at once (each reads, then changes only what is missing):
+// termination protection on, shutdown behaviour stop, delete-on-termination off for every EBS volume, detached
+// from its Auto Scaling group without decrementing the desired capacity, deregistered from every target group of
+// the incident record that still has it. A part that fails does not stop the others; the error names them all.
+func (h *Preserve) Handle(ctx context.Context, in workflow.EvidenceInput) (workflow.StepChanges, error) {
+	log := h.log.With("instance", in.InstanceID, "execution", in.ExecutionName, "step", PreserveStep)
+	if err := checkEvidenceInput(in); err != nil {
+		log.Error("refused input", "error", err)
+		return workflow.StepChanges{Changes: []workflow.Change{}}, err
+	}
+	id := in.InstanceID
+	var ps []parts.Part
+	off := func(what, env string) parts.Part {
+		return parts.Part{Name: what, Run: func(_ context.Context, r *parts.Result) error {
+			r.Skip("%s: turned off (%s=false)", what, env)
+			return nil
+		}}
+	}
+	add := func(on bool, what, env string, run func(context.Context, *parts.Result) error) {
+		if on {
+			ps = append(ps, parts.Part{Name: what, Run: run})
+		} else {
+			ps = append(ps, off(what, env))
+		}
+	}
+	add(h.settings.TerminationProtection, "termination protection", EnvTerminationProtection,
+		func(ctx context.Context, r *parts.Result) error { return h.terminationProtection(ctx, id, r) })
+	add(h.settings.StopOnShutdown, "shutdown behaviour", EnvStopOnShutdown,
+		func(ctx context.Context, r *parts.Result) error { return h.stopOnShutdown(ctx, id, r) })
+	add(h.settings.KeepVolumes, "delete-on-termination", EnvKeepVolumes,
+		func(ctx context.Context, r *parts.Result) error { return h.keepVolumes(ctx, id, r) })
+	add(h.settings.DetachAutoScaling, "Auto Scaling", EnvDetachAutoScaling,
+		func(ctx context.Context, r *parts.Result) error { return h.detach(ctx, id, r) })
+	if !h.settings.DeregisterTargets {
+		ps = append(ps, off("target groups", EnvDeregisterTargets))
+	} else {
+		for _, tg := range in.PreIsolation.TargetGroups {
+			ps = append(ps, parts.Part{Name: fmt.Sprintf("target group %s port %d", tg.TargetGroupARN, tg.Port),
+				Run: func(ctx context.Context, r *parts.Result) error { return h.deregister(ctx, id, tg, r) }})
+		}
+	}
+
+	out, errs := parts.Run(ctx, PreserveStep, ps)
+	if err := parts.Error(PreserveStep, len(ps), errs); err != nil {
+		log.Error("evidence not fully preserved", "error", err, "changes", out.Changes, "skipped", out.Skipped)
+		return out, err
+	}
+	log.Info("evidence preserved", "changes", out.Changes, "skipped", out.Skipped)
+	return out, nil
+}
+
+func (h *Preserve) terminationProtection(ctx context.Context, id string, r *parts.Result) error {
+	on, err := terminationProtection(ctx, h.ec2, id)
+	if err != nil || on {
+		return err
+	}
+	if _, err := h.ec2.ModifyInstanceAttribute(ctx, &ec2.ModifyInstanceAttributeInput{
+		InstanceId: aws.String(id), DisableApiTermination: &types.AttributeBooleanValue{Value: aws.Bool(true)},
+	}); err != nil {
+		return ec2Error("turn termination protection on for "+id, id, err)
+	}
+	r.Changed(id, "ModifyInstanceAttribute", "termination protection (disableApiTermination) false -> true")
+	return nil
+}
+
+func (h *Preserve) stopOnShutdown(ctx context.Context, id string, r *parts.Result) error {
+	cur, err := shutdownBehavior(ctx, h.ec2, id)
+	if err != nil || cur == string(types.ShutdownBehaviorStop) {
+		return err
+	}
+	if err := setShutdownBehavior(ctx, h.ec2, id, string(types.ShutdownBehaviorStop)); err != nil {
+		return err
+	}
+	r.Changed(id, "ModifyInstanceAttribute", fmt.Sprintf("shutdown behaviour (instanceInitiatedShutdownBehavior) %s -> stop", cur))
+	return nil
+}
+
+func setShutdownBehavior(ctx context.Context, api EC2API, id, value string) error {
+	if _, err := api.ModifyInstanceAttribute(ctx, &ec2.ModifyInstanceAttributeInput{
+		InstanceId: aws.String(id), InstanceInitiatedShutdownBehavior: &types.AttributeValue{Value: aws.String(value)},
+	}); err != nil {
+		return ec2Error(fmt.Sprintf("set shutdown behaviour of %s to %s", id, value), id, err)
+	}
+	return nil
+}
+
+// keepVolumes turns delete-on-termination off, in one call, on every EBS volume that has it on.
+func (h *Preserve) keepVolumes(ctx context.Context, id string, r *parts.Result) error {
+	ms, err := blockDevices(ctx, h.ec2, id)
+	if err != nil {
+		return err
+	}
+	var todo []ebsMapping
+	var devices []string
+	for _, m := range ms {
+		if m.deleteOnTermination {
+			todo = append(todo, m)
+			devices = append(devices, m.device)
+		}
+	}
+	if len(todo) == 0 {
+		return nil
+	}
+	if err := setDeleteOnTermination(ctx, h.ec2, id, devices, false); err != nil {
+		return err
+	}
+	for _, m := range todo {
+		r.Changed(m.volume, "ModifyInstanceAttribute", fmt.Sprintf("delete-on-termination true -> false (%s of %s)", m.device, id))
+	}
+	return nil
+}
+
+// detach takes the instance out of its Auto Scaling group, keeping the desired capacity: the group launches a
+// replacement (the service keeps its capacity) and no longer health-checks, replaces or scales in the instance.
+func (h *Preserve) detach(ctx context.Context, id string, r *parts.Result) error {
+	m, err := membership(ctx, h.asg, id)
+	if err != nil || m == nil {
+		return err
+	}
+	group, state := aws.ToString(m.AutoScalingGroupName), aws.ToString(m.LifecycleState)
+	switch {
+	case state == "Detaching" || state == "Detached":
+		return nil // under way (a concurrent run, or the first attempt of this one)
+	case strings.Contains(state, "Terminat"):
+		// Nothing can take it back: its volumes are kept if "delete-on-termination" succeeded.
+		return &steperr.AWSError{Op: "detach " + id + " from Auto Scaling group " + group,
+			Err: fmt.Errorf("the group is already terminating the instance (lifecycle state %s)", state)}
+	case state != "InService" && state != "Standby":
+		// DetachInstances accepts only InService and Standby instances; Pending settles by itself.
+		return &steperr.Transient{Op: "detach " + id + " from Auto Scaling group " + group,
+			Err: fmt.Errorf("lifecycle state is %s; it can be detached once InService", state)}
+	}
+	if _, err := h.asg.DetachInstances(ctx, &autoscaling.DetachInstancesInput{
+		AutoScalingGroupName: aws.String(group), InstanceIds: []string{id}, ShouldDecrementDesiredCapacity: aws.Bool(false),
+	}); err != nil {
+		return steperr.FromAWS("detach "+id+" from Auto Scaling group "+group, err)
+	}
+	r.Changed(group, "DetachInstances", fmt.Sprintf("detached %s (was %s) without decrementing the desired capacity: the group launches a replacement", id, state))
+	return nil
+}
+
+// deregister takes the instance's registration on the recorded port out of the target group, if it is still there.
+func (h *Preserve) deregister(ctx context.Context, id string, tg workflow.TargetRegistration, r *parts.Result) error {
+	reg, err := registrationOf(ctx, h.elb, tg.TargetGroupARN, id, tg.Port)
+	switch {
+	case err != nil:
+		return err
+	case reg.groupGone:
+		r.Skip("target group %s: no longer exists", tg.TargetGroupARN)
+		return nil
+	case !reg.registered:
+		return nil // never was, already deregistered, or draining (deregistration under way)
+	}
+	if _, err := h.elb.DeregisterTargets(ctx, &elbv2.DeregisterTargetsInput{
+		TargetGroupArn: aws.String(tg.TargetGroupARN),
+		Targets:        []elbtypes.TargetDescription{{Id: aws.String(id), Port: aws.Int32(tg.Port)}},
+	}); err != nil {
+		if steperr.Code(err) == "TargetGroupNotFound" {
+			r.Skip("target group %s: no longer exists", tg.TargetGroupARN)
+			return nil
+		}
+		return steperr.FromAWS(fmt.Sprintf("deregister %s:%d from %s", id, tg.Port, tg.TargetGroupARN), err)
+	}
+	r.Changed(tg.TargetGroupARN, "DeregisterTargets", fmt.Sprintf("deregistered %s port %d (was %s)", id, tg.Port, reg.state))
+	return nil
+}
+
+// A target group ARN: arn:PARTITION:elasticloadbalancing:REGION:ACCOUNT:targetgroup/NAME/ID.
+var targetGroupARNPattern = regexp.MustCompile(`^arn:aws[a-z-]*:elasticloadbalancing:[a-z0-9-]+:\d{12}:targetgroup/[A-Za-z0-9-]{1,32}/[0-9a-f]+$`)
+
+func checkTargetGroups(step string, tgs []workflow.TargetRegistration) error {
+	for _, tg := range tgs {
+		switch {
+		case !targetGroupARNPattern.MatchString(tg.TargetGroupARN):
+			return &steperr.InvalidInput{Step: step, Reason: fmt.Sprintf("%q is not a target group ARN", tg.TargetGroupARN)}
+		case tg.Port < 1 || tg.Port > 65535:
+			return &steperr.InvalidInput{Step: step, Reason: fmt.Sprintf("port %d of target group %s is not a port", tg.Port, tg.TargetGroupARN)}
+		}
+	}
+	return nil
+}
+
+func checkEvidenceInput(in workflow.EvidenceInput) error {
+	if err := parts.CheckInstance(PreserveStep, in.InstanceID, in.ExecutionName); err != nil {
+		return err
+	}
+	if rec := in.PreIsolation.Record.InstanceID; rec != "" && rec != in.InstanceID {
+		return &steperr.InvalidInput{Step: PreserveStep, Reason: fmt.Sprintf("the pre-isolation record is of instance %q, not %s", rec, in.InstanceID)}
+	}
+	return checkTargetGroups(PreserveStep, in.PreIsolation.TargetGroups)
+}
