@@ -1,0 +1,459 @@
+// Package incident is the durable incident record of an instance (one JSON object per instance in the stack's
+// versioned, encrypted S3 bucket, key workflow.IncidentKey) and the steps that read and write it:
+//
+//   - Recorder (function record-incident) serves three states, told apart by the input's "phase":
+//     "Record pre-isolation state" (open), "Record outcome" (outcome) and "Record release" (release).
+//   - Reader (function read-incident-record) is "Read incident record", the release's first state. It never
+//     writes.
+//
+// # Record semantics
+//
+// The record holds the instance's incidents, oldest first; only the last may be open (ReleasedAt nil). An
+// isolation execution joins the open incident (adding its ExecutionEntry, once) or opens a new one with the
+// pre-isolation state: Validate's record, plus the Auto Scaling membership, the target group registrations and
+// the full DescribeInstances description that this package reads. A later execution of an open incident (a
+// redrive, the tag set again) NEVER replaces that pre-isolation state: the instance it finds is already
+// isolated. "Record outcome" and "Record release" add each step's changes (deduplicated by step, resource,
+// action and time), the snapshots and the execution's outcome and failures (one entry per execution name,
+// updated by a redrive); a successful release closes the incident.
+//
+// Writes are conditional (If-None-Match: * to create, If-Match: <ETag> to update) and start again from a fresh
+// read when another execution wrote in between; a run that finds nothing to add writes nothing.
+//
+// # An instance found already isolated with no open incident
+//
+// If Validate's record shows an ENI carrying only the stack's managed isolation group(s) (Record.IsolationGroups)
+// and no incident is open (the record was deleted, or the instance was isolated by hand with the stack's group),
+// the instance's real pre-isolation state is lost. "Record pre-isolation state" still opens an incident with
+// what it finds, so that the isolation goes on (credentials revoked, evidence kept) and the execution is on
+// record, and logs a warning. "Read incident record" refuses to release such an incident (RecordMissing): a
+// release would "restore" the isolation itself. Restore such an instance by hand.
+package incident
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"slices"
+	"time"
+
+	"github.com/ec2-isolation/ec2-isolation/internal/steperr"
+	"github.com/ec2-isolation/ec2-isolation/internal/workflow"
+)
+
+// EnvBucket names the incident bucket (created by the stack).
+const EnvBucket = "INCIDENT_BUCKET"
+
+// Phases of record-incident, the "phase" field its ASL states set in Parameters.
+const (
+	PhaseOpen    = "open"    // "Record pre-isolation state": the rest of the input is a workflow.OpenIncidentInput
+	PhaseOutcome = "outcome" // "Record outcome": the rest is a workflow.NotifyInput of the isolation
+	PhaseRelease = "release" // "Record release": the rest is a workflow.NotifyInput of the release
+)
+
+// State names.
+const (
+	stateOpen    = "Record pre-isolation state"
+	stateOutcome = "Record outcome"
+	stateRelease = "Record release"
+)
+
+// Input is the input of record-incident: a JSON object with "phase" and, beside it, the fields of the phase's
+// input type (OpenIncidentInput for "open", NotifyInput for "outcome" and "release").
+type Input struct {
+	Phase string
+	Open  workflow.OpenIncidentInput
+	State workflow.NotifyInput
+}
+
+// UnmarshalJSON decodes the phase, then the rest as the phase's type. Input that is not such an object is a
+// steperr.InvalidInput (aws-lambda-go reports its type name).
+func (in *Input) UnmarshalJSON(b []byte) error {
+	var p struct {
+		Phase string `json:"phase"`
+	}
+	if err := json.Unmarshal(b, &p); err != nil {
+		return &steperr.InvalidInput{Step: "record-incident", Reason: "the input is not a JSON object with a phase: " + err.Error()}
+	}
+	*in = Input{Phase: p.Phase}
+	var err error
+	switch p.Phase {
+	case PhaseOpen:
+		err = json.Unmarshal(b, &in.Open)
+	case PhaseOutcome, PhaseRelease:
+		err = json.Unmarshal(b, &in.State)
+	default:
+		return &steperr.InvalidInput{Step: "record-incident", Reason: fmt.Sprintf("phase is %q, want %q, %q or %q", p.Phase, PhaseOpen, PhaseOutcome, PhaseRelease)}
+	}
+	if err != nil {
+		return &steperr.InvalidInput{Step: stateName(p.Phase), Reason: err.Error()}
+	}
+	return nil
+}
+
+// MarshalJSON writes the input as UnmarshalJSON reads it (the runner and tests build inputs with it).
+func (in Input) MarshalJSON() ([]byte, error) {
+	var v any = in.Open
+	if in.Phase != PhaseOpen {
+		v = in.State
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, err
+	}
+	m["phase"], _ = json.Marshal(in.Phase)
+	return json.Marshal(m)
+}
+
+func stateName(phase string) string {
+	switch phase {
+	case PhaseOpen:
+		return stateOpen
+	case PhaseRelease:
+		return stateRelease
+	}
+	return stateOutcome
+}
+
+// Recorder is the record-incident handler.
+type Recorder struct {
+	store store
+	ec2   EC2API
+	asg   AutoScalingAPI
+	elb   ELBAPI
+	log   *slog.Logger
+	now   func() time.Time
+}
+
+// NewRecorder returns the handler of the bucket. A nil logger logs to slog.Default().
+func NewRecorder(s3 S3API, ec2 EC2API, asg AutoScalingAPI, elb ELBAPI, bucket string, log *slog.Logger) *Recorder {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Recorder{store: store{s3: s3, bucket: bucket}, ec2: ec2, asg: asg, elb: elb, log: log, now: time.Now}
+}
+
+// Handle runs the input's phase.
+func (r *Recorder) Handle(ctx context.Context, in Input) (workflow.IncidentRef, error) {
+	switch in.Phase {
+	case PhaseOpen:
+		return r.Open(ctx, in.Open)
+	case PhaseOutcome, PhaseRelease:
+		return r.Close(ctx, in.Phase, in.State)
+	}
+	return workflow.IncidentRef{}, &steperr.InvalidInput{Step: "record-incident", Reason: fmt.Sprintf("phase is %q, want %q, %q or %q", in.Phase, PhaseOpen, PhaseOutcome, PhaseRelease)}
+}
+
+var (
+	instanceIDPattern = regexp.MustCompile(`^i-(?:[0-9a-f]{8}|[0-9a-f]{17})$`)
+	accountPattern    = regexp.MustCompile(`^[0-9]{12}$`)
+	regionPattern     = regexp.MustCompile(`^[a-z]{2}(?:-[a-z]+)+-[0-9]+$`)
+)
+
+func checkRecord(rec workflow.Record, state string) error {
+	bad := func(format string, a ...any) error {
+		return &steperr.InvalidInput{Step: state, Reason: fmt.Sprintf(format, a...)}
+	}
+	switch {
+	case !instanceIDPattern.MatchString(rec.InstanceID):
+		return bad("record.instanceId %q is not an instance id", truncate(rec.InstanceID, 100))
+	case !accountPattern.MatchString(rec.Account):
+		return bad("record.account %q is not an account id", truncate(rec.Account, 100))
+	case !regionPattern.MatchString(rec.Region):
+		return bad("record.region %q is not a region", truncate(rec.Region, 100))
+	case rec.InstanceARN == "":
+		return bad("record.instanceArn is empty")
+	}
+	return nil
+}
+
+// Open is "Record pre-isolation state": it joins the instance's open incident or opens one.
+func (r *Recorder) Open(ctx context.Context, in workflow.OpenIncidentInput) (workflow.IncidentRef, error) {
+	log := r.log.With("instance", in.Record.InstanceID, "execution", in.ExecutionName, "step", stateOpen)
+	if err := checkRecord(in.Record, stateOpen); err != nil {
+		log.Error("refused input", "error", err)
+		return workflow.IncidentRef{}, err
+	}
+	if in.ExecutionName == "" {
+		err := &steperr.InvalidInput{Step: stateOpen, Reason: "executionName is empty"}
+		log.Error("refused input", "error", err)
+		return workflow.IncidentRef{}, err
+	}
+	key := workflow.IncidentKey(in.Record.Account, in.Record.Region, in.Record.InstanceID)
+	var pre *workflow.PreIsolationState // read once, whatever the number of write attempts
+	f, version, err := r.store.update(ctx, key, func(l loaded) (*workflow.IncidentFile, bool, error) {
+		f := l.file
+		if f == nil {
+			f = newFile(in.Record)
+		}
+		if inc := openIncident(f); inc != nil {
+			if slices.ContainsFunc(inc.Executions, sameExecution(in.ExecutionName)) {
+				return f, false, nil
+			}
+			inc.Executions = append(inc.Executions, workflow.ExecutionEntry{
+				Workflow: workflow.WorkflowIsolation, ExecutionName: in.ExecutionName, ExecutionARN: in.ExecutionARN,
+				StartedAt: r.now().UTC(),
+			})
+			return f, true, nil
+		}
+		if pre == nil {
+			p, err := r.capture(ctx, in.Record)
+			if err != nil {
+				return nil, false, err
+			}
+			pre = &p
+			if LooksIsolated(in.Record) {
+				log.Warn("the instance already carries only the isolation group and no incident is open: its pre-isolation state is lost; a release will be refused")
+			}
+		}
+		now := r.now().UTC()
+		f.Incidents = append(f.Incidents, workflow.Incident{
+			OpenedAt: now, PreIsolation: *pre, Snapshots: []workflow.Snapshot{}, Changes: []workflow.Change{},
+			Executions: []workflow.ExecutionEntry{{
+				Workflow: workflow.WorkflowIsolation, ExecutionName: in.ExecutionName, ExecutionARN: in.ExecutionARN, StartedAt: now,
+			}},
+		})
+		return f, true, nil
+	})
+	if err != nil {
+		err = r.named(err, key)
+		log.Error("cannot record the pre-isolation state", "error", err)
+		return workflow.IncidentRef{}, err
+	}
+	inc := openIncident(f)
+	ref := r.ref(key, version, inc, in.ExecutionName)
+	log.Info("incident recorded", "key", key, "version", version, "opened", ref.Opened, "openedAt", ref.OpenedAt)
+	return ref, nil
+}
+
+// Close is "Record outcome" (phase outcome) and "Record release" (phase release): it adds the execution's
+// outcome, failures, changes and snapshots to its incident; a successful release closes the incident.
+func (r *Recorder) Close(ctx context.Context, phase string, in workflow.NotifyInput) (workflow.IncidentRef, error) {
+	state := stateName(phase)
+	log := r.log.With("instance", closeInstanceID(in), "execution", in.ExecutionName, "step", state)
+	wf := workflow.WorkflowIsolation
+	if phase == PhaseRelease {
+		wf = workflow.WorkflowRelease
+	}
+	outcome, err := checkClose(in, state, wf)
+	if err != nil {
+		log.Error("refused input", "error", err)
+		return workflow.IncidentRef{}, err
+	}
+	key := ""
+	switch {
+	case in.Incident != nil && in.Incident.Key != "":
+		if in.Incident.Bucket != r.store.bucket {
+			err := &steperr.InvalidInput{Step: state, Reason: fmt.Sprintf("incident.bucket %q is not this stack's incident bucket %q", truncate(in.Incident.Bucket, 100), r.store.bucket)}
+			log.Error("refused input", "error", err)
+			return workflow.IncidentRef{}, err
+		}
+		key = in.Incident.Key
+	case in.Record != nil && phase == PhaseOutcome:
+		if err := checkRecord(*in.Record, state); err != nil {
+			log.Error("refused input", "error", err)
+			return workflow.IncidentRef{}, err
+		}
+		key = workflow.IncidentKey(in.Record.Account, in.Record.Region, in.Record.InstanceID)
+	default:
+		// The execution failed before it knew the instance ("Validate and record", "Read incident record"):
+		// there is no incident to add to. The notification says what failed.
+		log.Info("no incident to record: the execution failed before naming its instance's record", "outcome", outcome)
+		return workflow.IncidentRef{}, nil
+	}
+
+	changes := collectChanges(in)
+	var pre *workflow.PreIsolationState
+	var idx int
+	f, version, err := r.store.update(ctx, key, func(l loaded) (*workflow.IncidentFile, bool, error) {
+		f := l.file
+		if f == nil && (phase == PhaseRelease || in.Record == nil) {
+			return nil, false, &steperr.RecordMissing{Bucket: r.store.bucket, Key: key, Reason: "it no longer exists"}
+		}
+		if f == nil {
+			f = newFile(*in.Record)
+		}
+		idx = incidentOf(f, in.ExecutionName, wf)
+		changed := false
+		if idx < 0 {
+			if phase == PhaseOutcome {
+				// "Record pre-isolation state" did not write (it failed, or its branch never ran): record what it
+				// would have, now; nothing but the network containment waited for it.
+				if pre == nil {
+					p, err := r.capture(ctx, *in.Record)
+					if err != nil {
+						return nil, false, err
+					}
+					pre = &p
+				}
+				f.Incidents = append(f.Incidents, workflow.Incident{
+					OpenedAt: r.now().UTC(), PreIsolation: *pre, Snapshots: []workflow.Snapshot{}, Changes: []workflow.Change{},
+				})
+			} else if len(f.Incidents) == 0 {
+				return nil, false, &steperr.RecordMissing{Bucket: r.store.bucket, Key: key, Reason: "it holds no incident"}
+			}
+			// A release that found no open incident (another release closed it meanwhile) is recorded in the last.
+			idx = len(f.Incidents) - 1
+			changed = true
+		}
+		inc := &f.Incidents[idx]
+		if mergeExecution(inc, in, wf, outcome, changes, r.now().UTC()) {
+			changed = true
+		}
+		if mergeChanges(inc, changes) {
+			changed = true
+		}
+		if in.Snapshot != nil && mergeSnapshots(inc, in.Snapshot.Snapshots) {
+			changed = true
+		}
+		if wf == workflow.WorkflowRelease && outcome == workflow.OutcomeSucceeded && inc.ReleasedAt == nil {
+			at := r.now().UTC()
+			inc.ReleasedAt = &at
+			changed = true
+		}
+		return f, changed, nil
+	})
+	if err != nil {
+		err = r.named(err, key)
+		log.Error("cannot record the outcome", "error", err)
+		return workflow.IncidentRef{}, err
+	}
+	inc := &f.Incidents[idx]
+	ref := r.ref(key, version, inc, in.ExecutionName)
+	log.Info("incident recorded", "key", key, "version", version, "outcome", outcome, "changes", len(changes),
+		"released", inc.ReleasedAt != nil)
+	return ref, nil
+}
+
+func checkClose(in workflow.NotifyInput, state, wf string) (string, error) {
+	bad := func(format string, a ...any) (string, error) {
+		return "", &steperr.InvalidInput{Step: state, Reason: fmt.Sprintf(format, a...)}
+	}
+	if in.Workflow != "" && in.Workflow != wf {
+		return bad("workflow is %q, but this is the %s's recording state", in.Workflow, wf)
+	}
+	if in.ExecutionName == "" {
+		return bad("executionName is empty")
+	}
+	switch in.Outcome {
+	case "":
+		// The state may run before the Choice that tells success from failure: the failures say.
+		if len(in.Failures) > 0 {
+			return workflow.OutcomeFailed, nil
+		}
+		return workflow.OutcomeSucceeded, nil
+	case workflow.OutcomeSucceeded:
+		if len(in.Failures) > 0 {
+			return bad("outcome %s with %d failures", in.Outcome, len(in.Failures))
+		}
+		return in.Outcome, nil
+	case workflow.OutcomeFailed:
+		return in.Outcome, nil
+	}
+	return bad("outcome %q, want %s or %s", truncate(in.Outcome, 50), workflow.OutcomeSucceeded, workflow.OutcomeFailed)
+}
+
+// named turns the store's internal errors into the named errors the state machine knows.
+func (r *Recorder) named(err error, key string) error {
+	return storeError(err, r.store.bucket, key)
+}
+
+func storeError(err error, bucket, key string) error {
+	var unreadable *errUnreadable
+	switch {
+	case err == errNoBucket:
+		return &steperr.RecordMissing{Bucket: bucket, Key: key, Reason: "the bucket does not exist"}
+	case asErr(err, &unreadable):
+		return &steperr.RecordMissing{Bucket: bucket, Key: key, Reason: unreadable.Error()}
+	}
+	return err
+}
+
+func (r *Recorder) ref(key, version string, inc *workflow.Incident, execution string) workflow.IncidentRef {
+	ref := workflow.IncidentRef{Bucket: r.store.bucket, Key: key, VersionID: version}
+	if inc != nil {
+		ref.OpenedAt, ref.PreIsolation = inc.OpenedAt, inc.PreIsolation
+		ref.Opened = len(inc.Executions) > 0 && inc.Executions[0].ExecutionName == execution
+	}
+	return ref
+}
+
+func newFile(rec workflow.Record) *workflow.IncidentFile {
+	return &workflow.IncidentFile{
+		SchemaVersion: SchemaVersion, InstanceID: rec.InstanceID, InstanceARN: rec.InstanceARN,
+		Account: rec.Account, Region: rec.Region, Incidents: []workflow.Incident{},
+	}
+}
+
+// openIncident is the last incident if it is open, else nil.
+func openIncident(f *workflow.IncidentFile) *workflow.Incident {
+	if n := len(f.Incidents); n > 0 && f.Incidents[n-1].ReleasedAt == nil {
+		return &f.Incidents[n-1]
+	}
+	return nil
+}
+
+// incidentOf is the index of the incident that an execution's outcome belongs to: the latest that lists the
+// execution, else the open one; -1 when there is neither.
+func incidentOf(f *workflow.IncidentFile, execution, wf string) int {
+	for i := len(f.Incidents) - 1; i >= 0; i-- {
+		if slices.ContainsFunc(f.Incidents[i].Executions, func(e workflow.ExecutionEntry) bool {
+			return e.ExecutionName == execution && e.Workflow == wf
+		}) {
+			return i
+		}
+	}
+	if openIncident(f) != nil {
+		return len(f.Incidents) - 1
+	}
+	return -1
+}
+
+func sameExecution(name string) func(workflow.ExecutionEntry) bool {
+	return func(e workflow.ExecutionEntry) bool { return e.ExecutionName == name && e.Workflow == workflow.WorkflowIsolation }
+}
+
+func closeInstanceID(in workflow.NotifyInput) string {
+	switch {
+	case in.Record != nil && in.Record.InstanceID != "":
+		return in.Record.InstanceID
+	case in.InstanceID != "":
+		return in.InstanceID
+	case in.Event != nil:
+		return in.Event.InstanceID()
+	}
+	return ""
+}
+
+// LooksIsolated reports whether Validate's record shows an ENI that carries only the stack's managed isolation
+// group(s) of its VPC: then the record is not of an instance before isolation.
+func LooksIsolated(rec workflow.Record) bool {
+	managed := map[string]bool{}
+	for _, g := range rec.IsolationGroups {
+		if g.IsolationGroupID != "" {
+			managed[g.IsolationGroupID] = true
+		}
+		if g.UntrackGroupID != "" {
+			managed[g.UntrackGroupID] = true
+		}
+	}
+	for _, n := range rec.NetworkInterfaces {
+		if len(n.Groups) > 0 && !slices.ContainsFunc(n.Groups, func(g string) bool { return !managed[g] }) {
+			return true
+		}
+	}
+	return false
+}
+
+func truncate(s string, n int) string {
+	if r := []rune(s); len(r) > n {
+		return string(r[:n]) + "…"
+	}
+	return s
+}
