@@ -12,7 +12,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
-	"github.com/ec2-isolation/ec2-isolation/internal/secgroup"
 	"github.com/ec2-isolation/ec2-isolation/internal/steperr"
 	"github.com/ec2-isolation/ec2-isolation/internal/validate"
 	"github.com/ec2-isolation/ec2-isolation/internal/workflow"
@@ -26,6 +25,13 @@ const (
 )
 
 const stateRead = "Read incident record"
+
+// The isolation groups' markers, as internal/secgroup creates them (not imported: this function needs nothing
+// else of it).
+const (
+	tagManaged    = "ec2-isolation:managed"
+	untrackSuffix = "-untrack"
+)
 
 // ReaderSettings of read-incident-record.
 type ReaderSettings struct {
@@ -214,7 +220,7 @@ func (h *Reader) isolationGroups(ctx context.Context, inst *types.Instance) ([]s
 	for _, n := range inst.NetworkInterfaces {
 		for _, g := range n.Groups {
 			name := aws.ToString(g.GroupName)
-			if name == h.s.IsolationGroupName || name == h.s.IsolationGroupName+secgroup.UntrackSuffix {
+			if name == h.s.IsolationGroupName || name == h.s.IsolationGroupName+untrackSuffix {
 				named = append(named, aws.ToString(g.GroupId))
 			}
 		}
@@ -234,7 +240,7 @@ func (h *Reader) isolationGroups(ctx context.Context, inst *types.Instance) ([]s
 	var managed []string
 	for _, g := range out.SecurityGroups {
 		if slices.ContainsFunc(g.Tags, func(t types.Tag) bool {
-			return aws.ToString(t.Key) == secgroup.TagManaged && aws.ToString(t.Value) == "true"
+			return aws.ToString(t.Key) == tagManaged && aws.ToString(t.Value) == "true"
 		}) {
 			managed = append(managed, aws.ToString(g.GroupId))
 		}

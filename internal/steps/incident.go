@@ -1,0 +1,36 @@
+package steps
+
+import (
+	"log/slog"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/ec2-isolation/ec2-isolation/internal/incident"
+	"github.com/ec2-isolation/ec2-isolation/internal/steperr"
+	"github.com/ec2-isolation/ec2-isolation/internal/workflow"
+)
+
+// RecordIncident builds "Record pre-isolation state", "Record outcome" and "Record release" (env
+// INCIDENT_BUCKET); the input's "phase" tells them apart (see incident.Input).
+func RecordIncident(cfg aws.Config, env Env, log *slog.Logger) (Handler[incident.Input, workflow.IncidentRef], error) {
+	bucket := env(incident.EnvBucket)
+	if bucket == "" {
+		return nil, &steperr.ConfigError{Reason: incident.EnvBucket + " is not set"}
+	}
+	return incident.NewRecorder(s3.NewFromConfig(cfg), ec2.NewFromConfig(cfg), autoscaling.NewFromConfig(cfg),
+		elbv2.NewFromConfig(cfg), bucket, log).Handle, nil
+}
+
+// ReadIncidentRecord builds "Read incident record" (env INCIDENT_BUCKET, TAG_KEY, RELEASE_TAG_VALUE,
+// ISOLATION_GROUP_NAME).
+func ReadIncidentRecord(cfg aws.Config, env Env, log *slog.Logger) (Handler[workflow.ValidateInput, workflow.ReleaseInput], error) {
+	s, err := incident.ReaderSettingsFromEnv(env)
+	if err != nil {
+		return nil, err
+	}
+	return incident.NewReader(s3.NewFromConfig(cfg), ec2.NewFromConfig(cfg), s, log).Handle, nil
+}
