@@ -37,6 +37,8 @@ type Account struct {
 	topics       table[topic]
 	buckets      table[bucket]
 	roles        table[role]
+	targetGroups table[targetGroup] // by ARN
+	asGroups     table[asGroup]
 	tags         map[string]map[string]string // resource id -> tags
 	messages     []Message
 }
@@ -246,6 +248,44 @@ func newAccount(sc Scenario, clock Clock) (*Account, error) {
 	}
 	for _, t := range sc.Topics {
 		a.createTopic(t.Name)
+	}
+	tgARNs := map[string]string{} // name or ARN -> ARN
+	for _, t := range sc.TargetGroups {
+		tg := &targetGroup{name: t.Name, arn: t.ARN, vpcID: t.VpcID, protocol: t.Protocol, targetType: t.TargetType, port: t.Port}
+		if tg.arn == "" {
+			tg.arn = targetGroupARN(a.region, a.id, t.Name)
+		}
+		if tg.protocol == "" {
+			tg.protocol = "HTTP"
+		}
+		if tg.targetType == "" {
+			tg.targetType = "instance"
+		}
+		for _, x := range t.Targets {
+			port := x.Port
+			if port == 0 {
+				port = tg.port
+			}
+			tg.register(x.ID, port)
+		}
+		a.targetGroups.put(tg.arn, tg)
+		tgARNs[t.Name], tgARNs[tg.arn] = tg.arn, tg.arn
+	}
+	for _, g := range sc.AutoScaling {
+		ag := &asGroup{name: g.Name, min: g.MinSize, max: g.MaxSize, desired: g.DesiredCapacity, created: past,
+			arn: fmt.Sprintf("arn:aws:autoscaling:%s:%s:autoScalingGroup:%s:autoScalingGroupName/%s", a.region, a.id,
+				uuidFrom("act-0"+derivedID("", "asg/"+g.Name)[2:]), g.Name)}
+		for _, in := range g.Instances {
+			lc := in.LifecycleState
+			if lc == "" {
+				lc = "InService"
+			}
+			ag.instances = append(ag.instances, &asInstance{id: in.ID, lifecycle: lc, protected: in.ProtectedFromScaleIn})
+		}
+		for _, t := range g.TargetGroupARNs {
+			ag.targetGroups = append(ag.targetGroups, tgARNs[t])
+		}
+		a.asGroups.put(g.Name, ag)
 	}
 	for _, b := range sc.Buckets {
 		a.buckets.put(b.Name, &bucket{name: b.Name, versioning: b.Versioning, created: past, objects: map[string][]*objectVersion{}})
@@ -542,6 +582,9 @@ func (sc *Scenario) validate() error {
 		}
 		buckets[b.Name] = true
 	}
+	if err := sc.validateLoadBalancing(); err != nil {
+		return err
+	}
 	for i, f := range sc.Faults.Errors {
 		if f.Code == "" && f.Timeout == 0 {
 			return fmt.Errorf("faults.errors[%d]: no code (and no timeout)", i)
@@ -562,6 +605,82 @@ func (sc *Scenario) validate() error {
 	return nil
 }
 
+// validateLoadBalancing checks target groups and Auto Scaling groups against the instances and VPCs.
+func (sc *Scenario) validateLoadBalancing() error {
+	instances := map[string]Instance{}
+	for _, in := range sc.Instances {
+		instances[in.ID] = in
+	}
+	vpcs := map[string]bool{}
+	for _, v := range sc.VPCs {
+		vpcs[v.ID] = true
+	}
+	tgs := map[string]bool{}
+	for _, t := range sc.TargetGroups {
+		if !tgName.MatchString(t.Name) {
+			return fmt.Errorf("target group %q: name must be 1 to 32 letters, digits or hyphens", t.Name)
+		}
+		arn := t.ARN
+		if arn == "" {
+			arn = targetGroupARN(sc.region(), sc.accountID(), t.Name)
+		} else if !strings.HasPrefix(arn, "arn:aws:elasticloadbalancing:") || !strings.Contains(arn, ":targetgroup/"+t.Name+"/") {
+			return fmt.Errorf("target group %s: arn %q is not a target group ARN of that name", t.Name, arn)
+		}
+		if tgs[t.Name] || tgs[arn] {
+			return fmt.Errorf("duplicate target group %q", t.Name)
+		}
+		tgs[t.Name], tgs[arn] = true, true
+		if !vpcs[t.VpcID] {
+			return fmt.Errorf("target group %s: unknown vpc %q", t.Name, t.VpcID)
+		}
+		if t.Port < 1 || t.Port > 65535 {
+			return fmt.Errorf("target group %s: port must be within 1..65535", t.Name)
+		}
+		if t.TargetType != "" && t.TargetType != "instance" {
+			return fmt.Errorf("target group %s: only targetType instance is simulated", t.Name)
+		}
+		for _, x := range t.Targets {
+			if _, ok := instances[x.ID]; !ok {
+				return fmt.Errorf("target group %s: unknown instance %q", t.Name, x.ID)
+			}
+			if x.Port < 0 || x.Port > 65535 {
+				return fmt.Errorf("target group %s: target %s: port must be within 1..65535", t.Name, x.ID)
+			}
+		}
+	}
+	members := map[string]string{}
+	names := map[string]bool{}
+	for _, g := range sc.AutoScaling {
+		if g.Name == "" || names[g.Name] {
+			return fmt.Errorf("auto scaling group without name or repeated: %q", g.Name)
+		}
+		names[g.Name] = true
+		if g.MinSize < 0 || g.MinSize > g.MaxSize || g.DesiredCapacity < g.MinSize || g.DesiredCapacity > g.MaxSize {
+			return fmt.Errorf("auto scaling group %s: need 0 <= minSize <= desiredCapacity <= maxSize", g.Name)
+		}
+		if int32(len(g.Instances)) > g.MaxSize {
+			return fmt.Errorf("auto scaling group %s: more instances than maxSize", g.Name)
+		}
+		for _, in := range g.Instances {
+			if _, ok := instances[in.ID]; !ok {
+				return fmt.Errorf("auto scaling group %s: unknown instance %q", g.Name, in.ID)
+			}
+			if other, ok := members[in.ID]; ok {
+				return fmt.Errorf("instance %s is in two auto scaling groups (%s, %s)", in.ID, other, g.Name)
+			}
+			members[in.ID] = g.Name
+		}
+		for _, t := range g.TargetGroupARNs {
+			if !tgs[t] {
+				return fmt.Errorf("auto scaling group %s: unknown target group %q", g.Name, t)
+			}
+		}
+	}
+	return nil
+}
+
+var tgName = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,30}[A-Za-z0-9])?$`)
+
 // services are the SigV4 signing names of the simulated services (Call.Service, ErrorFault.Service).
 var services = []string{"ec2", "sns", "s3", "iam", "autoscaling", "elasticloadbalancing"}
 
@@ -569,6 +688,13 @@ var managedPolicyARN = regexp.MustCompile(`^arn:aws:iam::(aws|[0-9]{12}):policy/
 
 // bucketName is S3's general purpose bucket naming rule (lower case letters, digits, dots, hyphens; 3 to 63).
 var bucketName = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
+
+func (sc *Scenario) accountID() string {
+	if sc.Account == "" {
+		return "123456789012"
+	}
+	return sc.Account
+}
 
 func (sc *Scenario) region() string {
 	if sc.Region == "" {
@@ -682,6 +808,7 @@ func (a *Account) createTopic(name string) *topic {
 // timestamps, so nothing runs in the background.
 func (a *Account) tick() {
 	now := a.clock.Now()
+	a.tickTargets(now)
 	for _, as := range a.associations.all() {
 		if now.Sub(as.changed) < a.Behaviour.AssociationSettle {
 			continue

@@ -30,18 +30,20 @@ import (
 //	      "errors": [{"action": "ModifyNetworkInterfaceAttribute", "code": "InternalError", "status": 500, "firstCalls": 1}]}
 //	}
 type Scenario struct {
-	Account          string            `json:"account"` // default 123456789012
-	Region           string            `json:"region"`  // default us-east-1
-	VPCs             []VPC             `json:"vpcs"`
-	Subnets          []Subnet          `json:"subnets"`
-	SecurityGroups   []SecurityGroup   `json:"securityGroups"`
-	InstanceProfiles []InstanceProfile `json:"instanceProfiles"`
-	Instances        []Instance        `json:"instances"`
-	Topics           []Topic           `json:"topics"`
-	Roles            []Role            `json:"roles,omitempty"`
-	Buckets          []S3Bucket        `json:"buckets,omitempty"`
-	Behaviour        Behaviour         `json:"behaviour"`
-	Faults           Faults            `json:"faults"`
+	Account          string             `json:"account"` // default 123456789012
+	Region           string             `json:"region"`  // default us-east-1
+	VPCs             []VPC              `json:"vpcs"`
+	Subnets          []Subnet           `json:"subnets"`
+	SecurityGroups   []SecurityGroup    `json:"securityGroups"`
+	InstanceProfiles []InstanceProfile  `json:"instanceProfiles"`
+	Instances        []Instance         `json:"instances"`
+	Topics           []Topic            `json:"topics"`
+	Roles            []Role             `json:"roles,omitempty"`
+	Buckets          []S3Bucket         `json:"buckets,omitempty"`
+	TargetGroups     []TargetGroup      `json:"targetGroups,omitempty"`
+	AutoScaling      []AutoScalingGroup `json:"autoScalingGroups,omitempty"`
+	Behaviour        Behaviour          `json:"behaviour"`
+	Faults           Faults             `json:"faults"`
 }
 
 // VPC of the scenario. Every VPC also gets its "default" security group (as in AWS) unless the scenario
@@ -170,6 +172,42 @@ func (d *PolicyDocument) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// TargetGroup is an ELBv2 target group of instance targets.
+type TargetGroup struct {
+	Name       string   `json:"name"`
+	ARN        string   `json:"arn,omitempty"` // default arn:aws:elasticloadbalancing:<region>:<account>:targetgroup/<name>/<16 hex>
+	VpcID      string   `json:"vpcId"`
+	Port       int32    `json:"port"`
+	Protocol   string   `json:"protocol,omitempty"`   // default HTTP
+	TargetType string   `json:"targetType,omitempty"` // instance (default; the only type simulated)
+	Targets    []Target `json:"targets,omitempty"`
+}
+
+// Target is a registered instance target; Port 0 means the target group's port.
+type Target struct {
+	ID   string `json:"id"`
+	Port int32  `json:"port,omitempty"`
+}
+
+// AutoScalingGroup is an Auto Scaling group of scenario instances.
+type AutoScalingGroup struct {
+	Name            string                `json:"name"`
+	MinSize         int32                 `json:"minSize"`
+	MaxSize         int32                 `json:"maxSize"`
+	DesiredCapacity int32                 `json:"desiredCapacity"`
+	Instances       []AutoScalingInstance `json:"instances,omitempty"`
+	// TargetGroupARNs: ARNs, or names, of the scenario's target groups. The group registers nothing by itself
+	// at start: list the targets in the target groups.
+	TargetGroupARNs []string `json:"targetGroupArns,omitempty"`
+}
+
+// AutoScalingInstance is a member of an Auto Scaling group.
+type AutoScalingInstance struct {
+	ID                   string `json:"id"`
+	LifecycleState       string `json:"lifecycleState,omitempty"` // InService (default) | Standby | Pending | Terminating ...
+	ProtectedFromScaleIn bool   `json:"protectedFromScaleIn,omitempty"`
+}
+
 // S3Bucket is an S3 bucket of the account (path-style addressing only).
 type S3Bucket struct {
 	Name       string `json:"name"`
@@ -184,6 +222,8 @@ type Behaviour struct {
 	GroupVisibilityDelay time.Duration `json:"groupVisibilityDelay,omitempty"`
 	// SnapshotCompleteAfter: a snapshot is pending for this long, then completed.
 	SnapshotCompleteAfter time.Duration `json:"snapshotCompleteAfter,omitempty"`
+	// TargetDeregistrationDelay: a deregistered target drains this long, then is gone (0: gone at once).
+	TargetDeregistrationDelay time.Duration `json:"targetDeregistrationDelay,omitempty"`
 }
 
 // Faults injected into the API: latency, EC2 request throttling and errors.
@@ -225,7 +265,7 @@ type Bucket struct {
 // ErrorFault injects an error answer into the calls it matches.
 type ErrorFault struct {
 	Action  string `json:"action"`            // action name, or "*" / "" for every action
-	Service string `json:"service,omitempty"` // "ec2" | "sns" | "" (both)
+	Service string `json:"service,omitempty"` // "ec2" | "sns" | "s3" | "iam" | "autoscaling" | "elasticloadbalancing" | "" (all)
 	Caller  string `json:"caller,omitempty"`  // access key id, "" for any
 	Code    string `json:"code"`              // e.g. InternalError, Unavailable, RequestLimitExceeded
 	Status  int    `json:"status,omitempty"`  // HTTP status; default 500 for InternalError/Unavailable-like codes, else 400
@@ -328,23 +368,27 @@ func (p InstanceProfile) MarshalJSON() ([]byte, error) {
 
 func (bh *Behaviour) UnmarshalJSON(b []byte) error {
 	var v struct {
-		AssociationSettle     duration `json:"associationSettle"`
-		GroupVisibilityDelay  duration `json:"groupVisibilityDelay"`
-		SnapshotCompleteAfter duration `json:"snapshotCompleteAfter"`
+		AssociationSettle         duration `json:"associationSettle"`
+		GroupVisibilityDelay      duration `json:"groupVisibilityDelay"`
+		SnapshotCompleteAfter     duration `json:"snapshotCompleteAfter"`
+		TargetDeregistrationDelay duration `json:"targetDeregistrationDelay"`
 	}
 	if err := strictDecode(b, &v); err != nil {
 		return fmt.Errorf("behaviour: %w", err)
 	}
-	*bh = Behaviour{time.Duration(v.AssociationSettle), time.Duration(v.GroupVisibilityDelay), time.Duration(v.SnapshotCompleteAfter)}
+	*bh = Behaviour{time.Duration(v.AssociationSettle), time.Duration(v.GroupVisibilityDelay), time.Duration(v.SnapshotCompleteAfter),
+		time.Duration(v.TargetDeregistrationDelay)}
 	return nil
 }
 
 func (bh Behaviour) MarshalJSON() ([]byte, error) {
 	return json.Marshal(struct {
-		AssociationSettle     duration `json:"associationSettle"`
-		GroupVisibilityDelay  duration `json:"groupVisibilityDelay"`
-		SnapshotCompleteAfter duration `json:"snapshotCompleteAfter"`
-	}{duration(bh.AssociationSettle), duration(bh.GroupVisibilityDelay), duration(bh.SnapshotCompleteAfter)})
+		AssociationSettle         duration `json:"associationSettle"`
+		GroupVisibilityDelay      duration `json:"groupVisibilityDelay"`
+		SnapshotCompleteAfter     duration `json:"snapshotCompleteAfter"`
+		TargetDeregistrationDelay duration `json:"targetDeregistrationDelay,omitempty"`
+	}{duration(bh.AssociationSettle), duration(bh.GroupVisibilityDelay), duration(bh.SnapshotCompleteAfter),
+		duration(bh.TargetDeregistrationDelay)})
 }
 
 func (l *Latency) UnmarshalJSON(b []byte) error {
