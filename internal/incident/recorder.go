@@ -416,7 +416,9 @@ func incidentOf(f *workflow.IncidentFile, execution, wf string) int {
 }
 
 func sameExecution(name string) func(workflow.ExecutionEntry) bool {
-	return func(e workflow.ExecutionEntry) bool { return e.ExecutionName == name && e.Workflow == workflow.WorkflowIsolation }
+	return func(e workflow.ExecutionEntry) bool {
+		return e.ExecutionName == name && e.Workflow == workflow.WorkflowIsolation
+	}
 }
 
 func closeInstanceID(in workflow.NotifyInput) string {
