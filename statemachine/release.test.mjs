@@ -59,7 +59,7 @@ test('release: every task gets exactly its workflow input; the record is written
   assert.deepEqual(ins('Lift credential revocation'), [{ instanceId, instanceArn, executionName: 'exec-1', profileArn }]);
   const outputs = { incident, restoreGroups, restoreProfile, liftRevocation, restoreEvidence };
   assert.deepEqual(ins('Record release'), [
-    { outcome: 'SUCCEEDED', ...common, ...outputs, failures: [], redriveCount: 0 },
+    { phase: 'release', outcome: 'SUCCEEDED', ...common, ...outputs, failures: [], redriveCount: 0 },
   ]);
   assert.deepEqual(ins('Notify success'), [
     { outcome: 'SUCCEEDED', ...common, ...outputs, incident: recorded, redriveCount: 0 },
@@ -144,7 +144,7 @@ for (const tc of branchCases) {
       assert.ok(calls.inputs[t]?.length >= 1, `${t} should run`);
     }
     assert.deepEqual(calls.inputs['Record release'], [
-      { outcome: 'FAILED', ...common, incident, ...tc.reported, failures: tc.failures, redriveCount: 0 },
+      { phase: 'release', outcome: 'FAILED', ...common, incident, ...tc.reported, failures: tc.failures, redriveCount: 0 },
     ]);
     assert.equal(calls.published.length, 1);
     assert.deepEqual(calls.published[0], {
