@@ -67,8 +67,9 @@ func Run(ctx context.Context, step string, ps []Part) (workflow.StepChanges, []e
 
 // Error is the step's top-level error for the parts that failed (nil when none did), as a steperr type the state
 // machine tells apart: Throttled when a part was throttled, else Transient when a part failed for a reason a
-// retry may fix (the parts that succeeded make no call on the retry: every part reads first), else the one
-// failure's own named error, else an AWSError naming them all. total is the number of parts.
+// retry may fix (the parts that succeeded make no call on the retry: every part reads first), else the named
+// error every failure shares (InstanceNotFound, AssociationPending, …), else an AWSError naming them all. total
+// is the number of parts.
 func Error(step string, total int, errs []error) error {
 	if len(errs) == 0 {
 		return nil
@@ -92,10 +93,16 @@ func Error(step string, total int, errs []error) error {
 			return &steperr.Transient{Op: op, Err: joined}
 		}
 	}
-	if len(errs) == 1 {
-		if named := unwrapNamed(errs[0]); named != nil {
-			return named
+	// Every part failing for the same named reason (an unknown instance fails every EC2 part) is that reason.
+	first := unwrapNamed(errs[0])
+	for _, err := range errs[1:] {
+		if named := unwrapNamed(err); first == nil || named == nil || fmt.Sprintf("%T", named) != fmt.Sprintf("%T", first) {
+			first = nil
+			break
 		}
+	}
+	if first != nil {
+		return first
 	}
 	return &steperr.AWSError{Op: op, Err: joined}
 }
