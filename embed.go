@@ -1,5 +1,5 @@
 // Package ec2isolation embeds the repository files that the Go programs ship with: the state machine
-// definition and the sample events, so that `go run ./cmd/isolation simulate` runs exactly what is deployed.
+// definitions and the sample events, so that `go run ./cmd/isolation simulate` runs exactly what is deployed.
 package ec2isolation
 
 import "embed"
@@ -8,6 +8,11 @@ import "embed"
 //
 //go:embed statemachine/isolation.asl.json
 var Definition []byte
+
+// ReleaseDefinition is statemachine/release.asl.json, with its ${…FunctionArn} placeholders.
+//
+//go:embed statemachine/release.asl.json
+var ReleaseDefinition []byte
 
 // Events holds the sample EventBridge events of events/.
 //

@@ -1,5 +1,6 @@
-// Package runner runs the isolation state machine in one process: the real definition from statemachine/, the
-// real step handlers behind aws-lambda-go's JSON handler interface, and the in-process ASL engine. Errors reach
+// Package runner runs a state machine of the stack (isolation or release) in one process: the real definition
+// from statemachine/, the real step handlers behind aws-lambda-go's JSON handler interface, and the in-process ASL
+// engine. Errors reach
 // the engine as Step Functions reports a Lambda function's error: Error is the errorType aws-lambda-go sends (the
 // Go type name), Cause the function's error payload as JSON.
 package runner
@@ -21,15 +22,22 @@ import (
 	"github.com/ec2-isolation/ec2-isolation/internal/steps"
 )
 
-// StateMachineName is the deployed state machine's name, used in execution ARNs.
+// StateMachineName is the isolation state machine's name, used in execution ARNs (the default of
+// Config.StateMachineName), and the prefix of the functions' names (FunctionARN).
 const StateMachineName = "ec2-isolation"
+
+// ReleaseStateMachineName is the release state machine's name in execution ARNs.
+const ReleaseStateMachineName = "ec2-isolation-release"
 
 // Config says what to run against.
 type Config struct {
-	// Definition is the ASL text with its ${…FunctionArn} placeholders.
+	// Definition is the ASL text with its ${…FunctionArn} placeholders (ec2isolation.Definition or
+	// ec2isolation.ReleaseDefinition). Only the functions it names are built, so Env needs only their settings.
 	Definition []byte
-	Region     string
-	Account    string
+	// StateMachineName is the name in execution ARNs; empty means StateMachineName (the isolation's).
+	StateMachineName string
+	Region           string
+	Account          string
 	// AWS returns the AWS configuration a function's clients are built from (one per function, so that an
 	// emulator can tell the callers apart).
 	AWS func(function string) aws.Config
@@ -82,11 +90,15 @@ func FunctionARN(region, account, name string) string {
 	return fmt.Sprintf("arn:aws:lambda:%s:%s:function:%s-%s", region, account, StateMachineName, name)
 }
 
-// New builds every handler and loads the definition with the functions' ARNs substituted.
+// New builds the handler of every function the definition names and loads the definition with the functions'
+// ARNs substituted.
 func New(c Config) (*Runner, error) {
 	r := &Runner{handlers: map[string]*environments{}}
 	subs := map[string]string{}
 	for _, f := range Functions {
+		if !bytes.Contains(c.Definition, []byte("${"+f.Substitution+"}")) {
+			continue
+		}
 		arn := FunctionARN(c.Region, c.Account, f.Name)
 		cfg, log := c.AWS(f.Name), c.Log.With("function", f.Name)
 		env := &environments{build: func() (lambda.Handler, error) { return f.Build(cfg, c.Env, log) }}
@@ -104,7 +116,11 @@ func New(c Config) (*Runner, error) {
 	}
 	r.machine = m
 	r.opts = c.Engine
-	r.opts.Region, r.opts.Account, r.opts.StateMachineName = c.Region, c.Account, StateMachineName
+	name := c.StateMachineName
+	if name == "" {
+		name = StateMachineName
+	}
+	r.opts.Region, r.opts.Account, r.opts.StateMachineName = c.Region, c.Account, name
 	return r, nil
 }
 
@@ -173,7 +189,7 @@ func typeName(v any) string {
 type Function struct {
 	// Name is the functions/<Name> directory.
 	Name string
-	// Substitution is the DefinitionSubstitutions key of its ARN in statemachine/isolation.asl.json.
+	// Substitution is the DefinitionSubstitutions key of its ARN in the definitions (statemachine/*.asl.json).
 	Substitution string
 	// Build returns the handler wrapped by aws-lambda-go's lambda.NewHandler: the same JSON decoding and
 	// encoding the deployed function does.
@@ -191,7 +207,8 @@ func function[In, Out any](name, substitution string, build steps.Build[In, Out]
 		}}
 }
 
-// Functions is every function of the isolation workflow.
+// Functions is every function of the stack: the isolation workflow's, then those only the release runs.
+// (template.yaml has one AWS::Serverless::Function per entry; internal/template checks it.)
 var Functions = []Function{
 	function("validate-and-record", "ValidateAndRecordFunctionArn", steps.ValidateAndRecord),
 	function("disassociate-profile", "DisassociateProfileFunctionArn", steps.DisassociateProfile),
@@ -200,4 +217,12 @@ var Functions = []Function{
 	function("apply-security-group", "ApplySecurityGroupFunctionArn", steps.ApplySecurityGroup),
 	function("snapshot-volumes", "SnapshotVolumesFunctionArn", steps.SnapshotVolumes),
 	function("notify", "NotifyFunctionArn", steps.Notify),
+	function("record-incident", "RecordIncidentFunctionArn", steps.RecordIncident),
+	function("revoke-credentials", "RevokeCredentialsFunctionArn", steps.RevokeCredentials),
+	function("preserve-evidence", "PreserveEvidenceFunctionArn", steps.PreserveEvidence),
+	function("read-incident-record", "ReadIncidentRecordFunctionArn", steps.ReadIncidentRecord),
+	function("restore-security-groups", "RestoreSecurityGroupsFunctionArn", steps.RestoreSecurityGroups),
+	function("restore-instance-profile", "RestoreInstanceProfileFunctionArn", steps.RestoreInstanceProfile),
+	function("lift-credential-revocation", "LiftCredentialRevocationFunctionArn", steps.LiftCredentialRevocation),
+	function("restore-evidence-settings", "RestoreEvidenceSettingsFunctionArn", steps.RestoreEvidenceSettings),
 }

@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 
 	ec2isolation "github.com/ec2-isolation/ec2-isolation"
+	"github.com/ec2-isolation/ec2-isolation/internal/asl"
 	"github.com/ec2-isolation/ec2-isolation/internal/runner"
 	"github.com/ec2-isolation/ec2-isolation/internal/sim"
 	"github.com/ec2-isolation/ec2-isolation/internal/simtest"
@@ -64,5 +66,61 @@ func TestConcurrentInvocationsGetTheirOwnOutput(t *testing.T) {
 				t.Errorf("round %d: the output for %s is %q (%v): another invocation's", round, id, rec.InstanceID, err)
 			}
 		}
+	}
+}
+
+// The release runner builds only the functions its definition names (the isolation functions' settings are not
+// needed) and runs the release definition: an instance that was never isolated is refused by "Read incident
+// record" with NotIsolated, no mutating call is made, and exactly one (failure) notification is published.
+func TestReleaseOfAnInstanceNeverIsolated(t *testing.T) {
+	const instance = "i-0a1b2c3d4e5f60718"
+	sc := sim.Scenario{
+		VPCs:           []sim.VPC{{ID: "vpc-0a1", CIDR: "10.0.0.0/16"}},
+		Subnets:        []sim.Subnet{{ID: "subnet-0a1", VpcID: "vpc-0a1", CIDR: "10.0.0.0/18"}},
+		SecurityGroups: []sim.SecurityGroup{{ID: "sg-0a1b2c3d4e5f00001", VpcID: "vpc-0a1", Name: "web", Description: "web"}},
+		Instances: []sim.Instance{{ID: instance, SubnetID: "subnet-0a1", Tags: map[string]string{"Isolate": "release"},
+			NetworkInterfaces: []sim.NetworkInterface{{ID: "eni-0a1b2c3d4e5f00001", SubnetID: "subnet-0a1", Groups: []string{"sg-0a1b2c3d4e5f00001"}}}}},
+		Topics:  []sim.Topic{{Name: "notifications"}},
+		Buckets: []sim.S3Bucket{{Name: "incidents", Versioning: true}},
+	}
+	srv := simtest.Start(t, sc)
+	// Only the release's settings: the runner would fail to build an isolation-only function without its own.
+	env := map[string]string{"TAG_KEY": "Isolate", "RELEASE_TAG_VALUE": "release", "INCIDENT_BUCKET": "incidents",
+		"ISOLATION_GROUP_NAME": "ec2-isolation-quarantine", "ISOLATION_PROFILE_NAME": "ec2-isolation-quarantine",
+		"REVOCABLE_ROLES": "*", "TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:notifications"}
+	r, err := runner.New(runner.Config{Definition: ec2isolation.ReleaseDefinition, StateMachineName: runner.ReleaseStateMachineName,
+		Region: srv.Region(), Account: srv.AccountID(), AWS: srv.AWSConfig, Env: func(k string) string { return env[k] },
+		Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	event, err := ec2isolation.Events.ReadFile("events/release.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := r.Start(context.Background(), "release-1", event)
+	// The execution fails at "Notify failure", with the refusal in the cause. (The error's name is the notify
+	// function's: ReleaseFailed for the release, per the workflow contract.)
+	if e.Status != asl.StatusFailed || !strings.Contains(e.Cause, "NotIsolated") {
+		t.Fatalf("execution %s %s %s, want FAILED naming NotIsolated", e.Status, e.Error, e.Cause)
+	}
+	if want := "arn:aws:states:us-east-1:123456789012:execution:" + runner.ReleaseStateMachineName + ":release-1"; e.ID != want {
+		t.Errorf("execution ARN %s, want %s", e.ID, want)
+	}
+	var mutating []string
+	for _, c := range srv.Calls() {
+		if c.Mutating && c.Service != "sns" {
+			mutating = append(mutating, c.Service+":"+c.Action)
+		}
+	}
+	if len(mutating) > 0 {
+		t.Errorf("a refused release made mutating calls: %v", mutating)
+	}
+	msgs := srv.Messages()
+	if len(msgs) != 1 {
+		t.Fatalf("%d notifications, want 1", len(msgs))
+	}
+	if !strings.Contains(msgs[0].Message, "NotIsolated") {
+		t.Errorf("the notification does not name NotIsolated:\n%s", msgs[0].Message)
 	}
 }
