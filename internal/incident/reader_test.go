@@ -22,7 +22,7 @@ var readerSettings = incident.ReaderSettings{
 
 func newReader(srv *sim.Server) *incident.Reader {
 	cfg := srv.AWSConfig("read-incident-record")
-	return incident.NewReader(s3Client(srv, "read-incident-record"), ec2.NewFromConfig(cfg), readerSettings, nil)
+	return incident.NewReader(s3Client(srv, "read-incident-record"), ec2.NewFromConfig(cfg), readerSettings, quiet)
 }
 
 var opened = time.Date(2026, 11, 22, 10, 0, 5, 0, time.UTC)

@@ -23,7 +23,7 @@ const SchemaVersion = 1
 
 // maxWriteAttempts bounds the read-modify-write loop: each lost race means another execution of the same
 // instance wrote in between; a handful of them at once is already unusual.
-const maxWriteAttempts = 6
+const maxWriteAttempts = 8
 
 // maxRecordSize refuses to read a record larger than any this package writes (a few incidents of a few KB).
 const maxRecordSize = 16 << 20
@@ -93,7 +93,9 @@ func (s store) load(ctx context.Context, key string) (loaded, error) {
 // save writes f if the object is still what load read: absent (etag "") or at that ETag. It reports a lost race
 // as errConflict.
 func (s store) save(ctx context.Context, key string, f *workflow.IncidentFile, etag string) (string, error) {
-	body, err := json.MarshalIndent(f, "", "  ")
+	// Compact: indenting would also reformat the embedded description, so a record read back would not be
+	// byte-equal to the one written.
+	body, err := json.Marshal(f)
 	if err != nil {
 		return "", err
 	}
