@@ -98,7 +98,9 @@ func preRecord() workflow.Record {
 	}
 }
 
-func s3Client(srv *sim.Server, caller string) *s3.Client { return s3.NewFromConfig(srv.AWSConfig(caller)) }
+func s3Client(srv *sim.Server, caller string) *s3.Client {
+	return s3.NewFromConfig(srv.AWSConfig(caller))
+}
 
 // putRecord writes f as the incident record (setup), returning its version.
 func putRecord(t *testing.T, srv *sim.Server, body []byte) string {
