@@ -24,8 +24,15 @@ import (
 //	  "instances": [{"id": "i-0123456789abcdef0", "subnetId": "subnet-0a1", "profile": "web",
 //	      "networkInterfaces": [{"id": "eni-0a1", "subnetId": "subnet-0a1", "deviceIndex": 0, "groups": ["sg-0a1"]}],
 //	      "volumes": [{"id": "vol-0a1", "deviceName": "/dev/xvda", "sizeGiB": 8, "deleteOnTermination": true}]}],
+//	  "roles": [{"name": "web-role", "path": "/", "inlinePolicies": {"data": {"Version": "2012-10-17", "Statement": [...]}},
+//	      "attachedPolicies": ["arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"]}],
+//	  "targetGroups": [{"name": "web", "vpcId": "vpc-0a1", "port": 443, "targets": [{"id": "i-0123456789abcdef0"}]}],
+//	  "autoScalingGroups": [{"name": "web-asg", "minSize": 1, "maxSize": 3, "desiredCapacity": 1,
+//	      "instances": [{"id": "i-0123456789abcdef0"}], "targetGroupArns": ["web"]}],
+//	  "buckets": [{"name": "incidents-123456789012", "versioning": true}],
 //	  "topics": [{"name": "isolation"}],
-//	  "behaviour": {"associationSettle": "300ms", "groupVisibilityDelay": "200ms", "snapshotCompleteAfter": "1s"},
+//	  "behaviour": {"associationSettle": "300ms", "groupVisibilityDelay": "200ms", "snapshotCompleteAfter": "1s",
+//	      "targetDeregistrationDelay": "300ms"},
 //	  "faults": {"latency": {"default": "5ms"}, "tokenBuckets": {"enabled": true},
 //	      "errors": [{"action": "ModifyNetworkInterfaceAttribute", "code": "InternalError", "status": 500, "firstCalls": 1}]}
 //	}

@@ -1,5 +1,5 @@
-// Package sim is an embedded AWS simulator: it serves the EC2 Query API and the SNS Query API over HTTP on
-// loopback for the real aws-sdk-go-v2 clients, on a simulated account seeded from a Scenario. It models the AWS
+// Package sim is an embedded AWS simulator: it serves the EC2, SNS, IAM, Auto Scaling and ELBv2 Query APIs and
+// S3 (REST-XML, path-style) over HTTP on loopback for the real aws-sdk-go-v2 clients, on a simulated account seeded from a Scenario. It models the AWS
 // behaviours the isolation workflow depends on (profile association states, security group visibility and
 // name uniqueness, replace semantics of ENI groups, DryRun, throttling, snapshots) and injects faults
 // (latency, token-bucket throttling, errors). Every call is recorded.
