@@ -2,7 +2,9 @@
 // per-protocol bodies (MessageStructure json): a readable plain-text summary for email, and an AWS Chatbot
 // (Amazon Q Developer in chat applications) custom notification for chat channels.
 //
-// "Notify failure" returns steperr.IsolationFailed after publishing, so that the execution ends FAILED there.
+// It serves both workflows (NotifyInput.Workflow): the isolation and the release. "Notify failure" returns
+// steperr.IsolationFailed (isolation) or steperr.ReleaseFailed (release) after publishing, so that the execution
+// ends FAILED there.
 // A redrive restarts at that state: seeing the execution's redrive count greater than the failures', it
 // publishes nothing and answers which state to resume at.
 package notify
@@ -74,8 +76,8 @@ const (
 )
 
 // Handle publishes the notification of the execution's outcome. SUCCEEDED: returns the message id. FAILED:
-// returns steperr.IsolationFailed once published, or, when a redrive is resuming, publishes nothing and returns
-// the state to resume at.
+// returns steperr.IsolationFailed (steperr.ReleaseFailed for the release) once published, or, when a redrive is
+// resuming, publishes nothing and returns the state to resume at.
 func (h *Handler) Handle(ctx context.Context, in workflow.NotifyInput) (workflow.NotifyOutput, error) {
 	state := stateSuccess
 	if in.Outcome != workflow.OutcomeSucceeded {
@@ -110,6 +112,9 @@ func (h *Handler) Handle(ctx context.Context, in workflow.NotifyInput) (workflow
 	id := aws.ToString(out.MessageId)
 	log.Info("notification published", "outcome", in.Outcome, "messageId", id, "topic", h.s.TopicARN)
 	if in.Outcome == workflow.OutcomeFailed {
+		if isRelease(in) {
+			return workflow.NotifyOutput{MessageID: id}, &steperr.ReleaseFailed{Summary: failureSummary(in)}
+		}
 		return workflow.NotifyOutput{MessageID: id}, &steperr.IsolationFailed{Summary: failureSummary(in)}
 	}
 	return workflow.NotifyOutput{MessageID: id}, nil
@@ -118,6 +123,11 @@ func (h *Handler) Handle(ctx context.Context, in workflow.NotifyInput) (workflow
 func check(in workflow.NotifyInput, state string) error {
 	bad := func(format string, a ...any) error {
 		return &steperr.InvalidInput{Step: state, Reason: fmt.Sprintf(format, a...)}
+	}
+	switch in.Workflow {
+	case "", workflow.WorkflowIsolation, workflow.WorkflowRelease:
+	default:
+		return bad("unknown workflow %q (want %s or %s)", plain(in.Workflow, 50), workflow.WorkflowIsolation, workflow.WorkflowRelease)
 	}
 	switch in.Outcome {
 	case workflow.OutcomeSucceeded:
@@ -161,11 +171,16 @@ func instanceID(in workflow.NotifyInput) string {
 		return in.Record.InstanceID
 	case in.InstanceID != "":
 		return in.InstanceID
+	case in.Incident != nil && in.Incident.PreIsolation.Record.InstanceID != "":
+		return in.Incident.PreIsolation.Record.InstanceID
 	case in.Event != nil:
 		return in.Event.InstanceID()
 	}
 	return ""
 }
+
+// isRelease: the input is the release workflow's.
+func isRelease(in workflow.NotifyInput) bool { return in.Workflow == workflow.WorkflowRelease }
 
 // failureSummary names the failed states and their errors (the execution's error cause in the console).
 func failureSummary(in workflow.NotifyInput) string {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/ec2-isolation/ec2-isolation/internal/workflow"
 )
@@ -69,9 +70,14 @@ func render(in workflow.NotifyInput) (message, error) {
 		shownID = id
 	}
 	var subj string
-	if in.Outcome == workflow.OutcomeSucceeded {
+	switch {
+	case isRelease(in) && in.Outcome == workflow.OutcomeSucceeded:
+		subj = "EC2 release SUCCEEDED: " + shownID + " is released"
+	case isRelease(in):
+		subj = fmt.Sprintf("EC2 release FAILED for %s at %s", shownID, in.Failures[0].State)
+	case in.Outcome == workflow.OutcomeSucceeded:
 		subj = "EC2 isolation SUCCEEDED: " + shownID + " is isolated"
-	} else {
+	default:
 		subj = fmt.Sprintf("EC2 isolation FAILED for %s at %s", shownID, in.Failures[0].State)
 	}
 	chat, err := json.Marshal(chatbot(in, shownID))
@@ -113,13 +119,24 @@ func email(in workflow.NotifyInput) string {
 	v := func(s string) string { return plain(s, maxValue) }
 	id := v(instanceID(in))
 
-	if in.Outcome == workflow.OutcomeSucceeded {
-		p("EC2 instance %s has been ISOLATED.", id)
-	} else {
-		var states []string
-		for _, f := range in.Failures {
-			states = append(states, fmt.Sprintf("%q", v(f.State)))
+	var states []string
+	for _, f := range in.Failures {
+		states = append(states, fmt.Sprintf("%q", v(f.State)))
+	}
+	switch {
+	case isRelease(in) && in.Outcome == workflow.OutcomeSucceeded:
+		p("EC2 instance %s has been RELEASED from isolation: its pre-isolation state is restored.", id)
+	case isRelease(in):
+		p("Release of EC2 instance %s FAILED at %s.", id, strings.Join(states, " and "))
+		p("")
+		if refused(in) {
+			p("The release was refused: nothing was changed.")
+		} else {
+			p("WARNING: the instance may still be isolated, or only partly restored (see what did succeed).")
 		}
+	case in.Outcome == workflow.OutcomeSucceeded:
+		p("EC2 instance %s has been ISOLATED.", id)
+	default:
 		p("Isolation of EC2 instance %s FAILED at %s.", id, strings.Join(states, " and "))
 		if in.Apply == nil {
 			p("")
@@ -161,7 +178,7 @@ func email(in workflow.NotifyInput) string {
 	for _, l := range done {
 		p("%s", l)
 	}
-	if in.Apply != nil {
+	if in.Apply != nil && !isRelease(in) {
 		p("")
 		p("Note: connections the instance's previous security groups tracked are not cut by a group change,")
 		if untrackFirst(in) {
@@ -173,7 +190,7 @@ func email(in workflow.NotifyInput) string {
 		}
 	}
 
-	if in.Outcome == workflow.OutcomeFailed {
+	if in.Outcome == workflow.OutcomeFailed && !refused(in) {
 		cli, console := redrive(in)
 		p("")
 		p("HOW TO RESUME")
@@ -187,7 +204,13 @@ func email(in workflow.NotifyInput) string {
 		}
 	}
 
-	if in.Record != nil {
+	switch {
+	case isRelease(in) && in.Incident != nil:
+		p("")
+		p("PRE-ISOLATION STATE (what this release restores)")
+		rec, _ := json.MarshalIndent(in.Incident.PreIsolation.Record, "  ", "  ")
+		p("  %s", truncate(string(rec), 20000))
+	case !isRelease(in) && in.Record != nil:
 		p("")
 		p("PRE-ISOLATION STATE (what a release restores)")
 		rec, _ := json.MarshalIndent(in.Record, "  ", "  ")
@@ -195,6 +218,23 @@ func email(in workflow.NotifyInput) string {
 	}
 	return b.String()
 }
+
+// refused: the release stopped at "Read incident record" (never isolated, already released, record missing),
+// before any change. A redrive would refuse again: the notification says what to do instead.
+func refused(in workflow.NotifyInput) bool {
+	if !isRelease(in) || in.Outcome != workflow.OutcomeFailed {
+		return false
+	}
+	for _, f := range in.Failures {
+		if f.State != stateRead {
+			return false
+		}
+	}
+	return true
+}
+
+// stateRead is the release's first state, which changes nothing.
+const stateRead = "Read incident record"
 
 func untrackFirst(in workflow.NotifyInput) bool {
 	if in.Groups == nil {
@@ -229,6 +269,22 @@ func doneLines(in workflow.NotifyInput, max int, v func(string) string) []string
 		}
 	}
 
+	if r := in.Incident; r != nil && r.Key != "" {
+		note := ""
+		switch {
+		case isRelease(in):
+			note = fmt.Sprintf(", incident opened %s", r.OpenedAt.UTC().Format(time.RFC3339))
+		case r.Opened:
+			note = ", incident opened by this execution"
+		default:
+			note = fmt.Sprintf(", joined the incident opened %s", r.OpenedAt.UTC().Format(time.RFC3339))
+		}
+		version := ""
+		if r.VersionID != "" {
+			version = " version " + v(r.VersionID)
+		}
+		p("  Incident record: %s%s%s", v("s3://"+r.Bucket+"/"+r.Key), version, note)
+	}
 	if a := in.Apply; a != nil {
 		p("  Network containment (Apply isolation security group):")
 		for i, n := range a.NetworkInterfaces {
@@ -276,6 +332,54 @@ func doneLines(in workflow.NotifyInput, max int, v func(string) string) []string
 		}
 		p("  Isolation instance profile attached: %s (association %s%s)", v(a.ProfileARN), v(a.AssociationID), note)
 	}
+	revocation := func(title string, r *workflow.RevokeOutput, done, already string) {
+		if r == nil {
+			return
+		}
+		p("  %s:", title)
+		for _, role := range r.Roles {
+			how := done
+			if !role.Changed {
+				how = already
+			}
+			p("    role %s: inline policy %s %s", v(role.RoleName), v(role.PolicyName), how)
+		}
+		for _, s := range r.Skipped {
+			p("    skipped: %s", v(s))
+		}
+		if len(r.Roles) == 0 && len(r.Skipped) == 0 {
+			p("    nothing to do")
+		}
+	}
+	changes := func(title string, c *workflow.StepChanges) {
+		if c == nil {
+			return
+		}
+		p("  %s:", title)
+		for i, ch := range c.Changes {
+			if i == max {
+				break
+			}
+			line := fmt.Sprintf("    %s %s", v(ch.Action), v(ch.Resource))
+			if ch.Detail != "" {
+				line += ": " + v(ch.Detail)
+			}
+			p("%s", line)
+		}
+		more(len(c.Changes))
+		for _, s := range c.Skipped {
+			p("    skipped: %s", v(s))
+		}
+		if len(c.Changes) == 0 && len(c.Skipped) == 0 {
+			p("    nothing to change: already as wanted")
+		}
+	}
+	revocation("Credentials revoked (Revoke credentials)", in.Revoke, "denies the instance's credentials", "already in place")
+	changes("Evidence preserved (Preserve evidence)", in.Preserve)
+	changes("Security groups restored (Restore security groups)", in.RestoreGroups)
+	changes("Instance profile restored (Restore instance profile)", in.RestoreProfile)
+	revocation("Credential revocation lifted (Lift credential revocation)", in.LiftRevocation, "removed", "already removed")
+	changes("Evidence settings restored (Restore evidence settings)", in.RestoreEvidence)
 	if s := in.Snapshot; s != nil {
 		note := ""
 		if !s.Created {
@@ -319,17 +423,48 @@ func chatbot(in workflow.NotifyInput, shownID string) chatbotNotification {
 	}
 	if in.Record != nil && in.Record.InstanceARN != "" {
 		n.Metadata.RelatedResources = append(n.Metadata.RelatedResources, plain(in.Record.InstanceARN, maxValue))
+	} else if in.Incident != nil && in.Incident.PreIsolation.Record.InstanceARN != "" {
+		n.Metadata.RelatedResources = append(n.Metadata.RelatedResources, plain(in.Incident.PreIsolation.Record.InstanceARN, maxValue))
 	}
 	if executionARNPattern.MatchString(in.ExecutionARN) {
 		n.Metadata.RelatedResources = append(n.Metadata.RelatedResources, in.ExecutionARN)
 	}
 
-	if in.Outcome == workflow.OutcomeSucceeded {
+	switch {
+	case isRelease(in) && in.Outcome == workflow.OutcomeSucceeded:
+		n.Content.Title = ":unlock: " + chatText("EC2 instance "+shownID+" released", 250)
+		n.Metadata.EventType = "EC2ReleaseSucceeded"
+		n.Metadata.Summary = chatText("EC2 instance "+shownID+" released from isolation", 250)
+		p("*Instance* %s released from isolation by execution %s: its pre-isolation state is restored.", c(id), c(in.ExecutionName))
+	case isRelease(in):
+		f := in.Failures[0]
+		n.Content.Title = ":rotating_light: " + chatText("EC2 release FAILED for "+shownID+" at "+f.State, 250)
+		n.Metadata.EventType = "EC2ReleaseFailed"
+		n.Metadata.Summary = chatText("EC2 release failed for "+shownID+" at "+f.State, 250)
+		p("*Release of* %s *failed* (execution %s).", c(id), c(in.ExecutionName))
+		if refused(in) {
+			p("The release was refused: nothing was changed.")
+		} else {
+			p(":warning: *The instance may still be isolated, or only partly restored.*")
+		}
+		for _, f := range in.Failures {
+			p("*Failed state:* %s *error:* %s", c(f.State), c(f.Error))
+			p("*Cause:* %s", code(causeText(f.Cause), maxChatCause))
+		}
+		if !refused(in) {
+			cli, console := redrive(in)
+			n.Content.NextSteps = append(n.Content.NextSteps,
+				"Fix the cause, then redrive the execution (it restarts at the failed state; every step is idempotent): "+code(cli, 400))
+			if console != "" {
+				n.Content.NextSteps = append(n.Content.NextSteps, "Or in the Step Functions console: "+console)
+			}
+		}
+	case in.Outcome == workflow.OutcomeSucceeded:
 		n.Content.Title = ":white_check_mark: " + chatText("EC2 instance "+shownID+" isolated", 250)
 		n.Metadata.EventType = "EC2IsolationSucceeded"
 		n.Metadata.Summary = chatText("EC2 instance "+shownID+" isolated", 250)
 		p("*Instance* %s isolated by execution %s.", c(id), c(in.ExecutionName))
-	} else {
+	default:
 		f := in.Failures[0]
 		n.Content.Title = ":rotating_light: " + chatText("EC2 isolation FAILED for "+shownID+" at "+f.State, 250)
 		n.Metadata.EventType = "EC2IsolationFailed"
@@ -366,9 +501,14 @@ func chatbot(in workflow.NotifyInput, shownID string) chatbotNotification {
 			p("%s", strings.TrimPrefix(l, "  "))
 		}
 	}
-	if in.Outcome == workflow.OutcomeSucceeded {
+	switch {
+	case in.Outcome != workflow.OutcomeSucceeded:
+	case isRelease(in):
 		n.Content.NextSteps = append(n.Content.NextSteps,
-			"Investigate from the snapshots; the full pre-isolation record is in the email notification and the execution's history.")
+			"The snapshots and the incident record (both executions) are kept.")
+	default:
+		n.Content.NextSteps = append(n.Content.NextSteps,
+			"Investigate from the snapshots; the full pre-isolation record is in the incident record, the email notification and the execution's history.")
 	}
 	n.Content.Description = strings.Join(d, "\n")
 	n.Content.Keywords = []string{"ec2-isolation", in.Outcome}
