@@ -851,6 +851,13 @@ func (a *Account) terminate(inst *instance) {
 			a.associations.del(as.id)
 		}
 	}
+	// A terminated instance leaves its Auto Scaling group and its target groups.
+	for _, g := range a.asGroups.all() {
+		g.instances = slices.DeleteFunc(g.instances, func(in *asInstance) bool { return in.id == inst.id })
+	}
+	for _, tg := range a.targetGroups.all() {
+		tg.targets = slices.DeleteFunc(tg.targets, func(t *target) bool { return t.id == inst.id })
+	}
 }
 
 // instanceENIs returns the ENIs attached to an instance, by device index.

@@ -178,3 +178,22 @@ func TestScenarioRoleDocumentAsObject(t *testing.T) {
 		t.Error("malformed inline policy accepted")
 	}
 }
+
+// Error faults by action name apply to IAM as to EC2: a throttled PutRolePolicy is retried by the SDK.
+func TestIAMInjectedThrottling(t *testing.T) {
+	sc := baseScenario()
+	sc.Faults.Errors = []ErrorFault{{Action: "PutRolePolicy", Service: "iam", Code: "Throttling", FirstCalls: 2}}
+	s, _, _ := start(t, sc)
+	c := iam.NewFromConfig(s.AWSConfig("AKIDTEST"))
+	if _, err := c.PutRolePolicy(context.Background(), &iam.PutRolePolicyInput{RoleName: aws.String("web-role"),
+		PolicyName: aws.String("p"), PolicyDocument: aws.String(appPolicy)}); err != nil {
+		t.Fatalf("PutRolePolicy (retried): %v", err)
+	}
+	var codes []string
+	for _, call := range s.Calls() {
+		codes = append(codes, call.Action+"="+call.ErrorCode)
+	}
+	if diff := cmp.Diff([]string{"PutRolePolicy=Throttling", "PutRolePolicy=Throttling", "PutRolePolicy="}, codes); diff != "" {
+		t.Errorf("calls (-want +got):\n%s", diff)
+	}
+}

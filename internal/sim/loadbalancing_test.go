@@ -3,6 +3,10 @@ package sim
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -335,5 +339,46 @@ func TestLoadBalancingScenarioRefusals(t *testing.T) {
 				t.Error("scenario accepted")
 			}
 		})
+	}
+}
+
+// What the SDK would refuse before sending: the server refuses it too.
+func TestDetachInstancesRawRefusals(t *testing.T) {
+	sc := lbScenario()
+	sc.AutoScaling[0].Instances[1].LifecycleState = "Pending"
+	s, c, _ := startLB(t, sc)
+	form := url.Values{"Action": {"DetachInstances"}, "Version": {"2011-01-01"}, "AutoScalingGroupName": {"web-asg"},
+		"InstanceIds.member.1": {instWeb}}
+	resp, err := http.Post(s.URL(), "application/x-www-form-urlencoded", strings.NewReader(form.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 400 || !strings.Contains(string(body), "<Code>ValidationError</Code>") || !strings.Contains(string(body), "shouldDecrementDesiredCapacity") {
+		t.Errorf("without ShouldDecrementDesiredCapacity: %d %s", resp.StatusCode, body)
+	}
+	_, err = c.DetachInstances(context.Background(), &autoscaling.DetachInstancesInput{AutoScalingGroupName: aws.String("web-asg"),
+		InstanceIds: []string{instDB}, ShouldDecrementDesiredCapacity: aws.Bool(false)})
+	wantErr(t, err, "ValidationError", 400) // Pending, not InService or Standby
+	if desired, members := asgView(t, c, "web-asg"); desired != 2 || len(members) != 2 {
+		t.Errorf("refusals changed the group: desired %d members %v", desired, members)
+	}
+}
+
+func TestTerminatedInstanceLeavesGroups(t *testing.T) {
+	s, c, e := startLB(t, lbScenario())
+	var webTG string
+	s.Update(func(a *Account) {
+		webTG = a.TargetGroupARN("web-tg")
+		if err := a.TerminateInstance(instWeb); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if _, members := asgView(t, c, "web-asg"); !cmp.Equal([]string{instDB + "=InService"}, members) {
+		t.Errorf("members after termination: %v", members)
+	}
+	if diff := cmp.Diff([]string{instDB + ":80=healthy"}, health(t, e, webTG)); diff != "" {
+		t.Errorf("targets after termination (-want +got):\n%s", diff)
 	}
 }
