@@ -2,8 +2,11 @@ package sim
 
 import (
 	"context"
+	"os"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
@@ -88,5 +91,35 @@ func TestReleaseScenario(t *testing.T) {
 	v, err := s3.NewFromConfig(cfg).GetBucketVersioning(ctx, &s3.GetBucketVersioningInput{Bucket: aws.String("ec2-isolation-incidents-123456789012")})
 	if err != nil || v.Status != s3types.BucketVersioningStatusEnabled {
 		t.Errorf("incident bucket %+v %v", v, err)
+	}
+}
+
+func TestNewScenarioFieldsStrict(t *testing.T) {
+	good, err := os.ReadFile("../../cmd/isolation/scenarios/release.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct{ name, from, to string }{
+		{"role", `{"name": "ec2-isolation-quarantine"}`, `{"name": "ec2-isolation-quarantine", "policies": {}}`},
+		{"target group", `"protocol": "HTTPS",`, `"protocol": "HTTPS", "healthCheck": "/",`},
+		{"target", `"port": 8443}`, `"port": 8443, "az": "us-east-1a"}`},
+		{"auto scaling group", `"minSize": 1,`, `"minSize": 1, "min": 1,`},
+		{"auto scaling instance", `"instances": [{"id": "i-0a1b2c3d4e5f60718"}`, `"instances": [{"id": "i-0a1b2c3d4e5f60718", "state": "InService"}`},
+		{"bucket", `"versioning": true}`, `"versioning": true, "encryption": "aws:kms"}`},
+		{"behaviour", `"snapshotCompleteAfter": "1s"`, `"snapshotCompleteAfter": "1s", "deregistrationDelay": "1s"`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if !strings.Contains(string(good), tc.from) {
+				t.Fatalf("release.json no longer contains %s", tc.from)
+			}
+			if _, err := ParseScenario([]byte(strings.Replace(string(good), tc.from, tc.to, 1))); err == nil {
+				t.Error("unknown field accepted")
+			}
+		})
+	}
+	sc, err := ParseScenario([]byte(strings.Replace(string(good), `"snapshotCompleteAfter": "1s"`, `"snapshotCompleteAfter": "1s", "targetDeregistrationDelay": "300ms"`, 1)))
+	if err != nil || sc.Behaviour.TargetDeregistrationDelay != 300*time.Millisecond {
+		t.Errorf("targetDeregistrationDelay: %v %v", sc.Behaviour.TargetDeregistrationDelay, err)
 	}
 }
