@@ -20,6 +20,28 @@
 // Writes are conditional (If-None-Match: * to create, If-Match: <ETag> to update) and start again from a fresh
 // read when another execution wrote in between; a run that finds nothing to add writes nothing.
 //
+// The description is read while the network containment runs beside it, so its security groups may already be
+// the isolation group's; what a release restores is Validate's record (read before any change).
+//
+// # Inputs (ASL Parameters)
+//
+// The three states share the function; "phase" says which one runs, the rest is the phase's type:
+//
+//	"Record pre-isolation state": {"phase": "open", "record.$": "$.record",
+//	    "executionName.$": "$$.Execution.Name", "executionArn.$": "$$.Execution.Id"}
+//	    (workflow.OpenIncidentInput; output workflow.IncidentRef)
+//	"Record outcome": {"phase": "outcome", ...every field of Notify's input} (workflow.NotifyInput: record,
+//	    incident (the open phase's output; without it the key comes from record), disassociate, attach, groups,
+//	    apply, snapshot, revoke, preserve, failures, outcome (SUCCEEDED | FAILED; when absent, FAILED iff
+//	    failures), executionName, executionArn, redriveCount)
+//	"Record release": {"phase": "release", "workflow": "release", ...} (workflow.NotifyInput: incident (Read
+//	    incident record's), restoreGroups, restoreProfile, liftRevocation, restoreEvidence, failures, outcome,
+//	    executionName, executionArn, instanceId)
+//
+// Outcome and release return the incident's IncidentRef at the version written (or read, when there was nothing
+// to add). Without an incident or a record to name the object (the execution failed at "Validate and record" or
+// "Read incident record"), they record nothing, make no call and return an empty IncidentRef.
+//
 // # An instance found already isolated with no open incident
 //
 // If Validate's record shows an ENI carrying only the stack's managed isolation group(s) (Record.IsolationGroups)

@@ -56,6 +56,8 @@ type errUnreadable struct{ err error }
 func (e *errUnreadable) Error() string { return "not a readable incident record: " + e.err.Error() }
 func (e *errUnreadable) Unwrap() error { return e.err }
 
+// load reads the record. The function's role needs s3:ListBucket on the bucket besides s3:GetObject: without it
+// S3 answers a missing key with 403 AccessDenied (an AWSError here) instead of 404 NoSuchKey.
 func (s store) load(ctx context.Context, key string) (loaded, error) {
 	out, err := s.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(key)})
 	var (
