@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -484,5 +485,29 @@ func TestOutcomeBeforeAnyRecord(t *testing.T) {
 	}
 	if n := len(srv.Calls()); n != 0 {
 		t.Errorf("%d calls", n)
+	}
+}
+
+// Through aws-lambda-go's decoding, as in Lambda: a bad input is reported as InvalidInput (the errorType the
+// state machine sees), and a good one reaches its phase.
+func TestLambdaDecoding(t *testing.T) {
+	srv := start(t, fleet())
+	h := lambda.NewHandler(newRecorder(srv).Handle)
+	_, err := h.Invoke(ctx, []byte(`{"phase":"open","record":"not an object"}`))
+	var ii *steperr.InvalidInput
+	if !errors.As(err, &ii) || fmt.Sprintf("%T", err) != "*steperr.InvalidInput" {
+		t.Errorf("err = %v (%T), want *steperr.InvalidInput", err, err)
+	}
+	if n := len(srv.Calls()); n != 0 {
+		t.Errorf("%d calls before refusing", n)
+	}
+	in, _ := json.Marshal(incident.Input{Phase: incident.PhaseOpen, Open: openInput("iso-1")})
+	out, err := h.Invoke(ctx, in)
+	if err != nil {
+		t.Fatalf("Invoke: %v", err)
+	}
+	var ref workflow.IncidentRef
+	if err := json.Unmarshal(out, &ref); err != nil || !ref.Opened || ref.Key != key {
+		t.Errorf("output %s (%v), want the opened incident's ref", out, err)
 	}
 }
