@@ -38,6 +38,7 @@ type bucket struct {
 }
 
 type objectVersion struct {
+	checksums                         http.Header
 	key, versionID, etag, contentType string
 	body                              []byte
 	modified                          time.Time
@@ -67,7 +68,12 @@ func s3Request(r *http.Request, body []byte) *request {
 	}
 	req.p = parseParams(url.Values{})
 	if strings.Contains(r.Header.Get("Content-Encoding"), "aws-chunked") {
-		body = decodeAWSChunked(body)
+		var trailers http.Header
+		body, trailers = decodeAWSChunked(body)
+		req.header = r.Header.Clone()
+		for k, vs := range trailers {
+			req.header[k] = vs
+		}
 	}
 	req.body = body
 	switch {
@@ -102,9 +108,11 @@ func s3Request(r *http.Request, body []byte) *request {
 }
 
 // decodeAWSChunked strips the aws-chunked framing ("<hex size>[;chunk-signature=...]\r\n<data>\r\n" ...,
-// a zero-size chunk, then trailers) the SDK uses when it streams a checksum trailer.
-func decodeAWSChunked(b []byte) []byte {
+// a zero-size chunk, then trailers) the SDK uses when it streams a checksum trailer; it returns the data and the
+// trailers.
+func decodeAWSChunked(b []byte) ([]byte, http.Header) {
 	var out []byte
+	trailers := http.Header{}
 	for len(b) > 0 {
 		line, rest, found := bytes.Cut(b, []byte("\r\n"))
 		if !found {
@@ -112,14 +120,27 @@ func decodeAWSChunked(b []byte) []byte {
 		}
 		sizeHex, _, _ := bytes.Cut(line, []byte(";"))
 		n, err := strconv.ParseInt(string(bytes.TrimSpace(sizeHex)), 16, 64)
-		if err != nil || n == 0 || int64(len(rest)) < n {
+		if err != nil || int64(len(rest)) < n {
+			break
+		}
+		if n == 0 {
+			for _, l := range strings.Split(string(rest), "\r\n") {
+				if k, v, ok := strings.Cut(l, ":"); ok {
+					trailers.Add(strings.TrimSpace(k), strings.TrimSpace(v))
+				}
+			}
 			break
 		}
 		out = append(out, rest[:n]...)
 		b = bytes.TrimPrefix(rest[n:], []byte("\r\n"))
 	}
-	return out
+	return out, trailers
 }
+
+// checksumHeaders are the full-object checksums a client may send with PutObject; S3 keeps them and returns them
+// when GetObject/HeadObject ask with x-amz-checksum-mode: ENABLED (the SDK then validates the body).
+var checksumHeaders = []string{"X-Amz-Checksum-Crc32", "X-Amz-Checksum-Crc32c", "X-Amz-Checksum-Crc64nvme",
+	"X-Amz-Checksum-Sha1", "X-Amz-Checksum-Sha256"}
 
 // s3Answer is the answer of an S3 action: headers, and a body (raw, or an XML document when xml is set).
 type s3Answer struct {
@@ -228,8 +249,13 @@ func (a *Account) newVersionID(b *bucket) string {
 	return fmt.Sprintf("v%015x%016x", a.ids.Uint64()>>4, a.ids.Uint64())
 }
 
-func objectHeaders(b *bucket, v *objectVersion) http.Header {
+func objectHeaders(req *request, b *bucket, v *objectVersion) http.Header {
 	h := http.Header{}
+	if strings.EqualFold(req.header.Get("X-Amz-Checksum-Mode"), "ENABLED") {
+		for k, vs := range v.checksums {
+			h[k] = vs
+		}
+	}
 	h.Set("ETag", v.etag)
 	h.Set("Last-Modified", v.modified.UTC().Format(http.TimeFormat))
 	if b.versioning {
@@ -274,13 +300,19 @@ func putObject(a *Account, req *request) (any, *apiError) {
 		}
 	}
 	v := &objectVersion{key: req.key, versionID: a.newVersionID(b), etag: etagOf(req.body),
-		contentType: req.header.Get("Content-Type"), body: slices.Clone(req.body), modified: a.clock.Now()}
+		contentType: req.header.Get("Content-Type"), body: slices.Clone(req.body), modified: a.clock.Now(),
+		checksums: http.Header{}}
+	for _, k := range checksumHeaders {
+		if c := req.header.Get(k); c != "" {
+			v.checksums.Set(k, c)
+		}
+	}
 	if b.versioning {
 		b.objects[req.key] = append(b.objects[req.key], v)
 	} else {
 		b.objects[req.key] = []*objectVersion{v}
 	}
-	h := http.Header{}
+	h := v.checksums.Clone()
 	h.Set("ETag", v.etag)
 	if b.versioning {
 		h.Set("x-amz-version-id", v.versionID)
@@ -327,7 +359,7 @@ func getObject(a *Account, req *request) (any, *apiError) {
 	if err != nil {
 		return nil, err
 	}
-	return &s3Answer{header: objectHeaders(b, v), body: slices.Clone(v.body)}, nil
+	return &s3Answer{header: objectHeaders(req, b, v), body: slices.Clone(v.body)}, nil
 }
 
 func headObject(a *Account, req *request) (any, *apiError) {
@@ -339,7 +371,7 @@ func headObject(a *Account, req *request) (any, *apiError) {
 	if err != nil {
 		return nil, err
 	}
-	return &s3Answer{header: objectHeaders(b, v)}, nil
+	return &s3Answer{header: objectHeaders(req, b, v)}, nil
 }
 
 func headBucket(a *Account, req *request) (any, *apiError) {

@@ -242,3 +242,39 @@ func TestS3InjectedFault(t *testing.T) {
 		t.Errorf("calls (-want +got):\n%s", diff)
 	}
 }
+
+// The checksum the SDK sends with PutObject comes back when GetObject asks for it, and the SDK validates the
+// body against it.
+func TestS3Checksums(t *testing.T) {
+	s, c := startS3(t)
+	ctx := context.Background()
+	put, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(incidents), Key: aws.String("k"), Body: strings.NewReader("record"),
+		ChecksumAlgorithm: s3types.ChecksumAlgorithmSha256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if aws.ToString(put.ChecksumSHA256) == "" {
+		t.Fatalf("PutObject answer without the checksum: %+v", put)
+	}
+	out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(incidents), Key: aws.String("k"), ChecksumMode: s3types.ChecksumModeEnabled})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(out.Body)
+	out.Body.Close()
+	if err != nil || string(body) != "record" || aws.ToString(out.ChecksumSHA256) != aws.ToString(put.ChecksumSHA256) {
+		t.Errorf("GetObject: %q %v checksum %s, want %s", body, err, aws.ToString(out.ChecksumSHA256), aws.ToString(put.ChecksumSHA256))
+	}
+	// A stored checksum that does not match the body fails the SDK's validation: the checksum is really checked.
+	s.Update(func(a *Account) {
+		a.buckets.get(incidents).objects["k"][0].body = []byte("tampered")
+	})
+	out, err = c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(incidents), Key: aws.String("k"), ChecksumMode: s3types.ChecksumModeEnabled})
+	if err == nil {
+		_, err = io.ReadAll(out.Body)
+		out.Body.Close()
+	}
+	if err == nil {
+		t.Error("tampered body passed the checksum validation")
+	}
+}
