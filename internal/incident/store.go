@@ -114,7 +114,8 @@ func (s store) save(ctx context.Context, key string, f *workflow.IncidentFile, e
 	switch {
 	case err == nil:
 		return aws.ToString(out.VersionId), nil
-	case lostRace(err):
+	case lostRace(err), etag != "" && steperr.Code(err) == "NoSuchKey":
+		// NoSuchKey: the object read was deleted since; the next read sees that.
 		return "", errConflict
 	}
 	return "", steperr.FromAWS(fmt.Sprintf("put s3://%s/%s", s.bucket, key), err)
