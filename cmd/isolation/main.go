@@ -28,6 +28,7 @@ commands:
   simulate   run the isolation state machine with the real handlers against an embedded simulated AWS account
   run        break-glass: run it from this machine against the configured AWS account (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL)
   preflight  check, changing nothing, that the configured account could isolate an instance
+  bench      measure the containment path, cold starts, a tagging storm and the cost (docs/PERFORMANCE.md)
 `
 
 // run is runWithInput without standard input (a confirmation question reads end of file: not confirmed).
@@ -47,6 +48,8 @@ func runWithInput(ctx context.Context, args []string, stdin io.Reader, stdout, s
 		return runCommand(ctx, args[1:], stdin, stdout, stderr)
 	case "preflight":
 		return preflightCommand(ctx, args[1:], stdout, stderr)
+	case "bench":
+		return benchCommand(ctx, args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -51,6 +51,9 @@ type Options struct {
 	// OnEvent, if set, is called with each history event as it is recorded (from the goroutine recording it,
 	// concurrently for Parallel branches), e.g. to stream the history while the execution runs.
 	OnEvent func(Event)
+	// TransitionLatency is waited (through Sleep) before each state is entered: the service's own time per state
+	// transition, which a benchmark states (isolation bench). Default 0: none.
+	TransitionLatency time.Duration
 }
 
 func (o Options) withDefaults() Options {
@@ -319,6 +322,10 @@ type visit struct {
 }
 
 func (r *runner) enter(ctx context.Context, st *state, raw any, th *thread, sc scope) *visit {
+	if r.o.TransitionLatency > 0 {
+		// Cancelled: the state is entered anyway and then stops as any state does.
+		_ = r.o.Sleep(ctx, r.o.TransitionLatency)
+	}
 	now := r.o.Now()
 	in := encodeJSON(raw)
 	run := r.e.History.beginRun(&StateRun{Name: st.name, Type: st.typ, Parallel: sc.parallel, Branch: sc.branch,

@@ -1,0 +1,75 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	ec2isolation "github.com/ec2-isolation/ec2-isolation"
+	"github.com/ec2-isolation/ec2-isolation/internal/bench"
+)
+
+// benchCommand is `isolation bench`: run from the repository root (it builds ./functions/... and reads
+// template.yaml). See docs/PERFORMANCE.md.
+func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "usage: isolation bench [flags]\n\nMeasures the containment path, the functions' cold starts, a tagging storm against EC2's token\nbuckets and the cost per 1,000 isolations; prints Markdown tables (docs/PERFORMANCE.md). Run it from the\nrepository root.\n\nflags:\n")
+		fs.PrintDefaults()
+	}
+	o := bench.Options{Progress: stderr}
+	fs.StringVar(&o.Repo, "repo", ".", "the repository root (template.yaml, functions/)")
+	fs.DurationVar(&o.Latency, "latency", 100*time.Millisecond, "latency of every simulated AWS answer")
+	fs.DurationVar(&o.Costs.Invoke, "invoke-cost", 25*time.Millisecond, "Lambda invoke overhead per invocation (warm)")
+	fs.DurationVar(&o.Costs.Transition, "transition-cost", 15*time.Millisecond, "Step Functions time per state transition")
+	fs.IntVar(&o.Runs, "runs", 5, "runs of each cold start (median)")
+	fs.IntVar(&o.PathRuns, "path-runs", 3, "runs of each containment path row (median)")
+	fs.IntVar(&o.Storm, "storm", 1000, "instances tagged at once in the storm")
+	fs.Float64Var(&o.StormFactor, "storm-speed", 20, "the storm's simulated clock runs this many times faster than real time")
+	fs.IntVar(&o.Concurrency, "concurrency", 0, "reserved concurrency of each function in the storm (0: unlimited; the template's default is 10)")
+	only := fs.String("only", "", "comma-separated parts to run: path, coldstart, storm (default: all)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "isolation bench: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	if o.Runs < 1 || o.Storm < 1 || o.StormFactor <= 0 {
+		fmt.Fprintln(stderr, "isolation bench: -runs and -storm must be at least 1, -storm-speed positive")
+		return 2
+	}
+	if *only != "" {
+		o.Only = map[string]bool{}
+		for _, p := range strings.Split(*only, ",") {
+			o.Only[strings.TrimSpace(p)] = true
+		}
+	}
+	var err error
+	if o.Scenario, err = scenarios.ReadFile("scenarios/default.json"); err != nil {
+		fmt.Fprintln(stderr, "isolation bench:", err)
+		return 2
+	}
+	if o.Event, err = ec2isolation.Events.ReadFile("events/isolate.json"); err != nil {
+		fmt.Fprintln(stderr, "isolation bench:", err)
+		return 2
+	}
+	rep, err := bench.Run(ctx, o)
+	if err != nil {
+		fmt.Fprintln(stderr, "isolation bench:", err)
+		return 2
+	}
+	bench.Print(stdout, rep)
+	if len(rep.Errors) > 0 {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,203 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+
+	ec2isolation "github.com/ec2-isolation/ec2-isolation"
+	"github.com/ec2-isolation/ec2-isolation/internal/asl"
+	"github.com/ec2-isolation/ec2-isolation/internal/awscfg"
+	"github.com/ec2-isolation/ec2-isolation/internal/runner"
+	"github.com/ec2-isolation/ec2-isolation/internal/sim"
+)
+
+// Costs are the stated service costs the simulation adds: Lambda's invoke overhead (Step Functions -> a warm
+// execution environment -> the handler starts) and Step Functions' time per state transition.
+type Costs struct {
+	Invoke     time.Duration
+	Transition time.Duration
+}
+
+// harness runs the real isolation definition with the real handlers (runner) against a simulator, every time on
+// one scaled clock (the simulator's latency and state changes, the engine's waits, timeouts and history, the SDK's
+// backoff and attempt timeout), adding the stated costs and recording every invocation.
+type harness struct {
+	srv     *sim.Server
+	clock   *sim.ScaledClock
+	machine *asl.Machine
+	run     *runner.Runner
+	opts    asl.Options
+	costs   Costs
+	names   map[string]string // function ARN -> functions/<dir>
+	// limit, when positive, is each function's reserved concurrency: an invocation beyond it is refused with
+	// Lambda.TooManyRequestsException, as Lambda refuses a synchronous invoke over the reservation.
+	limit int
+
+	mu          sync.Mutex
+	inflight    map[string]int
+	invocations []invocation
+	refused     int
+}
+
+// invocation is one Lambda invocation, in simulated time (overhead excluded: Start is when the handler began).
+type invocation struct {
+	Function   string
+	Start, End time.Time
+	Failed     bool
+}
+
+type harnessConfig struct {
+	Scenario sim.Scenario
+	// Factor: simulated time runs this many times faster than real time.
+	Factor float64
+	Costs  Costs
+	// Env is the functions' environment (stack parameters); TOPIC_ARN is set to the scenario's first topic.
+	Env map[string]string
+	// Concurrency is each function's reserved concurrency (0: unlimited).
+	Concurrency int
+	// Conns: keep this many idle connections per function (a storm's concurrent calls reuse them instead of
+	// opening one per call).
+	Conns int
+	// Operations, if set, counts the functions' SDK operations (each once, however often retried).
+	Operations *atomic.Int64
+}
+
+func newHarness(c harnessConfig) (*harness, error) {
+	clock := sim.NewScaledClock(c.Factor)
+	srv, err := sim.Start(c.Scenario, sim.WithClock(clock))
+	if err != nil {
+		return nil, fmt.Errorf("start simulator: %w", err)
+	}
+	env := map[string]string{}
+	for k, v := range c.Env {
+		env[k] = v
+	}
+	if len(c.Scenario.Topics) > 0 {
+		env["TOPIC_ARN"] = fmt.Sprintf("arn:aws:sns:%s:%s:%s", srv.Region(), srv.AccountID(), c.Scenario.Topics[0].Name)
+	}
+	h := &harness{srv: srv, clock: clock, costs: c.Costs, names: map[string]string{}, limit: c.Concurrency,
+		inflight: map[string]int{}}
+	h.opts = asl.Scaled(c.Factor, clock.Now)
+	h.opts.TransitionLatency = c.Costs.Transition
+	h.opts.Region, h.opts.Account, h.opts.StateMachineName = srv.Region(), srv.AccountID(), runner.StateMachineName
+	r, err := runner.New(runner.Config{
+		Definition: ec2isolation.Definition,
+		Region:     srv.Region(),
+		Account:    srv.AccountID(),
+		AWS: func(name string) aws.Config {
+			cfg := h.awsConfig(name, c.Factor, c.Conns)
+			if c.Operations != nil {
+				cfg.APIOptions = append(cfg.APIOptions, countOperations(c.Operations))
+			}
+			return cfg
+		},
+		Env:        func(k string) string { return env[k] },
+		Log:        slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		srv.Close()
+		return nil, err
+	}
+	h.run = r
+	// The same machine the runner runs, loaded here so that every invocation passes through h (costs, records).
+	subs := map[string]string{}
+	for _, f := range runner.Functions {
+		arn := runner.FunctionARN(srv.Region(), srv.AccountID(), f.Name)
+		subs[f.Substitution] = arn
+		h.names[arn] = f.Name
+	}
+	if h.machine, err = asl.Load(ec2isolation.Definition, subs); err != nil {
+		srv.Close()
+		return nil, fmt.Errorf("load state machine: %w", err)
+	}
+	return h, nil
+}
+
+// awsConfig is the simulator's configuration for a function (its name is the access key, so each call names its
+// caller) with the product's retry policy and attempt timeout (awscfg) on the scaled clock.
+func (h *harness) awsConfig(name string, factor float64, conns int) aws.Config {
+	cfg := h.srv.AWSConfig(name)
+	scale := func(d time.Duration) time.Duration { return time.Duration(float64(d) / factor) }
+	cfg.Retryer = func() aws.Retryer {
+		return awscfg.Retryer(awscfg.FullJitter{Base: scale(awscfg.BaseDelay), Max: scale(awscfg.MaxDelay)})
+	}
+	if hc, ok := cfg.HTTPClient.(*http.Client); ok {
+		c := *hc
+		c.Timeout = scale(awscfg.AttemptTimeout)
+		if tr, ok := c.Transport.(*http.Transport); ok && conns > 0 {
+			tr.MaxIdleConns, tr.MaxIdleConnsPerHost = conns, conns
+		}
+		cfg.HTTPClient = &c
+	}
+	return cfg
+}
+
+func (h *harness) Close() { h.srv.Close() }
+
+// start runs one execution to its end.
+func (h *harness) start(ctx context.Context, name string, input json.RawMessage) *asl.Execution {
+	return h.machine.Start(ctx, name, input, h, h.opts)
+}
+
+// Invoke implements asl.Invoker: Lambda's invoke overhead, then the function through the runner.
+func (h *harness) Invoke(ctx context.Context, resource string, input json.RawMessage) (json.RawMessage, error) {
+	name := h.names[resource]
+	if h.limit > 0 {
+		h.mu.Lock()
+		if h.inflight[name] >= h.limit {
+			h.refused++
+			h.mu.Unlock()
+			return nil, &asl.TaskError{Name: "Lambda.TooManyRequestsException",
+				Cause: "Rate Exceeded. (Reason: ReservedFunctionConcurrentInvocationLimitExceeded)"}
+		}
+		h.inflight[name]++
+		h.mu.Unlock()
+		defer func() {
+			h.mu.Lock()
+			h.inflight[name]--
+			h.mu.Unlock()
+		}()
+	}
+	if h.costs.Invoke > 0 {
+		if err := h.opts.Sleep(ctx, h.costs.Invoke); err != nil {
+			return nil, err
+		}
+	}
+	start := h.clock.Now()
+	out, err := h.run.Invoke(ctx, resource, input)
+	inv := invocation{Function: name, Start: start, End: h.clock.Now(), Failed: err != nil}
+	h.mu.Lock()
+	h.invocations = append(h.invocations, inv)
+	h.mu.Unlock()
+	return out, err
+}
+
+func (h *harness) recorded() []invocation {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]invocation(nil), h.invocations...)
+}
+
+// transitions counts an execution's billed state transitions: every state entered, and every retry of a Task
+// (Step Functions bills "each time a step of your workflow is executed ... including retries").
+func transitions(e *asl.Execution) int {
+	n := 0
+	for _, ev := range e.History.Events() {
+		switch {
+		case strings.HasSuffix(string(ev.Type), "StateEntered"):
+			n++
+		case ev.Type == asl.TaskScheduled && ev.RetryCount > 0:
+			n++
+		}
+	}
+	return n
+}

@@ -1,0 +1,128 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Print writes the report as Markdown tables (docs/PERFORMANCE.md takes them as they are).
+func Print(w io.Writer, r *Report) {
+	o := r.Options
+	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
+	p("Machine: %s, %d cores, %s, %s\n\n", r.Machine.CPU, r.Machine.Cores, r.Machine.Go, r.Machine.OSArch)
+
+	if len(r.Paths) > 0 {
+		p("### 1. Containment path\n\n")
+		p("Every simulated AWS answer after %v; Lambda invoke overhead %v per invocation; Step Functions %v per state transition.\n\n",
+			o.Latency, o.Costs.Invoke, o.Costs.Transition)
+		p("| path | ENIs | sequential AWS round trips | time to contained (simulated) | AWS calls by then |\n|---|---|---|---|---|\n")
+		for _, x := range r.Paths {
+			if x.Refused != "" {
+				p("| %s | %d | refused | — | %d: %s |\n", x.Label, x.ENIs, x.Calls, x.Refused)
+				continue
+			}
+			p("| %s | %d | %d | %v | %d |\n", x.Label, x.ENIs, x.RoundTrips, ms(x.Time), x.Calls)
+		}
+		p("\n")
+	}
+	if len(r.ColdStarts) > 0 {
+		p("### 2. Cold start (process start -> first response, median of %d)\n\n", o.Runs)
+		p("Built like the Makefile for %s in %v (one `go build ./functions/...`).\n\n", r.Machine.OSArch, r.Build.Round(100*time.Millisecond))
+		p("| function | median | min | max | binary | first answer | event |\n|---|---|---|---|---|---|---|\n")
+		for _, c := range r.ColdStarts {
+			size := "—"
+			if c.Size > 0 {
+				size = fmt.Sprintf("%.1f MB", float64(c.Size)/1e6)
+			}
+			p("| %s | %v | %v | %v | %s | %s | %s |\n", c.Function, ms(c.Median), ms(c.Min), ms(c.Max), size,
+				strings.ReplaceAll(c.Kind, "|", "/"), c.Event)
+		}
+		p("\n")
+	}
+	if s := r.Storm; s != nil {
+		p("### 3. Storm: %d instances tagged at once\n\n", s.Instances)
+		conc := "unlimited"
+		if o.Concurrency > 0 {
+			conc = fmt.Sprintf("%d per function (Lambda.TooManyRequestsException beyond)", o.Concurrency)
+		}
+		p("EC2's documented token buckets, %v latency, the same invoke/transition costs; simulated clock x%g (%v real); Lambda concurrency %s.\n\n",
+			o.Latency, s.Factor, s.Real.Round(time.Second), conc)
+		p("| figure | value |\n|---|---|\n")
+		p("| isolated (every ENI only on the isolation group, read back) | %d / %d |\n", s.Isolated, s.Instances)
+		p("| failed executions | %d%s |\n", s.Failed, failedBy(s.FailedBy))
+		p("| AWS calls (HTTP requests) | %d |\n", s.Calls)
+		p("| SDK operations / SDK retries | %d / %d |\n", s.Operations, s.Calls-s.Operations)
+		p("| throttled answers (RequestLimitExceeded) | %d |\n", s.Throttled)
+		p("| state machine Task retries | %d |\n", s.StateRetries)
+		if o.Concurrency > 0 {
+			p("| Lambda invocations refused (reserved concurrency) | %d |\n", s.LambdaRefused)
+		}
+		p("| makespan, all executions ended (simulated) | %v |\n", sec(s.Makespan))
+		if len(s.Bounds) > 0 {
+			b := s.Bounds[0]
+			p("| largest bucket bound: %s, (%d − %g) / %g per s | %v |\n", b.Action, b.Calls, b.Bucket.Capacity, b.Bucket.RefillPerSecond, sec(b.Time))
+			p("| makespan / that bound | %s |\n", ratio(s.Makespan, b.Time))
+		}
+		cb := s.ContainBound
+		p("| containment makespan, last instance contained | %v |\n", sec(s.Containment))
+		p("| ModifyNetworkInterfaceAttribute bound, (%d − %g) / %g per s | %v |\n", cb.Calls, cb.Bucket.Capacity, cb.Bucket.RefillPerSecond, sec(cb.Time))
+		p("| containment makespan / that bound | %s |\n", ratio(s.Containment, cb.Time))
+		p("| time to containment p50 / p99 | %v / %v |\n", sec(s.P50), sec(s.P99))
+		if len(s.Bounds) > 1 {
+			var bs []string
+			for _, b := range s.Bounds {
+				bs = append(bs, fmt.Sprintf("%s %d calls → %v", b.Action, b.Calls, sec(b.Time)))
+			}
+			p("| every mutating action's bound | %s |\n", strings.Join(bs, "; "))
+		}
+		p("\n")
+	}
+	if r.Cost != nil {
+		p("### 4. Cost (us-east-1 list prices read %s)\n\n", pricesRead)
+		p("Step Functions Standard $0.025 per 1,000 state transitions; Lambda Arm $0.0000133334 per GB-second and $0.20 per million requests; MemorySize %d MB (template.yaml).\n\n", r.Memory)
+		p("| run | state transitions / isolation | invocations / isolation | billed Lambda time / isolation | Step Functions / 1,000 | Lambda / 1,000 | total / 1,000 |\n|---|---|---|---|---|---|---|\n")
+		row := func(name string, c *Cost) {
+			p("| %s | %.1f | %.1f | %v | $%.3f | $%.4f | $%.3f |\n", name, c.Transitions, c.Invocations, ms(c.Billed),
+				c.StepFunctions, c.Lambda, c.Total)
+		}
+		row("one isolation (warm VPC, multi-ENI instance)", r.Cost)
+		if r.StormCost != nil {
+			row(fmt.Sprintf("storm mean (%d isolations, retries included)", r.Storm.Instances), r.StormCost)
+		}
+		p("\n")
+	}
+	for _, e := range r.Errors {
+		p("ERROR: %s\n", e)
+	}
+	p("Wall time of the bench: %v\n", r.Wall.Round(100*time.Millisecond))
+}
+
+func failedBy(m map[string]int) string {
+	if len(m) == 0 {
+		return ""
+	}
+	var ks []string
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	var parts []string
+	for _, k := range ks {
+		parts = append(parts, fmt.Sprintf("%s × %d", k, m[k]))
+	}
+	return " (" + strings.Join(parts, ", ") + ")"
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%d ms", d.Round(time.Millisecond).Milliseconds()) }
+
+func sec(d time.Duration) string { return fmt.Sprintf("%.1f s", d.Seconds()) }
+
+func ratio(a, b time.Duration) string {
+	if b <= 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.2f", a.Seconds()/b.Seconds())
+}

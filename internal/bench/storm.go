@@ -1,0 +1,300 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/smithy-go/middleware"
+
+	"github.com/ec2-isolation/ec2-isolation/internal/asl"
+	"github.com/ec2-isolation/ec2-isolation/internal/sim"
+)
+
+// EC2's documented request token buckets (https://docs.aws.amazon.com/ec2/latest/devguide/ec2-api-throttling.html,
+// "Request token bucket sizes and refill rates"), as the simulator applies them: mutating actions 50 tokens
+// refilled at 5 per second, and the uncategorized actions the workflow uses with their own buckets.
+var (
+	mutatingBucket = sim.Bucket{Capacity: 50, RefillPerSecond: 5}
+	actionBuckets  = map[string]sim.Bucket{
+		"AssociateIamInstanceProfile":     {Capacity: 100, RefillPerSecond: 5},
+		"DisassociateIamInstanceProfile":  {Capacity: 100, RefillPerSecond: 5},
+		"CreateSnapshots":                 {Capacity: 100, RefillPerSecond: 5},
+		"CreateTags":                      {Capacity: 100, RefillPerSecond: 10},
+		"ModifyNetworkInterfaceAttribute": {Capacity: 100, RefillPerSecond: 5},
+	}
+)
+
+func bucketOf(action string) sim.Bucket {
+	if b, ok := actionBuckets[action]; ok {
+		return b
+	}
+	return mutatingBucket
+}
+
+// Bound is the least time an action's bucket needs to let n calls through: (n - capacity) / refill.
+type Bound struct {
+	Action string
+	Calls  int
+	Bucket sim.Bucket
+	Time   time.Duration
+}
+
+func bucketBound(action string, n int) Bound {
+	b := bucketOf(action)
+	t := 0.0
+	if float64(n) > b.Capacity {
+		t = (float64(n) - b.Capacity) / b.RefillPerSecond
+	}
+	return Bound{Action: action, Calls: n, Bucket: b, Time: time.Duration(t * float64(time.Second))}
+}
+
+// StormResult is the storm row.
+type StormResult struct {
+	Instances, Isolated, Failed int
+	FailedBy                    map[string]int // error of the failed executions
+	Calls, Operations           int            // HTTP requests, and SDK operations (calls before retries)
+	Throttled                   int            // RequestLimitExceeded answers
+	StateRetries                int            // Task retries by the state machine
+	LambdaRefused               int            // invocations refused over the reserved concurrency
+	Makespan                    time.Duration  // first execution start -> last execution end
+	Containment                 time.Duration  // first execution start -> last instance contained
+	// ContainBound is ModifyNetworkInterfaceAttribute's bound; Bounds every mutating EC2 action's, largest first.
+	ContainBound Bound
+	Bounds       []Bound
+	P50, P99     time.Duration // execution start -> its instance contained
+	Transitions  int
+	Invocations  []invocation
+	Factor       float64
+	Real         time.Duration
+}
+
+// storm tags n instances at once (copies of the base instance with one ENI, in a subnet of their own) and runs
+// their executions concurrently against EC2's token buckets.
+func (b *bench) storm(ctx context.Context) (StormResult, error) {
+	n := b.opts.Storm
+	res := StormResult{Instances: n, Factor: b.opts.StormFactor, FailedBy: map[string]int{}}
+	sc, err := b.baseScenario()
+	if err != nil {
+		return res, err
+	}
+	if err := addSubnet(&sc); err != nil {
+		return res, err
+	}
+	base := sc.Instances[0]
+	ids := make([]string, n)
+	for k := range n {
+		in := cloneInstance(base, 1000+k, 1, benchSubnet)
+		ids[k] = in.ID
+		sc.Instances = append(sc.Instances, in)
+	}
+	sc = withLatency(sc, b.opts.Latency, true)
+	var ops atomic.Int64
+	h, err := newHarness(harnessConfig{Scenario: sc, Factor: b.opts.StormFactor, Costs: b.opts.Costs, Env: b.env,
+		Concurrency: b.opts.Concurrency, Conns: 256, Operations: &ops})
+	if err != nil {
+		return res, err
+	}
+	defer h.Close()
+
+	events := make([][]byte, n)
+	for k, id := range ids {
+		if events[k], err = tagEvent(b.opts.Event, sc, id); err != nil {
+			return res, err
+		}
+	}
+	execs := make([]*asl.Execution, n)
+	realStart := time.Now()
+	start := h.clock.Now()
+	var wg sync.WaitGroup
+	for k := range n {
+		wg.Go(func() { execs[k] = h.start(ctx, fmt.Sprintf("storm-%04d", k), events[k]) })
+	}
+	wg.Wait()
+	res.Real = time.Since(realStart)
+	calls := h.srv.Calls()
+	// Read back without throttling (the check is not part of the storm).
+	h.srv.Update(func(a *sim.Account) { a.Faults.TokenBuckets.Enabled = false })
+
+	end := start
+	for _, e := range execs {
+		if e.StopTime.After(end) {
+			end = e.StopTime
+		}
+		if e.Status != asl.StatusSucceeded {
+			res.Failed++
+			res.FailedBy[e.Error]++
+		}
+		res.Transitions += transitions(e)
+		for _, ev := range e.History.Events() {
+			if ev.Type == asl.TaskScheduled && ev.RetryCount > 0 {
+				res.StateRetries++
+			}
+		}
+	}
+	res.Makespan = end.Sub(start)
+	res.Operations = int(ops.Load())
+	res.Invocations = h.recorded()
+	h.mu.Lock()
+	res.LambdaRefused = h.refused
+	h.mu.Unlock()
+
+	// Every ENI of the storm's instances, read back through the SDK.
+	final, err := stormENIs(ctx, ec2.NewFromConfig(h.srv.AWSConfig("bench-check")))
+	if err != nil {
+		return res, err
+	}
+	contained := map[string]bool{} // instance -> every ENI only on the isolation group
+	for inst, enis := range final {
+		contained[inst] = isolated(enis, b.groupName())
+	}
+	mutating := map[string]int{}
+	for _, c := range calls {
+		res.Calls++
+		if c.ErrorCode == "RequestLimitExceeded" {
+			res.Throttled++
+			continue
+		}
+		if c.Service == "ec2" && c.Mutating && !c.DryRun {
+			mutating[c.Action]++ // a call past the bucket took a token, whatever its answer
+		}
+	}
+	// Each ENI's containing call: the first successful modify that gave it its final groups; an instance is
+	// contained when its last ENI is.
+	eniFinal, eniInstance := map[string]eniState{}, map[string]string{}
+	for inst, enis := range final {
+		for _, e := range enis {
+			eniFinal[e.id], eniInstance[e.id] = e, inst
+		}
+	}
+	containedAt := map[string]time.Time{}
+	seen := map[string]bool{}
+	for _, c := range calls {
+		if c.Action != "ModifyNetworkInterfaceAttribute" || c.ErrorCode != "" || c.HTTPStatus != 200 {
+			continue
+		}
+		eni := c.Params.Get("NetworkInterfaceId")
+		e, ok := eniFinal[eni]
+		if !ok || seen[eni] {
+			continue
+		}
+		set := indexed(c.Params, "SecurityGroupId")
+		slices.Sort(set)
+		if !slices.Equal(set, e.groups) {
+			continue
+		}
+		seen[eni] = true
+		if inst := eniInstance[eni]; c.End.After(containedAt[inst]) {
+			containedAt[inst] = c.End
+		}
+	}
+	byName := map[string]*asl.Execution{}
+	for _, e := range execs {
+		byName[eventInstance(e)] = e
+	}
+	var times []time.Duration
+	lastContained := start
+	for _, id := range ids {
+		if !contained[id] {
+			continue
+		}
+		res.Isolated++
+		at, ok := containedAt[id]
+		if !ok {
+			continue
+		}
+		if at.After(lastContained) {
+			lastContained = at
+		}
+		if e := byName[id]; e != nil {
+			times = append(times, at.Sub(e.StartTime))
+		}
+	}
+	res.Containment = lastContained.Sub(start)
+	sort.Slice(times, func(i, j int) bool { return times[i] < times[j] })
+	res.P50, res.P99 = percentile(times, 0.50), percentile(times, 0.99)
+	for action, k := range mutating {
+		res.Bounds = append(res.Bounds, bucketBound(action, k))
+	}
+	sort.Slice(res.Bounds, func(i, j int) bool {
+		if res.Bounds[i].Time != res.Bounds[j].Time {
+			return res.Bounds[i].Time > res.Bounds[j].Time
+		}
+		return res.Bounds[i].Action < res.Bounds[j].Action
+	})
+	res.ContainBound = bucketBound("ModifyNetworkInterfaceAttribute", mutating["ModifyNetworkInterfaceAttribute"])
+	return res, nil
+}
+
+// eventInstance is the instance an execution's input names.
+func eventInstance(e *asl.Execution) string {
+	var in struct {
+		Resources []string `json:"resources"`
+	}
+	if err := json.Unmarshal(e.Input, &in); err != nil || len(in.Resources) == 0 {
+		return ""
+	}
+	r := in.Resources[0]
+	for i := len(r) - 1; i >= 0; i-- {
+		if r[i] == '/' {
+			return r[i+1:]
+		}
+	}
+	return r
+}
+
+// stormENIs reads every ENI of the bench subnet, by instance.
+func stormENIs(ctx context.Context, c *ec2.Client) (map[string][]eniState, error) {
+	out := map[string][]eniState{}
+	p := ec2.NewDescribeNetworkInterfacesPaginator(c, &ec2.DescribeNetworkInterfacesInput{
+		Filters: []ec2types.Filter{{Name: aws.String("subnet-id"), Values: []string{benchSubnet}}}})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("describe the storm's ENIs: %w", err)
+		}
+		for _, ni := range page.NetworkInterfaces {
+			e := eniState{id: aws.ToString(ni.NetworkInterfaceId), vpc: aws.ToString(ni.VpcId)}
+			for _, g := range ni.Groups {
+				e.groups = append(e.groups, aws.ToString(g.GroupId))
+				e.names = append(e.names, aws.ToString(g.GroupName))
+			}
+			slices.Sort(e.groups)
+			inst := ""
+			if ni.Attachment != nil {
+				inst = aws.ToString(ni.Attachment.InstanceId)
+			}
+			out[inst] = append(out[inst], e)
+		}
+	}
+	return out, nil
+}
+
+// percentile is the nearest-rank q-quantile of sorted durations.
+func percentile(sorted []time.Duration, q float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(math.Ceil(q*float64(len(sorted)))) - 1
+	return sorted[max(0, min(i, len(sorted)-1))]
+}
+
+// countOperations is an SDK middleware counting operations (each counted once, however often it is retried).
+func countOperations(n *atomic.Int64) func(*middleware.Stack) error {
+	return func(s *middleware.Stack) error {
+		return s.Initialize.Add(middleware.InitializeMiddlewareFunc("BenchCountOperations",
+			func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+				n.Add(1)
+				return next.HandleInitialize(ctx, in)
+			}), middleware.Before)
+	}
+}
