@@ -304,6 +304,10 @@ func (r *Recorder) Close(ctx context.Context, phase string, in workflow.NotifyIn
 		idx = incidentOf(f, in.ExecutionName, wf)
 		changed := false
 		if idx < 0 {
+			if phase == PhaseOutcome && in.Record == nil {
+				return nil, false, &steperr.RecordMissing{Bucket: r.store.bucket, Key: key,
+					Reason: "it holds no open incident for this execution, and the input has no record to open one with"}
+			}
 			if phase == PhaseOutcome {
 				// "Record pre-isolation state" did not write (it failed, or its branch never ran): record what it
 				// would have, now; nothing but the network containment waited for it.

@@ -511,3 +511,24 @@ func TestLambdaDecoding(t *testing.T) {
 		t.Errorf("output %s (%v), want the opened incident's ref", out, err)
 	}
 }
+
+// "Record outcome" naming a record (by its incident ref) that holds no open incident, without Validate's record
+// to open one: a named error, no write.
+func TestOutcomeWithoutIncidentOrRecord(t *testing.T) {
+	srv := start(t, fleet())
+	f := isolatedFile(preRecord())
+	at := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	f.Incidents[0].ReleasedAt = &at
+	putFile(t, srv, f)
+	srv.ResetCalls()
+	_, err := newRecorder(srv).Close(ctx, incident.PhaseOutcome, workflow.NotifyInput{
+		Outcome: workflow.OutcomeSucceeded, ExecutionName: "iso-9", Incident: &workflow.IncidentRef{Bucket: bucket, Key: key},
+	})
+	var missing *steperr.RecordMissing
+	if !errors.As(err, &missing) {
+		t.Errorf("err = %v (%T), want RecordMissing", err, err)
+	}
+	if m := mutating(srv); len(m) != 0 {
+		t.Errorf("mutating calls %v", m)
+	}
+}
