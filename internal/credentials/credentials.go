@@ -126,7 +126,10 @@ func (h *Handler) run(ctx context.Context, in workflow.RevokeInput, step string)
 		log.Error("cannot read the instance profile", "error", err)
 		return out, err
 	}
-	roles := res.InstanceProfile.Roles
+	var roles []types.Role
+	if res.InstanceProfile != nil {
+		roles = res.InstanceProfile.Roles
+	}
 	if len(roles) == 0 {
 		out.Skipped = append(out.Skipped, fmt.Sprintf("instance profile %s has no role: no credentials to %s", in.ProfileARN, verb(step)))
 		log.Info("skipped: profile without role")
