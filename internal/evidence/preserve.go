@@ -178,10 +178,14 @@ func (h *Preserve) detach(ctx context.Context, id string, r *parts.Result) error
 		// Nothing can take it back: its volumes are kept if "delete-on-termination" succeeded.
 		return &steperr.AWSError{Op: "detach " + id + " from Auto Scaling group " + group,
 			Err: fmt.Errorf("the group is already terminating the instance (lifecycle state %s)", state)}
-	case state != "InService" && state != "Standby":
-		// DetachInstances accepts only InService and Standby instances; Pending settles by itself.
+	case strings.HasPrefix(state, "Pending") || state == "EnteringStandby":
+		// DetachInstances accepts only InService and Standby instances; these settle by themselves.
 		return &steperr.Transient{Op: "detach " + id + " from Auto Scaling group " + group,
 			Err: fmt.Errorf("lifecycle state is %s; it can be detached once InService", state)}
+	case state != "InService" && state != "Standby":
+		// A warm pool instance (Warmed:*) or a state this step does not know: no retry makes it detachable.
+		return &steperr.AWSError{Op: "detach " + id + " from Auto Scaling group " + group,
+			Err: fmt.Errorf("lifecycle state is %s: Auto Scaling detaches only InService or Standby instances", state)}
 	}
 	if _, err := h.asg.DetachInstances(ctx, &autoscaling.DetachInstancesInput{
 		AutoScalingGroupName: aws.String(group), InstanceIds: []string{id}, ShouldDecrementDesiredCapacity: aws.Bool(false),
