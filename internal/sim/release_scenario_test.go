@@ -3,6 +3,7 @@ package sim
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -121,5 +122,26 @@ func TestNewScenarioFieldsStrict(t *testing.T) {
 	sc, err := ParseScenario([]byte(strings.Replace(string(good), `"snapshotCompleteAfter": "1s"`, `"snapshotCompleteAfter": "1s", "targetDeregistrationDelay": "300ms"`, 1)))
 	if err != nil || sc.Behaviour.TargetDeregistrationDelay != 300*time.Millisecond {
 		t.Errorf("targetDeregistrationDelay: %v %v", sc.Behaviour.TargetDeregistrationDelay, err)
+	}
+}
+
+// Every built-in scenario of cmd/isolation loads and starts.
+func TestBuiltinScenariosStart(t *testing.T) {
+	files, err := filepath.Glob("../../cmd/isolation/scenarios/*.json")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no scenarios: %v", err)
+	}
+	for _, f := range files {
+		sc, err := LoadScenario(f)
+		if err != nil {
+			t.Errorf("%s: %v", f, err)
+			continue
+		}
+		s, err := Start(sc)
+		if err != nil {
+			t.Errorf("%s: %v", f, err)
+			continue
+		}
+		s.Close()
 	}
 }
