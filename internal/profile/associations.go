@@ -1,6 +1,8 @@
 // Package profile holds the two IAM steps of containment: "Disassociate profile" removes the instance's
 // instance profile (its role's permissions), "Attach isolation profile" gives it the isolation profile, whose
-// role may do nothing. Both read the instance's associations first and do only what is missing.
+// role may do nothing. Both read the instance's associations first and do only what is missing. The release's
+// "Restore instance profile" (internal/restore) shares the association helpers: Associations, ProfileARN,
+// IsProfile, Classify.
 package profile
 
 import (
