@@ -24,6 +24,10 @@ func printResult(w io.Writer, res result, showIO bool) {
 	fmt.Fprintln(w)
 	printInstance(w, "Before", res.InstanceID, res.Before)
 	printInstance(w, "After", res.InstanceID, res.After)
+	if res.Released != nil {
+		printInstance(w, "Released", res.InstanceID, res.Released)
+	}
+	printRestored(w, res.Restored)
 	fmt.Fprintf(w, "\nNotifications published: %d\n", len(res.Notifications))
 	for i, n := range res.Notifications {
 		fmt.Fprintf(w, "\n--- notification %d: %s\n%s\n", i+1, n.Subject, strings.TrimRight(n.Email, "\n"))

@@ -21,6 +21,7 @@ import (
 	"github.com/ec2-isolation/ec2-isolation/internal/inspect"
 	"github.com/ec2-isolation/ec2-isolation/internal/runner"
 	"github.com/ec2-isolation/ec2-isolation/internal/sim"
+	"github.com/ec2-isolation/ec2-isolation/internal/stackenv"
 	"github.com/ec2-isolation/ec2-isolation/internal/workflow"
 )
 
@@ -29,10 +30,11 @@ var scenarios embed.FS
 
 // Stack parameters' defaults, as template.yaml has them.
 const (
-	defaultTagKey      = "Isolate"
-	defaultTagValue    = "true"
-	defaultGroupName   = "ec2-isolation-quarantine"
-	defaultProfileName = "ec2-isolation-quarantine"
+	defaultTagKey       = "Isolate"
+	defaultTagValue     = "true"
+	defaultGroupName    = "ec2-isolation-quarantine"
+	defaultProfileName  = "ec2-isolation-quarantine"
+	defaultReleaseValue = "release"
 )
 
 type simulateFlags struct {
@@ -40,6 +42,8 @@ type simulateFlags struct {
 	tagKey, tagValue          string
 	groupName, profileName    string
 	json, io, logs, redrive   bool
+	release                   bool
+	releaseValue              string
 	speed                     float64
 }
 
@@ -59,6 +63,8 @@ func parseSimulateFlags(args []string, stderr io.Writer) (simulateFlags, error) 
 	fs.StringVar(&f.groupName, "group-name", defaultGroupName, "stack parameter: the isolation security group's name")
 	fs.StringVar(&f.profileName, "profile-name", defaultProfileName, "stack parameter: the isolation instance profile's name")
 	fs.BoolVar(&f.redrive, "redrive", false, "if the execution fails, redrive it once (as after fixing the cause)")
+	fs.BoolVar(&f.release, "release", false, "after the isolation, release the instance: run statemachine/release.asl.json with the tag changed to the release value, then check that every restorable attribute is back (default scenario: release)")
+	fs.StringVar(&f.releaseValue, "release-value", defaultReleaseValue, "stack parameter: the tag value that releases an instance")
 	fs.BoolVar(&f.json, "json", false, "print the result as JSON")
 	fs.BoolVar(&f.io, "io", false, "print each state's input and output")
 	fs.BoolVar(&f.logs, "logs", false, "print the handlers' JSON logs to stderr")
@@ -71,6 +77,14 @@ func parseSimulateFlags(args []string, stderr io.Writer) (simulateFlags, error) 
 	}
 	if f.speed <= 0 {
 		return f, fmt.Errorf("-speed must be positive, got %v", f.speed)
+	}
+	scenarioSet := false
+	fs.Visit(func(fl *flag.Flag) { scenarioSet = scenarioSet || fl.Name == "scenario" })
+	if f.release && !scenarioSet {
+		f.scenario = "release"
+	}
+	if f.release && f.releaseValue == f.tagValue {
+		return f, fmt.Errorf("-release-value must differ from -tag-value (both %q)", f.tagValue)
 	}
 	return f, nil
 }
@@ -107,10 +121,13 @@ type result struct {
 	Region   string `json:"region,omitempty"`
 	Caller   string `json:"caller,omitempty"`
 	// InstanceID is the instance the event names ("" when it names none).
-	InstanceID    string              `json:"instanceId,omitempty"`
-	Before        *inspect.Instance   `json:"before,omitempty"`
-	Executions    []executionReport   `json:"executions"`
-	After         *inspect.Instance   `json:"after,omitempty"`
+	InstanceID string            `json:"instanceId,omitempty"`
+	Before     *inspect.Instance `json:"before,omitempty"`
+	Executions []executionReport `json:"executions"`
+	After      *inspect.Instance `json:"after,omitempty"`
+	// Released is the instance after the release (simulate --release); Restored compares it with Before.
+	Released      *inspect.Instance   `json:"released,omitempty"`
+	Restored      *restoreCheck       `json:"restored,omitempty"`
 	Notifications []notificationShown `json:"notifications"`
 	// Isolated is run's final check of the instance (nil for simulate); Problems says what is not isolated.
 	Isolated *bool    `json:"isolated,omitempty"`
@@ -161,6 +178,9 @@ func simulate(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if last := res.Executions[len(res.Executions)-1]; last.Status != asl.StatusSucceeded {
 		return 1
 	}
+	if f.release && (res.Restored == nil || !res.Restored.OK()) {
+		return 1
+	}
 	return 0
 }
 
@@ -187,21 +207,24 @@ func runSimulation(ctx context.Context, f simulateFlags, stderr io.Writer) (resu
 	if f.logs {
 		logOut = stderr
 	}
-	env := map[string]string{
-		"TAG_KEY": f.tagKey, "TAG_VALUE": f.tagValue,
+	env := stackenv.ForSim(sc, srv.Region(), srv.AccountID(), map[string]string{
+		"TAG_KEY": f.tagKey, "TAG_VALUE": f.tagValue, "RELEASE_TAG_VALUE": f.releaseValue,
 		"ISOLATION_GROUP_NAME": f.groupName, "ISOLATION_PROFILE_NAME": f.profileName,
 		"CONNECTION_TRACKING": f.tracking,
-		"TOPIC_ARN":           fmt.Sprintf("arn:aws:sns:%s:%s:%s", srv.Region(), srv.AccountID(), sc.Topics[0].Name),
-	}
-	r, err := runner.New(runner.Config{
-		Definition: ec2isolation.Definition,
-		Region:     srv.Region(),
-		Account:    srv.AccountID(),
-		AWS:        srv.AWSConfig,
-		Env:        func(k string) string { return env[k] },
-		Log:        slog.New(slog.NewJSONHandler(logOut, nil)),
-		Engine:     asl.Scaled(clock.Factor, clock.Now),
 	})
+	newRunner := func(definition []byte, name string) (*runner.Runner, error) {
+		return runner.New(runner.Config{
+			Definition:       definition,
+			StateMachineName: name,
+			Region:           srv.Region(),
+			Account:          srv.AccountID(),
+			AWS:              srv.AWSConfig,
+			Env:              stackenv.Getenv(env),
+			Log:              slog.New(slog.NewJSONHandler(logOut, nil)),
+			Engine:           asl.Scaled(clock.Factor, clock.Now),
+		})
+	}
+	r, err := newRunner(ec2isolation.Definition, runner.StateMachineName)
 	if err != nil {
 		return result{}, err
 	}
@@ -212,6 +235,12 @@ func runSimulation(ctx context.Context, f simulateFlags, stderr io.Writer) (resu
 	if id != "" {
 		if before, err := inspect.Read(ctx, reader, id); err == nil {
 			res.Before = &before
+		}
+	}
+	var before inspect.Restorable
+	if f.release {
+		if before, err = inspect.ReadRestorable(ctx, restorableClients(srv), id, ""); err != nil {
+			return result{}, fmt.Errorf("read the instance before isolation: %w", err)
 		}
 	}
 	name := "simulate-" + clock.Now().UTC().Format("20060102T150405")
@@ -227,6 +256,27 @@ func runSimulation(ctx context.Context, f simulateFlags, stderr io.Writer) (resu
 		if after, err := inspect.Read(ctx, reader, id); err == nil {
 			res.After = &after
 		}
+	}
+	if f.release && exec.Status == asl.StatusSucceeded {
+		rr, err := newRunner(ec2isolation.ReleaseDefinition, runner.ReleaseStateMachineName)
+		if err != nil {
+			return result{}, err
+		}
+		releaseEvent, err := withTagValue(event, f.tagKey, f.releaseValue)
+		if err != nil {
+			return result{}, fmt.Errorf("release event: %w", err)
+		}
+		rel := rr.Start(ctx, "release-"+clock.Now().UTC().Format("20060102T150405"), releaseEvent)
+		res.Executions = append(res.Executions, report(rel))
+		if released, err := inspect.Read(ctx, reader, id); err == nil {
+			res.Released = &released
+		}
+		after, err := inspect.ReadRestorable(ctx, restorableClients(srv), id, before.Profile)
+		if err != nil {
+			return result{}, fmt.Errorf("read the instance after release: %w", err)
+		}
+		check := compareRestorable(before, after)
+		res.Restored = &check
 	}
 	for _, m := range srv.Messages() {
 		res.Notifications = append(res.Notifications, showMessage(m.Subject, m.Message, m.MessageStructure))

@@ -28,7 +28,8 @@ type Clients struct {
 type Restorable struct {
 	// Groups maps each attached ENI to its security group ids, sorted.
 	Groups map[string][]string `json:"groups"`
-	// Profile is the ARN of the instance's active profile association ("" when none).
+	// Profile is the ARN of the instance's profile association being made or made ("" when none): EC2 answers
+	// associating at first, and the instance gets the profile's credentials once associated.
 	Profile               string `json:"profile"`
 	TerminationProtection bool   `json:"terminationProtection"`
 	ShutdownBehavior      string `json:"shutdownBehavior"`
@@ -83,7 +84,12 @@ func ReadRestorable(ctx context.Context, c Clients, id, roleOf string) (Restorab
 		return r, fmt.Errorf("describe profile associations of %s: %w", id, err)
 	}
 	for _, a := range as.IamInstanceProfileAssociations {
-		if a.State == types.IamInstanceProfileAssociationStateAssociated && a.IamInstanceProfile != nil {
+		switch a.State {
+		case types.IamInstanceProfileAssociationStateAssociating, types.IamInstanceProfileAssociationStateAssociated:
+		default:
+			continue
+		}
+		if a.IamInstanceProfile != nil {
 			r.Profile = aws.ToString(a.IamInstanceProfile.Arn)
 		}
 	}
