@@ -212,19 +212,8 @@ func runSimulation(ctx context.Context, f simulateFlags, stderr io.Writer) (resu
 		"ISOLATION_GROUP_NAME": f.groupName, "ISOLATION_PROFILE_NAME": f.profileName,
 		"CONNECTION_TRACKING": f.tracking,
 	})
-	newRunner := func(definition []byte, name string) (*runner.Runner, error) {
-		return runner.New(runner.Config{
-			Definition:       definition,
-			StateMachineName: name,
-			Region:           srv.Region(),
-			Account:          srv.AccountID(),
-			AWS:              srv.AWSConfig,
-			Env:              stackenv.Getenv(env),
-			Log:              slog.New(slog.NewJSONHandler(logOut, nil)),
-			Engine:           asl.Scaled(clock.Factor, clock.Now),
-		})
-	}
-	r, err := newRunner(ec2isolation.Definition, runner.StateMachineName)
+	log := slog.New(slog.NewJSONHandler(logOut, nil))
+	r, err := simRunner(srv, clock, env, log, ec2isolation.Definition, runner.StateMachineName)
 	if err != nil {
 		return result{}, err
 	}
@@ -258,7 +247,7 @@ func runSimulation(ctx context.Context, f simulateFlags, stderr io.Writer) (resu
 		}
 	}
 	if f.release && exec.Status == asl.StatusSucceeded {
-		rr, err := newRunner(ec2isolation.ReleaseDefinition, runner.ReleaseStateMachineName)
+		rr, err := simRunner(srv, clock, env, log, ec2isolation.ReleaseDefinition, runner.ReleaseStateMachineName)
 		if err != nil {
 			return result{}, err
 		}
@@ -282,6 +271,20 @@ func runSimulation(ctx context.Context, f simulateFlags, stderr io.Writer) (resu
 		res.Notifications = append(res.Notifications, showMessage(m.Subject, m.Message, m.MessageStructure))
 	}
 	return res, nil
+}
+
+// simRunner runs a definition (isolation or release) with the real handlers against the simulator, on its clock.
+func simRunner(srv *sim.Server, clock *sim.ScaledClock, env map[string]string, log *slog.Logger, definition []byte, name string) (*runner.Runner, error) {
+	return runner.New(runner.Config{
+		Definition:       definition,
+		StateMachineName: name,
+		Region:           srv.Region(),
+		Account:          srv.AccountID(),
+		AWS:              srv.AWSConfig,
+		Env:              stackenv.Getenv(env),
+		Log:              log,
+		Engine:           asl.Scaled(clock.Factor, clock.Now),
+	})
 }
 
 func report(e *asl.Execution) executionReport {
