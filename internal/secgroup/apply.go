@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"regexp"
 	"slices"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -30,11 +32,12 @@ type Apply struct {
 	ec2  ApplyAPI
 	mode Mode
 	log  *slog.Logger
+	now  func() time.Time
 }
 
 // NewApply returns the handler; mode comes from ModeFromEnv.
 func NewApply(client ApplyAPI, mode Mode, log *slog.Logger) *Apply {
-	return &Apply{ec2: client, mode: mode, log: log}
+	return &Apply{ec2: client, mode: mode, log: log, now: time.Now}
 }
 
 const applyStep = "Apply isolation security group"
@@ -42,6 +45,7 @@ const applyStep = "Apply isolation security group"
 var (
 	instanceIDPattern = regexp.MustCompile(`^i-(?:[0-9a-f]{8}|[0-9a-f]{17})$`)
 	groupIDPattern    = regexp.MustCompile(`^sg-[0-9a-f]{1,32}$`)
+	eniIDPattern      = regexp.MustCompile(`^eni-[0-9a-f]{1,32}$`)
 )
 
 // eni is one network interface of the instance and what Apply does to it.
@@ -50,75 +54,109 @@ type eni struct {
 	deviceIndex int32
 	before      []string
 	groups      workflow.VpcGroups
+	attached    bool  // DescribeNetworkInterfaces listed it attached to the instance
+	tried       bool  // this run set its groups (or tried to)
+	untracked   bool  // untrack-first: the allow-all group was applied first
+	changed     bool  // the isolation group was applied
 	untrackErr  error // untrack-first: the allow-all group could not be applied first
 	err         error // the isolation group could not be applied
 }
 
+func (e *eni) isolated() bool { return slices.Equal(e.before, []string{e.groups.IsolationGroupID}) }
+
 // Handle makes the isolation group of its VPC the only group of every ENI attached to the instance. The round
-// trips: one Describe, then all ENIs modified at once (untrack-first: all to the allow-all group at once, then
-// all to the isolation group at once). ENIs already on exactly their isolation group are left alone.
+// trips: the ENIs of Validate's record whose groups differ are modified at once, without describing them first,
+// while a DescribeNetworkInterfaces runs beside them to catch an ENI attached (or a group changed) since; only
+// then is such an ENI modified too. Untrack-first mode puts the ENIs on the allow-all group first, all at once,
+// then on the isolation group. Without a record (an older input), the Describe comes first. An ENI the input
+// already shows on exactly its isolation group gets no call.
+//
+// The record's ENIs are trusted as Validate described them: one detached since is still modified (to the
+// quarantine group: more containment, never less), one deleted since is left out.
 func (h *Apply) Handle(ctx context.Context, in workflow.ApplyGroupsInput) (workflow.ApplyGroupsOutput, error) {
 	log := h.log.With("instance", in.InstanceID, "execution", in.ExecutionName, "step", applyStep)
-	groups, err := h.checkInput(in)
+	groups, known, err := h.checkInput(in)
 	if err != nil {
 		log.Error("invalid input", "error", err)
 		return workflow.ApplyGroupsOutput{}, err
 	}
-	enis, err := h.describe(ctx, in.InstanceID)
-	if err != nil {
-		err = steperr.FromAWS("describe network interfaces of "+in.InstanceID, err)
-		log.Error("describe network interfaces", "error", err)
+	ch := newChanges(applyStep, h.now)
+
+	// Round 1: the record's ENIs, beside the Describe.
+	var (
+		described []*eni
+		descErr   error
+		wg        sync.WaitGroup
+	)
+	wg.Go(func() { described, descErr = h.describe(ctx, in.InstanceID) })
+	var first []*eni
+	for _, e := range known {
+		if !e.isolated() {
+			first = append(first, e)
+		}
+	}
+	h.isolate(ctx, ch, first)
+	wg.Wait()
+	if descErr != nil {
+		err := steperr.FromAWS("describe network interfaces of "+in.InstanceID, descErr)
+		log.Error("describe network interfaces", "error", err, "modified", ch.list())
 		return workflow.ApplyGroupsOutput{}, err
 	}
-	if len(enis) == 0 {
-		// A terminated instance has no ENI left; there is nothing to contain and nothing a retry would change.
-		err := &steperr.InstanceNotIsolatable{InstanceID: in.InstanceID, Reason: "no network interface is attached (terminated?)"}
-		log.Error("no network interfaces", "error", err)
-		return workflow.ApplyGroupsOutput{}, err
+
+	// Round 2: what the Describe shows that round 1 did not cover: an ENI attached since Validate, or one the
+	// record showed isolated whose groups changed since.
+	all := slices.Clone(known)
+	byID := map[string]*eni{}
+	for _, e := range known {
+		byID[e.id] = e
 	}
-	// Refuse before changing anything if an ENI's VPC has no isolation group.
-	for _, e := range enis {
-		g, ok := groups[e.vpc]
+	var second []*eni
+	for _, d := range described {
+		e, ok := byID[d.id]
 		if !ok {
-			err := &steperr.InvalidInput{Step: applyStep, Reason: fmt.Sprintf("network interface %s of %s is in %s, which has no isolation group in the input", e.id, in.InstanceID, e.vpc)}
-			log.Error("invalid input", "error", err)
-			return workflow.ApplyGroupsOutput{}, err
-		}
-		e.groups = g
-	}
-
-	var todo []*eni
-	for _, e := range enis {
-		if !slices.Equal(e.before, []string{e.groups.IsolationGroupID}) {
-			todo = append(todo, e)
-		}
-	}
-	if h.mode == ModeUntrackFirst {
-		// Turn the ENIs' tracked flows into untracked ones, so that the isolation group then drops them. Until the
-		// second call the ENIs accept any traffic: keep the two calls as close as possible.
-		var first []*eni
-		for _, e := range todo {
-			if !slices.Equal(e.before, []string{e.groups.UntrackGroupID}) {
-				first = append(first, e)
+			g, ok := groups[d.vpc]
+			if !ok {
+				// No group of the input fits it: refuse before changing it (without a record, before changing
+				// anything).
+				var err error = &steperr.InvalidInput{Step: applyStep, Reason: fmt.Sprintf("network interface %s of %s is in %s, which has no isolation group in the input", d.id, in.InstanceID, d.vpc)}
+				if in.Record != nil {
+					// Validate recorded the instance without it: the VPC's group was never ensured. A retry or a
+					// redrive runs with the same record; a new execution records the instance again.
+					err = &steperr.InstanceNotIsolatable{InstanceID: in.InstanceID, Reason: fmt.Sprintf("network interface %s was attached since Validate and record, in %s, which has no isolation group yet: start a new execution (tag the instance again)", d.id, d.vpc)}
+				}
+				log.Error("network interface without isolation group", "error", err, "modified", ch.list())
+				return workflow.ApplyGroupsOutput{}, err
 			}
+			d.groups, e = g, d
+			byID[d.id] = e
+			all = append(all, e)
 		}
-		modifyAll(ctx, h.ec2, first, func(e *eni) string { return e.groups.UntrackGroupID }, func(e *eni, err error) { e.untrackErr = err })
+		e.attached = true
+		if !e.tried && !slices.Equal(d.before, []string{e.groups.IsolationGroupID}) {
+			e.before = d.before
+			second = append(second, e)
+		}
 	}
-	// Every ENI gets the isolation group, including one the allow-all group could not be applied to: containment
-	// must not depend on the untracking.
-	modifyAll(ctx, h.ec2, todo, func(e *eni) string { return e.groups.IsolationGroupID }, func(e *eni, err error) { e.err = err })
+	h.isolate(ctx, ch, second)
 
-	out := workflow.ApplyGroupsOutput{NetworkInterfaces: make([]workflow.AppliedInterface, 0, len(enis))}
+	out := workflow.ApplyGroupsOutput{NetworkInterfaces: []workflow.AppliedInterface{}}
+	var failed []*eni
 	var errs []error
-	for _, e := range enis {
+	for _, e := range all {
+		if !e.attached && (!e.tried || steperr.Code(e.err) == "InvalidNetworkInterfaceID.NotFound") {
+			// No longer the instance's: detached (and not changed by this run), or deleted.
+			log.Info("network interface of the record no longer attached", "eni", e.id, "error", e.err)
+			continue
+		}
 		a := workflow.AppliedInterface{ID: e.id, VpcID: e.vpc, Before: e.before, After: e.before}
 		switch {
 		case e.err != nil:
-			if h.mode == ModeUntrackFirst && e.untrackErr == nil {
+			if h.mode == ModeUntrackFirst && e.untracked {
 				e.err = fmt.Errorf("%w (the ENI is left on the allow-all group %s until a retry)", e.err, e.groups.UntrackGroupID)
 			}
+			failed = append(failed, e)
 			errs = append(errs, fmt.Errorf("apply isolation group %s to %s: %w", e.groups.IsolationGroupID, e.id, e.err))
-		case slices.Contains(todo, e):
+		case e.changed:
 			a.After, a.Changed = []string{e.groups.IsolationGroupID}, true
 		}
 		if e.untrackErr != nil && e.err == nil {
@@ -128,31 +166,81 @@ func (h *Apply) Handle(ctx context.Context, in workflow.ApplyGroupsInput) (workf
 		out.NetworkInterfaces = append(out.NetworkInterfaces, a)
 	}
 	if len(errs) > 0 {
-		err := applyError(enis, errs)
-		log.Error("apply isolation security group", "error", err, "failed", len(errs), "enis", len(enis))
+		err := applyError(failed, len(out.NetworkInterfaces), errs)
+		log.Error("apply isolation security group", "error", err, "failed", len(errs), "enis", len(out.NetworkInterfaces), "modified", ch.list())
 		return workflow.ApplyGroupsOutput{}, err
 	}
+	if len(out.NetworkInterfaces) == 0 {
+		// A terminated instance has no ENI left; there is nothing to contain and nothing a retry would change.
+		err := &steperr.InstanceNotIsolatable{InstanceID: in.InstanceID, Reason: "no network interface is attached (terminated?)"}
+		log.Error("no network interfaces", "error", err)
+		return workflow.ApplyGroupsOutput{}, err
+	}
+	slices.SortFunc(out.NetworkInterfaces, func(a, b workflow.AppliedInterface) int {
+		return cmp.Or(cmp.Compare(byID[a.ID].deviceIndex, byID[b.ID].deviceIndex), cmp.Compare(a.ID, b.ID))
+	})
+	out.Changes = ch.list()
 	log.Info("isolation security group applied", "networkInterfaces", out.NetworkInterfaces)
 	return out, nil
 }
 
+// isolate puts enis on their isolation group, all at once; in untrack-first mode on the allow-all group first
+// (all at once), which turns the ENIs' tracked flows into untracked ones that the isolation group then drops.
+// Until the second call the ENIs accept any traffic: the two calls follow each other at once.
+func (h *Apply) isolate(ctx context.Context, ch *changes, enis []*eni) {
+	if len(enis) == 0 {
+		return
+	}
+	for _, e := range enis {
+		e.tried = true
+	}
+	if h.mode == ModeUntrackFirst {
+		var first []*eni
+		for _, e := range enis {
+			if !slices.Equal(e.before, []string{e.groups.UntrackGroupID}) {
+				first = append(first, e)
+			}
+		}
+		modifyAll(ctx, h.ec2, first, func(e *eni) string { return e.groups.UntrackGroupID }, func(e *eni, err error) {
+			if e.untrackErr = err; err == nil {
+				e.untracked = true
+				ch.add(e.id, "ModifyNetworkInterfaceAttribute", fmt.Sprintf("groups %s -> %s (allow-all first: untracks connections)",
+					strings.Join(e.before, ","), e.groups.UntrackGroupID))
+			}
+		})
+	}
+	// Every ENI gets the isolation group, including one the allow-all group could not be applied to: containment
+	// must not depend on the untracking.
+	modifyAll(ctx, h.ec2, enis, func(e *eni) string { return e.groups.IsolationGroupID }, func(e *eni, err error) {
+		if e.err = err; err == nil {
+			e.changed = true
+			from := strings.Join(e.before, ",")
+			if e.untracked {
+				from = e.groups.UntrackGroupID
+			}
+			ch.add(e.id, "ModifyNetworkInterfaceAttribute", fmt.Sprintf("groups %s -> %s", from, e.groups.IsolationGroupID))
+		}
+	})
+}
+
 // applyError is the step's error for the ENIs that failed: GroupNotVisible when EC2 did not know a group yet
 // (the state machine retries), else the first failure's classification, naming every failed ENI.
-func applyError(enis []*eni, errs []error) error {
-	for _, e := range enis {
-		if e.err != nil && steperr.Code(e.err) == "InvalidGroup.NotFound" {
+func applyError(failed []*eni, total int, errs []error) error {
+	for _, e := range failed {
+		if steperr.Code(e.err) == "InvalidGroup.NotFound" {
 			return &steperr.GroupNotVisible{VpcID: e.vpc, GroupName: e.groups.IsolationGroupID}
 		}
 	}
 	op := applyStep
 	if len(errs) > 1 {
-		op = fmt.Sprintf("%s (%d of %d network interfaces failed)", applyStep, len(errs), len(enis))
+		op = fmt.Sprintf("%s (%d of %d network interfaces failed)", applyStep, len(errs), total)
 	}
 	return steperr.FromAWS(op, errors.Join(errs...))
 }
 
-// modifyAll sets the groups of all enis at once, one concurrent call per ENI.
-func modifyAll(ctx context.Context, client ApplyAPI, enis []*eni, group func(*eni) string, fail func(*eni, error)) {
+// modifyAll sets the groups of all enis at once, one concurrent call per ENI; done gets each call's result (it
+// runs concurrently, each call on its own ENI).
+func modifyAll(ctx context.Context, client ApplyAPI, enis []*eni, group func(*eni) string, done func(*eni, error)) {
 	var wg sync.WaitGroup
 	for _, e := range enis {
 		wg.Go(func() {
@@ -160,42 +248,76 @@ func modifyAll(ctx context.Context, client ApplyAPI, enis []*eni, group func(*en
 				NetworkInterfaceId: aws.String(e.id),
 				Groups:             []string{group(e)},
 			})
-			if err != nil {
-				fail(e, err)
-			}
+			done(e, err)
 		})
 	}
 	wg.Wait()
 }
 
-// checkInput returns the groups by VPC.
-func (h *Apply) checkInput(in workflow.ApplyGroupsInput) (map[string]workflow.VpcGroups, error) {
+// checkInput returns the groups by VPC, and the record's ENIs (none without a record) with their groups. The
+// groups are the input's Groups, else Ensure's output (Ensured), else, on the warm path, the ones Validate found.
+func (h *Apply) checkInput(in workflow.ApplyGroupsInput) (map[string]workflow.VpcGroups, []*eni, error) {
 	bad := func(format string, a ...any) error {
 		return &steperr.InvalidInput{Step: applyStep, Reason: fmt.Sprintf(format, a...)}
 	}
 	if !instanceIDPattern.MatchString(in.InstanceID) {
-		return nil, bad("instanceId %q is not an instance id", in.InstanceID)
+		return nil, nil, bad("instanceId %q is not an instance id", in.InstanceID)
 	}
-	if len(in.Groups) == 0 {
-		return nil, bad("no isolation group for instance %s", in.InstanceID)
+	if in.Record != nil && in.Record.InstanceID != in.InstanceID {
+		return nil, nil, bad("the record is of instance %q, not of %s", in.Record.InstanceID, in.InstanceID)
+	}
+	list := in.Groups
+	switch {
+	case len(list) > 0:
+	case in.Ensured != nil:
+		list = in.Ensured.Groups
+	case in.Record != nil && in.Record.GroupsReady:
+		list = in.Record.IsolationGroups
+	}
+	if len(list) == 0 {
+		return nil, nil, bad("no isolation group for instance %s", in.InstanceID)
 	}
 	groups := map[string]workflow.VpcGroups{}
-	for _, g := range in.Groups {
+	for _, g := range list {
 		switch {
 		case !vpcIDPattern.MatchString(g.VpcID):
-			return nil, bad("%q is not a VPC id", g.VpcID)
+			return nil, nil, bad("%q is not a VPC id", g.VpcID)
 		case !groupIDPattern.MatchString(g.IsolationGroupID):
-			return nil, bad("isolation group %q of %s is not a security group id", g.IsolationGroupID, g.VpcID)
+			return nil, nil, bad("isolation group %q of %s is not a security group id", g.IsolationGroupID, g.VpcID)
 		case h.mode == ModeUntrackFirst && !groupIDPattern.MatchString(g.UntrackGroupID):
-			return nil, bad("connection tracking mode is %s but the allow-all group of %s is %q (is %s the same for both functions?)",
+			return nil, nil, bad("connection tracking mode is %s but the allow-all group of %s is %q (is %s the same for both functions?)",
 				ModeUntrackFirst, g.VpcID, g.UntrackGroupID, EnvConnectionTracking)
 		}
 		if prev, dup := groups[g.VpcID]; dup && prev != g {
-			return nil, bad("two different group sets for %s", g.VpcID)
+			return nil, nil, bad("two different group sets for %s", g.VpcID)
 		}
 		groups[g.VpcID] = g
 	}
-	return groups, nil
+	if in.Record == nil {
+		return groups, nil, nil
+	}
+	var known []*eni
+	seen := map[string]bool{}
+	for _, n := range in.Record.NetworkInterfaces {
+		switch {
+		case !eniIDPattern.MatchString(n.ID):
+			return nil, nil, bad("%q is not a network interface id", n.ID)
+		case seen[n.ID]:
+			return nil, nil, bad("network interface %s is twice in the record", n.ID)
+		}
+		seen[n.ID] = true
+		g, ok := groups[n.VpcID]
+		if !ok {
+			// Refuse before changing anything if an ENI's VPC has no isolation group.
+			return nil, nil, bad("network interface %s of %s is in %q, which has no isolation group in the input", n.ID, in.InstanceID, n.VpcID)
+		}
+		before := slices.Clone(n.Groups)
+		if before == nil {
+			before = []string{}
+		}
+		known = append(known, &eni{id: n.ID, vpc: n.VpcID, deviceIndex: n.DeviceIndex, before: before, groups: g})
+	}
+	return groups, known, nil
 }
 
 // describe returns the ENIs attached to the instance, by device index.

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"regexp"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -64,14 +66,17 @@ type Ensure struct {
 	ec2 EnsureAPI
 	s   Settings
 	log *slog.Logger
+	now func() time.Time
 	// Wait bounds the waits for a new group's visibility (DefaultWait; tests shorten it).
 	Wait Wait
 }
 
 // NewEnsure returns the handler. s must have passed Check (SettingsFromEnv does it).
 func NewEnsure(client EnsureAPI, s Settings, log *slog.Logger) *Ensure {
-	return &Ensure{ec2: client, s: s, log: log, Wait: DefaultWait}
+	return &Ensure{ec2: client, s: s, log: log, now: time.Now, Wait: DefaultWait}
 }
+
+const ensureStep = "Ensure isolation security group"
 
 var vpcIDPattern = regexp.MustCompile(`^vpc-[0-9a-f]{1,32}$`)
 
@@ -91,26 +96,35 @@ const (
 		"quarantine group so that tracked connections become untracked and are cut. Never attach it otherwise."
 )
 
-// Handle finds or creates the isolation group (and in untrack-first mode the allow-all group) in every VPC of
-// the input, and brings their rules to what they must be. A second run makes no mutating call.
+// Handle returns, for every VPC of the input, the isolation group (and in untrack-first mode the allow-all
+// group) with the rules it must have. The groups Validate found usable (in.Record.IsolationGroups) are taken as
+// they are; each missing one is created, without looking it up first (Validate did, in the same round trip as
+// the instance): CreateSecurityGroup with its tags, then its default egress revoked by the returned id. A name
+// already taken (a group with rules, another execution's, someone else's) is then looked up and brought to the
+// rules it needs, or refused. Without a record (an older input), every group is looked up first. A second run
+// makes no mutating call.
 func (h *Ensure) Handle(ctx context.Context, in workflow.EnsureGroupsInput) (workflow.EnsureGroupsOutput, error) {
-	log := h.log.With("instance", in.InstanceID, "execution", in.ExecutionName, "step", "Ensure isolation security group")
+	log := h.log.With("instance", in.InstanceID, "execution", in.ExecutionName, "step", ensureStep)
 	vpcs, err := checkEnsureInput(in)
 	if err != nil {
 		log.Error("invalid input", "error", err)
 		return workflow.EnsureGroupsOutput{}, err
 	}
-	names := []string{h.s.GroupName}
-	if h.s.Mode == ModeUntrackFirst {
-		names = append(names, h.s.UntrackGroupName())
+	known, err := h.knownGroups(in, vpcs)
+	if err != nil {
+		log.Error("invalid input", "error", err)
+		return workflow.EnsureGroupsOutput{}, err
 	}
 
-	// One Describe for every VPC and name at once: the common case (groups exist) costs one call.
-	existing, err := h.describeByName(ctx, vpcs, names)
-	if err != nil {
-		err = steperr.FromAWS("describe isolation security groups", err)
-		log.Error("describe security groups", "error", err)
-		return workflow.EnsureGroupsOutput{}, err
+	var existing map[groupKey]types.SecurityGroup
+	if in.Record == nil {
+		// One Describe for every VPC and name at once: the common case (groups exist) costs one call.
+		existing, err = h.describeByName(ctx, vpcs, h.s.Names())
+		if err != nil {
+			err = steperr.FromAWS("describe isolation security groups", err)
+			log.Error("describe security groups", "error", err)
+			return workflow.EnsureGroupsOutput{}, err
+		}
 	}
 
 	type job struct {
@@ -127,15 +141,19 @@ func (h *Ensure) Handle(ctx context.Context, in workflow.EnsureGroupsInput) (wor
 			jobs = append(jobs, &job{vpc: vpc, name: h.s.UntrackGroupName(), role: roleUntrack})
 		}
 	}
+	ch := newChanges(ensureStep, h.now)
 	var wg sync.WaitGroup
 	for _, j := range jobs {
+		if id, ok := known[groupKey{j.vpc, j.name}]; ok {
+			j.id = id
+			continue
+		}
 		wg.Go(func() {
-			sg, found := existing[groupKey{j.vpc, j.name}]
 			var sgp *types.SecurityGroup
-			if found {
+			if sg, found := existing[groupKey{j.vpc, j.name}]; found {
 				sgp = &sg
 			}
-			j.id, j.created, j.err = h.ensureGroup(ctx, log, j.vpc, j.name, j.role, sgp)
+			j.id, j.created, j.err = h.ensureGroup(ctx, log, ch, j.vpc, j.name, j.role, sgp)
 		})
 	}
 	wg.Wait()
@@ -166,13 +184,40 @@ func (h *Ensure) Handle(ctx context.Context, in workflow.EnsureGroupsInput) (wor
 	if first != nil {
 		return workflow.EnsureGroupsOutput{}, first
 	}
-	log.Info("isolation security groups ready", "groups", out.Groups)
+	out.Changes = ch.list()
+	log.Info("isolation security groups ready", "groups", out.Groups, "changes", len(out.Changes))
 	return out, nil
+}
+
+// knownGroups returns the usable groups Validate found in the input's VPCs, by VPC and name.
+func (h *Ensure) knownGroups(in workflow.EnsureGroupsInput, vpcs []string) (map[groupKey]string, error) {
+	known := map[groupKey]string{}
+	if in.Record == nil {
+		return known, nil
+	}
+	if in.Record.InstanceID != in.InstanceID {
+		return nil, &steperr.InvalidInput{Step: ensureStep, Reason: fmt.Sprintf("the record is of instance %q, not of %s", in.Record.InstanceID, in.InstanceID)}
+	}
+	for _, g := range in.Record.IsolationGroups {
+		if !slices.Contains(vpcs, g.VpcID) {
+			continue
+		}
+		for _, c := range []struct{ name, id string }{{h.s.GroupName, g.IsolationGroupID}, {h.s.UntrackGroupName(), g.UntrackGroupID}} {
+			switch {
+			case c.id == "":
+			case !groupIDPattern.MatchString(c.id):
+				return nil, &steperr.InvalidInput{Step: ensureStep, Reason: fmt.Sprintf("group %q of %s in the record is not a security group id", c.id, g.VpcID)}
+			default:
+				known[groupKey{g.VpcID, c.name}] = c.id
+			}
+		}
+	}
+	return known, nil
 }
 
 // checkEnsureInput returns the input's VPCs without repeats, in input order.
 func checkEnsureInput(in workflow.EnsureGroupsInput) ([]string, error) {
-	const step = "Ensure isolation security group"
+	const step = ensureStep
 	if in.InstanceID == "" {
 		return nil, &steperr.InvalidInput{Step: step, Reason: "instanceId is empty"}
 	}
@@ -215,42 +260,164 @@ func (h *Ensure) describeByName(ctx context.Context, vpcs, names []string) (map[
 }
 
 // ensureGroup returns the id of the group named name in vpc, creating it when sg (the group as described) is nil,
-// after bringing its rules to what its role needs.
-func (h *Ensure) ensureGroup(ctx context.Context, log *slog.Logger, vpc, name string, r role, sg *types.SecurityGroup) (string, bool, error) {
+// with the rules its role needs.
+func (h *Ensure) ensureGroup(ctx context.Context, log *slog.Logger, ch *changes, vpc, name string, r role, sg *types.SecurityGroup) (string, bool, error) {
 	log = log.With("vpc", vpc, "group", name)
-	var id string
-	created := false
-	if sg != nil {
-		id = aws.ToString(sg.GroupId)
-		if !Managed(sg) {
-			// The roles may change only groups this product created (tag condition): refuse clearly rather than
-			// fail on UnauthorizedOperation, or empty someone else's group.
-			return "", false, &steperr.ConfigError{Reason: fmt.Sprintf(
-				"security group %s (%s) in %s has the isolation group's name but not the tag %s=true: it was not "+
-					"created by ec2-isolation; rename it, or tag it if it is meant to be the isolation group", id, name, vpc, TagManaged)}
-		}
-	} else {
-		var err error
-		id, err = h.create(ctx, vpc, name, r)
+	if sg == nil {
+		id, err := h.create(ctx, vpc, name, r)
 		switch {
 		case steperr.Code(err) == "InvalidGroup.Duplicate":
-			// Another execution created it since our Describe: use theirs.
-			log.Info("group created concurrently by another execution; using it")
+			// The name is taken: by another execution since, or by a group Validate could not use as it is.
+			log.Info("a group with this name exists; using it")
 			if sg, err = h.lookUp(ctx, vpc, name); err != nil {
 				return "", false, err
 			}
-			id = aws.ToString(sg.GroupId)
 		case err != nil:
 			return "", false, steperr.FromAWS(fmt.Sprintf("create security group %s in %s", name, vpc), err)
 		default:
-			created = true
 			log.Info("created security group", "groupId", id)
+			ch.add(id, "CreateSecurityGroup", fmt.Sprintf("created the %s group %s in %s", r, name, vpc))
+			if err := h.setUpNew(ctx, log, ch, vpc, name, id, r); err != nil {
+				return "", false, err
+			}
+			return id, true, nil
 		}
 	}
-	if err := h.converge(ctx, log, vpc, name, id, r, sg); err != nil {
+	id := aws.ToString(sg.GroupId)
+	if !Managed(sg) {
+		// The roles may change only groups this product created (tag condition): refuse clearly rather than
+		// fail on UnauthorizedOperation, or empty someone else's group.
+		return "", false, &steperr.ConfigError{Reason: fmt.Sprintf(
+			"security group %s (%s) in %s has the isolation group's name but not the tag %s=true: it was not "+
+				"created by ec2-isolation; rename it, or tag it if it is meant to be the isolation group", id, name, vpc, TagManaged)}
+	}
+	if err := h.converge(ctx, log, ch, vpc, name, id, r, sg); err != nil {
 		return "", false, err
 	}
-	return id, created, nil
+	return id, false, nil
+}
+
+// setUpNew gives a group this run just created the rules of its role, by its id, without describing it: EC2
+// creates a group with no inbound rule and one outbound rule to everywhere, 0.0.0.0/0 (and ::/0 in a VPC with an
+// IPv6 CIDR). Each rule gets its own call, all at once: a request naming a rule the group lacks fails whole
+// (InvalidPermission.NotFound, InvalidPermission.Duplicate), and here such an answer means the rule is already as
+// wanted. A new group may be unknown to EC2 for a moment (eventual consistency): each call is retried then.
+func (h *Ensure) setUpNew(ctx context.Context, log *slog.Logger, ch *changes, vpc, name, id string, r role) error {
+	all := missingAllowAll(nil) // the all-traffic rules: [0.0.0.0/0, ::/0]
+	type call struct {
+		action string
+		perm   []types.IpPermission
+		do     func(perm []types.IpPermission) (unknown int, err error)
+		absent string // the error code that says the rule is already as wanted
+	}
+	revokeEgress := func(perm []types.IpPermission) (int, error) {
+		out, err := h.ec2.RevokeSecurityGroupEgress(ctx, &ec2.RevokeSecurityGroupEgressInput{GroupId: aws.String(id), IpPermissions: perm})
+		if err != nil {
+			return 0, err
+		}
+		return len(out.UnknownIpPermissions), nil
+	}
+	authorizeIngress := func(perm []types.IpPermission) (int, error) {
+		_, err := h.ec2.AuthorizeSecurityGroupIngress(ctx, &ec2.AuthorizeSecurityGroupIngressInput{GroupId: aws.String(id), IpPermissions: perm})
+		return 0, err
+	}
+	authorizeEgress := func(perm []types.IpPermission) (int, error) {
+		_, err := h.ec2.AuthorizeSecurityGroupEgress(ctx, &ec2.AuthorizeSecurityGroupEgressInput{GroupId: aws.String(id), IpPermissions: perm})
+		return 0, err
+	}
+	var calls []call
+	if r == roleUntrack {
+		calls = []call{
+			{"AuthorizeSecurityGroupIngress", all, authorizeIngress, ""},
+			{"AuthorizeSecurityGroupEgress", all[1:], authorizeEgress, "InvalidPermission.Duplicate"},
+		}
+	} else {
+		calls = []call{
+			{"RevokeSecurityGroupEgress", all[:1], revokeEgress, "InvalidPermission.NotFound"},
+			{"RevokeSecurityGroupEgress", all[1:], revokeEgress, "InvalidPermission.NotFound"},
+		}
+	}
+	errs := make([]error, len(calls))
+	var wg sync.WaitGroup
+	for i, c := range calls {
+		wg.Go(func() {
+			errs[i] = h.whenVisible(ctx, vpc, name, func() error {
+				unknown, err := c.do(c.perm)
+				switch {
+				case c.absent != "" && steperr.Code(err) == c.absent, err == nil && unknown > 0:
+					return nil // already as wanted
+				case err != nil:
+					return err
+				}
+				ch.add(id, c.action, fmt.Sprintf("%s all traffic %s %s", verb(c.action), direction(c.action), peers(c.perm)))
+				log.Info("set the rules of the new group", "groupId", id, "action", c.action, "rules", peers(c.perm))
+				return nil
+			})
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		var nv *steperr.GroupNotVisible
+		switch {
+		case err == nil:
+		case errors.As(err, &nv):
+			return err
+		default:
+			return steperr.FromAWS(fmt.Sprintf("%s on the new security group %s (%s) in %s", calls[i].action, id, name, vpc), err)
+		}
+	}
+	return nil
+}
+
+// whenVisible runs call, again while EC2 answers InvalidGroup.NotFound for a group just created (bounded by Wait;
+// then steperr.GroupNotVisible, which the state machine retries longer).
+func (h *Ensure) whenVisible(ctx context.Context, vpc, name string, call func() error) error {
+	for attempt := 0; ; attempt++ {
+		err := call()
+		if steperr.Code(err) != "InvalidGroup.NotFound" {
+			return err
+		}
+		if attempt+1 >= h.Wait.Attempts {
+			return &steperr.GroupNotVisible{VpcID: vpc, GroupName: name}
+		}
+		if err := h.Wait.sleep(ctx, attempt); err != nil {
+			return &steperr.Transient{Op: "wait for security group " + name, Err: err}
+		}
+	}
+}
+
+func verb(action string) string {
+	if strings.HasPrefix(action, "Revoke") {
+		return "revoked"
+	}
+	return "authorized"
+}
+
+func direction(action string) string {
+	if strings.HasSuffix(action, "Egress") {
+		return "to"
+	}
+	return "from"
+}
+
+// peers names the rules' peers: "0.0.0.0/0, ::/0".
+func peers(perms []types.IpPermission) string {
+	var out []string
+	for _, p := range singlePeer(perms) {
+		for _, r := range p.IpRanges {
+			out = append(out, aws.ToString(r.CidrIp))
+		}
+		for _, r := range p.Ipv6Ranges {
+			out = append(out, aws.ToString(r.CidrIpv6))
+		}
+		for _, r := range p.PrefixListIds {
+			out = append(out, aws.ToString(r.PrefixListId))
+		}
+		for _, r := range p.UserIdGroupPairs {
+			out = append(out, aws.ToString(r.GroupId))
+		}
+	}
+	return strings.Join(out, ", ")
 }
 
 // Managed reports whether the group carries the tag this product puts on the groups it creates (the roles may
@@ -337,10 +504,9 @@ func again(err error) error {
 	return err
 }
 
-// converge brings the group's rules to what its role needs, starting from sg as described (nil: describe it
-// first; that is the case of a group just created, whose default egress rules are then revoked as described
-// rather than guessed).
-func (h *Ensure) converge(ctx context.Context, log *slog.Logger, vpc, name, id string, r role, sg *types.SecurityGroup) error {
+// converge brings the rules of an existing group to what its role needs, starting from sg as described (and
+// describing it again after a concurrent change).
+func (h *Ensure) converge(ctx context.Context, log *slog.Logger, ch *changes, vpc, name, id string, r role, sg *types.SecurityGroup) error {
 	var last error
 	for attempt := 0; ; attempt++ {
 		if sg == nil {
@@ -352,9 +518,9 @@ func (h *Ensure) converge(ctx context.Context, log *slog.Logger, vpc, name, id s
 		if sg != nil {
 			var err error
 			if r == roleUntrack {
-				err = h.allowAll(ctx, log, id, sg)
+				err = h.allowAll(ctx, log, ch, id, sg)
 			} else {
-				err = h.empty(ctx, log, id, sg)
+				err = h.empty(ctx, log, ch, id, sg)
 			}
 			if err == nil {
 				return nil
@@ -380,13 +546,14 @@ func (h *Ensure) converge(ctx context.Context, log *slog.Logger, vpc, name, id s
 
 // empty revokes every rule of the isolation group: what CreateSecurityGroup added by default (all egress), and
 // anything someone added since.
-func (h *Ensure) empty(ctx context.Context, log *slog.Logger, id string, sg *types.SecurityGroup) error {
+func (h *Ensure) empty(ctx context.Context, log *slog.Logger, ch *changes, id string, sg *types.SecurityGroup) error {
 	if perms := singlePeer(sg.IpPermissions); len(perms) > 0 {
 		out, err := h.ec2.RevokeSecurityGroupIngress(ctx, &ec2.RevokeSecurityGroupIngressInput{GroupId: aws.String(id), IpPermissions: perms})
 		if err != nil {
 			return again(err)
 		}
 		log.Info("revoked ingress rules", "groupId", id, "rules", len(perms))
+		ch.add(id, "RevokeSecurityGroupIngress", "revoked inbound rules from "+peers(perms))
 		if len(out.UnknownIpPermissions) > 0 {
 			return fmt.Errorf("%w: %d ingress rules unknown to EC2", errAgain, len(out.UnknownIpPermissions))
 		}
@@ -397,6 +564,7 @@ func (h *Ensure) empty(ctx context.Context, log *slog.Logger, id string, sg *typ
 			return again(err)
 		}
 		log.Info("revoked egress rules", "groupId", id, "rules", len(perms))
+		ch.add(id, "RevokeSecurityGroupEgress", "revoked outbound rules to "+peers(perms))
 		if len(out.UnknownIpPermissions) > 0 {
 			return fmt.Errorf("%w: %d egress rules unknown to EC2", errAgain, len(out.UnknownIpPermissions))
 		}
@@ -406,18 +574,20 @@ func (h *Ensure) empty(ctx context.Context, log *slog.Logger, id string, sg *typ
 
 // allowAll adds the all-traffic rules from and to 0.0.0.0/0 and ::/0 that the untrack group lacks. Other rules
 // it may have are harmless: the group already allows everything.
-func (h *Ensure) allowAll(ctx context.Context, log *slog.Logger, id string, sg *types.SecurityGroup) error {
+func (h *Ensure) allowAll(ctx context.Context, log *slog.Logger, ch *changes, id string, sg *types.SecurityGroup) error {
 	if perms := missingAllowAll(sg.IpPermissions); len(perms) > 0 {
 		if _, err := h.ec2.AuthorizeSecurityGroupIngress(ctx, &ec2.AuthorizeSecurityGroupIngressInput{GroupId: aws.String(id), IpPermissions: perms}); err != nil {
 			return again(err)
 		}
 		log.Info("authorized allow-all ingress", "groupId", id, "rules", len(perms))
+		ch.add(id, "AuthorizeSecurityGroupIngress", "authorized all traffic from "+peers(perms))
 	}
 	if perms := missingAllowAll(sg.IpPermissionsEgress); len(perms) > 0 {
 		if _, err := h.ec2.AuthorizeSecurityGroupEgress(ctx, &ec2.AuthorizeSecurityGroupEgressInput{GroupId: aws.String(id), IpPermissions: perms}); err != nil {
 			return again(err)
 		}
 		log.Info("authorized allow-all egress", "groupId", id, "rules", len(perms))
+		ch.add(id, "AuthorizeSecurityGroupEgress", "authorized all traffic to "+peers(perms))
 	}
 	return nil
 }

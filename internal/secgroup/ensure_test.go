@@ -12,6 +12,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/ec2-isolation/ec2-isolation/internal/secgroup"
 	"github.com/ec2-isolation/ec2-isolation/internal/sim"
@@ -72,6 +73,18 @@ func TestEnsureCreatesAnEmptyGroupInEveryVPC(t *testing.T) {
 			if n := calledAction(srv, "DescribeSecurityGroups"); n < 1 {
 				t.Errorf("DescribeSecurityGroups never called")
 			}
+			var wantChanges []change
+			for _, g := range out.Groups {
+				wantChanges = append(wantChanges,
+					change{g.IsolationGroupID, "CreateSecurityGroup", "created the isolation group " + groupName + " in " + g.VpcID},
+					change{g.IsolationGroupID, "RevokeSecurityGroupEgress", "revoked all traffic to 0.0.0.0/0"})
+				if g.VpcID == vpcA { // the VPC with an IPv6 CIDR
+					wantChanges = append(wantChanges, change{g.IsolationGroupID, "RevokeSecurityGroupEgress", "revoked all traffic to ::/0"})
+				}
+			}
+			if diff := cmp.Diff(sortedChanges(wantChanges), changesOf(out.Changes)); diff != "" {
+				t.Errorf("changes (-want +got):\n%s", diff)
+			}
 
 			// A second run finds everything in place and changes nothing.
 			srv.ResetCalls()
@@ -86,6 +99,7 @@ func TestEnsureCreatesAnEmptyGroupInEveryVPC(t *testing.T) {
 				t.Errorf("second run: %d DescribeSecurityGroups calls, want one for all VPCs", n)
 			}
 			want := out
+			want.Changes = nil
 			for i := range want.Groups {
 				want.Groups[i].Created = false
 			}
@@ -139,8 +153,15 @@ func TestEnsureEmptiesAnExistingGroup(t *testing.T) {
 		t.Fatalf("Handle: %v", err)
 	}
 	want := workflow.EnsureGroupsOutput{Groups: []workflow.VpcGroups{{VpcID: vpcA, IsolationGroupID: "sg-0a9"}}}
-	if diff := cmp.Diff(want, out); diff != "" {
+	if diff := cmp.Diff(want, out, cmpopts.IgnoreFields(workflow.EnsureGroupsOutput{}, "Changes")); diff != "" {
 		t.Errorf("output (-want +got):\n%s", diff)
+	}
+	wantChanges := []change{
+		{"sg-0a9", "RevokeSecurityGroupEgress", "revoked outbound rules to 0.0.0.0/0, ::/0"},
+		{"sg-0a9", "RevokeSecurityGroupIngress", "revoked inbound rules from 198.51.100.0/24, sg-0a1"},
+	}
+	if diff := cmp.Diff(wantChanges, changesOf(out.Changes)); diff != "" {
+		t.Errorf("changes (-want +got):\n%s", diff)
 	}
 	g := newReader(t, srv).groupsNamed(groupName)[vpcA]
 	if len(g) != 1 {
@@ -183,7 +204,7 @@ func TestEnsureConcurrentExecutionsShareOneGroupPerVPC(t *testing.T) {
 		for j := range outs[i].Groups {
 			outs[i].Groups[j].Created = outs[0].Groups[j].Created
 		}
-		if diff := cmp.Diff(outs[0], outs[i]); diff != "" {
+		if diff := cmp.Diff(outs[0], outs[i], cmpopts.IgnoreFields(workflow.EnsureGroupsOutput{}, "Changes")); diff != "" {
 			t.Errorf("execution %d found other groups (-first +this):\n%s", i, diff)
 		}
 	}
@@ -208,8 +229,9 @@ func TestEnsureUsesTheGroupAnotherExecutionJustCreated(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Handle: %v", err)
 	}
-	want := workflow.EnsureGroupsOutput{Groups: []workflow.VpcGroups{{VpcID: vpcA, IsolationGroupID: theirs}}}
-	if diff := cmp.Diff(want, out); diff != "" {
+	want := workflow.EnsureGroupsOutput{Groups: []workflow.VpcGroups{{VpcID: vpcA, IsolationGroupID: theirs}},
+		Changes: []workflow.Change{{Step: "Ensure isolation security group", Resource: theirs, Action: "RevokeSecurityGroupEgress", Detail: "revoked outbound rules to 0.0.0.0/0, ::/0"}}}
+	if diff := cmp.Diff(want, out, ignoreAt); diff != "" {
 		t.Errorf("output (-want +got):\n%s", diff)
 	}
 	checkIsolationGroups(t, srv, []string{vpcA}, out)
@@ -224,15 +246,20 @@ func TestEnsureUsesTheGroupAnotherExecutionJustCreated(t *testing.T) {
 
 func TestEnsureDescribesAgainWhenARuleWasRevokedConcurrently(t *testing.T) {
 	sc := scenario()
-	// As if another execution revoked the default egress rule first.
+	// Our group, with rules added since: another execution empties it too and revokes a rule first.
+	sc.SecurityGroups = append(sc.SecurityGroups, sim.SecurityGroup{ID: "sg-0a9", VpcID: vpcA, Name: groupName, Description: "isolation",
+		Tags: map[string]string{secgroup.TagManaged: "true"}})
 	sc.Faults.Errors = []sim.ErrorFault{{Action: "RevokeSecurityGroupEgress", Code: "InvalidPermission.NotFound", Count: 1}}
 	srv := start(t, sc)
 
-	out, err := newEnsure(t, srv, "ensure", secgroup.ModeDirect).Handle(context.Background(), ensureInput(twoVPCs))
+	out, err := newEnsure(t, srv, "ensure", secgroup.ModeDirect).Handle(context.Background(), ensureInput(oneENI))
 	if err != nil {
 		t.Fatalf("Handle: %v", err)
 	}
-	checkIsolationGroups(t, srv, vpcsOf[twoVPCs], out)
+	checkIsolationGroups(t, srv, vpcsOf[oneENI], out)
+	if n := calledAction(srv, "DescribeSecurityGroups"); n < 2 {
+		t.Errorf("%d DescribeSecurityGroups calls: the group was not described again", n)
+	}
 	if calls := srv.Calls(); !slices.ContainsFunc(calls, func(c sim.Call) bool { return c.ErrorCode == "InvalidPermission.NotFound" }) {
 		t.Errorf("the fault never fired")
 	}

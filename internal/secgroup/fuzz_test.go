@@ -33,6 +33,9 @@ func FuzzEnsure(f *testing.F) {
 		`{"instanceId":"i-000000000000002b0","executionName":"exec-1","vpcIds":["vpc-0A1"]}`,
 		`{"instanceId":"i-000000000000002b0","executionName":"exec-1","vpcIds":[]}`,
 		`{"instanceId":"","vpcIds":["vpc-0a1"]}`, `{}`, `null`, `{"vpcIds":"vpc-0a1"}`,
+		`{"instanceId":"i-000000000000002b0","executionName":"exec-1","vpcIds":["vpc-0a1","vpc-0b2"],"record":{"instanceId":"i-000000000000002b0","isolationGroups":[{"vpcId":"vpc-0a1","isolationGroupId":"sg-0a2"}]}}`,
+		`{"instanceId":"i-000000000000002b0","executionName":"exec-1","vpcIds":["vpc-0a1"],"record":{"instanceId":"i-0000000000000001a","isolationGroups":[]}}`,
+		`{"instanceId":"i-000000000000002b0","executionName":"exec-1","vpcIds":["vpc-0b2"],"record":{"instanceId":"i-000000000000002b0","isolationGroups":[{"vpcId":"vpc-0b2","isolationGroupId":"web"}]}}`,
 	} {
 		f.Add([]byte(seed), false)
 		f.Add([]byte(seed), true)
@@ -79,9 +82,22 @@ func FuzzEnsure(f *testing.F) {
 		if err := json.Unmarshal(out, &res); err != nil {
 			t.Fatal(err)
 		}
+		// Groups the record says Validate found usable are taken as they are (Validate checked them).
+		trusted := map[string]string{}
+		if in.Record != nil {
+			for _, g := range in.Record.IsolationGroups {
+				trusted[g.VpcID] = g.IsolationGroupID
+			}
+		}
 		var vpcs []string
 		for _, g := range res.Groups {
 			vpcs = append(vpcs, g.VpcID)
+			if id, ok := trusted[g.VpcID]; ok && id != "" {
+				if g.IsolationGroupID != id {
+					t.Fatalf("%s: returned %s, not the group %s the record names", g.VpcID, g.IsolationGroupID, id)
+				}
+				continue
+			}
 			d, err := reader.DescribeSecurityGroups(context.Background(), &ec2.DescribeSecurityGroupsInput{GroupIds: []string{g.IsolationGroupID}})
 			if err != nil || len(d.SecurityGroups) != 1 {
 				t.Fatalf("describe %s: %v", g.IsolationGroupID, err)
@@ -99,7 +115,8 @@ func FuzzEnsure(f *testing.F) {
 	})
 }
 
-// FuzzApply: it changes only the ENIs of the instance the input names, and only to a group of the input.
+// FuzzApply: it changes only the ENIs of the instance the input names (or that the instance's record names: Apply
+// trusts Validate's description rather than describing first), and only to a group of the input.
 func FuzzApply(f *testing.F) {
 	for _, seed := range []string{
 		`{"instanceId":"i-000000000000002b0","executionName":"exec-1","groups":[{"vpcId":"vpc-0a1","isolationGroupId":"sg-0a2","untrackGroupId":"sg-0a1"},{"vpcId":"vpc-0b2","isolationGroupId":"sg-0b1","untrackGroupId":"sg-0b1"}]}`,
@@ -107,6 +124,9 @@ func FuzzApply(f *testing.F) {
 		`{"instanceId":"i-000000000000002b0","executionName":"exec-1","groups":[{"vpcId":"vpc-0a1","isolationGroupId":"sg-0b1"},{"vpcId":"vpc-0b2","isolationGroupId":"sg-0a1"}]}`,
 		`{"instanceId":"i-000000000000002b0","groups":[{"vpcId":"vpc-0a1","isolationGroupId":"sg-0a2"},{"vpcId":"vpc-0a1","isolationGroupId":"sg-0a1"}]}`,
 		`{"instanceId":"i-0000000000000001a","groups":[]}`, `{}`, `null`, `{"groups":{}}`,
+		`{"instanceId":"i-000000000000002b0","executionName":"exec-1","record":{"instanceId":"i-000000000000002b0","networkInterfaces":[{"networkInterfaceId":"eni-02a","vpcId":"vpc-0a1","groups":["sg-0a1"]}],"isolationGroups":[{"vpcId":"vpc-0a1","isolationGroupId":"sg-0a2","untrackGroupId":"sg-0a1"},{"vpcId":"vpc-0b2","isolationGroupId":"sg-0b1","untrackGroupId":"sg-0b1"}],"groupsReady":true},"ensured":null}`,
+		`{"instanceId":"i-000000000000002b0","executionName":"exec-1","record":{"instanceId":"i-000000000000002b0","networkInterfaces":[{"networkInterfaceId":"eni-03a","vpcId":"vpc-0a1","groups":[]}]},"ensured":{"groups":[{"vpcId":"vpc-0a1","isolationGroupId":"sg-0a2"}]}}`,
+		`{"instanceId":"i-000000000000002b0","record":{"instanceId":"i-0000000000000001a","networkInterfaces":[{"networkInterfaceId":"eni-01a","vpcId":"vpc-0a1"}]},"ensured":{"groups":[{"vpcId":"vpc-0a1","isolationGroupId":"sg-0a2"}]}}`,
 	} {
 		f.Add([]byte(seed), false)
 		f.Add([]byte(seed), true)
@@ -139,7 +159,20 @@ func FuzzApply(f *testing.F) {
 			t.Fatalf("mutating calls %v before refusing the input: %v", m, err)
 		}
 		var allowed []string
-		for _, g := range in.Groups {
+		groups := slices.Clone(in.Groups)
+		named := map[string]bool{} // ENIs the input's record names, as Validate described them
+		if in.Ensured != nil {
+			groups = append(groups, in.Ensured.Groups...)
+		}
+		if in.Record != nil {
+			groups = append(groups, in.Record.IsolationGroups...)
+			if in.Record.InstanceID == in.InstanceID {
+				for _, n := range in.Record.NetworkInterfaces {
+					named[n.ID] = true
+				}
+			}
+		}
+		for _, g := range groups {
 			allowed = append(allowed, g.IsolationGroupID, g.UntrackGroupID)
 		}
 		for _, call := range srv.Calls() {
@@ -147,8 +180,8 @@ func FuzzApply(f *testing.F) {
 				continue
 			}
 			eni := call.Params.Get("NetworkInterfaceId")
-			if owner[eni] != in.InstanceID {
-				t.Fatalf("modified %s of %s, but the input names %q", eni, owner[eni], in.InstanceID)
+			if owner[eni] != in.InstanceID && !named[eni] {
+				t.Fatalf("modified %s of %s, but the input names %q and its record does not name %s", eni, owner[eni], in.InstanceID, eni)
 			}
 			groups := 0
 			for k, v := range call.Params {

@@ -1,19 +1,23 @@
 package secgroup_test
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/ec2-isolation/ec2-isolation/internal/secgroup"
 	"github.com/ec2-isolation/ec2-isolation/internal/sim"
 	"github.com/ec2-isolation/ec2-isolation/internal/simtest"
+	"github.com/ec2-isolation/ec2-isolation/internal/validate"
 	"github.com/ec2-isolation/ec2-isolation/internal/workflow"
 )
 
@@ -200,4 +204,49 @@ func tagValue(tags []types.Tag, key string) string {
 		}
 	}
 	return ""
+}
+
+// change is a workflow.Change without its time.
+type change struct{ Resource, Action, Detail string }
+
+func changesOf(cs []workflow.Change) []change {
+	out := []change{}
+	for _, c := range cs {
+		out = append(out, change{c.Resource, c.Action, c.Detail})
+	}
+	return sortedChanges(out)
+}
+
+func sortedChanges(cs []change) []change {
+	out := append([]change{}, cs...)
+	slices.SortFunc(out, func(a, b change) int {
+		return cmp.Or(strings.Compare(a.Resource, b.Resource), strings.Compare(a.Action, b.Action), strings.Compare(a.Detail, b.Detail))
+	})
+	return out
+}
+
+// ignoreAt compares changes without their time.
+var ignoreAt = cmpopts.IgnoreFields(workflow.Change{}, "At")
+
+// validated runs "Validate and record" for the instance, as the workflow does first.
+func validated(t *testing.T, srv *sim.Server, instance string, mode secgroup.Mode) workflow.Record {
+	t.Helper()
+	s := validate.Settings{TagKey: "Isolate", TagValue: "true", Groups: secgroup.Settings{GroupName: groupName, Mode: mode}}
+	rec, err := validate.New(client(t, srv, "validate"), s, quiet()).Handle(context.Background(),
+		workflow.ValidateInput{Event: tagEvent(instance), ExecutionName: "exec-1"})
+	if err != nil {
+		t.Fatalf("validate: %v", err)
+	}
+	return rec
+}
+
+// tagEvent is the event EventBridge sends when the instance is tagged Isolate=true.
+func tagEvent(instance string) workflow.TagEvent {
+	return workflow.TagEvent{
+		Version: "0", ID: "5f1ae1f4-7d7f-4a3b-9d0e-000000000001", DetailType: "Tag Change on Resource", Source: "aws.tag",
+		Account: "123456789012", Time: "2026-11-22T10:00:00Z", Region: "us-east-1",
+		Resources: []string{"arn:aws:ec2:us-east-1:123456789012:instance/" + instance},
+		Detail: workflow.TagDetail{ChangedTagKeys: []string{"Isolate"}, Service: "ec2", ResourceType: "instance", Version: 1,
+			Tags: map[string]string{"Isolate": "true"}},
+	}
 }

@@ -29,7 +29,8 @@ type Handler[In, Out any] func(context.Context, In) (Out, error)
 // Build constructs a step's handler. A configuration error is a steperr.ConfigError.
 type Build[In, Out any] func(cfg aws.Config, env Env, log *slog.Logger) (Handler[In, Out], error)
 
-// ValidateAndRecord builds "Validate and record" (env TAG_KEY, TAG_VALUE).
+// ValidateAndRecord builds "Validate and record" (env TAG_KEY, TAG_VALUE, and ISOLATION_GROUP_NAME,
+// CONNECTION_TRACKING: it looks the isolation groups up with the instance).
 func ValidateAndRecord(cfg aws.Config, env Env, log *slog.Logger) (Handler[workflow.ValidateInput, workflow.Record], error) {
 	s, err := validate.SettingsFromEnv(env)
 	if err != nil {

@@ -3,6 +3,7 @@ package validate
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -20,16 +21,19 @@ type instanceState struct {
 	Associations          []types.IamInstanceProfileAssociation
 	DisableAPITermination bool
 	ShutdownBehavior      string
+	// Groups are the security groups named as the isolation groups, in any VPC (the instance's VPCs are not
+	// known before its description: filtering by name alone keeps the lookup in the same round trip).
+	Groups []types.SecurityGroup
 }
 
-// describe reads the instance, its profile associations and the two attributes a release restores, all at
-// once: containment waits for this step.
-func describe(ctx context.Context, api API, id string) (instanceState, error) {
+// describe reads the instance, its profile associations, the two attributes a release restores and the
+// security groups with the isolation groups' names, all at once: containment waits for this step.
+func describe(ctx context.Context, api API, id string, groupNames []string) (instanceState, error) {
 	var (
-		wg                                  sync.WaitGroup
-		st                                  instanceState
-		instErr, assocErr, termErr, shutErr error
-		found                               bool
+		wg                                          sync.WaitGroup
+		st                                          instanceState
+		instErr, assocErr, termErr, shutErr, sgsErr error
+		found                                       bool
 	)
 	wg.Go(func() {
 		out, err := api.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}})
@@ -82,6 +86,20 @@ func describe(ctx context.Context, api API, id string) (instanceState, error) {
 			st.ShutdownBehavior = aws.ToString(out.InstanceInitiatedShutdownBehavior.Value)
 		}
 	})
+	wg.Go(func() {
+		// No MaxResults: DescribeSecurityGroups then answers every match in one page (one group per VPC and name).
+		p := ec2.NewDescribeSecurityGroupsPaginator(api, &ec2.DescribeSecurityGroupsInput{
+			Filters: []types.Filter{{Name: aws.String("group-name"), Values: groupNames}},
+		})
+		for p.HasMorePages() {
+			out, err := p.NextPage(ctx)
+			if err != nil {
+				sgsErr = err
+				return
+			}
+			st.Groups = append(st.Groups, out.SecurityGroups...)
+		}
+	})
 	wg.Wait()
 
 	// The instance's own description decides first: the attribute calls fail too for an unknown instance.
@@ -103,6 +121,8 @@ func describe(ctx context.Context, api API, id string) (instanceState, error) {
 		return st, steperr.FromAWS(fmt.Sprintf("describe %s of %s", types.InstanceAttributeNameDisableApiTermination, id), termErr)
 	case shutErr != nil:
 		return st, steperr.FromAWS(fmt.Sprintf("describe %s of %s", types.InstanceAttributeNameInstanceInitiatedShutdownBehavior, id), shutErr)
+	case sgsErr != nil:
+		return st, steperr.FromAWS(fmt.Sprintf("describe security groups named %s", strings.Join(groupNames, ", ")), sgsErr)
 	}
 	return st, nil
 }

@@ -33,10 +33,10 @@ func TestThrottledFirstCallsStillRecord(t *testing.T) {
 			throttled++
 		}
 	}
-	// DescribeInstances, DescribeIamInstanceProfileAssociations and DescribeInstanceAttribute (twice, but one
-	// (caller, action) pair) were each refused once.
-	if throttled != 3 {
-		t.Errorf("%d throttled calls, want 3 (the fault did not apply as expected)", throttled)
+	// DescribeInstances, DescribeIamInstanceProfileAssociations, DescribeInstanceAttribute (twice, but one
+	// (caller, action) pair) and DescribeSecurityGroups were each refused once.
+	if throttled != 4 {
+		t.Errorf("%d throttled calls, want 4 (the fault did not apply as expected)", throttled)
 	}
 }
 
@@ -50,6 +50,8 @@ func TestAWSErrorsAreClassified(t *testing.T) {
 		{"throttled beyond the SDK's retries", sim.ErrorFault{Action: "DescribeInstances", Code: "RequestLimitExceeded"}, isA[*steperr.Throttled], "Throttled"},
 		{"server error beyond the SDK's retries", sim.ErrorFault{Action: "DescribeIamInstanceProfileAssociations", Code: "InternalError", Status: 500}, isA[*steperr.Transient], "Transient"},
 		{"attribute refused", sim.ErrorFault{Action: "DescribeInstanceAttribute", Code: "UnauthorizedOperation", Status: 403}, isA[*steperr.AWSError], "AWSError"},
+		{"group lookup refused", sim.ErrorFault{Action: "DescribeSecurityGroups", Code: "UnauthorizedOperation", Status: 403}, isA[*steperr.AWSError], "AWSError"},
+		{"group lookup throttled beyond the SDK's retries", sim.ErrorFault{Action: "DescribeSecurityGroups", Code: "RequestLimitExceeded"}, isA[*steperr.Throttled], "Throttled"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -4,6 +4,7 @@
 package validate
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -22,6 +23,7 @@ type API interface {
 	DescribeInstances(ctx context.Context, in *ec2.DescribeInstancesInput, opts ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error)
 	DescribeIamInstanceProfileAssociations(ctx context.Context, in *ec2.DescribeIamInstanceProfileAssociationsInput, opts ...func(*ec2.Options)) (*ec2.DescribeIamInstanceProfileAssociationsOutput, error)
 	DescribeInstanceAttribute(ctx context.Context, in *ec2.DescribeInstanceAttributeInput, opts ...func(*ec2.Options)) (*ec2.DescribeInstanceAttributeOutput, error)
+	DescribeSecurityGroups(ctx context.Context, in *ec2.DescribeSecurityGroupsInput, opts ...func(*ec2.Options)) (*ec2.DescribeSecurityGroupsOutput, error)
 }
 
 // Handler is the "Validate and record" Lambda handler.
@@ -40,12 +42,14 @@ func New(api API, s Settings, log *slog.Logger) *Handler {
 	return &Handler{api: api, settings: s, log: log, now: time.Now}
 }
 
-// Handle validates in.Event and returns the record of the instance it names. Errors are steperr types:
+// Handle validates in.Event and returns the record of the instance it names, with the isolation groups already
+// usable in its VPCs (Record.IsolationGroups, GroupsReady): looked up in the same round trip as the instance.
+// Errors are steperr types:
 // InvalidEvent (before any AWS call), ConfigError, InstanceNotFound, InstanceNotIsolatable, or a FromAWS
 // classification.
 func (h *Handler) Handle(ctx context.Context, in workflow.ValidateInput) (workflow.Record, error) {
 	log := h.log.With("execution", in.ExecutionName, "step", "Validate and record")
-	if err := h.settings.Check(); err != nil {
+	if err := cmp.Or(h.settings.Check(), h.settings.Groups.Check()); err != nil {
 		log.Error("refused: configuration", "error", err)
 		return workflow.Record{}, err
 	}
@@ -62,7 +66,7 @@ func (h *Handler) Handle(ctx context.Context, in workflow.ValidateInput) (workfl
 	}
 	log = log.With("instance", t.InstanceID)
 
-	st, err := describe(ctx, h.api, t.InstanceID)
+	st, err := describe(ctx, h.api, t.InstanceID, h.settings.Groups.Names())
 	if err != nil {
 		log.Warn("refused instance", "error", err)
 		return workflow.Record{}, err
@@ -81,8 +85,9 @@ func (h *Handler) Handle(ctx context.Context, in workflow.ValidateInput) (workfl
 	}
 	rec.Reason = "tag " + h.settings.TagKey + "=" + h.settings.TagValue
 	rec.RecordedAt = h.now().UTC()
+	rec.IsolationGroups, rec.GroupsReady = h.settings.Groups.Ready(rec.VpcIDs, st.Groups)
 	log.Info("recorded instance", "state", rec.State, "vpcs", rec.VpcIDs,
 		"interfaces", len(rec.NetworkInterfaces), "volumes", len(rec.Volumes),
-		"profile", rec.ProfileAssociation != nil)
+		"profile", rec.ProfileAssociation != nil, "isolationGroups", rec.IsolationGroups, "groupsReady", rec.GroupsReady)
 	return rec, nil
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ec2-isolation/ec2-isolation/internal/secgroup"
 	"github.com/ec2-isolation/ec2-isolation/internal/sim"
 	"github.com/ec2-isolation/ec2-isolation/internal/steperr"
 	"github.com/ec2-isolation/ec2-isolation/internal/validate"
@@ -176,8 +177,12 @@ func TestConfigErrors(t *testing.T) {
 		env  map[string]string
 		ok   bool
 	}{
-		{"both set", map[string]string{"TAG_KEY": "Isolate", "TAG_VALUE": "true"}, true},
-		{"key with allowed punctuation", map[string]string{"TAG_KEY": "security:isolate/now", "TAG_VALUE": "yes"}, true},
+		{"all set", map[string]string{"TAG_KEY": "Isolate", "TAG_VALUE": "true", "ISOLATION_GROUP_NAME": groupName}, true},
+		{"untrack-first", map[string]string{"TAG_KEY": "Isolate", "TAG_VALUE": "true", "ISOLATION_GROUP_NAME": groupName, "CONNECTION_TRACKING": "untrack-first"}, true},
+		{"key with allowed punctuation", map[string]string{"TAG_KEY": "security:isolate/now", "TAG_VALUE": "yes", "ISOLATION_GROUP_NAME": groupName}, true},
+		{"group name missing", map[string]string{"TAG_KEY": "Isolate", "TAG_VALUE": "true"}, false},
+		{"group name EC2 refuses", map[string]string{"TAG_KEY": "Isolate", "TAG_VALUE": "true", "ISOLATION_GROUP_NAME": "sg-quarantine"}, false},
+		{"unknown tracking mode", map[string]string{"TAG_KEY": "Isolate", "TAG_VALUE": "true", "ISOLATION_GROUP_NAME": groupName, "CONNECTION_TRACKING": "untrack"}, false},
 		{"key missing", map[string]string{"TAG_VALUE": "true"}, false},
 		{"value missing", map[string]string{"TAG_KEY": "Isolate"}, false},
 		{"reserved prefix", map[string]string{"TAG_KEY": "aws:isolate", "TAG_VALUE": "true"}, false},
@@ -189,8 +194,14 @@ func TestConfigErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			s, err := validate.SettingsFromEnv(func(k string) string { return tt.env[k] })
 			if tt.ok {
-				if err != nil || s.TagKey != tt.env["TAG_KEY"] || s.TagValue != tt.env["TAG_VALUE"] {
-					t.Fatalf("SettingsFromEnv = %+v, %v", s, err)
+				mode := secgroup.Mode(tt.env["CONNECTION_TRACKING"])
+				if mode == "" {
+					mode = secgroup.ModeDirect
+				}
+				want := validate.Settings{TagKey: tt.env["TAG_KEY"], TagValue: tt.env["TAG_VALUE"],
+					Groups: secgroup.Settings{GroupName: tt.env["ISOLATION_GROUP_NAME"], Mode: mode}}
+				if err != nil || s != want {
+					t.Fatalf("SettingsFromEnv = %+v, %v; want %+v", s, err, want)
 				}
 				return
 			}
@@ -202,13 +213,21 @@ func TestConfigErrors(t *testing.T) {
 }
 
 func TestHandlerRefusesBadSettingsWithoutCalls(t *testing.T) {
-	srv, client := start(t, network())
-	_, err := validate.New(client, validate.Settings{TagKey: "Isolate"}, nil).Handle(context.Background(),
-		workflow.ValidateInput{Event: tagEvent(instanceID), ExecutionName: "exec-1"})
-	if !isA[*steperr.ConfigError](err) {
-		t.Fatalf("error = %T %v, want *steperr.ConfigError", err, err)
-	}
-	if n := len(srv.Calls()); n > 0 {
-		t.Errorf("%d AWS calls", n)
+	for name, s := range map[string]validate.Settings{
+		"no tag value":  {TagKey: "Isolate", Groups: settings.Groups},
+		"no group name": {TagKey: "Isolate", TagValue: "true", Groups: secgroup.Settings{Mode: secgroup.ModeDirect}},
+		"no mode":       {TagKey: "Isolate", TagValue: "true", Groups: secgroup.Settings{GroupName: groupName}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			srv, client := start(t, network())
+			_, err := validate.New(client, s, nil).Handle(context.Background(),
+				workflow.ValidateInput{Event: tagEvent(instanceID), ExecutionName: "exec-1"})
+			if !isA[*steperr.ConfigError](err) {
+				t.Fatalf("error = %T %v, want *steperr.ConfigError", err, err)
+			}
+			if n := len(srv.Calls()); n > 0 {
+				t.Errorf("%d AWS calls", n)
+			}
+		})
 	}
 }

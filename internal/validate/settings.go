@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 
+	"github.com/ec2-isolation/ec2-isolation/internal/secgroup"
 	"github.com/ec2-isolation/ec2-isolation/internal/steperr"
 )
 
@@ -13,22 +14,33 @@ const (
 	EnvTagValue = "TAG_VALUE"
 )
 
-// Settings says which tag isolates an instance. Both are case-sensitive, as EC2 tags are.
+// Settings says which tag isolates an instance (both case-sensitive, as EC2 tags are), and which isolation
+// groups to look up with the instance (the warm path: when they are usable, Ensure is skipped).
 type Settings struct {
 	TagKey   string
 	TagValue string
+	// Groups are the settings of "Ensure isolation security group" (ISOLATION_GROUP_NAME, CONNECTION_TRACKING),
+	// read by its own parser. Only the handler needs them: ParseEvent does not.
+	Groups secgroup.Settings
 }
 
 // tagKeyPattern is what EC2 accepts as a tag key; the aws: prefix is reserved to AWS.
 var tagKeyPattern = regexp.MustCompile(`^[\p{L}\p{Z}\p{N}_.:/=+\-@]{1,128}$`)
 
-// SettingsFromEnv reads the settings from the environment (os.Getenv in a Lambda).
+// SettingsFromEnv reads the settings from the environment (os.Getenv in a Lambda): TAG_KEY, TAG_VALUE, and
+// secgroup's ISOLATION_GROUP_NAME and CONNECTION_TRACKING.
 func SettingsFromEnv(getenv func(string) string) (Settings, error) {
 	s := Settings{TagKey: getenv(EnvTagKey), TagValue: getenv(EnvTagValue)}
-	return s, s.Check()
+	if err := s.Check(); err != nil {
+		return s, err
+	}
+	g, err := secgroup.SettingsFromEnv(getenv)
+	s.Groups = g
+	return s, err
 }
 
-// Check reports a steperr.ConfigError when the tag cannot be one EC2 would carry.
+// Check reports a steperr.ConfigError when the tag cannot be one EC2 would carry. (The group settings are
+// checked by the handler: ParseEvent's callers need only the tag.)
 func (s Settings) Check() error {
 	switch {
 	case s.TagKey == "":

@@ -12,12 +12,16 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
+	"github.com/ec2-isolation/ec2-isolation/internal/secgroup"
 	"github.com/ec2-isolation/ec2-isolation/internal/sim"
 	"github.com/ec2-isolation/ec2-isolation/internal/validate"
 	"github.com/ec2-isolation/ec2-isolation/internal/workflow"
 )
 
-var settings = validate.Settings{TagKey: "Isolate", TagValue: "true"}
+const groupName = "ec2-isolation-quarantine"
+
+var settings = validate.Settings{TagKey: "Isolate", TagValue: "true",
+	Groups: secgroup.Settings{GroupName: groupName, Mode: secgroup.ModeDirect}}
 
 // associationOf reads the instance's profile association back through the SDK (its id is the simulator's).
 func associationOf(t *testing.T, client *ec2.Client, id string) *workflow.ProfileAssociation {

@@ -173,6 +173,9 @@ type EnsureGroupsInput struct {
 	InstanceID    string   `json:"instanceId"`
 	ExecutionName string   `json:"executionName"`
 	VpcIDs        []string `json:"vpcIds"`
+	// Record is what "Validate and record" returned: its IsolationGroups are usable as they are, so Ensure
+	// creates only what is missing instead of looking them up again. Nil: Ensure looks every group up.
+	Record *Record `json:"record,omitempty"`
 }
 
 // VpcGroups names, for one VPC, the isolation group and, in untrack-first mode, the allow-all group applied
@@ -197,6 +200,12 @@ type ApplyGroupsInput struct {
 	InstanceID    string      `json:"instanceId"`
 	ExecutionName string      `json:"executionName"`
 	Groups        []VpcGroups `json:"groups"`
+	// Record is what "Validate and record" returned: Apply modifies its NetworkInterfaces whose Groups differ
+	// from the target at once, without describing them first. When Groups is empty, the groups are
+	// Ensured.Groups, or, on the warm path (Ensure did not run, Ensured is nil), Record.IsolationGroups.
+	Record *Record `json:"record,omitempty"`
+	// Ensured is what "Ensure isolation security group" returned; null on the warm path.
+	Ensured *EnsureGroupsOutput `json:"ensured,omitempty"`
 }
 
 // AppliedInterface is one ENI after "Apply isolation security group".
