@@ -2,7 +2,7 @@
 #
 # `sam build` (BuildMethod: makefile) runs `make build-<LogicalId>` with ARTIFACTS_DIR set, once per function of
 # template.yaml; each target writes one static linux/arm64 binary named bootstrap (runtime provided.al2023).
-# `make build` does the same for all seven functions into .aws-sam/build/<LogicalId>/, as sam build would.
+# `make build` does the same for every function into .aws-sam/build/<LogicalId>/, as sam build would.
 
 GO ?= go
 # Pinned linters (the Go module proxy serves this staticcheck release).
@@ -20,7 +20,15 @@ FUNCTIONS := \
 	EnsureSecurityGroupFunction:ensure-security-group \
 	ApplySecurityGroupFunction:apply-security-group \
 	SnapshotVolumesFunction:snapshot-volumes \
-	NotifyFunction:notify
+	NotifyFunction:notify \
+	RecordIncidentFunction:record-incident \
+	RevokeCredentialsFunction:revoke-credentials \
+	PreserveEvidenceFunction:preserve-evidence \
+	ReadIncidentRecordFunction:read-incident-record \
+	RestoreSecurityGroupsFunction:restore-security-groups \
+	RestoreInstanceProfileFunction:restore-instance-profile \
+	LiftCredentialRevocationFunction:lift-credential-revocation \
+	RestoreEvidenceSettingsFunction:restore-evidence-settings
 
 fn_id = $(word 1,$(subst :, ,$(1)))
 fn_dir = $(word 2,$(subst :, ,$(1)))
@@ -51,7 +59,7 @@ check-build:
 test:
 	$(GO) test ./...
 
-# The state machine's data flow, failure markers and redrive resumption, in aws-local-stepfunctions
+# The state machines' data flow, failure markers and redrive resumption, in aws-local-stepfunctions
 # (needs `npm ci`, see .ci/tools.sh).
 test-asl:
 	node --test statemachine/

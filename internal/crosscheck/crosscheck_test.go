@@ -1,6 +1,6 @@
 package crosscheck
 
-// The cross-check runs statemachine/isolation.asl.json twice for each case, each time against a fresh simulator
+// The cross-check runs statemachine/isolation.asl.json (or release.asl.json) twice for each case, each time against a fresh simulator
 // seeded from the same scenario and with the same real handlers (runner.Functions, environment as cmd/isolation
 // sets it):
 //
@@ -61,6 +61,11 @@ type crossCase struct {
 	tracking string // CONNECTION_TRACKING
 	// redrive: when the execution fails, redrive it once (Node: emulated) and compare that run too.
 	redrive bool
+	// release: the compared execution runs the release definition (ec2isolation.ReleaseDefinition).
+	release bool
+	// isolated: before the compared execution, the instance is isolated (events/isolate.json) by our engine on
+	// each side's simulator, so that the release finds its incident record.
+	isolated bool
 	// tweak adjusts the loaded scenario for this comparison (after fastScenario).
 	tweak func(t *testing.T, sc *sim.Scenario)
 	// want is each run's expected status: a guard against both engines agreeing on something useless (such as
@@ -87,6 +92,12 @@ var crossCases = []crossCase{
 	// is caught inside the branch; the redrive fails the same way.
 	{name: "missing-profile", scenario: "missing-profile", event: "isolate.json", redrive: true,
 		want: []asl.Status{asl.StatusFailed, asl.StatusFailed}},
+	// The release definition. An instance never isolated: "Read incident record" refuses (NotIsolated), one
+	// notification, FAILED. An isolated one: the three Restore branches, "Record release", "Notify success".
+	{name: "release never isolated", scenario: "default", event: "release.json", release: true,
+		want: []asl.Status{asl.StatusFailed}},
+	{name: "isolate then release", scenario: "default", event: "release.json", release: true, isolated: true,
+		want: []asl.Status{asl.StatusSucceeded}},
 }
 
 func TestSamePathAndOutputAsAWSLocalStepFunctions(t *testing.T) {
@@ -114,10 +125,10 @@ func TestSamePathAndOutputAsAWSLocalStepFunctions(t *testing.T) {
 			name := "crosscheck-" + strings.ReplaceAll(tc.name, " ", "-")
 
 			start := time.Now()
-			theirs := runNode(t, node, root, sc, tracking, event, name, tc.redrive)
+			theirs := runNode(t, node, root, sc, tracking, event, name, tc)
 			nodeTook := time.Since(start)
 			start = time.Now()
-			ours := runOurs(t, sc, tracking, event, name, tc.redrive)
+			ours := runOurs(t, sc, tracking, event, name, tc)
 			t.Logf("aws-local-stepfunctions %v, internal/asl %v", nodeTook.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 
 			for i, r := range ours {
@@ -156,8 +167,26 @@ func fastScenario(t *testing.T, file string) sim.Scenario {
 	for i := range sc.InstanceProfiles {
 		sc.InstanceProfiles[i].VisibleAfter = 0
 	}
+	// What the stack creates and the isolation records into: the incident bucket, and the profiles' roles (the
+	// credential revocation puts its policy on them).
+	if len(sc.Buckets) == 0 {
+		sc.Buckets = []sim.S3Bucket{{Name: incidentBucket, Versioning: true}}
+	}
+	roles := map[string]bool{}
+	for _, r := range sc.Roles {
+		roles[r.Name] = true
+	}
+	for _, p := range sc.InstanceProfiles {
+		if p.Role != "" && !roles[p.Role] {
+			sc.Roles = append(sc.Roles, sim.Role{Name: p.Role})
+			roles[p.Role] = true
+		}
+	}
 	return sc
 }
+
+// incidentBucket is the incident bucket of a scenario that names none.
+const incidentBucket = "ec2-isolation-incidents"
 
 // failEveryENIOnce makes the redrive scenario's one-time ModifyNetworkInterfaceAttribute failure hit every ENI
 // of the instance once. "Apply isolation security group" modifies the ENIs concurrently, so with the scenario's
@@ -189,6 +218,7 @@ func startSim(t *testing.T, sc sim.Scenario, tracking string) (*sim.Server, step
 		"ISOLATION_GROUP_NAME": "ec2-isolation-quarantine", "ISOLATION_PROFILE_NAME": "ec2-isolation-quarantine",
 		"CONNECTION_TRACKING": tracking,
 		"TOPIC_ARN":           fmt.Sprintf("arn:aws:sns:%s:%s:%s", srv.Region(), srv.AccountID(), sc.Topics[0].Name),
+		"INCIDENT_BUCKET":     sc.Buckets[0].Name, "REVOCABLE_ROLES": "*", "RELEASE_TAG_VALUE": "release",
 	}
 	return srv, func(k string) string { return env[k] }
 }
@@ -198,17 +228,47 @@ var quiet = slog.New(slog.DiscardHandler)
 // noWait makes retry waits zero-length (the Node side overrides them to 0 ms too).
 func noWait(ctx context.Context, _ time.Duration) error { return ctx.Err() }
 
-func runOurs(t *testing.T, sc sim.Scenario, tracking string, event []byte, name string, redrive bool) []run {
+// machine is the definition and state machine name a case runs.
+func machine(tc crossCase) ([]byte, string) {
+	if tc.release {
+		return ec2isolation.ReleaseDefinition, runner.ReleaseStateMachineName
+	}
+	return ec2isolation.Definition, runner.StateMachineName
+}
+
+// isolateFirst isolates the scenario's instance with our engine (the case's setup, the same on both sides).
+func isolateFirst(t *testing.T, srv *sim.Server, env steps.Env) {
+	t.Helper()
+	r, err := runner.New(runner.Config{Definition: ec2isolation.Definition, Region: srv.Region(), Account: srv.AccountID(),
+		AWS: srv.AWSConfig, Env: env, Log: quiet, Engine: asl.Options{Sleep: noWait}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	event, err := ec2isolation.Events.ReadFile("events/isolate.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := r.Start(t.Context(), "crosscheck-setup", event); e.Status != asl.StatusSucceeded {
+		t.Fatalf("setup isolation: %s %s %s", e.Status, e.Error, e.Cause)
+	}
+}
+
+func runOurs(t *testing.T, sc sim.Scenario, tracking string, event []byte, name string, tc crossCase) []run {
 	t.Helper()
 	srv, env := startSim(t, sc, tracking)
+	if tc.isolated {
+		isolateFirst(t, srv, env)
+	}
+	def, smName := machine(tc)
 	r, err := runner.New(runner.Config{
-		Definition: ec2isolation.Definition,
-		Region:     srv.Region(),
-		Account:    srv.AccountID(),
-		AWS:        srv.AWSConfig,
-		Env:        env,
-		Log:        quiet,
-		Engine:     asl.Options{Sleep: noWait},
+		Definition:       def,
+		StateMachineName: smName,
+		Region:           srv.Region(),
+		Account:          srv.AccountID(),
+		AWS:              srv.AWSConfig,
+		Env:              env,
+		Log:              quiet,
+		Engine:           asl.Options{Sleep: noWait},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -216,7 +276,7 @@ func runOurs(t *testing.T, sc sim.Scenario, tracking string, event []byte, name 
 	ctx := t.Context()
 	e := r.Start(ctx, name, event)
 	runs := []run{goRun(t, e, 0)}
-	if redrive && e.Status != asl.StatusSucceeded {
+	if tc.redrive && e.Status != asl.StatusSucceeded {
 		if err := r.Redrive(ctx, e); err != nil {
 			t.Fatalf("redrive: %v", err)
 		}
@@ -235,12 +295,16 @@ type nodeJob struct {
 	Redrive    bool              `json:"redrive"`
 }
 
-func runNode(t *testing.T, node, root string, sc sim.Scenario, tracking string, event []byte, name string, redrive bool) []run {
+func runNode(t *testing.T, node, root string, sc sim.Scenario, tracking string, event []byte, name string, tc crossCase) []run {
 	t.Helper()
 	srv, env := startSim(t, sc, tracking)
+	if tc.isolated {
+		isolateFirst(t, srv, env)
+	}
 	handlers := map[string]lambda.Handler{}
-	job := nodeJob{Functions: map[string]string{}, Input: event, Redrive: redrive}
-	def := string(ec2isolation.Definition)
+	job := nodeJob{Functions: map[string]string{}, Input: event, Redrive: tc.redrive}
+	definition, smName := machine(tc)
+	def := string(definition)
 	for _, f := range runner.Functions {
 		h, err := f.Build(srv.AWSConfig(f.Name), env, quiet.With("function", f.Name))
 		if err != nil {
@@ -259,10 +323,10 @@ func runNode(t *testing.T, node, root string, sc sim.Scenario, tracking string, 
 	job.Bridge = b.url
 	job.Context = map[string]any{
 		"Execution": map[string]any{
-			"Id":   fmt.Sprintf("arn:aws:states:%s:%s:execution:%s:%s", srv.Region(), srv.AccountID(), runner.StateMachineName, name),
+			"Id":   fmt.Sprintf("arn:aws:states:%s:%s:execution:%s:%s", srv.Region(), srv.AccountID(), smName, name),
 			"Name": name,
 		},
-		"StateMachine": map[string]any{"Name": runner.StateMachineName},
+		"StateMachine": map[string]any{"Name": smName},
 	}
 	stdin, err := json.Marshal(job)
 	if err != nil {

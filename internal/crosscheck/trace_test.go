@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sort"
 	"testing"
+	"time"
 
 	"github.com/ec2-isolation/ec2-isolation/internal/asl"
 )
@@ -129,7 +130,9 @@ func goRun(t *testing.T, e *asl.Execution, n int) run {
 
 // Normalisation. Two runs against two fresh simulators legitimately differ in exactly these:
 //
-//   - recordedAt: "Validate and record" stamps the wall-clock time of its run.
+//   - recordedAt: "Validate and record" stamps the wall-clock time of its run; so do the incident record
+//     (openedAt, startedAt, …) and every change ("at"): any RFC 3339 time is replaced by <time>.
+//   - versionId: the S3 version ids of the incident record, drawn by each simulator.
 //   - ids the simulator generates during the run (sg-, snap-, iip-assoc-, … : prefix-0 + 16 hex digits): the
 //     simulator draws them from one seeded sequence in call order, and the two Parallel branches' calls
 //     interleave differently from run to run, so the same resource can get another draw. They are replaced by
@@ -200,6 +203,12 @@ func (n *normaliser) value(key string, v any) any {
 	case string:
 		if key == "recordedAt" {
 			return "<recordedAt>"
+		}
+		if _, err := time.Parse(time.RFC3339Nano, v); err == nil {
+			return "<time>"
+		}
+		if key == "versionId" {
+			return n.placeholder("version", v)
 		}
 		return n.ids(v)
 	}

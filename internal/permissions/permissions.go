@@ -10,11 +10,32 @@ import (
 	"github.com/ec2-isolation/ec2-isolation/internal/sim"
 )
 
-// impliedBy are IAM actions that a call needs besides its own action, per the Service Authorization Reference:
-// associating an instance profile passes its role (iam:PassRole).
+// impliedBy are IAM actions that a call needs besides its own action: associating an instance profile passes its
+// role (iam:PassRole, Service Authorization Reference); and a GetObject of a missing key answers 404 NoSuchKey
+// only to a caller allowed s3:ListBucket on the bucket, 403 AccessDenied otherwise, which the incident steps
+// could not tell from a real denial (https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html).
 var impliedBy = map[string][]string{
 	"ec2:AssociateIamInstanceProfile":          {"iam:PassRole"},
 	"ec2:ReplaceIamInstanceProfileAssociation": {"iam:PassRole"},
+	"s3:GetObject": {"s3:ListBucket"},
+}
+
+// iamAction is the IAM action that authorises an API operation, where the two names differ (S3: HeadObject is
+// authorised as s3:GetObject; a GetObject of a given version as s3:GetObjectVersion; ListObjectVersions as
+// s3:ListBucketVersions).
+func iamAction(c sim.Call) string {
+	if c.Service == "s3" {
+		switch {
+		case c.Action == "HeadObject" || c.Action == "GetObject":
+			if c.Params.Get("versionId") != "" {
+				return "s3:GetObjectVersion"
+			}
+			return "s3:GetObject"
+		case c.Action == "ListObjectVersions":
+			return "s3:ListBucketVersions"
+		}
+	}
+	return c.Service + ":" + c.Action
 }
 
 // Required returns, per caller, the sorted IAM actions its calls need: the call's own action; ec2:CreateTags for
@@ -29,7 +50,7 @@ func Required(calls []sim.Call) map[string][]string {
 		sets[caller][action] = true
 	}
 	for _, c := range calls {
-		action := c.Service + ":" + c.Action
+		action := iamAction(c)
 		add(c.Caller, action)
 		for _, a := range impliedBy[action] {
 			add(c.Caller, a)

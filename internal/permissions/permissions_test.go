@@ -5,9 +5,14 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/google/go-cmp/cmp"
 
 	ec2isolation "github.com/ec2-isolation/ec2-isolation"
@@ -22,20 +27,37 @@ import (
 
 const (
 	instanceID = "i-0a1b2c3d4e5f60718"
+	bareID     = "i-0a1b2c3d4e5f60720" // no instance profile, in no group
 	groupName  = "ec2-isolation-quarantine"
 	vpcA       = "vpc-0a11111111111111a"
+	bucket     = "ec2-isolation-incidents"
 )
+
+// unreachable are actions a role allows for a code path that no run below can reach yet, with the reason. The
+// test fails once a run reaches one (then it belongs to the comparison).
+var unreachable = map[string]map[string]string{
+	// "Restore evidence settings" sets the recorded scale-in protection again after AttachInstances; the
+	// simulator does not serve SetInstanceProtection yet, so the member below is not protected.
+	"restore-evidence-settings": {"autoscaling:SetInstanceProtection": "the simulator lacks SetInstanceProtection"},
+}
+
+// protectedFromScaleIn is the Auto Scaling member's protection (true reaches SetInstanceProtection on release).
+const protectedFromScaleIn = false
 
 func env(tracking string) steps.Env {
 	m := map[string]string{
-		"TAG_KEY": "Isolate", "TAG_VALUE": "true",
+		"TAG_KEY": "Isolate", "TAG_VALUE": "true", "RELEASE_TAG_VALUE": "release",
 		"ISOLATION_GROUP_NAME": groupName, "ISOLATION_PROFILE_NAME": "ec2-isolation-quarantine",
 		"CONNECTION_TRACKING": tracking,
 		"TOPIC_ARN":           "arn:aws:sns:us-east-1:123456789012:ec2-isolation-notifications",
+		"INCIDENT_BUCKET":     bucket, "REVOCABLE_ROLES": "*",
 	}
 	return func(k string) string { return m[k] }
 }
 
+// loadScenario is the simulate command's default account plus what the issue-7 steps act on: the profile's
+// role, an Auto Scaling group (scale-in protected member) behind two target groups, the incident bucket, and an
+// instance without profile.
 func loadScenario(t *testing.T) sim.Scenario {
 	t.Helper()
 	sc, err := sim.LoadScenario("../../cmd/isolation/scenarios/default.json")
@@ -43,32 +65,96 @@ func loadScenario(t *testing.T) sim.Scenario {
 		t.Fatal(err)
 	}
 	sc.Faults = sim.Faults{}
+	sc.Roles = append(sc.Roles, sim.Role{Name: "web-app-role"}, sim.Role{Name: "ec2-isolation-quarantine"})
+	sc.TargetGroups = []sim.TargetGroup{
+		{Name: "web-https", VpcID: vpcA, Port: 443, Targets: []sim.Target{{ID: instanceID}, {ID: instanceID, Port: 8443}}},
+		{Name: "web-metrics", VpcID: vpcA, Port: 9100, Targets: []sim.Target{{ID: instanceID}}},
+	}
+	sc.AutoScaling = []sim.AutoScalingGroup{{Name: "web-asg", MinSize: 1, MaxSize: 4, DesiredCapacity: 1,
+		Instances:       []sim.AutoScalingInstance{{ID: instanceID, ProtectedFromScaleIn: protectedFromScaleIn}},
+		TargetGroupARNs: []string{"web-https", "web-metrics"}}}
+	sc.Buckets = []sim.S3Bucket{{Name: bucket, Versioning: true}}
+	bare := sc.Instances[0]
+	bare.ID, bare.Profile, bare.Tags = bareID, "", map[string]string{"Isolate": "true"}
+	bare.NetworkInterfaces = []sim.NetworkInterface{{ID: "eni-0a1b2c3d4e5f00020", SubnetID: bare.SubnetID, Groups: []string{"sg-0a1b2c3d4e5f00001"}}}
+	bare.Volumes = []sim.Volume{{ID: "vol-0a1b2c3d4e5f00020", DeviceName: "/dev/xvda", SizeGiB: 8, DeleteOnTermination: true}}
+	sc.Instances = append(sc.Instances, bare)
 	return sc
 }
 
-// isolate runs the whole workflow on the scenario and returns the calls the simulator recorded.
-func isolate(t *testing.T, sc sim.Scenario, tracking string) []sim.Call {
+func newRunner(t *testing.T, srv *sim.Server, definition []byte, name, tracking string) *runner.Runner {
 	t.Helper()
-	srv, err := sim.Start(sc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
 	r, err := runner.New(runner.Config{
-		Definition: ec2isolation.Definition, Region: srv.Region(), Account: srv.AccountID(),
+		Definition: definition, StateMachineName: name, Region: srv.Region(), Account: srv.AccountID(),
 		AWS: srv.AWSConfig, Env: env(tracking), Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Engine: asl.Scaled(20, time.Now),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	event, err := os.ReadFile("../../events/isolate.json")
+	return r
+}
+
+// event is a sample event for another instance or tag value.
+func event(t *testing.T, file, instance string) []byte {
+	t.Helper()
+	raw, err := os.ReadFile("../../events/" + file)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e := r.Start(context.Background(), "permissions-"+tracking, event); e.Status != asl.StatusSucceeded {
-		t.Fatalf("execution %s: %s %s", e.Status, e.Error, e.Cause)
+	return []byte(strings.ReplaceAll(string(raw), instanceID, instance))
+}
+
+func run(t *testing.T, r *runner.Runner, name string, input []byte, want asl.Status) {
+	t.Helper()
+	if e := r.Start(context.Background(), name, input); e.Status != want {
+		t.Fatalf("execution %s: %s %s %s, want %s", name, e.Status, e.Error, e.Cause, want)
 	}
+}
+
+// isolateThenRelease isolates the instance, runs a second isolation of it (the record is joined, nothing changed),
+// releases it (unless release is false), and returns the calls the simulator recorded. before runs between the
+// isolation and the release.
+func isolateThenRelease(t *testing.T, sc sim.Scenario, tracking, instance string, release bool, before func(*sim.Server)) []sim.Call {
+	t.Helper()
+	want := asl.StatusSucceeded
+	if !release {
+		want = ""
+	}
+	return isolateThenReleaseWant(t, sc, tracking, instance, want, before)
+}
+
+// isolateThenReleaseWant is isolateThenRelease with the release's expected status ("": no release).
+func isolateThenReleaseWant(t *testing.T, sc sim.Scenario, tracking, instance string, release asl.Status, before func(*sim.Server)) []sim.Call {
+	t.Helper()
+	srv, err := sim.Start(sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	iso := newRunner(t, srv, ec2isolation.Definition, runner.StateMachineName, tracking)
+	run(t, iso, "permissions-"+tracking, event(t, "isolate.json", instance), asl.StatusSucceeded)
+	run(t, iso, "permissions-again-"+tracking, event(t, "isolate.json", instance), asl.StatusSucceeded)
+	if before != nil {
+		before(srv)
+	}
+	if release != "" {
+		rel := newRunner(t, srv, ec2isolation.ReleaseDefinition, runner.ReleaseStateMachineName, tracking)
+		run(t, rel, "permissions-release-"+tracking, event(t, "release.json", instance), release)
+	}
+	return srv.Calls()
+}
+
+// refusedRelease releases an instance that was never isolated: Read incident record's refusal path.
+func refusedRelease(t *testing.T, sc sim.Scenario) []sim.Call {
+	t.Helper()
+	srv, err := sim.Start(sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	rel := newRunner(t, srv, ec2isolation.ReleaseDefinition, runner.ReleaseStateMachineName, "direct")
+	run(t, rel, "permissions-refused", event(t, "release.json", instanceID), asl.StatusFailed)
 	return srv.Calls()
 }
 
@@ -94,10 +180,46 @@ func replace(t *testing.T, sc sim.Scenario) []sim.Call {
 	return srv.Calls()
 }
 
+// dropIsolationProfile removes the isolation profile's association by hand (caller "responder"), so that the
+// release associates the original profile instead of replacing.
+func dropIsolationProfile(t *testing.T) func(*sim.Server) {
+	return func(srv *sim.Server) {
+		client := ec2.NewFromConfig(srv.AWSConfig("responder"))
+		out, err := client.DescribeIamInstanceProfileAssociations(context.Background(), &ec2.DescribeIamInstanceProfileAssociationsInput{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range out.IamInstanceProfileAssociations {
+			if aws.ToString(a.InstanceId) == instanceID && a.State == "associated" {
+				if _, err := client.DisassociateIamInstanceProfile(context.Background(), &ec2.DisassociateIamInstanceProfileInput{AssociationId: a.AssociationId}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		time.Sleep(50 * time.Millisecond) // the simulator's association settle time is scaled down below
+	}
+}
+
+// deleteRecord deletes the instance's incident record by hand (caller "responder"): the release then finds an
+// isolated instance without a record (RecordMissing), the path on which it looks the isolation group up.
+func deleteRecord(t *testing.T) func(*sim.Server) {
+	return func(srv *sim.Server) {
+		client := s3.NewFromConfig(srv.AWSConfig("responder"))
+		key := workflow.IncidentKey(srv.AccountID(), srv.Region(), instanceID)
+		if _, err := client.DeleteObject(context.Background(), &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // TestRolesAllowExactlyWhatTheCodeCalls compares each function's role in template.yaml with the IAM actions
 // derived from the calls the function made against the simulator, over runs that reach every code path that
 // calls AWS: a cold isolation (groups created), untrack-first, an existing group with stray rules, the
-// profile Replace path.
+// profile Replace path; an isolation repeated (the record joined) and released (groups, profile replaced back,
+// revocation lifted, evidence settings, Auto Scaling group and target groups restored); the release of an
+// instance whose isolation profile was removed meanwhile (the original associated), of an instance that had no
+// profile (the isolation profile removed), of an instance never isolated, and of an isolated instance whose
+// record was deleted (both refused).
 func TestRolesAllowExactlyWhatTheCodeCalls(t *testing.T) {
 	tmpl, err := template.Load("../../template.yaml")
 	if err != nil {
@@ -110,15 +232,31 @@ func TestRolesAllowExactlyWhatTheCodeCalls(t *testing.T) {
 		Ingress: []sim.Rule{{Protocol: "tcp", FromPort: 22, ToPort: 22, CIDR: "0.0.0.0/0"}},
 		Tags:    map[string]string{"ec2-isolation:managed": "true"},
 	})
+	quick := loadScenario(t)
+	quick.Behaviour.AssociationSettle = 0
 
 	var calls []sim.Call
-	calls = append(calls, isolate(t, loadScenario(t), "direct")...)
-	calls = append(calls, isolate(t, loadScenario(t), "untrack-first")...)
-	calls = append(calls, isolate(t, stray, "direct")...)
+	calls = append(calls, isolateThenRelease(t, loadScenario(t), "direct", instanceID, true, nil)...)
+	calls = append(calls, isolateThenRelease(t, loadScenario(t), "untrack-first", instanceID, false, nil)...)
+	calls = append(calls, isolateThenRelease(t, stray, "direct", instanceID, false, nil)...)
+	calls = append(calls, isolateThenRelease(t, quick, "direct", instanceID, true, dropIsolationProfile(t))...)
+	calls = append(calls, isolateThenRelease(t, loadScenario(t), "direct", bareID, true, nil)...)
+	calls = append(calls, refusedRelease(t, loadScenario(t))...)
+	calls = append(calls, isolateThenReleaseWant(t, loadScenario(t), "direct", instanceID, asl.StatusFailed, deleteRecord(t))...)
 	calls = append(calls, replace(t, loadScenario(t))...)
 
 	got := permissions.Required(calls)
 	want := tmpl.FunctionActions()
+	for fn, actions := range unreachable {
+		for action, why := range actions {
+			if slices.Contains(got[fn], action) {
+				t.Errorf("%s now calls %s: remove it from unreachable (%s)", fn, action, why)
+				continue
+			}
+			got[fn] = append(got[fn], action)
+			slices.Sort(got[fn])
+		}
+	}
 	for _, f := range runner.Functions {
 		if _, ok := want[f.Name]; !ok {
 			t.Errorf("template.yaml has no function for functions/%s", f.Name)
@@ -129,6 +267,28 @@ func TestRolesAllowExactlyWhatTheCodeCalls(t *testing.T) {
 		}
 	}
 	if len(want) != len(runner.Functions) {
-		t.Errorf("template.yaml has %d functions, the workflow %d", len(want), len(runner.Functions))
+		t.Errorf("template.yaml has %d functions, the workflows %d", len(want), len(runner.Functions))
+	}
+}
+
+// The S3 operations map to their IAM actions, and a GetObject needs ListBucket too (404, not 403, on a missing
+// record).
+func TestS3ActionsAndImpliedListBucket(t *testing.T) {
+	calls := []sim.Call{
+		{Service: "s3", Action: "GetObject", Caller: "a"},
+		{Service: "s3", Action: "HeadObject", Caller: "b"},
+		{Service: "s3", Action: "GetObject", Caller: "c", Params: map[string][]string{"versionId": {"v1"}}},
+		{Service: "s3", Action: "PutObject", Caller: "d"},
+		{Service: "ec2", Action: "AssociateIamInstanceProfile", Caller: "e"},
+	}
+	want := map[string][]string{
+		"a": {"s3:GetObject", "s3:ListBucket"},
+		"b": {"s3:GetObject", "s3:ListBucket"},
+		"c": {"s3:GetObjectVersion"},
+		"d": {"s3:PutObject"},
+		"e": {"ec2:AssociateIamInstanceProfile", "iam:PassRole"},
+	}
+	if diff := cmp.Diff(want, permissions.Required(calls)); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
 	}
 }

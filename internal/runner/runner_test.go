@@ -31,7 +31,8 @@ func TestConcurrentInvocationsGetTheirOwnOutput(t *testing.T) {
 	}
 	srv := simtest.Start(t, sc)
 	env := map[string]string{"TAG_KEY": "Isolate", "TAG_VALUE": "true", "ISOLATION_GROUP_NAME": "q",
-		"ISOLATION_PROFILE_NAME": "q", "TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:t"}
+		"ISOLATION_PROFILE_NAME": "q", "TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:t",
+		"INCIDENT_BUCKET": "incidents", "REVOCABLE_ROLES": "*"}
 	r, err := runner.New(runner.Config{Definition: ec2isolation.Definition, Region: srv.Region(), Account: srv.AccountID(),
 		AWS: srv.AWSConfig, Env: func(k string) string { return env[k] }, Log: slog.New(slog.DiscardHandler)})
 	if err != nil {

@@ -180,8 +180,13 @@ func TestOnlyTheStackPublishesToTheTopic(t *testing.T) {
 // A mutating EC2 action is allowed on "any instance / ENI / subnet / VPC / volume" (containment must work on any
 // of them), but on the resources the account's other workloads share with the stack, security groups and
 // snapshots, only with a condition that confines it to what the stack creates: its tag, or the create call.
+//
+// One exception, on purpose: "Restore security groups" puts back each ENI's recorded groups, which are the
+// account's own, so its ModifyNetworkInterfaceAttribute is allowed onto any group. Its role has no other mutating
+// action, and the release runs only for an instance the stack isolated ("Read incident record" refuses others).
 func TestMutatingEC2ActionsAreConfinedToTheStacksResources(t *testing.T) {
 	tpl := load(t)
+	exempt := map[string]string{"RestoreSecurityGroupsRole": "ec2:ModifyNetworkInterfaceAttribute"}
 	anyOf := map[string]bool{"instance": true, "network-interface": true, "subnet": true, "vpc": true, "volume": true,
 		// Authorize* lists the new rule's resource; the group statement decides (TestNoRoleCanAddRulesToTheIsolationGroup).
 		"security-group-rule": true}
@@ -193,7 +198,7 @@ func TestMutatingEC2ActionsAreConfinedToTheStacksResources(t *testing.T) {
 				}
 				for _, r := range st.Resource {
 					typ := resourceType(r)
-					if anyOf[typ] {
+					if anyOf[typ] || (exempt[role] == a && typ == "security-group") {
 						continue
 					}
 					var confined []string
@@ -215,8 +220,10 @@ func TestMutatingEC2ActionsAreConfinedToTheStacksResources(t *testing.T) {
 }
 
 // A tagging storm (every instance of an account tagged at once) must not take the account's Lambda concurrency
-// from its other workloads: by default every function has a reservation, which is also its ceiling, and the
-// workflow runs at most two tasks of an execution at once (no Map state, one Parallel of two branches).
+// from its other workloads: by default every function of the isolation workflow has a reservation, which is also
+// its ceiling, and the workflow runs at most two tasks of an execution at once (no Map state, one Parallel of two
+// branches). The release-only functions have none (a release is one responder's deliberate act; a reservation
+// would only take concurrency from the account); the release runs at most three tasks at once.
 func TestStormCannotExhaustLambdaConcurrency(t *testing.T) {
 	tpl := load(t)
 	p := tpl.Parameters["FunctionConcurrency"]
@@ -224,37 +231,47 @@ func TestStormCannotExhaustLambdaConcurrency(t *testing.T) {
 	if !ok || def <= 0 {
 		t.Fatalf("FunctionConcurrency Default = %v: by default the functions have no ceiling", p["Default"])
 	}
-	if n := len(tpl.Functions()); n*def > 100 {
+	isolation := isolationFunctions()
+	if n := len(isolation); n*def > 100 {
 		t.Errorf("%d functions x %d = %d reserved by default: more than a tenth of the default quota of 1,000", n, def, n*def)
 	}
-	want := map[string]any{"Fn::If": []any{"HasConcurrencyLimit", map[string]any{"Ref": "FunctionConcurrency"}, map[string]any{"Ref": "AWS::NoValue"}}}
-	if got := tpl.Globals["Function"]["ReservedConcurrentExecutions"]; !jsonEqual(got, want) {
-		t.Errorf("Globals ReservedConcurrentExecutions = %v, want %v", got, want)
+	if got, ok := tpl.Globals["Function"]["ReservedConcurrentExecutions"]; ok {
+		t.Errorf("Globals ReservedConcurrentExecutions = %v: it would reserve for the release functions too", got)
 	}
 	if got := tpl.Conditions["HasConcurrencyLimit"]; !jsonEqual(got, map[string]any{"Fn::Not": []any{map[string]any{"Fn::Equals": []any{map[string]any{"Ref": "FunctionConcurrency"}, 0}}}}) {
 		t.Errorf("HasConcurrencyLimit = %v, want FunctionConcurrency != 0", got)
 	}
+	want := map[string]any{"Fn::If": []any{"HasConcurrencyLimit", map[string]any{"Ref": "FunctionConcurrency"}, map[string]any{"Ref": "AWS::NoValue"}}}
 	for _, f := range tpl.Functions() {
-		if v, ok := tpl.Resources[f.LogicalID].Properties["ReservedConcurrentExecutions"]; ok {
-			t.Errorf("%s overrides ReservedConcurrentExecutions with %v", f.LogicalID, v)
+		v, ok := tpl.Resources[f.LogicalID].Properties["ReservedConcurrentExecutions"]
+		switch {
+		case isolation[f.LogicalID] && !jsonEqual(v, want):
+			t.Errorf("%s ReservedConcurrentExecutions = %v, want %v", f.LogicalID, v, want)
+		case !isolation[f.LogicalID] && ok:
+			t.Errorf("%s (release only) reserves concurrency: %v", f.LogicalID, v)
 		}
 	}
-	def2 := loadASL(t)
-	var walk func(d aslDef, depth int)
-	walk = func(d aslDef, depth int) {
-		for name, s := range d.States {
-			switch {
-			case s.Type == "Map":
-				t.Errorf("state %s is a Map: an execution could run unbounded tasks at once", name)
-			case s.Type == "Parallel" && (len(s.Branches) > 2 || depth > 0):
-				t.Errorf("Parallel %s: %d branches at depth %d", name, len(s.Branches), depth)
-			}
-			for _, b := range s.Branches {
-				walk(b, depth+1)
+	for smID, sm := range stateMachines {
+		maxBranches := 2
+		if smID == "ReleaseStateMachine" {
+			maxBranches = 3
+		}
+		var walk func(d aslDef, depth int)
+		walk = func(d aslDef, depth int) {
+			for name, s := range d.States {
+				switch {
+				case s.Type == "Map":
+					t.Errorf("%s: state %s is a Map: an execution could run unbounded tasks at once", smID, name)
+				case s.Type == "Parallel" && (len(s.Branches) > maxBranches || depth > 0):
+					t.Errorf("%s: Parallel %s: %d branches at depth %d", smID, name, len(s.Branches), depth)
+				}
+				for _, b := range s.Branches {
+					walk(b, depth+1)
+				}
 			}
 		}
+		walk(loadASL(t, sm.definition), 0)
 	}
-	walk(def2, 0)
 }
 
 func jsonEqual(a, b any) bool {

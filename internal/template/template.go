@@ -21,7 +21,9 @@ const StepPolicyName = "aws-calls"
 
 // Template is a decoded template.yaml.
 type Template struct {
+	Metadata   map[string]any
 	Parameters map[string]map[string]any
+	Rules      map[string]map[string]any
 	Conditions map[string]any
 	Globals    map[string]map[string]any
 	Resources  map[string]Resource
@@ -34,6 +36,9 @@ type Resource struct {
 	Condition  string         `yaml:"Condition"`
 	Properties map[string]any `yaml:"Properties"`
 	Metadata   map[string]any `yaml:"Metadata"`
+	// DeletionPolicy and UpdateReplacePolicy are "" when not set (CloudFormation's default: Delete).
+	DeletionPolicy      string `yaml:"DeletionPolicy"`
+	UpdateReplacePolicy string `yaml:"UpdateReplacePolicy"`
 }
 
 // Function is an AWS::Serverless::Function of the template.
@@ -81,7 +86,9 @@ func Parse(b []byte) (*Template, error) {
 		return nil, errors.New("template is not a mapping")
 	}
 	t := &Template{Resources: map[string]Resource{}}
+	t.Metadata, _ = root["Metadata"].(map[string]any)
 	t.Parameters = mapOfMaps(root["Parameters"])
+	t.Rules = mapOfMaps(root["Rules"])
 	t.Conditions, _ = root["Conditions"].(map[string]any)
 	t.Globals = mapOfMaps(root["Globals"])
 	t.Outputs = mapOfMaps(root["Outputs"])
@@ -99,6 +106,8 @@ func Parse(b []byte) (*Template, error) {
 		r.Condition, _ = m["Condition"].(string)
 		r.Properties, _ = m["Properties"].(map[string]any)
 		r.Metadata, _ = m["Metadata"].(map[string]any)
+		r.DeletionPolicy, _ = m["DeletionPolicy"].(string)
+		r.UpdateReplacePolicy, _ = m["UpdateReplacePolicy"].(string)
 		if r.Type == "" {
 			return nil, fmt.Errorf("resource %s has no Type", id)
 		}

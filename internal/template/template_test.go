@@ -25,15 +25,47 @@ func load(t *testing.T) *Template {
 	return tpl
 }
 
-// The seven step functions: logical id -> directory under functions/ (the Makefile and sam build use the ids).
+// The step functions: logical id -> directory under functions/ (the Makefile and sam build use the ids).
 var wantFunctions = map[string]string{
-	"ValidateAndRecordFunction":      "validate-and-record",
-	"DisassociateProfileFunction":    "disassociate-profile",
-	"AttachIsolationProfileFunction": "attach-isolation-profile",
-	"EnsureSecurityGroupFunction":    "ensure-security-group",
-	"ApplySecurityGroupFunction":     "apply-security-group",
-	"SnapshotVolumesFunction":        "snapshot-volumes",
-	"NotifyFunction":                 "notify",
+	"ValidateAndRecordFunction":        "validate-and-record",
+	"DisassociateProfileFunction":      "disassociate-profile",
+	"AttachIsolationProfileFunction":   "attach-isolation-profile",
+	"EnsureSecurityGroupFunction":      "ensure-security-group",
+	"ApplySecurityGroupFunction":       "apply-security-group",
+	"SnapshotVolumesFunction":          "snapshot-volumes",
+	"NotifyFunction":                   "notify",
+	"RecordIncidentFunction":           "record-incident",
+	"RevokeCredentialsFunction":        "revoke-credentials",
+	"PreserveEvidenceFunction":         "preserve-evidence",
+	"ReadIncidentRecordFunction":       "read-incident-record",
+	"RestoreSecurityGroupsFunction":    "restore-security-groups",
+	"RestoreInstanceProfileFunction":   "restore-instance-profile",
+	"LiftCredentialRevocationFunction": "lift-credential-revocation",
+	"RestoreEvidenceSettingsFunction":  "restore-evidence-settings",
+}
+
+// The state machines: each one's definition file and the functions its tasks run. The isolation's functions
+// reserve FunctionConcurrency; the release-only ones do not.
+var stateMachines = map[string]struct {
+	definition string
+	functions  []string
+}{
+	"IsolationStateMachine": {"statemachine/isolation.asl.json", []string{"ApplySecurityGroupFunction",
+		"AttachIsolationProfileFunction", "DisassociateProfileFunction", "EnsureSecurityGroupFunction", "NotifyFunction",
+		"PreserveEvidenceFunction", "RecordIncidentFunction", "RevokeCredentialsFunction", "SnapshotVolumesFunction",
+		"ValidateAndRecordFunction"}},
+	"ReleaseStateMachine": {"statemachine/release.asl.json", []string{"LiftCredentialRevocationFunction",
+		"NotifyFunction", "ReadIncidentRecordFunction", "RecordIncidentFunction", "RestoreEvidenceSettingsFunction",
+		"RestoreInstanceProfileFunction", "RestoreSecurityGroupsFunction"}},
+}
+
+// isolationFunctions: the functions the isolation workflow runs (logical ids).
+func isolationFunctions() map[string]bool {
+	out := map[string]bool{}
+	for _, f := range stateMachines["IsolationStateMachine"].functions {
+		out[f] = true
+	}
+	return out
 }
 
 func TestParseShortForms(t *testing.T) {
@@ -83,7 +115,7 @@ func TestFunctionDir(t *testing.T) {
 	}
 }
 
-func TestFunctionsAreTheSevenSteps(t *testing.T) {
+func TestFunctionsAreTheSteps(t *testing.T) {
 	tpl := load(t)
 	got := map[string]string{}
 	for _, f := range tpl.Functions() {
@@ -135,8 +167,8 @@ func TestFunctionSettings(t *testing.T) {
 		if mem, ok := prop(r, "MemorySize").(int); !ok || mem < 128 || mem > 1024 {
 			t.Errorf("%s MemorySize = %v, want 128..1024", id, prop(r, "MemorySize"))
 		}
-		if prop(r, "ReservedConcurrentExecutions") == nil {
-			t.Errorf("%s has no concurrency bound (ReservedConcurrentExecutions)", id)
+		if reserved := prop(r, "ReservedConcurrentExecutions") != nil; reserved != isolationFunctions()[id] {
+			t.Errorf("%s ReservedConcurrentExecutions set: %v; want it on the isolation workflow's functions only", id, reserved)
 		}
 		lg, ok := r.Properties["LoggingConfig"].(map[string]any)
 		if !ok {
@@ -164,12 +196,13 @@ func checkLogGroup(t *testing.T, tpl *Template, owner string, ref any) {
 
 func TestTimeoutsAreBoundedAndShorterThanTheTasks(t *testing.T) {
 	tpl := load(t)
-	asl := loadASL(t)
-	// Task TimeoutSeconds by function substitution name.
+	// Task TimeoutSeconds by function substitution name, over both definitions.
 	taskTimeouts := map[string][]int{}
-	for _, task := range asl.tasks() {
-		name := strings.TrimSuffix(strings.TrimPrefix(task.Resource, "${"), "Arn}")
-		taskTimeouts[name] = append(taskTimeouts[name], task.TimeoutSeconds)
+	for _, sm := range stateMachines {
+		for _, task := range loadASL(t, sm.definition).tasks() {
+			name := strings.TrimSuffix(strings.TrimPrefix(task.Resource, "${"), "Arn}")
+			taskTimeouts[name] = append(taskTimeouts[name], task.TimeoutSeconds)
+		}
 	}
 	for id := range wantFunctions {
 		r := tpl.Resources[id]
@@ -256,6 +289,21 @@ var wantActions = map[string][]string{
 	"apply-security-group": {"ec2:DescribeNetworkInterfaces", "ec2:ModifyNetworkInterfaceAttribute"},
 	"snapshot-volumes":     {"ec2:CreateSnapshots", "ec2:CreateTags", "ec2:DescribeInstances", "ec2:DescribeSnapshots"},
 	"notify":               {"sns:Publish"},
+	"record-incident": {"autoscaling:DescribeAutoScalingInstances", "ec2:DescribeInstances",
+		"elasticloadbalancing:DescribeTargetGroups", "elasticloadbalancing:DescribeTargetHealth", "s3:GetObject",
+		"s3:ListBucket", "s3:PutObject"},
+	"revoke-credentials": {"iam:GetInstanceProfile", "iam:GetRolePolicy", "iam:PutRolePolicy"},
+	"preserve-evidence": {"autoscaling:DescribeAutoScalingInstances", "autoscaling:DetachInstances",
+		"ec2:DescribeInstanceAttribute", "ec2:ModifyInstanceAttribute", "elasticloadbalancing:DeregisterTargets",
+		"elasticloadbalancing:DescribeTargetHealth"},
+	"read-incident-record":    {"ec2:DescribeInstances", "ec2:DescribeSecurityGroups", "s3:GetObject", "s3:ListBucket"},
+	"restore-security-groups": {"ec2:DescribeNetworkInterfaces", "ec2:ModifyNetworkInterfaceAttribute"},
+	"restore-instance-profile": {"ec2:AssociateIamInstanceProfile", "ec2:DescribeIamInstanceProfileAssociations",
+		"ec2:DisassociateIamInstanceProfile", "ec2:ReplaceIamInstanceProfileAssociation", "iam:PassRole"},
+	"lift-credential-revocation": {"iam:DeleteRolePolicy", "iam:GetInstanceProfile", "iam:GetRolePolicy"},
+	"restore-evidence-settings": {"autoscaling:AttachInstances", "autoscaling:DescribeAutoScalingGroups",
+		"autoscaling:DescribeAutoScalingInstances", "autoscaling:SetInstanceProtection", "ec2:DescribeInstanceAttribute",
+		"ec2:ModifyInstanceAttribute", "elasticloadbalancing:DescribeTargetHealth", "elasticloadbalancing:RegisterTargets"},
 }
 
 func TestFunctionActions(t *testing.T) {
@@ -267,7 +315,7 @@ func TestFunctionActions(t *testing.T) {
 // Resource "*" only for actions without resource-level permissions (Describe*, log delivery, X-Ray).
 func TestScopedResources(t *testing.T) {
 	tpl := load(t)
-	unscoped := regexp.MustCompile(`^(ec2:Describe[A-Za-z]+|logs:(CreateLogDelivery|GetLogDelivery|UpdateLogDelivery|DeleteLogDelivery|ListLogDeliveries|PutResourcePolicy|DescribeResourcePolicies|DescribeLogGroups)|xray:(PutTraceSegments|PutTelemetryRecords|GetSamplingRules|GetSamplingTargets))$`)
+	unscoped := regexp.MustCompile(`^(ec2:Describe[A-Za-z]+|autoscaling:Describe[A-Za-z]+|elasticloadbalancing:Describe[A-Za-z]+|logs:(CreateLogDelivery|GetLogDelivery|UpdateLogDelivery|DeleteLogDelivery|ListLogDeliveries|PutResourcePolicy|DescribeResourcePolicies|DescribeLogGroups)|xray:(PutTraceSegments|PutTelemetryRecords|GetSamplingRules|GetSamplingTargets))$`)
 	for id, r := range tpl.Resources {
 		if r.Type != "AWS::IAM::Role" {
 			continue
@@ -385,22 +433,37 @@ func TestIsolationRoleDeniesEverything(t *testing.T) {
 	}
 }
 
-func TestStateMachine(t *testing.T) {
+func TestStateMachines(t *testing.T) {
 	tpl := load(t)
-	sm, ok := tpl.Resources["IsolationStateMachine"]
+	for smID, want := range stateMachines {
+		t.Run(smID, func(t *testing.T) { checkStateMachine(t, tpl, smID, want.definition, want.functions) })
+	}
+	n := 0
+	for _, r := range tpl.Resources {
+		if r.Type == "AWS::Serverless::StateMachine" || r.Type == "AWS::StepFunctions::StateMachine" {
+			n++
+		}
+	}
+	if n != len(stateMachines) {
+		t.Errorf("%d state machines in the template, want %d", n, len(stateMachines))
+	}
+}
+
+func checkStateMachine(t *testing.T, tpl *Template, smID, definition string, functions []string) {
+	sm, ok := tpl.Resources[smID]
 	if !ok || sm.Type != "AWS::Serverless::StateMachine" {
-		t.Fatal("no AWS::Serverless::StateMachine IsolationStateMachine")
+		t.Fatalf("no AWS::Serverless::StateMachine %s", smID)
 	}
 	p := sm.Properties
-	if p["Type"] != "STANDARD" || p["DefinitionUri"] != "statemachine/isolation.asl.json" {
-		t.Errorf("Type %v DefinitionUri %v", p["Type"], p["DefinitionUri"])
+	if p["Type"] != "STANDARD" || p["DefinitionUri"] != definition {
+		t.Errorf("Type %v DefinitionUri %v, want STANDARD %s (redrive needs Standard)", p["Type"], p["DefinitionUri"], definition)
 	}
 	if tr, _ := p["Tracing"].(map[string]any); tr["Enabled"] != true {
 		t.Errorf("Tracing = %v", p["Tracing"])
 	}
 	subs, _ := p["DefinitionSubstitutions"].(map[string]any)
 	wantSubs := map[string]string{}
-	for id := range wantFunctions {
+	for _, id := range functions {
 		wantSubs[id+"Arn"] = id
 	}
 	gotSubs := map[string]string{}
@@ -415,7 +478,7 @@ func TestStateMachine(t *testing.T) {
 		t.Errorf("DefinitionSubstitutions (-want +got):\n%s", diff)
 	}
 	// The definition uses exactly these substitutions.
-	raw, err := os.ReadFile(filepath.Join(root, "statemachine/isolation.asl.json"))
+	raw, err := os.ReadFile(filepath.Join(root, definition))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -427,7 +490,7 @@ func TestStateMachine(t *testing.T) {
 		t.Errorf("substitutions used by the definition (-want +got):\n%s", diff)
 	}
 
-	// Its role invokes exactly the seven functions.
+	// Its role invokes exactly its functions.
 	roleID, _ := GetAttResource(p["Role"], "Arn")
 	policies, err := tpl.RolePolicies(roleID)
 	if err != nil {
@@ -451,7 +514,7 @@ func TestStateMachine(t *testing.T) {
 		}
 	}
 	slices.Sort(invoked)
-	if diff := cmp.Diff(slices.Sorted(maps.Keys(wantFunctions)), invoked); diff != "" {
+	if diff := cmp.Diff(functions, invoked); diff != "" {
 		t.Errorf("functions the state machine may invoke (-want +got):\n%s", diff)
 	}
 
@@ -462,7 +525,7 @@ func TestStateMachine(t *testing.T) {
 	}
 	lg, _ := dests[0].(map[string]any)["CloudWatchLogsLogGroup"].(map[string]any)
 	id, _ := GetAttResource(lg["LogGroupArn"], "Arn")
-	checkLogGroup(t, tpl, "IsolationStateMachine", map[string]any{"Ref": id})
+	checkLogGroup(t, tpl, smID, map[string]any{"Ref": id})
 }
 
 // The rule's pattern as SPEC.md describes it, for a tag key and value.
@@ -479,12 +542,18 @@ func specPattern(key, value string) map[string]any {
 	}
 }
 
-// rulePattern renders the rule's EventPattern (a !Sub string) with the given parameter values.
+// rulePattern renders the isolation rule's EventPattern (a !Sub string) with the given parameter values.
 func rulePattern(t *testing.T, tpl *Template, params map[string]string) map[string]any {
 	t.Helper()
-	rule, ok := tpl.Resources["IsolationRule"]
+	return renderRulePattern(t, tpl, "IsolationRule", params)
+}
+
+// renderRulePattern renders a rule's EventPattern (a !Sub string) with the given parameter values.
+func renderRulePattern(t *testing.T, tpl *Template, ruleID string, params map[string]string) map[string]any {
+	t.Helper()
+	rule, ok := tpl.Resources[ruleID]
 	if !ok || rule.Type != "AWS::Events::Rule" {
-		t.Fatal("no AWS::Events::Rule IsolationRule")
+		t.Fatalf("no AWS::Events::Rule %s", ruleID)
 	}
 	sub, _ := rule.Properties["EventPattern"].(map[string]any)
 	s, ok := sub["Fn::Sub"].(string)
@@ -637,6 +706,15 @@ func TestFunctionEnvironment(t *testing.T) {
 		"ApplySecurityGroupFunction":     {"CONNECTION_TRACKING", "LOG_LEVEL"},
 		"SnapshotVolumesFunction":        {"LOG_LEVEL"},
 		"NotifyFunction":                 {"LOG_LEVEL", "TOPIC_ARN"},
+		"RecordIncidentFunction":         {"INCIDENT_BUCKET", "LOG_LEVEL"},
+		"RevokeCredentialsFunction":      {"LOG_LEVEL", "REVOCABLE_ROLES", "REVOKE_CREDENTIALS"},
+		"PreserveEvidenceFunction": {"DEREGISTER_TARGETS", "DETACH_AUTO_SCALING", "ENABLE_TERMINATION_PROTECTION",
+			"KEEP_VOLUMES", "LOG_LEVEL", "STOP_ON_SHUTDOWN"},
+		"ReadIncidentRecordFunction":       {"INCIDENT_BUCKET", "ISOLATION_GROUP_NAME", "LOG_LEVEL", "RELEASE_TAG_VALUE", "TAG_KEY"},
+		"RestoreSecurityGroupsFunction":    {"LOG_LEVEL"},
+		"RestoreInstanceProfileFunction":   {"ISOLATION_PROFILE_NAME", "LOG_LEVEL"},
+		"LiftCredentialRevocationFunction": {"LOG_LEVEL", "REVOCABLE_ROLES"},
+		"RestoreEvidenceSettingsFunction":  {"LOG_LEVEL"},
 	}
 	got := map[string][]string{}
 	for id := range wantFunctions {
@@ -661,9 +739,9 @@ type aslState struct {
 	Branches       []aslDef
 }
 
-func loadASL(t *testing.T) aslDef {
+func loadASL(t *testing.T, definition string) aslDef {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(root, "statemachine/isolation.asl.json"))
+	raw, err := os.ReadFile(filepath.Join(root, definition))
 	if err != nil {
 		t.Fatal(err)
 	}
