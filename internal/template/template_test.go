@@ -279,7 +279,8 @@ func TestEachFunctionHasItsOwnRole(t *testing.T) {
 
 // The actions each step's code calls (the table of the task; the simulator's recorded calls must be a subset).
 var wantActions = map[string][]string{
-	"validate-and-record":  {"ec2:DescribeIamInstanceProfileAssociations", "ec2:DescribeInstanceAttribute", "ec2:DescribeInstances"},
+	"validate-and-record": {"ec2:DescribeIamInstanceProfileAssociations", "ec2:DescribeInstanceAttribute", "ec2:DescribeInstances",
+		"ec2:DescribeSecurityGroups"},
 	"disassociate-profile": {"ec2:DescribeIamInstanceProfileAssociations", "ec2:DisassociateIamInstanceProfile"},
 	"attach-isolation-profile": {"ec2:AssociateIamInstanceProfile", "ec2:DescribeIamInstanceProfileAssociations",
 		"ec2:ReplaceIamInstanceProfileAssociation", "iam:PassRole"},
@@ -699,7 +700,7 @@ func TestAlarmsNotifyTheTopic(t *testing.T) {
 func TestFunctionEnvironment(t *testing.T) {
 	tpl := load(t)
 	want := map[string][]string{
-		"ValidateAndRecordFunction":      {"LOG_LEVEL", "TAG_KEY", "TAG_VALUE"},
+		"ValidateAndRecordFunction":      {"CONNECTION_TRACKING", "ISOLATION_GROUP_NAME", "LOG_LEVEL", "TAG_KEY", "TAG_VALUE"},
 		"DisassociateProfileFunction":    {"ISOLATION_PROFILE_NAME", "LOG_LEVEL"},
 		"AttachIsolationProfileFunction": {"ISOLATION_PROFILE_NAME", "LOG_LEVEL"},
 		"EnsureSecurityGroupFunction":    {"CONNECTION_TRACKING", "ISOLATION_GROUP_NAME", "LOG_LEVEL"},
