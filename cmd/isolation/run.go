@@ -66,6 +66,7 @@ func (a *accountFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&a.names.GroupName, "group-name", "", "the isolation security group's name (default: the stack's output "+preflight.OutputGroupName+")")
 	fs.StringVar(&a.names.ProfileName, "profile-name", "", "the isolation instance profile's name (default: the stack's output "+preflight.OutputProfileName+")")
 	fs.StringVar(&a.names.TopicARN, "topic-arn", "", "the notification topic (default: the stack's output "+preflight.OutputTopicARN+")")
+	fs.StringVar(&a.names.IncidentBucket, "incident-bucket", "", "the incident record bucket (default: the stack's output "+preflight.OutputBucket+")")
 	fs.StringVar(&a.names.TagKey, "tag-key", "", "the isolation tag key (default: the stack's parameter, else "+preflight.DefaultTagKey+")")
 	fs.StringVar(&a.names.TagValue, "tag-value", "", "the isolation tag value (default: the stack's parameter, else "+preflight.DefaultTagValue+")")
 	fs.StringVar(&a.tracking, "tracking", "", "connection tracking mode, direct or untrack-first (default: the stack's parameter, else direct)")

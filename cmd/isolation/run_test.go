@@ -188,7 +188,7 @@ func TestRunFailsLoudlyWithoutTheIsolationProfileOnMoto(t *testing.T) {
 
 func TestRunRefusalsChangeNothingOnMoto(t *testing.T) {
 	s, c := onMoto(t, moto.SeedOptions{})
-	flags := []string{"--group-name", moto.IsolationGroupName, "--profile-name", moto.IsolationProfileName, "--topic-arn", s.TopicARN}
+	flags := []string{"--group-name", moto.IsolationGroupName, "--profile-name", moto.IsolationProfileName, "--topic-arn", s.TopicARN, "--incident-bucket", moto.BucketName}
 	for _, tt := range []struct {
 		name   string
 		args   []string

@@ -69,8 +69,8 @@ func TestPreflightOnMotoPassesAndChangesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatalf("resolve the stack's outputs: %v", err)
 	}
-	if want := names(seeded, secgroup.ModeDirect); n != want || from != "stack "+moto.StackName {
-		t.Errorf("names %+v from %q, want %+v from the stack", n, from, want)
+	if diff := cmp.Diff(names(seeded, secgroup.ModeDirect), n); diff != "" || from != "stack "+moto.StackName {
+		t.Errorf("names from %q, want from the stack; (-want +got):\n%s", from, diff)
 	}
 	rep := runPreflight(t, cfg, n, seeded.InstanceID)
 	if diff := cmp.Diff(allPass, statuses(rep, seeded)); diff != "" {

@@ -6,12 +6,16 @@ import (
 	"fmt"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	cfntypes "github.com/aws/aws-sdk-go-v2/service/cloudformation/types"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	elb "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
@@ -22,6 +26,8 @@ const (
 	IsolationGroupName   = "ec2-isolation-quarantine"
 	IsolationProfileName = "ec2-isolation-quarantine"
 	TopicName            = "ec2-isolation-notifications"
+	// BucketName is the incident bucket (versioned), as the stack's IncidentBucket.
+	BucketName = "ec2-isolation-incidents-" + AccountID
 	// InstanceProfileName is the profile the instance runs with before isolation.
 	InstanceProfileName = "web-server"
 	// QueueName is the SQS queue subscribed to the topic: the test's inbox for the notifications.
@@ -77,7 +83,8 @@ const stackTemplate = `{
   "Outputs": {
     "IsolationSecurityGroupName": {"Value": {"Ref": "IsolationGroupName"}},
     "IsolationInstanceProfileName": {"Value": "` + IsolationProfileName + `"},
-    "NotificationTopicArn": {"Value": {"Ref": "TopicArn"}}
+    "NotificationTopicArn": {"Value": {"Ref": "TopicArn"}},
+    "IncidentBucketName": {"Value": "` + BucketName + `"}
   }
 }`
 
@@ -88,11 +95,16 @@ type Clients struct {
 	SNS *sns.Client
 	SQS *sqs.Client
 	CFN *cloudformation.Client
+	S3  *s3.Client
+	// AutoScaling and ELB only read (the seeded instance is in no group).
+	AutoScaling *autoscaling.Client
+	ELB         *elb.Client
 }
 
 // NewClients builds every client from cfg.
 func NewClients(cfg aws.Config) Clients {
-	return Clients{EC2: ec2.NewFromConfig(cfg), IAM: iam.NewFromConfig(cfg), SNS: sns.NewFromConfig(cfg), SQS: sqs.NewFromConfig(cfg), CFN: cloudformation.NewFromConfig(cfg)}
+	return Clients{EC2: ec2.NewFromConfig(cfg), IAM: iam.NewFromConfig(cfg), SNS: sns.NewFromConfig(cfg), SQS: sqs.NewFromConfig(cfg), CFN: cloudformation.NewFromConfig(cfg), S3: s3.NewFromConfig(cfg),
+		AutoScaling: autoscaling.NewFromConfig(cfg), ELB: elb.NewFromConfig(cfg)}
 }
 
 // ec2AssumeRole lets EC2 assume a role (an instance profile's role).
@@ -232,6 +244,13 @@ func Seed(ctx context.Context, c Clients, o SeedOptions) (Seeded, error) {
 	}
 	if _, err := c.SNS.Subscribe(ctx, &sns.SubscribeInput{TopicArn: topic.TopicArn, Protocol: aws.String("sqs"), Endpoint: aws.String(qa.Attributes["QueueArn"])}); err != nil {
 		return s, fmt.Errorf("subscribe the queue: %w", err)
+	}
+	if _, err := c.S3.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(BucketName)}); err != nil {
+		return s, fmt.Errorf("create bucket %s: %w", BucketName, err)
+	}
+	if _, err := c.S3.PutBucketVersioning(ctx, &s3.PutBucketVersioningInput{Bucket: aws.String(BucketName),
+		VersioningConfiguration: &s3types.VersioningConfiguration{Status: s3types.BucketVersioningStatusEnabled}}); err != nil {
+		return s, fmt.Errorf("enable versioning of %s: %w", BucketName, err)
 	}
 	if o.Stack {
 		if _, err := c.CFN.CreateStack(ctx, &cloudformation.CreateStackInput{

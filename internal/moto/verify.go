@@ -10,10 +10,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	"github.com/ec2-isolation/ec2-isolation/internal/inspect"
 	"github.com/ec2-isolation/ec2-isolation/internal/secgroup"
 	"github.com/ec2-isolation/ec2-isolation/internal/snapshot"
+	"github.com/ec2-isolation/ec2-isolation/internal/workflow"
 )
 
 // Notification is one SNS message as the subscribed SQS queue received it (the SNS JSON envelope).
@@ -55,7 +58,9 @@ func ReadNotifications(ctx context.Context, c *sqs.Client, queueURL string) ([]N
 
 // Verify reads the seeded account back through the SDK and returns what is not as a successful isolation must
 // leave it: every ENI on only its own VPC's isolation group, that group without any rule, the isolation profile
-// the only association, a snapshot of every volume, and one success notification delivered to the queue.
+// the only association, a snapshot of every volume, termination protection on, shutdown behaviour stop, no
+// volume deleted on termination, the revoking policy on the instance's original role, the incident record with
+// the pre-isolation groups, and one success notification delivered to the queue.
 func Verify(ctx context.Context, c Clients, s Seeded) ([]string, error) {
 	var problems []string
 	bad := func(format string, a ...any) { problems = append(problems, fmt.Sprintf(format, a...)) }
@@ -163,6 +168,9 @@ func Verify(ctx context.Context, c Clients, s Seeded) ([]string, error) {
 		bad("snapshots of volumes %v, want one of each of %v", snapped, want)
 	}
 
+	// Evidence preservation, the credential revocation and the incident record.
+	problems = append(problems, verifyEvidence(ctx, c, s)...)
+
 	// The notification, as a subscriber received it.
 	msgs, err := ReadNotifications(ctx, c.SQS, s.QueueURL)
 	if err != nil {
@@ -212,4 +220,54 @@ func hasTag(tags []types.Tag, key, value string) bool {
 		}
 	}
 	return false
+}
+
+// verifyEvidence checks what "Preserve evidence", "Revoke credentials" and "Record pre-isolation state" leave.
+func verifyEvidence(ctx context.Context, c Clients, s Seeded) []string {
+	var problems []string
+	bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+	r, err := inspect.ReadRestorable(ctx, inspect.Clients{EC2: c.EC2, AutoScaling: c.AutoScaling, ELB: c.ELB, IAM: c.IAM}, s.InstanceID,
+		"arn:aws:iam::"+AccountID+":instance-profile/"+InstanceProfileName)
+	if err != nil {
+		return []string{err.Error()}
+	}
+	if !r.TerminationProtection || r.ShutdownBehavior != "stop" {
+		bad("termination protection %v, shutdown behaviour %q: want on and stop", r.TerminationProtection, r.ShutdownBehavior)
+	}
+	for v, del := range r.DeleteOnTermination {
+		if del {
+			bad("volume %s is still deleted on termination", v)
+		}
+	}
+	if r.Role == nil {
+		bad("the instance's original role is not readable")
+	} else if doc, ok := r.Role.Inline["ec2-isolation-revoke-"+s.InstanceID]; !ok {
+		bad("role %s has no revoking policy: %v", r.Role.Name, r.Role.Inline)
+	} else if !strings.Contains(doc, `"ec2:SourceInstanceARN"`) || !strings.Contains(doc, "instance/"+s.InstanceID) {
+		bad("revoking policy of %s: %s", r.Role.Name, doc)
+	}
+	obj, err := c.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(BucketName), Key: aws.String(workflow.IncidentKey(AccountID, Region, s.InstanceID))})
+	if err != nil {
+		return append(problems, fmt.Sprintf("read the incident record: %v", err))
+	}
+	defer obj.Body.Close()
+	var file workflow.IncidentFile
+	if err := json.NewDecoder(obj.Body).Decode(&file); err != nil {
+		return append(problems, fmt.Sprintf("incident record: %v", err))
+	}
+	if len(file.Incidents) != 1 || len(file.Incidents[0].PreIsolation.Record.NetworkInterfaces) != len(s.ENIs) {
+		bad("incident record: %d incidents, want 1 with the instance's %d ENIs", len(file.Incidents), len(s.ENIs))
+	} else {
+		for _, n := range file.Incidents[0].PreIsolation.Record.NetworkInterfaces {
+			for _, g := range n.Groups {
+				if !slices.Contains(s.Groups[:], g) {
+					bad("incident record: ENI %s's pre-isolation groups %v, want only the seeded groups %v", n.ID, n.Groups, s.Groups)
+				}
+			}
+			if len(n.Groups) == 0 {
+				bad("incident record: ENI %s has no pre-isolation group", n.ID)
+			}
+		}
+	}
+	return problems
 }

@@ -24,7 +24,8 @@ import (
 func names(s moto.Seeded, mode secgroup.Mode) preflight.Names {
 	return preflight.Names{
 		GroupName: moto.IsolationGroupName, ProfileName: moto.IsolationProfileName, TopicARN: s.TopicARN,
-		TagKey: preflight.DefaultTagKey, TagValue: preflight.DefaultTagValue, Tracking: mode,
+		IncidentBucket: moto.BucketName,
+		TagKey:         preflight.DefaultTagKey, TagValue: preflight.DefaultTagValue, Tracking: mode,
 	}
 }
 
@@ -71,14 +72,15 @@ func TestWorkflowIsolatesOnMoto(t *testing.T) {
 				t.Error(p)
 			}
 
-			// A second tag event: a new execution finds everything contained and only takes its own snapshot set
+			// A second tag event: a new execution finds everything contained and preserved; it only takes its own
+			// snapshot set, joins the open incident in the record (pre-isolation state kept), records its outcome
 			// and notifies.
 			rec.reset()
 			e = execute(t, s, rec, n, seeded.InstanceID, "exec-2")
 			if e.Status != asl.StatusSucceeded {
 				t.Fatalf("second execution %s: %s %s", e.Status, e.Error, e.Cause)
 			}
-			if diff := cmp.Diff([]string{"EC2:CreateSnapshots", "SNS:Publish"}, rec.mutating()); diff != "" {
+			if diff := cmp.Diff([]string{"EC2:CreateSnapshots", "S3:PutObject", "S3:PutObject", "SNS:Publish"}, rec.mutating()); diff != "" {
 				t.Errorf("mutating calls of the second execution (-want +got):\n%s", diff)
 			}
 		})

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/ec2-isolation/ec2-isolation/internal/secgroup"
+	"github.com/ec2-isolation/ec2-isolation/internal/stackenv"
 	"github.com/ec2-isolation/ec2-isolation/internal/steperr"
 	"github.com/ec2-isolation/ec2-isolation/internal/workflow"
 )
@@ -26,6 +28,7 @@ const (
 	OutputGroupName   = "IsolationSecurityGroupName"
 	OutputProfileName = "IsolationInstanceProfileName"
 	OutputTopicARN    = "NotificationTopicArn"
+	OutputBucket      = "IncidentBucketName"
 	ParamTagKey       = "IsolationTagKey"
 	ParamTagValue     = "IsolationTagValue"
 	ParamTracking     = "ConnectionTracking"
@@ -36,23 +39,45 @@ type Names struct {
 	GroupName   string `json:"groupName"`
 	ProfileName string `json:"profileName"`
 	TopicARN    string `json:"topicArn"`
-	TagKey      string `json:"tagKey"`
-	TagValue    string `json:"tagValue"`
+	// IncidentBucket holds the incident records (the stack's versioned bucket).
+	IncidentBucket string `json:"incidentBucket"`
+	TagKey         string `json:"tagKey"`
+	TagValue       string `json:"tagValue"`
 	// Tracking is the connection tracking mode (secgroup.ModeDirect or ModeUntrackFirst).
 	Tracking secgroup.Mode `json:"connectionTracking"`
+	// Settings are the stack's other parameters, by the environment variable that carries them (e.g.
+	// REVOCABLE_ROLES, KEEP_VOLUMES); those absent keep template.yaml's defaults.
+	Settings map[string]string `json:"settings,omitempty"`
 }
 
 // Env is the functions' environment for these names, as template.yaml sets it.
 func (n Names) Env() map[string]string {
-	return map[string]string{
+	env := stackenv.Defaults()
+	maps.Copy(env, n.Settings)
+	maps.Copy(env, map[string]string{
 		"TAG_KEY": n.TagKey, "TAG_VALUE": n.TagValue,
 		"ISOLATION_GROUP_NAME": n.GroupName, "ISOLATION_PROFILE_NAME": n.ProfileName,
-		"CONNECTION_TRACKING": string(n.Tracking), "TOPIC_ARN": n.TopicARN,
-	}
+		"CONNECTION_TRACKING": string(n.Tracking), "TOPIC_ARN": n.TopicARN, "INCIDENT_BUCKET": n.IncidentBucket,
+	})
+	return env
 }
 
 // Complete says whether the names the workflow cannot do without are all set.
-func (n Names) Complete() bool { return n.GroupName != "" && n.ProfileName != "" && n.TopicARN != "" }
+func (n Names) Complete() bool {
+	return n.GroupName != "" && n.ProfileName != "" && n.TopicARN != "" && n.IncidentBucket != ""
+}
+
+// settingParams maps the stack parameters that only switch or scope a step to their environment variables.
+var settingParams = map[string]string{
+	"ReleaseTagValue":             "RELEASE_TAG_VALUE",
+	"RevocableRoles":              "REVOCABLE_ROLES",
+	"RevokeCredentials":           "REVOKE_CREDENTIALS",
+	"EnableTerminationProtection": "ENABLE_TERMINATION_PROTECTION",
+	"StopOnShutdown":              "STOP_ON_SHUTDOWN",
+	"KeepVolumes":                 "KEEP_VOLUMES",
+	"DetachFromAutoScaling":       "DETACH_AUTO_SCALING",
+	"DeregisterFromTargetGroups":  "DEREGISTER_TARGETS",
+}
 
 // StackAPI is the part of the CloudFormation client Resolve uses.
 type StackAPI interface {
@@ -74,7 +99,7 @@ func Resolve(ctx context.Context, api StackAPI, stack string, flags Names) (Name
 			return withDefaults(n), "flags", nil
 		}
 		if steperr.Code(err) == "ValidationError" && strings.Contains(err.Error(), "does not exist") {
-			return n, "", fmt.Errorf("stack %s does not exist in this account and region: deploy it, or pass --group-name, --profile-name and --topic-arn", stack)
+			return n, "", fmt.Errorf("stack %s does not exist in this account and region: deploy it, or pass --group-name, --profile-name, --topic-arn and --incident-bucket", stack)
 		}
 		return n, "", fmt.Errorf("read the outputs of stack %s (cloudformation:DescribeStacks): %w", stack, err)
 	}
@@ -98,6 +123,17 @@ func Resolve(ctx context.Context, api StackAPI, stack string, flags Names) (Name
 	fill(&n.GroupName, outputs[OutputGroupName])
 	fill(&n.ProfileName, outputs[OutputProfileName])
 	fill(&n.TopicARN, outputs[OutputTopicARN])
+	fill(&n.IncidentBucket, outputs[OutputBucket])
+	for param, env := range settingParams {
+		if v, ok := params[param]; ok {
+			if n.Settings == nil {
+				n.Settings = map[string]string{}
+			}
+			if _, set := n.Settings[env]; !set {
+				n.Settings[env] = v
+			}
+		}
+	}
 	fill(&n.TagKey, params[ParamTagKey])
 	fill(&n.TagValue, params[ParamTagValue])
 	if n.Tracking == "" {
@@ -106,7 +142,7 @@ func Resolve(ctx context.Context, api StackAPI, stack string, flags Names) (Name
 	n = withDefaults(n)
 	if !n.Complete() {
 		var missing []string
-		for k, v := range map[string]string{OutputGroupName: n.GroupName, OutputProfileName: n.ProfileName, OutputTopicARN: n.TopicARN} {
+		for k, v := range map[string]string{OutputGroupName: n.GroupName, OutputProfileName: n.ProfileName, OutputTopicARN: n.TopicARN, OutputBucket: n.IncidentBucket} {
 			if v == "" {
 				missing = append(missing, k)
 			}

@@ -21,7 +21,7 @@ func RecordIncident(cfg aws.Config, env Env, log *slog.Logger) (Handler[incident
 	if bucket == "" {
 		return nil, &steperr.ConfigError{Reason: incident.EnvBucket + " is not set"}
 	}
-	return incident.NewRecorder(s3.NewFromConfig(cfg), ec2.NewFromConfig(cfg), autoscaling.NewFromConfig(cfg),
+	return incident.NewRecorder(newS3(cfg), ec2.NewFromConfig(cfg), autoscaling.NewFromConfig(cfg),
 		elbv2.NewFromConfig(cfg), bucket, log).Handle, nil
 }
 
@@ -32,5 +32,12 @@ func ReadIncidentRecord(cfg aws.Config, env Env, log *slog.Logger) (Handler[work
 	if err != nil {
 		return nil, err
 	}
-	return incident.NewReader(s3.NewFromConfig(cfg), ec2.NewFromConfig(cfg), s, log).Handle, nil
+	return incident.NewReader(newS3(cfg), ec2.NewFromConfig(cfg), s, log).Handle, nil
+}
+
+// newS3 is the S3 client of the record steps. The SDK validates the checksum of the records it reads when S3 sends
+// one; an object written without one (by hand, or by an emulator) is read unvalidated, which the SDK would log
+// as a bare line on standard error for every read, outside the function's JSON logs.
+func newS3(cfg aws.Config) *s3.Client {
+	return s3.NewFromConfig(cfg, func(o *s3.Options) { o.DisableLogOutputChecksumValidationSkipped = true })
 }
