@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 
@@ -30,8 +31,8 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs.IntVar(&o.Runs, "runs", 5, "runs of each cold start (median)")
 	fs.IntVar(&o.PathRuns, "path-runs", 3, "runs of each containment path row (median)")
 	fs.IntVar(&o.Storm, "storm", 1000, "instances tagged at once in the storm")
-	fs.Float64Var(&o.StormFactor, "storm-speed", 20, "the storm's simulated clock runs this many times faster than real time")
-	fs.IntVar(&o.Concurrency, "concurrency", 0, "reserved concurrency of each function in the storm (0: unlimited; the template's default is 10)")
+	fs.Float64Var(&o.StormFactor, "storm-speed", 5, "the storm's simulated clock runs this many times faster than real time")
+	conc := fs.String("concurrency", "0,template", "comma-separated reserved concurrencies of each function, one storm each (0: unlimited; template: template.yaml's FunctionConcurrency default)")
 	only := fs.String("only", "", "comma-separated parts to run: path, coldstart, storm (default: all)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -46,6 +47,18 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if o.Runs < 1 || o.Storm < 1 || o.StormFactor <= 0 {
 		fmt.Fprintln(stderr, "isolation bench: -runs and -storm must be at least 1, -storm-speed positive")
 		return 2
+	}
+	for _, c := range strings.Split(*conc, ",") {
+		if c = strings.TrimSpace(c); c == "template" {
+			o.Concurrency = append(o.Concurrency, -1)
+			continue
+		}
+		n, err := strconv.Atoi(c)
+		if err != nil || n < 0 {
+			fmt.Fprintf(stderr, "isolation bench: -concurrency: %q is not a number or template\n", c)
+			return 2
+		}
+		o.Concurrency = append(o.Concurrency, n)
 	}
 	if *only != "" {
 		o.Only = map[string]bool{}

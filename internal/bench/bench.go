@@ -32,10 +32,11 @@ type Options struct {
 	// Runs of each cold start (median); PathRuns of each containment path row (median time).
 	Runs, PathRuns int
 	// Storm is the number of instances tagged at once; StormFactor how much faster than real time its simulated
-	// clock runs; Concurrency each function's reserved concurrency in the storm (0: unlimited).
+	// clock runs. The storm runs once per Concurrency: each function's reserved concurrency (0: unlimited, -1:
+	// template.yaml's FunctionConcurrency default).
 	Storm       int
 	StormFactor float64
-	Concurrency int
+	Concurrency []int
 	// Only, when not empty, runs only these parts: path, coldstart, storm (cost needs path).
 	Only map[string]bool
 	// Progress receives one line per step (stderr).
@@ -56,9 +57,9 @@ type Report struct {
 	Paths      []PathResult
 	ColdStarts []ColdStart
 	Build      time.Duration
-	Storm      *StormResult
+	Storms     []StormResult
 	Cost       *Cost
-	StormCost  *Cost
+	StormCosts []Cost
 	Memory     int
 	Wall       time.Duration
 	Errors     []string
@@ -118,14 +119,18 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		rep.ColdStarts, rep.Build = cs, build
 	}
 	if part("storm") {
-		b.progress("storm: %d instances, simulated clock x%g", o.Storm, o.StormFactor)
-		s, err := b.storm(ctx)
-		if err != nil {
-			fail("storm", err)
-		} else {
-			rep.Storm = &s
-			c := cost(s.Instances, s.Transitions, s.Invocations, b.memory)
-			rep.StormCost = &c
+		for _, conc := range o.Concurrency {
+			if conc < 0 {
+				conc, _ = asInt(t.Parameters["FunctionConcurrency"]["Default"])
+			}
+			b.progress("storm: %d instances, simulated clock x%g, reserved concurrency %d", o.Storm, o.StormFactor, conc)
+			s, err := b.storm(ctx, conc)
+			if err != nil {
+				fail("storm", err)
+				continue
+			}
+			rep.Storms = append(rep.Storms, s)
+			rep.StormCosts = append(rep.StormCosts, cost(s.Instances, s.Transitions, s.Invocations, b.memory))
 			b.progress("storm: %d/%d isolated, %d failed, makespan %v (real %v)", s.Isolated, s.Instances, s.Failed,
 				s.Makespan.Round(time.Second), s.Real.Round(time.Second))
 		}

@@ -23,7 +23,7 @@ type Cost struct {
 	Invocations float64 // per isolation
 	GBSeconds   float64 // per isolation
 	// Billed is the sum of the invocations' billed durations per isolation.
-	Billed                 time.Duration
+	Billed                time.Duration
 	StepFunctions, Lambda float64 // USD per 1,000 isolations
 	Total                 float64
 }

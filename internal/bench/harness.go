@@ -100,8 +100,8 @@ func newHarness(c harnessConfig) (*harness, error) {
 			}
 			return cfg
 		},
-		Env:        func(k string) string { return env[k] },
-		Log:        slog.New(slog.DiscardHandler),
+		Env: func(k string) string { return env[k] },
+		Log: slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
 		srv.Close()

@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -145,4 +144,3 @@ func writeRuntimeError(w http.ResponseWriter, status int, typ, msg string) {
 	_, _ = io.WriteString(w, `{"errorType":"`+typ+`","errorMessage":`+strconv.Quote(msg)+`}`)
 }
 
-var errNoAnswer = errors.New("the function posted no answer")

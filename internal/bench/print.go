@@ -42,14 +42,14 @@ func Print(w io.Writer, r *Report) {
 		}
 		p("\n")
 	}
-	if s := r.Storm; s != nil {
-		p("### 3. Storm: %d instances tagged at once\n\n", s.Instances)
+	for _, s := range r.Storms {
 		conc := "unlimited"
-		if o.Concurrency > 0 {
-			conc = fmt.Sprintf("%d per function (Lambda.TooManyRequestsException beyond)", o.Concurrency)
+		if s.Concurrency > 0 {
+			conc = fmt.Sprintf("%d per function (reserved concurrency; Lambda.TooManyRequestsException beyond)", s.Concurrency)
 		}
-		p("EC2's documented token buckets, %v latency, the same invoke/transition costs; simulated clock x%g (%v real); Lambda concurrency %s.\n\n",
-			o.Latency, s.Factor, s.Real.Round(time.Second), conc)
+		p("### 3. Storm: %d instances tagged at once, Lambda concurrency %s\n\n", s.Instances, conc)
+		p("EC2's documented token buckets, %v latency, the same invoke/transition costs; simulated clock x%g (%v real; scheduler lag p99 %v, max %v real).\n\n",
+			o.Latency, s.Factor, s.Real.Round(time.Second), s.LagP99.Round(time.Millisecond), s.LagMax.Round(time.Millisecond))
 		p("| figure | value |\n|---|---|\n")
 		p("| isolated (every ENI only on the isolation group, read back) | %d / %d |\n", s.Isolated, s.Instances)
 		p("| failed executions | %d%s |\n", s.Failed, failedBy(s.FailedBy))
@@ -57,7 +57,7 @@ func Print(w io.Writer, r *Report) {
 		p("| SDK operations / SDK retries | %d / %d |\n", s.Operations, s.Calls-s.Operations)
 		p("| throttled answers (RequestLimitExceeded) | %d |\n", s.Throttled)
 		p("| state machine Task retries | %d |\n", s.StateRetries)
-		if o.Concurrency > 0 {
+		if s.Concurrency > 0 {
 			p("| Lambda invocations refused (reserved concurrency) | %d |\n", s.LambdaRefused)
 		}
 		p("| makespan, all executions ended (simulated) | %v |\n", sec(s.Makespan))
@@ -79,6 +79,12 @@ func Print(w io.Writer, r *Report) {
 			p("| every mutating action's bound | %s |\n", strings.Join(bs, "; "))
 		}
 		p("\n")
+		for _, k := range sortedKeys(s.FailedBy) {
+			p("- %s, e.g.: `%s`\n", k, strings.ReplaceAll(s.FailureCause[k], "`", "'"))
+		}
+		if len(s.FailedBy) > 0 {
+			p("\n")
+		}
 	}
 	if r.Cost != nil {
 		p("### 4. Cost (us-east-1 list prices read %s)\n\n", pricesRead)
@@ -89,8 +95,9 @@ func Print(w io.Writer, r *Report) {
 				c.StepFunctions, c.Lambda, c.Total)
 		}
 		row("one isolation (warm VPC, multi-ENI instance)", r.Cost)
-		if r.StormCost != nil {
-			row(fmt.Sprintf("storm mean (%d isolations, retries included)", r.Storm.Instances), r.StormCost)
+		for i, s := range r.Storms {
+			c := r.StormCosts[i]
+			row(fmt.Sprintf("storm mean, concurrency %d (%d executions, retries included)", s.Concurrency, s.Instances), &c)
 		}
 		p("\n")
 	}
@@ -104,19 +111,16 @@ func failedBy(m map[string]int) string {
 	if len(m) == 0 {
 		return ""
 	}
-	var ks []string
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
 	var parts []string
-	for _, k := range ks {
+	for _, k := range sortedKeys(m) {
 		parts = append(parts, fmt.Sprintf("%s × %d", k, m[k]))
 	}
 	return " (" + strings.Join(parts, ", ") + ")"
 }
 
-func ms(d time.Duration) string { return fmt.Sprintf("%d ms", d.Round(time.Millisecond).Milliseconds()) }
+func ms(d time.Duration) string {
+	return fmt.Sprintf("%d ms", d.Round(time.Millisecond).Milliseconds())
+}
 
 func sec(d time.Duration) string { return fmt.Sprintf("%.1f s", d.Seconds()) }
 
@@ -125,4 +129,13 @@ func ratio(a, b time.Duration) string {
 		return "—"
 	}
 	return fmt.Sprintf("%.2f", a.Seconds()/b.Seconds())
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	var ks []string
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
 }

@@ -61,13 +61,14 @@ func bucketBound(action string, n int) Bound {
 // StormResult is the storm row.
 type StormResult struct {
 	Instances, Isolated, Failed int
-	FailedBy                    map[string]int // error of the failed executions
-	Calls, Operations           int            // HTTP requests, and SDK operations (calls before retries)
-	Throttled                   int            // RequestLimitExceeded answers
-	StateRetries                int            // Task retries by the state machine
-	LambdaRefused               int            // invocations refused over the reserved concurrency
-	Makespan                    time.Duration  // first execution start -> last execution end
-	Containment                 time.Duration  // first execution start -> last instance contained
+	FailedBy                    map[string]int    // what failed the failed executions ("state: error")
+	FailureCause                map[string]string // one cause of each
+	Calls, Operations           int               // HTTP requests, and SDK operations (calls before retries)
+	Throttled                   int               // RequestLimitExceeded answers
+	StateRetries                int               // Task retries by the state machine
+	LambdaRefused               int               // invocations refused over the reserved concurrency
+	Makespan                    time.Duration     // first execution start -> last execution end
+	Containment                 time.Duration     // first execution start -> last instance contained
 	// ContainBound is ModifyNetworkInterfaceAttribute's bound; Bounds every mutating EC2 action's, largest first.
 	ContainBound Bound
 	Bounds       []Bound
@@ -75,14 +76,19 @@ type StormResult struct {
 	Transitions  int
 	Invocations  []invocation
 	Factor       float64
+	Concurrency  int
 	Real         time.Duration
+	// Lag is how late a 10 ms real-time ticker ran during the storm (p99, max): the time this machine's CPUs were
+	// too busy to run the simulation at its pace; times Factor it is simulated time that passed with nothing done.
+	LagP99, LagMax time.Duration
 }
 
 // storm tags n instances at once (copies of the base instance with one ENI, in a subnet of their own) and runs
 // their executions concurrently against EC2's token buckets.
-func (b *bench) storm(ctx context.Context) (StormResult, error) {
+func (b *bench) storm(ctx context.Context, concurrency int) (StormResult, error) {
 	n := b.opts.Storm
-	res := StormResult{Instances: n, Factor: b.opts.StormFactor, FailedBy: map[string]int{}}
+	res := StormResult{Instances: n, Factor: b.opts.StormFactor, Concurrency: concurrency, FailedBy: map[string]int{},
+		FailureCause: map[string]string{}}
 	sc, err := b.baseScenario()
 	if err != nil {
 		return res, err
@@ -100,7 +106,7 @@ func (b *bench) storm(ctx context.Context) (StormResult, error) {
 	sc = withLatency(sc, b.opts.Latency, true)
 	var ops atomic.Int64
 	h, err := newHarness(harnessConfig{Scenario: sc, Factor: b.opts.StormFactor, Costs: b.opts.Costs, Env: b.env,
-		Concurrency: b.opts.Concurrency, Conns: 256, Operations: &ops})
+		Concurrency: concurrency, Conns: 256, Operations: &ops})
 	if err != nil {
 		return res, err
 	}
@@ -113,6 +119,9 @@ func (b *bench) storm(ctx context.Context) (StormResult, error) {
 		}
 	}
 	execs := make([]*asl.Execution, n)
+	stopLag := make(chan struct{})
+	lags := make(chan []time.Duration)
+	go func() { lags <- measureLag(stopLag) }()
 	realStart := time.Now()
 	start := h.clock.Now()
 	var wg sync.WaitGroup
@@ -121,6 +130,9 @@ func (b *bench) storm(ctx context.Context) (StormResult, error) {
 	}
 	wg.Wait()
 	res.Real = time.Since(realStart)
+	close(stopLag)
+	lag := <-lags
+	res.LagP99, res.LagMax = percentile(lag, 0.99), percentile(lag, 1)
 	calls := h.srv.Calls()
 	// Read back without throttling (the check is not part of the storm).
 	h.srv.Update(func(a *sim.Account) { a.Faults.TokenBuckets.Enabled = false })
@@ -132,7 +144,11 @@ func (b *bench) storm(ctx context.Context) (StormResult, error) {
 		}
 		if e.Status != asl.StatusSucceeded {
 			res.Failed++
-			res.FailedBy[e.Error]++
+			what, cause := failureOf(e)
+			res.FailedBy[what]++
+			if res.FailureCause[what] == "" {
+				res.FailureCause[what] = truncate(cause, 400)
+			}
 		}
 		res.Transitions += transitions(e)
 		for _, ev := range e.History.Events() {
@@ -296,5 +312,32 @@ func countOperations(n *atomic.Int64) func(*middleware.Stack) error {
 				n.Add(1)
 				return next.HandleInitialize(ctx, in)
 			}), middleware.Before)
+	}
+}
+
+// failureOf names what failed an execution: the first Task failure no retry recovered ("state: error", and its
+// cause), else the execution's error.
+func failureOf(e *asl.Execution) (string, string) {
+	for _, r := range e.History.Summary() {
+		if (r.Status == asl.RunFailed || r.Status == asl.RunCaught) && r.Type == "Task" {
+			return r.Name + ": " + r.Error, r.Cause
+		}
+	}
+	return e.Error, e.Cause
+}
+
+// measureLag ticks every 10 ms of real time until stop and returns how late each tick ran, sorted.
+func measureLag(stop <-chan struct{}) []time.Duration {
+	const tick = 10 * time.Millisecond
+	var lags []time.Duration
+	for {
+		t := time.Now()
+		select {
+		case <-stop:
+			slices.Sort(lags)
+			return lags
+		case <-time.After(tick):
+			lags = append(lags, max(0, time.Since(t)-tick))
+		}
 	}
 }
