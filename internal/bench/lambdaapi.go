@@ -143,4 +143,3 @@ func writeRuntimeError(w http.ResponseWriter, status int, typ, msg string) {
 	w.WriteHeader(status)
 	_, _ = io.WriteString(w, `{"errorType":"`+typ+`","errorMessage":`+strconv.Quote(msg)+`}`)
 }
-
