@@ -26,6 +26,7 @@ import (
 	"github.com/ec2-isolation/ec2-isolation/internal/secgroup"
 	"github.com/ec2-isolation/ec2-isolation/internal/sim"
 	"github.com/ec2-isolation/ec2-isolation/internal/snapshot"
+	"github.com/ec2-isolation/ec2-isolation/internal/stackenv"
 )
 
 // The simulated account and the stack's parameters.
@@ -74,6 +75,7 @@ func fleet(n int) (sim.Scenario, []fleetInstance) {
 		},
 		InstanceProfiles: []sim.InstanceProfile{{Name: appProfile, Role: appProfile}, {Name: profileName, Role: profileName}},
 		Topics:           []sim.Topic{{Name: topicName}},
+		Buckets:          []sim.S3Bucket{{Name: "ec2-isolation-incidents-" + account, Versioning: true}},
 		Behaviour: sim.Behaviour{AssociationSettle: 300 * time.Millisecond, GroupVisibilityDelay: 100 * time.Millisecond,
 			SnapshotCompleteAfter: time.Second},
 	}
@@ -186,11 +188,11 @@ func newEnv(t testing.TB, sc sim.Scenario, o options) *env {
 		o.profileName = profileName
 	}
 	for _, mode := range []secgroup.Mode{secgroup.ModeDirect, secgroup.ModeUntrackFirst} {
-		vars := map[string]string{
+		vars := stackenv.ForSim(sc, region, account, map[string]string{
 			"TAG_KEY": tagKey, "TAG_VALUE": tagValue,
 			"ISOLATION_GROUP_NAME": groupName, "ISOLATION_PROFILE_NAME": o.profileName,
 			"CONNECTION_TRACKING": string(mode), "TOPIC_ARN": e.topicARN,
-		}
+		})
 		r, err := runner.New(runner.Config{
 			Definition: ec2isolation.Definition,
 			Region:     region,
@@ -203,7 +205,7 @@ func newEnv(t testing.TB, sc sim.Scenario, o options) *env {
 				cfg.HTTPClient = &hc
 				return cfg
 			},
-			Env:    func(k string) string { return vars[k] },
+			Env:    stackenv.Getenv(vars),
 			Log:    slog.New(slog.NewJSONHandler(io.Discard, nil)),
 			Engine: engine,
 		})

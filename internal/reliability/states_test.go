@@ -62,14 +62,16 @@ func TestHostileStates(t *testing.T) {
 		{name: "isolation group deleted after its creation", shape: 2, at: asl.TaskScheduled, atState: "Apply isolation security group",
 			change: func(a *sim.Account, _ fleetInstance, ev asl.Event) error {
 				var in struct {
-					Groups []struct {
-						IsolationGroupID string `json:"isolationGroupId"`
-					} `json:"groups"`
+					Ensured struct {
+						Groups []struct {
+							IsolationGroupID string `json:"isolationGroupId"`
+						} `json:"groups"`
+					} `json:"ensured"`
 				}
-				if err := json.Unmarshal(ev.Input, &in); err != nil || len(in.Groups) == 0 {
+				if err := json.Unmarshal(ev.Input, &in); err != nil || len(in.Ensured.Groups) == 0 {
 					return fmt.Errorf("apply input %s: %v", ev.Input, err)
 				}
-				return a.DeleteSecurityGroup(in.Groups[0].IsolationGroupID)
+				return a.DeleteSecurityGroup(in.Ensured.Groups[0].IsolationGroupID)
 			},
 			failedAt: []string{"Apply isolation security group"}, errs: []string{"GroupNotVisible"},
 			fix: func(*sim.Account) {}},
