@@ -100,10 +100,9 @@ func TestReleaseOfAnInstanceNeverIsolated(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := r.Start(context.Background(), "release-1", event)
-	// The execution fails at "Notify failure", with the refusal in the cause. (The error's name is the notify
-	// function's: ReleaseFailed for the release, per the workflow contract.)
-	if e.Status != asl.StatusFailed || !strings.Contains(e.Cause, "NotIsolated") {
-		t.Fatalf("execution %s %s %s, want FAILED naming NotIsolated", e.Status, e.Error, e.Cause)
+	// The execution fails at "Notify failure" with ReleaseFailed, the refusal in the cause.
+	if e.Status != asl.StatusFailed || e.Error != "ReleaseFailed" || !strings.Contains(e.Cause, "NotIsolated") {
+		t.Fatalf("execution %s %s %s, want FAILED ReleaseFailed naming NotIsolated", e.Status, e.Error, e.Cause)
 	}
 	if want := "arn:aws:states:us-east-1:123456789012:execution:" + runner.ReleaseStateMachineName + ":release-1"; e.ID != want {
 		t.Errorf("execution ARN %s, want %s", e.ID, want)
