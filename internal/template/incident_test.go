@@ -5,6 +5,7 @@ package template
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,6 +13,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/ec2-isolation/ec2-isolation/internal/stackenv"
 )
 
 // The incident record must survive: versioned (every version kept), encrypted at rest, never public, owned by the
@@ -337,5 +340,38 @@ func TestIAMWritesAreConfinedToRevocableRoles(t *testing.T) {
 	}
 	if p := tpl.Parameters["RevocableRoles"]["AllowedPattern"]; p == nil {
 		t.Error("RevocableRoles has no AllowedPattern: any text would become part of the IAM Resource")
+	}
+}
+
+// internal/stackenv is the functions' environment outside Lambda (simulate, bench, tests): its defaults are the
+// stack's, variable by variable, and it has every variable a function reads from a parameter.
+func TestStackenvDefaultsAreTheTemplates(t *testing.T) {
+	tpl := load(t)
+	defaults := stackenv.Defaults()
+	seen := map[string]bool{}
+	for _, f := range tpl.Functions() {
+		env, _ := tpl.Resources[f.LogicalID].Properties["Environment"].(map[string]any)
+		vars, _ := env["Variables"].(map[string]any)
+		for k, v := range vars {
+			seen[k] = true
+			param := refOf(v)
+			p, isParam := tpl.Parameters[param]
+			if !isParam || k == "LOG_LEVEL" {
+				continue // a resource of the stack (topic, bucket, profile), or the log level
+			}
+			want, ok := defaults[k]
+			if !ok {
+				t.Errorf("%s reads %s (parameter %s), which stackenv.Defaults lacks", f.LogicalID, k, param)
+				continue
+			}
+			if got := fmt.Sprint(p["Default"]); got != want {
+				t.Errorf("%s: parameter %s defaults to %q, stackenv.Defaults to %q", k, param, got, want)
+			}
+		}
+	}
+	for k := range defaults {
+		if !seen[k] {
+			t.Errorf("stackenv.Defaults has %s, which no function of the template reads", k)
+		}
 	}
 }
