@@ -48,6 +48,7 @@ import (
 	"github.com/ec2-isolation/ec2-isolation/internal/asl"
 	"github.com/ec2-isolation/ec2-isolation/internal/runner"
 	"github.com/ec2-isolation/ec2-isolation/internal/sim"
+	"github.com/ec2-isolation/ec2-isolation/internal/stackenv"
 	"github.com/ec2-isolation/ec2-isolation/internal/steps"
 )
 
@@ -213,13 +214,7 @@ func startSim(t *testing.T, sc sim.Scenario, tracking string) (*sim.Server, step
 	if len(sc.Topics) == 0 {
 		t.Fatal("scenario has no SNS topic")
 	}
-	env := map[string]string{
-		"TAG_KEY": "Isolate", "TAG_VALUE": "true",
-		"ISOLATION_GROUP_NAME": "ec2-isolation-quarantine", "ISOLATION_PROFILE_NAME": "ec2-isolation-quarantine",
-		"CONNECTION_TRACKING": tracking,
-		"TOPIC_ARN":           fmt.Sprintf("arn:aws:sns:%s:%s:%s", srv.Region(), srv.AccountID(), sc.Topics[0].Name),
-		"INCIDENT_BUCKET":     sc.Buckets[0].Name, "REVOCABLE_ROLES": "*", "RELEASE_TAG_VALUE": "release",
-	}
+	env := stackenv.ForSim(sc, srv.Region(), srv.AccountID(), map[string]string{"CONNECTION_TRACKING": tracking})
 	return srv, func(k string) string { return env[k] }
 }
 

@@ -133,17 +133,13 @@ func goRun(t *testing.T, e *asl.Execution, n int) run {
 //
 //   - recordedAt: "Validate and record" stamps the wall-clock time of its run; so do the incident record
 //     (openedAt, startedAt, …) and every change ("at"): any RFC 3339 time is replaced by <time>.
-//
 //   - versionId: the S3 version ids of the incident record, drawn by each simulator.
-//
 //   - ids the simulator generates during the run (sg-, snap-, iip-assoc-, … : prefix-0 + 16 hex digits): the
 //     simulator draws them from one seeded sequence in call order, and the two Parallel branches' calls
 //     interleave differently from run to run, so the same resource can get another draw. They are replaced by
 //     prefix-#n, n counting first appearances per prefix in a fixed walk of the trace (map keys sorted), so the
 //     same id must still appear in the same places on both sides.
-//
 //   - UUID-shaped ids (SNS message ids, EC2 request ids in error messages): same reason, one sequence per server.
-//
 //   - preIsolation.instance, the full description in the incident record, read beside the network branch.
 //   - the groups Ensure creates are named after their VPC, and every "changes" list is sorted: Ensure and Apply
 //     act on several VPCs and ENIs at once, so the ids the simulator draws for the groups and the order in which

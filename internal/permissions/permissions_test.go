@@ -20,6 +20,7 @@ import (
 	"github.com/ec2-isolation/ec2-isolation/internal/permissions"
 	"github.com/ec2-isolation/ec2-isolation/internal/runner"
 	"github.com/ec2-isolation/ec2-isolation/internal/sim"
+	"github.com/ec2-isolation/ec2-isolation/internal/stackenv"
 	"github.com/ec2-isolation/ec2-isolation/internal/steps"
 	"github.com/ec2-isolation/ec2-isolation/internal/template"
 	"github.com/ec2-isolation/ec2-isolation/internal/workflow"
@@ -45,14 +46,8 @@ var unreachable = map[string]map[string]string{
 const protectedFromScaleIn = false
 
 func env(tracking string) steps.Env {
-	m := map[string]string{
-		"TAG_KEY": "Isolate", "TAG_VALUE": "true", "RELEASE_TAG_VALUE": "release",
-		"ISOLATION_GROUP_NAME": groupName, "ISOLATION_PROFILE_NAME": "ec2-isolation-quarantine",
-		"CONNECTION_TRACKING": tracking,
-		"TOPIC_ARN":           "arn:aws:sns:us-east-1:123456789012:ec2-isolation-notifications",
-		"INCIDENT_BUCKET":     bucket, "REVOCABLE_ROLES": "*",
-	}
-	return func(k string) string { return m[k] }
+	sc := sim.Scenario{Topics: []sim.Topic{{Name: "ec2-isolation-notifications"}}, Buckets: []sim.S3Bucket{{Name: bucket}}}
+	return stackenv.Getenv(stackenv.ForSim(sc, "us-east-1", "123456789012", map[string]string{"CONNECTION_TRACKING": tracking}))
 }
 
 // loadScenario is the simulate command's default account plus what the issue-7 steps act on: the profile's
@@ -65,7 +60,11 @@ func loadScenario(t *testing.T) sim.Scenario {
 		t.Fatal(err)
 	}
 	sc.Faults = sim.Faults{}
-	sc.Roles = append(sc.Roles, sim.Role{Name: "web-app-role"}, sim.Role{Name: "ec2-isolation-quarantine"})
+	for _, role := range []string{"web-app-role", "ec2-isolation-quarantine"} {
+		if !slices.ContainsFunc(sc.Roles, func(r sim.Role) bool { return r.Name == role }) {
+			sc.Roles = append(sc.Roles, sim.Role{Name: role})
+		}
+	}
 	sc.TargetGroups = []sim.TargetGroup{
 		{Name: "web-https", VpcID: vpcA, Port: 443, Targets: []sim.Target{{ID: instanceID}, {ID: instanceID, Port: 8443}}},
 		{Name: "web-metrics", VpcID: vpcA, Port: 9100, Targets: []sim.Target{{ID: instanceID}}},
