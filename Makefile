@@ -5,8 +5,8 @@
 # `make build` does the same for every function into .aws-sam/build/<LogicalId>/, as sam build would.
 
 GO ?= go
-# Pinned linters (the Go module proxy serves this staticcheck release).
-STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@2025.1.1
+# Pinned linters (the Go module proxy serves this staticcheck release: v0.8.2 = 2026.2.2).
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 LAMBDA_ENV := GOOS=linux GOARCH=arm64 CGO_ENABLED=0
 LAMBDA_BUILD := $(GO) build -tags lambda.norpc -trimpath -ldflags="-s -w"
