@@ -31,7 +31,7 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs.IntVar(&o.Runs, "runs", 5, "runs of each cold start (median)")
 	fs.IntVar(&o.PathRuns, "path-runs", 3, "runs of each containment path row (median)")
 	fs.IntVar(&o.Storm, "storm", 1000, "instances tagged at once in the storm")
-	fs.Float64Var(&o.StormFactor, "storm-speed", 5, "the storm's simulated clock runs this many times faster than real time")
+	fs.Float64Var(&o.StormFactor, "storm-speed", 10, "the storm's simulated clock runs this many times faster than real time")
 	conc := fs.String("concurrency", "0,template", "comma-separated reserved concurrencies of each function, one storm each (0: unlimited; template: template.yaml's FunctionConcurrency default)")
 	only := fs.String("only", "", "comma-separated parts to run: path, coldstart, storm (default: all)")
 	if err := fs.Parse(args); err != nil {

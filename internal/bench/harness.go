@@ -32,7 +32,7 @@ type Costs struct {
 // backoff and attempt timeout), adding the stated costs and recording every invocation.
 type harness struct {
 	srv     *sim.Server
-	clock   *sim.ScaledClock
+	clock   *virtualClock
 	machine *asl.Machine
 	run     *runner.Runner
 	opts    asl.Options
@@ -72,9 +72,10 @@ type harnessConfig struct {
 }
 
 func newHarness(c harnessConfig) (*harness, error) {
-	clock := sim.NewScaledClock(c.Factor)
+	clock := newVirtualClock(c.Factor)
 	srv, err := sim.Start(c.Scenario, sim.WithClock(clock))
 	if err != nil {
+		clock.Close()
 		return nil, fmt.Errorf("start simulator: %w", err)
 	}
 	env := map[string]string{}
@@ -86,7 +87,7 @@ func newHarness(c harnessConfig) (*harness, error) {
 	}
 	h := &harness{srv: srv, clock: clock, costs: c.Costs, names: map[string]string{}, limit: c.Concurrency,
 		inflight: map[string]int{}}
-	h.opts = asl.Scaled(c.Factor, clock.Now)
+	h.opts = clock.options()
 	h.opts.TransitionLatency = c.Costs.Transition
 	h.opts.Region, h.opts.Account, h.opts.StateMachineName = srv.Region(), srv.AccountID(), runner.StateMachineName
 	r, err := runner.New(runner.Config{
@@ -104,7 +105,7 @@ func newHarness(c harnessConfig) (*harness, error) {
 		Log: slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
-		srv.Close()
+		h.Close()
 		return nil, err
 	}
 	h.run = r
@@ -116,14 +117,16 @@ func newHarness(c harnessConfig) (*harness, error) {
 		h.names[arn] = f.Name
 	}
 	if h.machine, err = asl.Load(ec2isolation.Definition, subs); err != nil {
-		srv.Close()
+		h.Close()
 		return nil, fmt.Errorf("load state machine: %w", err)
 	}
 	return h, nil
 }
 
 // awsConfig is the simulator's configuration for a function (its name is the access key, so each call names its
-// caller) with the product's retry policy and attempt timeout (awscfg) on the scaled clock.
+// caller) with the product's retry policy (awscfg), its backoff scaled to the simulated clock. The attempt timeout
+// (awscfg.AttemptTimeout) stays in real time: the simulator always answers, and a scaled one could fire while a
+// request merely waits for a CPU.
 func (h *harness) awsConfig(name string, factor float64, conns int) aws.Config {
 	cfg := h.srv.AWSConfig(name)
 	scale := func(d time.Duration) time.Duration { return time.Duration(float64(d) / factor) }
@@ -132,7 +135,7 @@ func (h *harness) awsConfig(name string, factor float64, conns int) aws.Config {
 	}
 	if hc, ok := cfg.HTTPClient.(*http.Client); ok {
 		c := *hc
-		c.Timeout = scale(awscfg.AttemptTimeout)
+		c.Timeout = awscfg.AttemptTimeout
 		if tr, ok := c.Transport.(*http.Transport); ok && conns > 0 {
 			tr.MaxIdleConns, tr.MaxIdleConnsPerHost = conns, conns
 		}
@@ -141,7 +144,10 @@ func (h *harness) awsConfig(name string, factor float64, conns int) aws.Config {
 	return cfg
 }
 
-func (h *harness) Close() { h.srv.Close() }
+func (h *harness) Close() {
+	h.srv.Close()
+	h.clock.Close()
+}
 
 // start runs one execution to its end.
 func (h *harness) start(ctx context.Context, name string, input json.RawMessage) *asl.Execution {

@@ -265,7 +265,8 @@ func (b *bench) articlePath(ctx context.Context, warm, patient bool, enis int) (
 	warmup := cloneInstance(sc.Instances[0], 2, 1, "")
 	sc.Instances = append(sc.Instances, target, warmup)
 	sc = withLatency(sc, b.opts.Latency, false)
-	clock := sim.NewScaledClock(1)
+	clock := newVirtualClock(1)
+	defer clock.Close()
 	srv, err := sim.Start(sc, sim.WithClock(clock))
 	if err != nil {
 		return PathResult{}, err

@@ -48,8 +48,8 @@ func Print(w io.Writer, r *Report) {
 			conc = fmt.Sprintf("%d per function (reserved concurrency; Lambda.TooManyRequestsException beyond)", s.Concurrency)
 		}
 		p("### 3. Storm: %d instances tagged at once, Lambda concurrency %s\n\n", s.Instances, conc)
-		p("EC2's documented token buckets, %v latency, the same invoke/transition costs; simulated clock x%g (%v real; scheduler lag p99 %v, max %v real).\n\n",
-			o.Latency, s.Factor, s.Real.Round(time.Second), s.LagP99.Round(time.Millisecond), s.LagMax.Round(time.Millisecond))
+		p("EC2's documented token buckets, %v latency, the same invoke/transition costs; simulated clock x%g: %v real, of which %v CPU-starved and kept out of simulated time (longest stretch %v).\n\n",
+			o.Latency, s.Factor, s.Real.Round(time.Second), s.Excluded.Round(100*time.Millisecond), s.LagMax.Round(time.Millisecond))
 		p("| figure | value |\n|---|---|\n")
 		p("| isolated (every ENI only on the isolation group, read back) | %d / %d |\n", s.Isolated, s.Instances)
 		p("| failed executions | %d%s |\n", s.Failed, failedBy(s.FailedBy))

@@ -78,9 +78,9 @@ type StormResult struct {
 	Factor       float64
 	Concurrency  int
 	Real         time.Duration
-	// Lag is how late a 10 ms real-time ticker ran during the storm (p99, max): the time this machine's CPUs were
-	// too busy to run the simulation at its pace; times Factor it is simulated time that passed with nothing done.
-	LagP99, LagMax time.Duration
+	// Excluded is the real time the process was starved of CPU, kept out of simulated time (virtualClock);
+	// LagMax the longest such stretch.
+	Excluded, LagMax time.Duration
 }
 
 // storm tags n instances at once (copies of the base instance with one ENI, in a subnet of their own) and runs
@@ -119,9 +119,7 @@ func (b *bench) storm(ctx context.Context, concurrency int) (StormResult, error)
 		}
 	}
 	execs := make([]*asl.Execution, n)
-	stopLag := make(chan struct{})
-	lags := make(chan []time.Duration)
-	go func() { lags <- measureLag(stopLag) }()
+	excludedBefore, _ := h.clock.Excluded()
 	realStart := time.Now()
 	start := h.clock.Now()
 	var wg sync.WaitGroup
@@ -130,9 +128,10 @@ func (b *bench) storm(ctx context.Context, concurrency int) (StormResult, error)
 	}
 	wg.Wait()
 	res.Real = time.Since(realStart)
-	close(stopLag)
-	lag := <-lags
-	res.LagP99, res.LagMax = percentile(lag, 0.99), percentile(lag, 1)
+	excluded, lags := h.clock.Excluded()
+	res.Excluded = excluded - excludedBefore
+	slices.Sort(lags)
+	res.LagMax = percentile(lags, 1)
 	calls := h.srv.Calls()
 	// Read back without throttling (the check is not part of the storm).
 	h.srv.Update(func(a *sim.Account) { a.Faults.TokenBuckets.Enabled = false })
@@ -324,20 +323,4 @@ func failureOf(e *asl.Execution) (string, string) {
 		}
 	}
 	return e.Error, e.Cause
-}
-
-// measureLag ticks every 10 ms of real time until stop and returns how late each tick ran, sorted.
-func measureLag(stop <-chan struct{}) []time.Duration {
-	const tick = 10 * time.Millisecond
-	var lags []time.Duration
-	for {
-		t := time.Now()
-		select {
-		case <-stop:
-			slices.Sort(lags)
-			return lags
-		case <-time.After(tick):
-			lags = append(lags, max(0, time.Since(t)-tick))
-		}
-	}
 }

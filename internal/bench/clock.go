@@ -1,0 +1,122 @@
+package bench
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ec2-isolation/ec2-isolation/internal/asl"
+)
+
+// virtualClock is simulated time that runs factor times faster than real time, except while this process is
+// starved of CPU. In AWS a thousand executions' throttled calls are answered in parallel by a fleet; here they
+// queue for two cores, and on a plain scaled clock (sim.ScaledClock) that queueing becomes simulated time in
+// which token buckets refill unused and task timeouts expire. A monitor goroutine asks to wake every millisecond;
+// when it wakes late, every goroutine was waiting for a CPU, and the lateness is excluded from simulated time.
+// Time the simulation spends computing while it does get a CPU still counts.
+type virtualClock struct {
+	factor float64
+	start  time.Time
+	paused atomic.Int64 // real nanoseconds excluded
+	last   atomic.Int64 // the latest simulated offset handed out (Now never goes back)
+	stop   chan struct{}
+	done   chan struct{}
+
+	mu   sync.Mutex
+	lags []time.Duration
+}
+
+// lagTolerance is the lateness of a 1 ms sleep that is not counted (timer slack on an idle machine).
+const lagTolerance = 500 * time.Microsecond
+
+func newVirtualClock(factor float64) *virtualClock {
+	c := &virtualClock{factor: factor, start: time.Now(), stop: make(chan struct{}), done: make(chan struct{})}
+	go c.monitor()
+	return c
+}
+
+func (c *virtualClock) monitor() {
+	defer close(c.done)
+	for {
+		t := time.Now()
+		select {
+		case <-c.stop:
+			return
+		case <-time.After(time.Millisecond):
+		}
+		if late := time.Since(t) - time.Millisecond; late > lagTolerance {
+			c.paused.Add(int64(late))
+			c.mu.Lock()
+			c.lags = append(c.lags, late)
+			c.mu.Unlock()
+		}
+	}
+}
+
+// Close stops the monitor; the clock keeps running at its factor.
+func (c *virtualClock) Close() {
+	select {
+	case <-c.stop:
+	default:
+		close(c.stop)
+		<-c.done
+	}
+}
+
+// Excluded is the real time excluded so far, and the lateness of each tick that was.
+func (c *virtualClock) Excluded() (time.Duration, []time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Duration(c.paused.Load()), append([]time.Duration(nil), c.lags...)
+}
+
+func (c *virtualClock) Now() time.Time {
+	real := time.Since(c.start) - time.Duration(c.paused.Load())
+	sim := int64(float64(real) * c.factor)
+	for {
+		last := c.last.Load()
+		if sim <= last {
+			return c.start.Add(time.Duration(last))
+		}
+		if c.last.CompareAndSwap(last, sim) {
+			return c.start.Add(time.Duration(sim))
+		}
+	}
+}
+
+// Sleep blocks for d of simulated time.
+func (c *virtualClock) Sleep(d time.Duration) { _ = c.sleep(context.Background(), d) }
+
+func (c *virtualClock) sleep(ctx context.Context, d time.Duration) error {
+	until := c.Now().Add(d)
+	for {
+		rem := until.Sub(c.Now())
+		if rem <= 0 {
+			return ctx.Err()
+		}
+		t := time.NewTimer(time.Duration(float64(rem) / c.factor))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// withTimeout is context.WithTimeout in simulated time.
+func (c *virtualClock) withTimeout(parent context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(parent)
+	go func() {
+		if c.sleep(ctx, d) == nil {
+			cancel()
+		}
+	}()
+	return ctx, cancel
+}
+
+// options are the engine's clock on this one (asl.Scaled, but with the excluded time).
+func (c *virtualClock) options() asl.Options {
+	return asl.Options{Now: c.Now, Sleep: c.sleep, WithTimeout: c.withTimeout}
+}
