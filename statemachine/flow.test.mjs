@@ -64,10 +64,10 @@ test('success: every task gets exactly its workflow input; the outcome is record
   const inst = { instanceId: record.instanceId, executionName: 'exec-1', reason: record.reason };
   assert.deepEqual(ins('Validate and record'), [{ event, executionName: 'exec-1' }]);
   assert.deepEqual(ins('Ensure isolation security group'), [
-    { instanceId: record.instanceId, executionName: 'exec-1', vpcIds: record.vpcIds, record },
+    { instanceId: record.instanceId, executionName: 'exec-1', vpcIds: record.vpcIds, record, attempt: 0, redriveCount: 0 },
   ]);
   assert.deepEqual(ins('Apply isolation security group'), [
-    { instanceId: record.instanceId, executionName: 'exec-1', record, ensured: groups },
+    { instanceId: record.instanceId, executionName: 'exec-1', record, ensured: groups, attempt: 0, redriveCount: 0 },
   ]);
   assert.deepEqual(ins('Record pre-isolation state'), [{ phase: 'open', record, executionName: 'exec-1', executionArn: exec.Id }]);
   assert.deepEqual(ins('Disassociate profile'), [inst]);
@@ -122,7 +122,7 @@ test('warm path: the groups Validate and record found are applied at once, Ensur
   assert.equal(res.error, undefined);
   assert.equal(calls.inputs['Ensure isolation security group'], undefined);
   assert.deepEqual(calls.inputs['Apply isolation security group'], [
-    { instanceId: record.instanceId, executionName: 'exec-1', record: ready, ensured: null },
+    { instanceId: record.instanceId, executionName: 'exec-1', record: ready, ensured: null, attempt: 0, redriveCount: 0 },
   ]);
   assert.equal(calls.published.length, 1);
   assert.equal(calls.published[0].outcome, 'SUCCEEDED');

@@ -85,6 +85,8 @@ export const context = (input, redriveCount = 0, machine = 'isolation') => ({
     Input: input,
     RedriveCount: redriveCount,
   },
+  // aws-local-stepfunctions keeps $$ as given (no per-state RetryCount): a constant 0, which the stubs ignore.
+  State: { RetryCount: 0 },
 });
 
 // run executes the definition (from startAt, for a redrive) and returns the outcome and the event log.

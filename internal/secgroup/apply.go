@@ -68,8 +68,8 @@ func (e *eni) isolated() bool { return slices.Equal(e.before, []string{e.groups.
 // trips: the ENIs of Validate's record whose groups differ are modified at once, without describing them first,
 // while a DescribeNetworkInterfaces runs beside them to catch an ENI attached (or a group changed) since; only
 // then is such an ENI modified too. Untrack-first mode puts the ENIs on the allow-all group first, all at once,
-// then on the isolation group. Without a record (an older input), the Describe comes first. An ENI the input
-// already shows on exactly its isolation group gets no call.
+// then on the isolation group. Without a record (an older input), and on a retry or a redrive, the Describe comes
+// first. An ENI the input (or the Describe) shows on exactly its isolation group gets no call.
 //
 // The record's ENIs are trusted as Validate described them: one detached since is still modified (to the
 // quarantine group: more containment, never less), one deleted since is left out.
@@ -91,7 +91,9 @@ func (h *Apply) Handle(ctx context.Context, in workflow.ApplyGroupsInput) (workf
 	wg.Go(func() { described, descErr = h.describe(ctx, in.InstanceID) })
 	var first []*eni
 	for _, e := range known {
-		if !e.isolated() {
+		// A retry or a redrive waits for the Describe: the first run may have isolated them (in untrack-first
+		// mode, modifying them blindly again would reopen them to the allow-all group for a moment).
+		if !e.isolated() && !in.Again() {
 			first = append(first, e)
 		}
 	}

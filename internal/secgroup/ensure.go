@@ -101,8 +101,8 @@ const (
 // they are; each missing one is created, without looking it up first (Validate did, in the same round trip as
 // the instance): CreateSecurityGroup with its tags, then its default egress revoked by the returned id. A name
 // already taken (a group with rules, another execution's, someone else's) is then looked up and brought to the
-// rules it needs, or refused. Without a record (an older input), every group is looked up first. A second run
-// makes no mutating call.
+// rules it needs, or refused. Without a record (an older input), and on a retry or a redrive, every group is
+// looked up first. A second run makes no mutating call.
 func (h *Ensure) Handle(ctx context.Context, in workflow.EnsureGroupsInput) (workflow.EnsureGroupsOutput, error) {
 	log := h.log.With("instance", in.InstanceID, "execution", in.ExecutionName, "step", ensureStep)
 	vpcs, err := checkEnsureInput(in)
@@ -117,7 +117,7 @@ func (h *Ensure) Handle(ctx context.Context, in workflow.EnsureGroupsInput) (wor
 	}
 
 	var existing map[groupKey]types.SecurityGroup
-	if in.Record == nil {
+	if in.Record == nil || in.Again() {
 		// One Describe for every VPC and name at once: the common case (groups exist) costs one call.
 		existing, err = h.describeByName(ctx, vpcs, h.s.Names())
 		if err != nil {
@@ -192,7 +192,8 @@ func (h *Ensure) Handle(ctx context.Context, in workflow.EnsureGroupsInput) (wor
 // knownGroups returns the usable groups Validate found in the input's VPCs, by VPC and name.
 func (h *Ensure) knownGroups(in workflow.EnsureGroupsInput, vpcs []string) (map[groupKey]string, error) {
 	known := map[groupKey]string{}
-	if in.Record == nil {
+	if in.Record == nil || in.Again() {
+		// A retry or a redrive looks every group up: the first run may have created some.
 		return known, nil
 	}
 	if in.Record.InstanceID != in.InstanceID {

@@ -176,7 +176,20 @@ type EnsureGroupsInput struct {
 	// Record is what "Validate and record" returned: its IsolationGroups are usable as they are, so Ensure
 	// creates only what is missing instead of looking them up again. Nil: Ensure looks every group up.
 	Record *Record `json:"record,omitempty"`
+	Rerun
 }
+
+// Rerun says whether a step runs again with the same record: a retry ($$.State.RetryCount) or a redrive
+// ($$.Execution.RedriveCount). The first run trusts the record, read moments before (the fast path); a rerun's
+// record may be stale (the first run may have done part of the work), so it reads the state first and changes
+// only what is missing.
+type Rerun struct {
+	Attempt      int `json:"attempt,omitempty"`
+	RedriveCount int `json:"redriveCount,omitempty"`
+}
+
+// Again is true on a retry or a redrive.
+func (r Rerun) Again() bool { return r.Attempt > 0 || r.RedriveCount > 0 }
 
 // VpcGroups names, for one VPC, the isolation group and, in untrack-first mode, the allow-all group applied
 // before it.
@@ -206,6 +219,7 @@ type ApplyGroupsInput struct {
 	Record *Record `json:"record,omitempty"`
 	// Ensured is what "Ensure isolation security group" returned; null on the warm path.
 	Ensured *EnsureGroupsOutput `json:"ensured,omitempty"`
+	Rerun
 }
 
 // AppliedInterface is one ENI after "Apply isolation security group".

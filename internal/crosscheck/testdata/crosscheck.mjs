@@ -146,12 +146,12 @@ function emulateRedrive(definition, loc, first) {
 
 const job = await readStdin();
 const loc = locate(job.definition.States, {}, new Map());
-const ctx0 = { ...job.context, Execution: { ...job.context.Execution, RedriveCount: 0 } };
+const ctx0 = { ...job.context, State: { RetryCount: 0 }, Execution: { ...job.context.Execution, RedriveCount: 0 } };
 const runs = [await execute(job.definition, loc, job, job.input, ctx0)];
 if (job.redrive && runs[0].status !== 'SUCCEEDED') {
   const def = emulateRedrive(job.definition, loc, runs[0]);
   const loc1 = locate(def.States, {}, new Map());
-  const ctx1 = { ...job.context, Execution: { ...job.context.Execution, RedriveCount: 1 } };
+  const ctx1 = { ...job.context, State: { RetryCount: 0 }, Execution: { ...job.context.Execution, RedriveCount: 1 } };
   runs.push(await execute(def, loc1, job, job.input, ctx1, REDRIVE_STATE));
 }
 process.stdout.write(JSON.stringify({ runs }));
