@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/ec2-isolation/ec2-isolation/internal/glob"
 	"github.com/ec2-isolation/ec2-isolation/internal/steperr"
 )
 
@@ -63,38 +64,10 @@ func (s Settings) Check() error {
 // Matches reports whether the role with this path ("/" or "/a/b/") and name is among the revocable roles,
 // as IAM matches the Resource arn:…:role/<pattern> against the role's ARN.
 func (s Settings) Matches(path, name string) bool {
-	return wildcard(s.RevocableRoles, RoleResource(path, name))
+	return glob.Match(s.RevocableRoles, RoleResource(path, name))
 }
 
 // RoleResource is what follows "role/" in the role's ARN: its path without the leading slash, then its name.
 func RoleResource(path, name string) string {
 	return strings.TrimPrefix(path, "/") + name
-}
-
-// wildcard matches s against pattern, * being any run of characters (slashes included) and ? one character,
-// as IAM's ARN matching does.
-func wildcard(pattern, s string) bool {
-	p, t := []rune(pattern), []rune(s)
-	// Iterative matching with backtracking to the last star: linear in practice, never exponential.
-	pi, ti, star, mark := 0, 0, -1, 0
-	for ti < len(t) {
-		switch {
-		case pi < len(p) && (p[pi] == '?' || p[pi] == t[ti]):
-			pi++
-			ti++
-		case pi < len(p) && p[pi] == '*':
-			star, mark = pi, ti
-			pi++
-		case star >= 0:
-			pi = star + 1
-			mark++
-			ti = mark
-		default:
-			return false
-		}
-	}
-	for pi < len(p) && p[pi] == '*' {
-		pi++
-	}
-	return pi == len(p)
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	elbtypes "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
 
@@ -140,7 +141,25 @@ func (r *Recorder) targetGroups(ctx context.Context, rec workflow.Record) ([]wor
 
 // description is the instance as DescribeInstances gives it, in the SDK's field names.
 func (r *Recorder) description(ctx context.Context, id string) (json.RawMessage, error) {
-	out, err := r.ec2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}})
+	i, err := describeInstance(ctx, r.ec2, id)
+	if err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(i)
+	if err != nil {
+		return nil, &steperr.AWSError{Op: "encode the description of " + id, Err: err}
+	}
+	return b, nil
+}
+
+// instanceDescriber is what describeInstance calls.
+type instanceDescriber interface {
+	DescribeInstances(ctx context.Context, in *ec2.DescribeInstancesInput, opts ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error)
+}
+
+// describeInstance describes one instance; an unknown one is InstanceNotFound.
+func describeInstance(ctx context.Context, api instanceDescriber, id string) (*types.Instance, error) {
+	out, err := api.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}})
 	switch code := steperr.Code(err); {
 	case err == nil:
 	case code == "InvalidInstanceID.NotFound", code == "InvalidInstanceID.Malformed":
@@ -151,11 +170,7 @@ func (r *Recorder) description(ctx context.Context, id string) (json.RawMessage,
 	for _, res := range out.Reservations {
 		for _, i := range res.Instances {
 			if aws.ToString(i.InstanceId) == id {
-				b, err := json.Marshal(i)
-				if err != nil {
-					return nil, &steperr.AWSError{Op: "encode the description of " + id, Err: err}
-				}
-				return b, nil
+				return &i, nil
 			}
 		}
 	}

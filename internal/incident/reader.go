@@ -191,26 +191,14 @@ func releasable(f *workflow.IncidentFile, execution string) *workflow.Incident {
 
 // instance describes the instance; unknown or terminated is InstanceNotFound.
 func (h *Reader) instance(ctx context.Context, id string) (*types.Instance, error) {
-	out, err := h.ec2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}})
-	switch code := steperr.Code(err); {
-	case err == nil:
-	case code == "InvalidInstanceID.NotFound", code == "InvalidInstanceID.Malformed":
+	i, err := describeInstance(ctx, h.ec2, id)
+	if err != nil {
+		return nil, err
+	}
+	if i.State != nil && i.State.Name == types.InstanceStateNameTerminated {
 		return nil, &steperr.InstanceNotFound{InstanceID: id}
-	default:
-		return nil, steperr.FromAWS("describe instance "+id, err)
 	}
-	for _, r := range out.Reservations {
-		for _, i := range r.Instances {
-			if aws.ToString(i.InstanceId) != id {
-				continue
-			}
-			if i.State != nil && i.State.Name == types.InstanceStateNameTerminated {
-				return nil, &steperr.InstanceNotFound{InstanceID: id}
-			}
-			return &i, nil
-		}
-	}
-	return nil, &steperr.InstanceNotFound{InstanceID: id}
+	return i, nil
 }
 
 // isolationGroups lists the groups on the instance's ENIs that have the isolation group's name (or its

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/ec2-isolation/ec2-isolation/internal/glob"
 )
 
 // node is the tree of Query parameters: "Filter.1.Value.2=x" becomes Filter -> 1 -> Value -> 2 = x. EC2 lists
@@ -131,29 +133,7 @@ func globMatch(pattern, s string) bool {
 	if !strings.ContainsAny(pattern, "*?") {
 		return pattern == s
 	}
-	p, t := []rune(pattern), []rune(s)
-	// Iterative wildcard matching with backtracking on the last star.
-	pi, ti, star, mark := 0, 0, -1, 0
-	for ti < len(t) {
-		switch {
-		case pi < len(p) && (p[pi] == '?' || p[pi] == t[ti]):
-			pi++
-			ti++
-		case pi < len(p) && p[pi] == '*':
-			star, mark = pi, ti
-			pi++
-		case star >= 0:
-			pi = star + 1
-			mark++
-			ti = mark
-		default:
-			return false
-		}
-	}
-	for pi < len(p) && p[pi] == '*' {
-		pi++
-	}
-	return pi == len(p)
+	return glob.Match(pattern, s)
 }
 
 // matchFilters applies Describe filters to one resource: fields returns the resource's values for a filter
