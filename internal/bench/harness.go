@@ -124,14 +124,14 @@ func newHarness(c harnessConfig) (*harness, error) {
 }
 
 // awsConfig is the simulator's configuration for a function (its name is the access key, so each call names its
-// caller) with the product's retry policy (awscfg), its backoff scaled to the simulated clock. The attempt timeout
+// caller) with the product's retry policy (awscfg), its backoff waited on the simulated clock. The attempt timeout
 // (awscfg.AttemptTimeout) stays in real time: the simulator always answers, and a scaled one could fire while a
 // request merely waits for a CPU.
 func (h *harness) awsConfig(name string, factor float64, conns int) aws.Config {
 	cfg := h.srv.AWSConfig(name)
-	scale := func(d time.Duration) time.Duration { return time.Duration(float64(d) / factor) }
 	cfg.Retryer = func() aws.Retryer {
-		return awscfg.Retryer(awscfg.FullJitter{Base: scale(awscfg.BaseDelay), Max: scale(awscfg.MaxDelay)})
+		return awscfg.Retryer(simulatedBackoff{clock: h.clock,
+			next: awscfg.FullJitter{Base: awscfg.BaseDelay, Max: awscfg.MaxDelay}})
 	}
 	if hc, ok := cfg.HTTPClient.(*http.Client); ok {
 		c := *hc
@@ -142,6 +142,22 @@ func (h *harness) awsConfig(name string, factor float64, conns int) aws.Config {
 		cfg.HTTPClient = &c
 	}
 	return cfg
+}
+
+// simulatedBackoff waits the product's backoff on the simulated clock and hands the SDK a zero delay: a backoff
+// waited in real time would let a CPU-starved storm retry more often per simulated second than AWS would see.
+type simulatedBackoff struct {
+	clock *virtualClock
+	next  awscfg.FullJitter
+}
+
+func (b simulatedBackoff) BackoffDelay(attempt int, err error) (time.Duration, error) {
+	d, e := b.next.BackoffDelay(attempt, err)
+	if e != nil {
+		return 0, e
+	}
+	b.clock.Sleep(d)
+	return 0, nil
 }
 
 func (h *harness) Close() {
