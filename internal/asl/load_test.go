@@ -3,6 +3,7 @@ package asl_test
 import (
 	"errors"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -102,10 +103,11 @@ func TestLoadIsolationDefinition(t *testing.T) {
 		t.Skipf("definition not present: %v", err)
 	}
 	subs := map[string]string{}
-	for _, n := range []string{"ValidateAndRecordFunctionArn", "DisassociateProfileFunctionArn",
-		"AttachIsolationProfileFunctionArn", "EnsureSecurityGroupFunctionArn", "ApplySecurityGroupFunctionArn",
-		"SnapshotVolumesFunctionArn", "NotifyFunctionArn"} {
-		subs[n] = "arn:aws:lambda:us-east-1:123456789012:function:" + n
+	for _, n := range regexp.MustCompile(`\$\{(\w+)FunctionArn\}`).FindAllStringSubmatch(string(def), -1) {
+		subs[n[1]+"FunctionArn"] = "arn:aws:lambda:us-east-1:123456789012:function:" + n[1]
+	}
+	if len(subs) < 10 {
+		t.Fatalf("%d function substitutions in the definition: %v", len(subs), subs)
 	}
 	if _, err := asl.Load(def, subs); err != nil {
 		t.Fatal(err)

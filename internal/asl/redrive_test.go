@@ -269,6 +269,9 @@ func TestIsolationDefinitionFailureAndRedrive(t *testing.T) {
 		"AttachIsolationProfileFunctionArn": returns(map[string]any{"associationId": "iip-assoc-2"}),
 		"SnapshotVolumesFunctionArn":        returns(map[string]any{"snapshots": []any{}}),
 		"NotifyFunctionArn":                 notify,
+		"RecordIncidentFunctionArn":         returns(map[string]any{"bucket": "b", "key": "k", "preIsolation": map[string]any{"record": record}}),
+		"RevokeCredentialsFunctionArn":      returns(map[string]any{"roles": []any{}}),
+		"PreserveEvidenceFunctionArn":       returns(map[string]any{"changes": []any{}}),
 	})
 	event, err := os.ReadFile("../../events/isolate.json")
 	if err != nil {
