@@ -33,6 +33,15 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs.IntVar(&o.Storm, "storm", 1000, "instances tagged at once in the storm")
 	fs.Float64Var(&o.StormFactor, "storm-speed", 10, "the storm's simulated clock runs this many times faster than real time")
 	conc := fs.String("concurrency", "0,template", "comma-separated reserved concurrencies of each function, one storm each (0: unlimited; template: template.yaml's FunctionConcurrency default)")
+	o.Env = map[string]string{}
+	fs.Func("env", "KEY=VALUE: override a function environment variable (stack parameter), repeatable", func(v string) error {
+		k, val, ok := strings.Cut(v, "=")
+		if !ok || k == "" {
+			return fmt.Errorf("want KEY=VALUE, got %q", v)
+		}
+		o.Env[k] = val
+		return nil
+	})
 	only := fs.String("only", "", "comma-separated parts to run: path, coldstart, storm (default: all)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

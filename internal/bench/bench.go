@@ -37,6 +37,8 @@ type Options struct {
 	Storm       int
 	StormFactor float64
 	Concurrency []int
+	// Env overrides the functions' environment (stack parameters), e.g. REVOKE_CREDENTIALS=false.
+	Env map[string]string
 	// Only, when not empty, runs only these parts: path, coldstart, storm (cost needs path).
 	Only map[string]bool
 	// Progress receives one line per step (stderr).
@@ -78,6 +80,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return nil, fmt.Errorf("base scenario: %w", err)
 	}
 	b.dep = readDeployment(t, sc)
+	for k, v := range o.Env {
+		for _, env := range b.dep.Env {
+			env[k] = v
+		}
+	}
 	b.env = b.dep.union()
 	rep := &Report{Machine: machine(), Options: o, Memory: b.memory("apply-security-group")}
 	part := func(name string) bool { return len(o.Only) == 0 || o.Only[name] }

@@ -13,6 +13,9 @@ func Print(w io.Writer, r *Report) {
 	o := r.Options
 	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
 	p("Machine: %s, %d cores, %s, %s\n\n", r.Machine.CPU, r.Machine.Cores, r.Machine.Go, r.Machine.OSArch)
+	for _, k := range sortedKeys(o.Env) {
+		p("Environment override: %s=%s\n\n", k, o.Env[k])
+	}
 
 	if len(r.Paths) > 0 {
 		p("### 1. Containment path\n\n")
