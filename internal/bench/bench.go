@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/ec2-isolation/ec2-isolation/internal/sim"
+	"github.com/ec2-isolation/ec2-isolation/internal/stackenv"
 	"github.com/ec2-isolation/ec2-isolation/internal/template"
 )
 
@@ -79,13 +80,17 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if err != nil {
 		return nil, fmt.Errorf("base scenario: %w", err)
 	}
+	// The runner's environment is the stack's defaults (stackenv, as isolation simulate); each binary gets the
+	// variables template.yaml gives its function, with those values.
+	b.env = stackenv.ForSim(sc, region(sc), account(sc), o.Env)
 	b.dep = readDeployment(t, sc)
-	for k, v := range o.Env {
-		for _, env := range b.dep.Env {
-			env[k] = v
+	for _, env := range b.dep.Env {
+		for k := range env {
+			if v, ok := b.env[k]; ok {
+				env[k] = v
+			}
 		}
 	}
-	b.env = b.dep.union()
 	rep := &Report{Machine: machine(), Options: o, Memory: b.memory("apply-security-group")}
 	part := func(name string) bool { return len(o.Only) == 0 || o.Only[name] }
 	fail := func(what string, err error) {

@@ -53,17 +53,6 @@ func readDeployment(t *template.Template, sc sim.Scenario) deployment {
 	return d
 }
 
-// union is every function's environment in one (the runner gives all functions one environment).
-func (d deployment) union() map[string]string {
-	out := map[string]string{}
-	for _, env := range d.Env {
-		for k, v := range env {
-			out[k] = v
-		}
-	}
-	return out
-}
-
 func resolve(t *template.Template, sc sim.Scenario, v any) string {
 	switch x := v.(type) {
 	case string:

@@ -311,11 +311,20 @@ func (b *bench) articlePath(ctx context.Context, warm, patient bool, enis int) (
 	return res, nil
 }
 
+// short is an SDK error as EC2 gave it: code and message.
+func short(op string, err error) error {
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		return fmt.Errorf("%s refused: %s: %s", op, ae.ErrorCode(), ae.ErrorMessage())
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}
+
 // article is the article's function body, call for call.
 func (b *bench) article(ctx context.Context, c *ec2.Client, clock sim.Clock, id string, patient bool) error {
 	d, err := c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}})
 	if err != nil {
-		return fmt.Errorf("DescribeInstances: %w", err)
+		return short("DescribeInstances", err)
 	}
 	if len(d.Reservations) == 0 || len(d.Reservations[0].Instances) == 0 {
 		return fmt.Errorf("instance %s not found", id)
@@ -324,7 +333,7 @@ func (b *bench) article(ctx context.Context, c *ec2.Client, clock sim.Clock, id 
 	a, err := c.DescribeIamInstanceProfileAssociations(ctx, &ec2.DescribeIamInstanceProfileAssociationsInput{
 		Filters: []ec2types.Filter{{Name: aws.String("instance-id"), Values: []string{id}}}})
 	if err != nil {
-		return fmt.Errorf("DescribeIamInstanceProfileAssociations: %w", err)
+		return short("DescribeIamInstanceProfileAssociations", err)
 	}
 	for _, as := range a.IamInstanceProfileAssociations {
 		if as.State != ec2types.IamInstanceProfileAssociationStateAssociated {
@@ -332,7 +341,7 @@ func (b *bench) article(ctx context.Context, c *ec2.Client, clock sim.Clock, id 
 		}
 		if _, err := c.DisassociateIamInstanceProfile(ctx, &ec2.DisassociateIamInstanceProfileInput{
 			AssociationId: as.AssociationId}); err != nil {
-			return fmt.Errorf("DisassociateIamInstanceProfile: %w", err)
+			return short("DisassociateIamInstanceProfile", err)
 		}
 	}
 	for attempt := 0; ; attempt++ {
@@ -343,7 +352,7 @@ func (b *bench) article(ctx context.Context, c *ec2.Client, clock sim.Clock, id 
 		}
 		var ae smithy.APIError
 		if !patient || attempt >= 50 || !errors.As(err, &ae) || ae.ErrorCode() != "IncorrectState" {
-			return fmt.Errorf("AssociateIamInstanceProfile: %w", err)
+			return short("AssociateIamInstanceProfile", err)
 		}
 		clock.Sleep(100 * time.Millisecond)
 	}
@@ -351,7 +360,7 @@ func (b *bench) article(ctx context.Context, c *ec2.Client, clock sim.Clock, id 
 		{Name: aws.String("group-name"), Values: []string{b.groupName()}},
 		{Name: aws.String("vpc-id"), Values: []string{vpc}}}})
 	if err != nil {
-		return fmt.Errorf("DescribeSecurityGroups: %w", err)
+		return short("DescribeSecurityGroups", err)
 	}
 	var group string
 	if len(g.SecurityGroups) > 0 {
@@ -360,18 +369,18 @@ func (b *bench) article(ctx context.Context, c *ec2.Client, clock sim.Clock, id 
 		cg, err := c.CreateSecurityGroup(ctx, &ec2.CreateSecurityGroupInput{GroupName: aws.String(b.groupName()),
 			Description: aws.String("isolation"), VpcId: aws.String(vpc)})
 		if err != nil {
-			return fmt.Errorf("CreateSecurityGroup: %w", err)
+			return short("CreateSecurityGroup", err)
 		}
 		group = aws.ToString(cg.GroupId)
 		if _, err := c.RevokeSecurityGroupEgress(ctx, &ec2.RevokeSecurityGroupEgressInput{GroupId: aws.String(group),
 			IpPermissions: []ec2types.IpPermission{{IpProtocol: aws.String("-1"),
 				IpRanges: []ec2types.IpRange{{CidrIp: aws.String("0.0.0.0/0")}}}}}); err != nil {
-			return fmt.Errorf("RevokeSecurityGroupEgress: %w", err)
+			return short("RevokeSecurityGroupEgress", err)
 		}
 	}
 	if _, err := c.ModifyInstanceAttribute(ctx, &ec2.ModifyInstanceAttributeInput{InstanceId: aws.String(id),
 		Groups: []string{group}}); err != nil {
-		return fmt.Errorf("ModifyInstanceAttribute: %w", err)
+		return short("ModifyInstanceAttribute", err)
 	}
 	return nil
 }
