@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	ec2isolation "github.com/ec2-isolation/ec2-isolation"
 	"github.com/ec2-isolation/ec2-isolation/internal/asl"
 	"github.com/ec2-isolation/ec2-isolation/internal/runner"
 )
@@ -71,7 +72,8 @@ func (b *bench) coldStarts(ctx context.Context) ([]ColdStart, time.Duration, err
 	}
 	done := cloneInstance(sc.Instances[0], 1, 0, "")
 	fresh := cloneInstance(sc.Instances[0], 2, 0, "")
-	sc.Instances = append(sc.Instances, done, fresh)
+	released := cloneInstance(sc.Instances[0], 3, 0, "")
+	sc.Instances = append(sc.Instances, done, fresh, released)
 	sc = withLatency(sc, 0, false)
 	h, err := newHarness(harnessConfig{Scenario: sc, Factor: 1, Env: b.env})
 	if err != nil {
@@ -87,12 +89,40 @@ func (b *bench) coldStarts(ctx context.Context) ([]ColdStart, time.Duration, err
 		return nil, 0, fmt.Errorf("isolation of %s for the functions' events: %s %s: %s", done.ID, e.Status, e.Error, e.Cause)
 	}
 	inputs := map[string]json.RawMessage{}
-	for _, ev := range e.History.Events() {
-		if ev.Type == asl.TaskScheduled {
-			if name := h.names[ev.Resource]; name != "" && inputs[name] == nil {
-				inputs[name] = ev.Input
+	from := map[string]string{}
+	collect := func(h *harness, e *asl.Execution, what string) {
+		for _, ev := range e.History.Events() {
+			if ev.Type == asl.TaskScheduled {
+				if name := h.names[ev.Resource]; name != "" && inputs[name] == nil {
+					inputs[name], from[name] = ev.Input, what
+				}
 			}
 		}
+	}
+	collect(h, e, "its input in an isolation")
+	// The release workflow's functions: their inputs in the release of another instance, isolated then released
+	// (so that the isolation functions above keep an isolated instance to find).
+	if sample, err := b.releaseEvent(); err == nil && ec2isolation.ReleaseDefinition != nil {
+		iso, err := tagEvent(b.opts.Event, sc, released.ID)
+		if err != nil {
+			return nil, 0, err
+		}
+		if e := h.start(ctx, "bench-cold-start-isolate", iso); e.Status != asl.StatusSucceeded {
+			return nil, 0, fmt.Errorf("isolation of %s: %s %s: %s", released.ID, e.Status, e.Error, e.Cause)
+		}
+		rh, err := newHarness(harnessConfig{Definition: ec2isolation.ReleaseDefinition, Env: b.env, server: h.srv, clock: h.clock})
+		if err != nil {
+			return nil, 0, fmt.Errorf("release runner: %w", err)
+		}
+		ev, err := tagEvent(sample, sc, released.ID)
+		if err != nil {
+			return nil, 0, err
+		}
+		re := rh.start(ctx, "bench-cold-start-release", ev)
+		if re.Status != asl.StatusSucceeded {
+			return nil, 0, fmt.Errorf("release of %s for the functions' events: %s %s: %s", released.ID, re.Status, re.Error, re.Cause)
+		}
+		collect(rh, re, "its input in a release")
 	}
 	freshEvent, err := tagEvent(b.opts.Event, sc, fresh.ID)
 	if err != nil {
@@ -118,12 +148,12 @@ func (b *bench) coldStarts(ctx context.Context) ([]ColdStart, time.Duration, err
 		if err != nil {
 			return nil, 0, err
 		}
-		input, what := inputs[name], "its input in the execution"
+		input, what := inputs[name], from[name]
 		if name == "validate-and-record" {
 			what = "a tag event for an instance not yet isolated"
 		}
 		if input == nil {
-			input, what = json.RawMessage(`{}`), "{} (not on the isolation path)"
+			input, what = json.RawMessage(`{}`), "{} (no workflow ran it)"
 		}
 		cs, err := b.measure(ctx, name, []string{bin}, b.functionEnv(h, name), input)
 		if err != nil {
@@ -242,4 +272,9 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "…"
+}
+
+// releaseEvent is the sample release event (events/release.json).
+func (b *bench) releaseEvent() ([]byte, error) {
+	return ec2isolation.Events.ReadFile("events/release.json")
 }

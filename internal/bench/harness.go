@@ -46,6 +46,7 @@ type harness struct {
 	inflight    map[string]int
 	invocations []invocation
 	refused     int
+	owner       bool // the simulator is this harness's own
 }
 
 // invocation is one Lambda invocation, in simulated time (overhead excluded: Start is when the handler began).
@@ -69,14 +70,25 @@ type harnessConfig struct {
 	Conns int
 	// Operations, if set, counts the functions' SDK operations (each once, however often retried).
 	Operations *atomic.Int64
+	// Definition is the state machine (default: the isolation one).
+	Definition []byte
+	// server and clock, when set, are a running simulator to share (Scenario and Factor are then unused).
+	server *sim.Server
+	clock  *virtualClock
 }
 
 func newHarness(c harnessConfig) (*harness, error) {
-	clock := newVirtualClock(c.Factor)
-	srv, err := sim.Start(c.Scenario, sim.WithClock(clock))
-	if err != nil {
-		clock.Close()
-		return nil, fmt.Errorf("start simulator: %w", err)
+	if c.Definition == nil {
+		c.Definition = ec2isolation.Definition
+	}
+	clock, srv := c.clock, c.server
+	if srv == nil {
+		clock = newVirtualClock(c.Factor)
+		var err error
+		if srv, err = sim.Start(c.Scenario, sim.WithClock(clock)); err != nil {
+			clock.Close()
+			return nil, fmt.Errorf("start simulator: %w", err)
+		}
 	}
 	env := map[string]string{}
 	for k, v := range c.Env {
@@ -86,12 +98,12 @@ func newHarness(c harnessConfig) (*harness, error) {
 		env["TOPIC_ARN"] = fmt.Sprintf("arn:aws:sns:%s:%s:%s", srv.Region(), srv.AccountID(), c.Scenario.Topics[0].Name)
 	}
 	h := &harness{srv: srv, clock: clock, costs: c.Costs, names: map[string]string{}, limit: c.Concurrency,
-		inflight: map[string]int{}}
+		inflight: map[string]int{}, owner: c.server == nil}
 	h.opts = clock.options()
 	h.opts.TransitionLatency = c.Costs.Transition
 	h.opts.Region, h.opts.Account, h.opts.StateMachineName = srv.Region(), srv.AccountID(), runner.StateMachineName
 	r, err := runner.New(runner.Config{
-		Definition: ec2isolation.Definition,
+		Definition: c.Definition,
 		Region:     srv.Region(),
 		Account:    srv.AccountID(),
 		AWS: func(name string) aws.Config {
@@ -116,7 +128,7 @@ func newHarness(c harnessConfig) (*harness, error) {
 		subs[f.Substitution] = arn
 		h.names[arn] = f.Name
 	}
-	if h.machine, err = asl.Load(ec2isolation.Definition, subs); err != nil {
+	if h.machine, err = asl.Load(c.Definition, subs); err != nil {
 		h.Close()
 		return nil, fmt.Errorf("load state machine: %w", err)
 	}
@@ -161,8 +173,10 @@ func (b simulatedBackoff) BackoffDelay(attempt int, err error) (time.Duration, e
 }
 
 func (h *harness) Close() {
-	h.srv.Close()
-	h.clock.Close()
+	if h.owner {
+		h.srv.Close()
+		h.clock.Close()
+	}
 }
 
 // start runs one execution to its end.
