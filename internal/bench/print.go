@@ -58,7 +58,7 @@ func Print(w io.Writer, r *Report) {
 		p("| failed executions | %d%s |\n", s.Failed, failedBy(s.FailedBy))
 		p("| AWS calls (HTTP requests) | %d |\n", s.Calls)
 		p("| SDK operations / SDK retries | %d / %d |\n", s.Operations, s.Calls-s.Operations)
-		p("| throttled answers (RequestLimitExceeded) | %d |\n", s.Throttled)
+		p("| throttled answers (RequestLimitExceeded) | %d%s |\n", s.Throttled, byCount(s.ThrottledBy, 5))
 		p("| state machine Task retries | %d |\n", s.StateRetries)
 		if s.Concurrency > 0 {
 			p("| Lambda invocations refused (reserved concurrency) | %d |\n", s.LambdaRefused)
@@ -141,4 +141,21 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(ks)
 	return ks
+}
+
+// byCount lists the n largest counts: " (A × 3, B × 2)".
+func byCount(m map[string]int, n int) string {
+	ks := sortedKeys(m)
+	sort.SliceStable(ks, func(i, j int) bool { return m[ks[i]] > m[ks[j]] })
+	if len(ks) > n {
+		ks = ks[:n]
+	}
+	var parts []string
+	for _, k := range ks {
+		parts = append(parts, fmt.Sprintf("%s × %d", k, m[k]))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(parts, ", ") + ")"
 }

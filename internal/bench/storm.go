@@ -65,6 +65,7 @@ type StormResult struct {
 	FailureCause                map[string]string // one cause of each
 	Calls, Operations           int               // HTTP requests, and SDK operations (calls before retries)
 	Throttled                   int               // RequestLimitExceeded answers
+	ThrottledBy                 map[string]int    // by action
 	StateRetries                int               // Task retries by the state machine
 	LambdaRefused               int               // invocations refused over the reserved concurrency
 	Makespan                    time.Duration     // first execution start -> last execution end
@@ -87,7 +88,7 @@ type StormResult struct {
 // their executions concurrently against EC2's token buckets.
 func (b *bench) storm(ctx context.Context, concurrency int) (StormResult, error) {
 	n := b.opts.Storm
-	res := StormResult{Instances: n, Factor: b.opts.StormFactor, Concurrency: concurrency, FailedBy: map[string]int{},
+	res := StormResult{Instances: n, Factor: b.opts.StormFactor, Concurrency: concurrency, FailedBy: map[string]int{}, ThrottledBy: map[string]int{},
 		FailureCause: map[string]string{}}
 	sc, err := b.baseScenario()
 	if err != nil {
@@ -177,6 +178,7 @@ func (b *bench) storm(ctx context.Context, concurrency int) (StormResult, error)
 		res.Calls++
 		if c.ErrorCode == "RequestLimitExceeded" {
 			res.Throttled++
+			res.ThrottledBy[c.Action]++
 			continue
 		}
 		if c.Service == "ec2" && c.Mutating && !c.DryRun {
