@@ -66,7 +66,12 @@ func Print(w io.Writer, r *Report) {
 		p("| makespan, all executions ended (simulated) | %v |\n", sec(s.Makespan))
 		if len(s.Bounds) > 0 {
 			b := s.Bounds[0]
-			p("| largest bucket bound: %s, (%d − %g) / %g per s | %v |\n", b.Action, b.Calls, b.Bucket.Capacity, b.Bucket.RefillPerSecond, sec(b.Time))
+			p("| largest mutating bound: %s, (%d − %g) / %g per s | %v |\n", b.Action, b.Calls, b.Bucket.Capacity, b.Bucket.RefillPerSecond, sec(b.Time))
+			p("| makespan / that bound | %s |\n", ratio(s.Makespan, b.Time))
+		}
+		if len(s.ReadBounds) > 0 && (len(s.Bounds) == 0 || s.ReadBounds[0].Time > s.Bounds[0].Time) {
+			b := s.ReadBounds[0]
+			p("| largest bound of any bucket: %s, (%d − %g) / %g per s | %v |\n", b.Action, b.Calls, b.Bucket.Capacity, b.Bucket.RefillPerSecond, sec(b.Time))
 			p("| makespan / that bound | %s |\n", ratio(s.Makespan, b.Time))
 		}
 		cb := s.ContainBound
@@ -74,13 +79,21 @@ func Print(w io.Writer, r *Report) {
 		p("| ModifyNetworkInterfaceAttribute bound, (%d − %g) / %g per s | %v |\n", cb.Calls, cb.Bucket.Capacity, cb.Bucket.RefillPerSecond, sec(cb.Time))
 		p("| containment makespan / that bound | %s |\n", ratio(s.Containment, cb.Time))
 		p("| time to containment p50 / p99 | %v / %v |\n", sec(s.P50), sec(s.P99))
-		if len(s.Bounds) > 1 {
+		listBounds := func(what string, bounds []Bound, n int) {
 			var bs []string
-			for _, b := range s.Bounds {
-				bs = append(bs, fmt.Sprintf("%s %d calls → %v", b.Action, b.Calls, sec(b.Time)))
+			for i, b := range bounds {
+				if i == n || b.Time == 0 {
+					break
+				}
+				bs = append(bs, fmt.Sprintf("%s %d calls at %g/%g per s → %v", b.Action, b.Calls, b.Bucket.Capacity,
+					b.Bucket.RefillPerSecond, sec(b.Time)))
 			}
-			p("| every mutating action's bound | %s |\n", strings.Join(bs, "; "))
+			if len(bs) > 0 {
+				p("| %s | %s |\n", what, strings.Join(bs, "; "))
+			}
 		}
+		listBounds("mutating actions' bounds", s.Bounds, 8)
+		listBounds("largest non-mutating bounds", s.ReadBounds, 4)
 		p("\n")
 		for _, k := range sortedKeys(s.FailedBy) {
 			p("- %s, e.g.: `%s`\n", k, strings.ReplaceAll(s.FailureCause[k], "`", "'"))

@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,6 +42,25 @@ func bucketOf(action string) sim.Bucket {
 	return mutatingBucket
 }
 
+// Non-mutating buckets: 100 tokens at 20/s; the Describe actions called without a filter and without pagination
+// use 50 at 10/s (a separate bucket, keyed "<action> (unfiltered)").
+var (
+	nonMutatingBucket = sim.Bucket{Capacity: 100, RefillPerSecond: 20}
+	unfilteredBucket  = sim.Bucket{Capacity: 50, RefillPerSecond: 10}
+	unfilteredActions = map[string]bool{"DescribeInstances": true, "DescribeInstanceStatus": true,
+		"DescribeNetworkInterfaces": true, "DescribeSecurityGroups": true, "DescribeSnapshots": true,
+		"DescribeSpotInstanceRequests": true, "DescribeVolumes": true}
+)
+
+// readBucketKey is the bucket a non-mutating EC2 call takes its token from (as the simulator decides it).
+func readBucketKey(c sim.Call) string {
+	if unfilteredActions[c.Action] && c.Params.Get("Filter.1.Name") == "" && c.Params.Get("MaxResults") == "" &&
+		c.Params.Get("NextToken") == "" {
+		return c.Action + " (unfiltered)"
+	}
+	return c.Action
+}
+
 // Bound is the least time an action's bucket needs to let n calls through: (n - capacity) / refill.
 type Bound struct {
 	Action string
@@ -49,8 +69,9 @@ type Bound struct {
 	Time   time.Duration
 }
 
-func bucketBound(action string, n int) Bound {
-	b := bucketOf(action)
+func bucketBound(action string, n int) Bound { return boundOf(action, bucketOf(action), n) }
+
+func boundOf(action string, b sim.Bucket, n int) Bound {
 	t := 0.0
 	if float64(n) > b.Capacity {
 		t = (float64(n) - b.Capacity) / b.RefillPerSecond
@@ -73,12 +94,14 @@ type StormResult struct {
 	// ContainBound is ModifyNetworkInterfaceAttribute's bound; Bounds every mutating EC2 action's, largest first.
 	ContainBound Bound
 	Bounds       []Bound
-	P50, P99     time.Duration // execution start -> its instance contained
-	Transitions  int
-	Invocations  []invocation
-	Factor       float64
-	Concurrency  int
-	Real         time.Duration
+	// ReadBounds are the non-mutating buckets' bounds, largest first.
+	ReadBounds  []Bound
+	P50, P99    time.Duration // execution start -> its instance contained
+	Transitions int
+	Invocations []invocation
+	Factor      float64
+	Concurrency int
+	Real        time.Duration
 	// Excluded is the real time the process was starved of CPU, kept out of simulated time (virtualClock);
 	// LagMax the longest such stretch.
 	Excluded, LagMax time.Duration
@@ -173,7 +196,7 @@ func (b *bench) storm(ctx context.Context, concurrency int) (StormResult, error)
 	for inst, enis := range final {
 		contained[inst] = isolated(enis, b.groupName())
 	}
-	mutating := map[string]int{}
+	mutating, reads := map[string]int{}, map[string]int{}
 	for _, c := range calls {
 		res.Calls++
 		if c.ErrorCode == "RequestLimitExceeded" {
@@ -181,8 +204,12 @@ func (b *bench) storm(ctx context.Context, concurrency int) (StormResult, error)
 			res.ThrottledBy[c.Action]++
 			continue
 		}
-		if c.Service == "ec2" && c.Mutating && !c.DryRun {
+		switch {
+		case c.Service != "ec2":
+		case c.Mutating && !c.DryRun:
 			mutating[c.Action]++ // a call past the bucket took a token, whatever its answer
+		default:
+			reads[readBucketKey(c)]++
 		}
 	}
 	// Each ENI's containing call: the first successful modify that gave it its final groups; an instance is
@@ -242,6 +269,14 @@ func (b *bench) storm(ctx context.Context, concurrency int) (StormResult, error)
 	for action, k := range mutating {
 		res.Bounds = append(res.Bounds, bucketBound(action, k))
 	}
+	for key, k := range reads {
+		b := nonMutatingBucket
+		if strings.HasSuffix(key, " (unfiltered)") {
+			b = unfilteredBucket
+		}
+		res.ReadBounds = append(res.ReadBounds, boundOf(key, b, k))
+	}
+	sort.Slice(res.ReadBounds, func(i, j int) bool { return res.ReadBounds[i].Time > res.ReadBounds[j].Time })
 	sort.Slice(res.Bounds, func(i, j int) bool {
 		if res.Bounds[i].Time != res.Bounds[j].Time {
 			return res.Bounds[i].Time > res.Bounds[j].Time
