@@ -152,6 +152,17 @@ func (h *Handler) run(ctx context.Context, in workflow.RevokeInput, step string)
 		} else {
 			rr, change, err = h.delete(ctx, in, name)
 		}
+		if steperr.Code(err) == "LimitExceeded" {
+			// IAM caps a role's inline policies at 10,240 characters in all: about 40 instances of one role
+			// revoked at once. The instance is contained without it (network, profile); failing the isolation
+			// would not free room, so say it loudly instead.
+			out.Skipped = append(out.Skipped, fmt.Sprintf("role %s: its inline policies reached IAM's size limit (10,240 characters; "+
+				"other isolated instances of this role hold one each): the credentials already taken from %s are NOT revoked; "+
+				"free room on the role (release the instances of closed incidents) and tag this instance again, or revoke the role's sessions",
+				name, in.InstanceID))
+			log.Error("not revoked: the role's inline policies are full", "role", name, "error", err)
+			continue
+		}
 		if err != nil {
 			log.Error("failed", "role", name, "error", err)
 			return out, err

@@ -297,3 +297,25 @@ func TestIAMRefusalIsNamed(t *testing.T) {
 		t.Errorf("err = %v (%T), want AWSError naming the role", err, err)
 	}
 }
+
+// A role whose inline policies are full (IAM's 10,240 characters, e.g. many instances of one role isolated at
+// once): the instance is left contained without the revocation, which the output says, and the role is unchanged.
+func TestRevokeOnAFullRoleSaysNotRevoked(t *testing.T) {
+	sc := scenario()
+	filler := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::` +
+		strings.Repeat("x", 9900) + `"}]}`
+	sc.Roles[0].InlinePolicies["big"] = sim.PolicyDocument(filler)
+	srv, client, h := start(t, sc, everyRole)
+	before := readRole(t, client, "web-role")
+	srv.ResetCalls()
+	out, err := h.Revoke(ctx, input)
+	if err != nil {
+		t.Fatalf("Revoke: %v", err)
+	}
+	if len(out.Roles) != 0 || len(out.Changes) != 0 || len(out.Skipped) != 1 || !strings.Contains(out.Skipped[0], "NOT revoked") {
+		t.Errorf("Revoke = %+v, want one skip saying the credentials are NOT revoked", out)
+	}
+	if diff := cmp.Diff(before, readRole(t, client, "web-role")); diff != "" {
+		t.Errorf("role changed (-before +after):\n%s", diff)
+	}
+}
