@@ -4,9 +4,12 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ec2-isolation/ec2-isolation/internal/sim"
 )
 
 // at is a span from a to b milliseconds after an origin.
@@ -132,5 +135,44 @@ func TestBucketBound(t *testing.T) {
 		if got := bucketBound(tc.action, tc.n).Time; got != tc.want {
 			t.Errorf("bucketBound(%s, %d) = %v, want %v", tc.action, tc.n, got, tc.want)
 		}
+	}
+}
+
+func TestContainingCall(t *testing.T) {
+	t0 := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
+	call := func(action string, end int, code string, params map[string][]string) sim.Call {
+		status := 200
+		if code != "" {
+			status = 400
+		}
+		return sim.Call{Action: action, ErrorCode: code, HTTPStatus: status, Params: params,
+			Start: t0, End: t0.Add(time.Duration(end) * time.Millisecond)}
+	}
+	modify := func(eni string, groups ...string) map[string][]string {
+		p := map[string][]string{"NetworkInterfaceId": {eni}}
+		for i, g := range groups {
+			p["SecurityGroupId."+strconv.Itoa(i+1)] = []string{g}
+		}
+		return p
+	}
+	enis := []eniState{{id: "eni-1", groups: []string{"sg-iso"}}, {id: "eni-2", groups: []string{"sg-iso2"}}}
+	calls := []sim.Call{
+		call("ModifyNetworkInterfaceAttribute", 10, "", modify("eni-1", "sg-untrack")),                  // 0: not the final set
+		call("ModifyNetworkInterfaceAttribute", 20, "RequestLimitExceeded", modify("eni-2", "sg-iso2")), // 1: refused
+		call("ModifyNetworkInterfaceAttribute", 30, "", modify("eni-1", "sg-iso")),                      // 2: eni-1 contained
+		call("ModifyNetworkInterfaceAttribute", 50, "", modify("eni-2", "sg-iso2")),                     // 3: eni-2 contained, last
+		call("ModifyNetworkInterfaceAttribute", 90, "", modify("eni-1", "sg-iso")),                      // 4: a repeat, not the first
+	}
+	if got := containingCall(calls, "i-1", enis); got != 3 {
+		t.Errorf("containingCall = %d, want 3", got)
+	}
+	if got := containingCall(calls[:3], "i-1", enis); got != -1 {
+		t.Errorf("containingCall without eni-2's modify = %d, want -1", got)
+	}
+	// The article's ModifyInstanceAttribute contains the only ENI of a single-ENI instance.
+	single := []eniState{{id: "eni-9", groups: []string{"sg-iso"}}}
+	art := []sim.Call{call("ModifyInstanceAttribute", 40, "", map[string][]string{"InstanceId": {"i-1"}, "GroupId.1": {"sg-iso"}})}
+	if got := containingCall(art, "i-1", single); got != 0 {
+		t.Errorf("containingCall(ModifyInstanceAttribute) = %d, want 0", got)
 	}
 }
