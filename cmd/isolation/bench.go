@@ -32,7 +32,7 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs.IntVar(&o.PathRuns, "path-runs", 1, "runs of each containment path row (median)")
 	fs.IntVar(&o.Storm, "storm", 1000, "instances tagged at once in the storm")
 	fs.Float64Var(&o.StormFactor, "storm-speed", 10, "the storm's simulated clock runs this many times faster than real time")
-	conc := fs.String("concurrency", "0,template", "comma-separated reserved concurrencies of each function, one storm each (0: unlimited; template: template.yaml's FunctionConcurrency default)")
+	conc := fs.String("concurrency", "template", "comma-separated reserved concurrencies of each function, one storm each (template: template.yaml's FunctionConcurrency default, as deployed; 0: unlimited, a far longer run)")
 	o.Env = map[string]string{}
 	fs.Func("env", "KEY=VALUE: override a function environment variable (stack parameter), repeatable", func(v string) error {
 		k, val, ok := strings.Cut(v, "=")
