@@ -281,26 +281,18 @@ func describeTargetHealth(a *Account, req *request) (any, *apiError) {
 
 // registerTargets is idempotent: a target already registered stays as it is; a draining one is registered again.
 func registerTargets(a *Account, req *request) (any, *apiError) {
-	tg, err := a.targetGroupParam(req)
-	if err != nil {
-		return nil, err
-	}
-	ts, err := targetsParam(req, tg, true)
-	if err != nil {
-		return nil, err
-	}
-	if err := a.checkInstanceTargets(tg, ts, true); err != nil {
-		return nil, err
-	}
-	for _, t := range ts {
-		tg.register(t.ID, t.Port)
-	}
-	return nil, nil
+	return changeTargets(a, req, true, func(tg *targetGroup, id string, port int32) { tg.register(id, port) })
 }
 
 // deregisterTargets succeeds for a target that is not registered (ELB answers 200 and does nothing), but
 // refuses an id that is not an instance.
 func deregisterTargets(a *Account, req *request) (any, *apiError) {
+	return changeTargets(a, req, false, func(tg *targetGroup, id string, port int32) { a.deregister(tg, id, port) })
+}
+
+// changeTargets checks the request's target group and targets (register: running instances only), then applies
+// change to each target.
+func changeTargets(a *Account, req *request, register bool, change func(tg *targetGroup, id string, port int32)) (any, *apiError) {
 	tg, err := a.targetGroupParam(req)
 	if err != nil {
 		return nil, err
@@ -309,11 +301,11 @@ func deregisterTargets(a *Account, req *request) (any, *apiError) {
 	if err != nil {
 		return nil, err
 	}
-	if err := a.checkInstanceTargets(tg, ts, false); err != nil {
+	if err := a.checkInstanceTargets(tg, ts, register); err != nil {
 		return nil, err
 	}
 	for _, t := range ts {
-		a.deregister(tg, t.ID, t.Port)
+		change(tg, t.ID, t.Port)
 	}
 	return nil, nil
 }
