@@ -6,7 +6,7 @@
 // Run: node --test statemachine/   (needs `npm ci` first)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { loadDefinition, loadEvent, taskNames, stubs, run, stateInput, failure, context } from './harness.mjs';
+import { loadDefinition, loadEvent, taskNames, stubs, run, stateInput, failure, context, redriveResumes } from './harness.mjs';
 
 const definition = loadDefinition('isolation.asl.json');
 const event = loadEvent('isolate.json');
@@ -328,20 +328,7 @@ const redriveCases = [
 
 for (const tc of redriveCases) {
   test(`redrive resumes at ${tc.resumesAt} and completes the isolation`, async () => {
-    const { calls, handlers } = setup(tc.fail);
-    const first = await runIsolation(handlers);
-    assert.equal(first.lastFailedState.state.name, 'Notify failure');
-    const input = stateInput(first.events, 'Notify failure');
-    const before = Object.fromEntries(TASKS.map((t) => [t, calls.inputs[t]?.length ?? 0]));
-
-    const res = await runIsolation(handlers, { input, event, startAt: 'Notify failure', redriveCount: 1 });
-    assert.equal(res.error, undefined, `redrive failed: ${res.failed?.Error} ${res.failed?.Cause}`);
-    assert.deepEqual(res.entered.slice(0, 4), ['Notify failure', 'Prepare to resume', 'Resume at failed state', tc.resumesAt]);
-    for (const t of tc.reruns) assert.equal(calls.inputs[t].length, before[t] + 1, `${t} should run again`);
-    for (const t of tc.notRerun ?? []) assert.equal(calls.inputs[t]?.length ?? 0, before[t], `${t} should not run again`);
-    assert.equal(calls.published.length, 2, 'one failure message, then one success message; nothing on resuming');
-    assert.equal(calls.published[1].outcome, 'SUCCEEDED');
-    assert.equal(calls.published[1].redriveCount, 1);
+    const calls = await redriveResumes(tc, { setup, runMachine: runIsolation, tasks: TASKS, event });
     assert.deepEqual(calls.published[1].snapshot, snapshot);
   });
 }

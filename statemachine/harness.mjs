@@ -1,5 +1,6 @@
 // Shared by the flow tests (*.test.mjs): loads a definition with its DefinitionSubstitutions and runs it in
 // aws-local-stepfunctions (an independent ASL implementation) with stubbed tasks.
+import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { StateMachine } from 'aws-local-stepfunctions';
 
@@ -125,3 +126,24 @@ export const failure = (state, error, redriveCount = 0) => ({
   cause: `${state}: injected ${error}`,
   redriveCount,
 });
+
+// redriveResumes runs a failing execution, redrives it from "Notify failure" and checks the resumption: it
+// re-enters tc.resumesAt, re-runs tc.reruns and not tc.notRerun, and ends with exactly one failure and one
+// success message (nothing published on resuming). It returns the calls for the caller's own checks.
+export async function redriveResumes(tc, { setup, runMachine, tasks, event }) {
+  const { calls, handlers } = setup(tc.fail);
+  const first = await runMachine(handlers);
+  assert.equal(first.lastFailedState.state.name, 'Notify failure');
+  const input = stateInput(first.events, 'Notify failure');
+  const before = Object.fromEntries(tasks.map((t) => [t, calls.inputs[t]?.length ?? 0]));
+
+  const res = await runMachine(handlers, { input, event, startAt: 'Notify failure', redriveCount: 1 });
+  assert.equal(res.error, undefined, `redrive failed: ${res.failed?.Error} ${res.failed?.Cause}`);
+  assert.deepEqual(res.entered.slice(0, 4), ['Notify failure', 'Prepare to resume', 'Resume at failed state', tc.resumesAt]);
+  for (const t of tc.reruns) assert.equal(calls.inputs[t].length, before[t] + 1, `${t} should run again`);
+  for (const t of tc.notRerun ?? []) assert.equal(calls.inputs[t]?.length ?? 0, before[t], `${t} should not run again`);
+  assert.equal(calls.published.length, 2, 'one failure message, then one success message; nothing on resuming');
+  assert.equal(calls.published[1].outcome, 'SUCCEEDED');
+  assert.equal(calls.published[1].redriveCount, 1);
+  return calls;
+}
