@@ -329,7 +329,9 @@ func (h *Ensure) setUpNew(ctx context.Context, log *slog.Logger, ch *changes, vp
 	var calls []call
 	if r == roleUntrack {
 		calls = []call{
-			{"AuthorizeSecurityGroupIngress", all, authorizeIngress, ""},
+			// A new group has no inbound rule, so Duplicate means this run's own earlier attempt (its answer
+			// lost, the SDK retried) added both rules: the request is all or nothing.
+			{"AuthorizeSecurityGroupIngress", all, authorizeIngress, "InvalidPermission.Duplicate"},
 			{"AuthorizeSecurityGroupEgress", all[1:], authorizeEgress, "InvalidPermission.Duplicate"},
 		}
 	} else {

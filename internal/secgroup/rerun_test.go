@@ -3,10 +3,12 @@ package secgroup_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/ec2-isolation/ec2-isolation/internal/secgroup"
+	"github.com/ec2-isolation/ec2-isolation/internal/sim"
 	"github.com/ec2-isolation/ec2-isolation/internal/workflow"
 )
 
@@ -64,3 +66,21 @@ func TestRetryReadsFirst(t *testing.T) {
 
 // cmpCreated ignores Created: the second run did not create what it found.
 var cmpCreated = cmp.FilterPath(func(p cmp.Path) bool { return p.Last().String() == ".Created" }, cmp.Ignore())
+
+// TestNewGroupRuleWhoseAnswerWasLost: EC2 added the allow-all group's inbound rules but the answer was lost; the
+// SDK's retry gets InvalidPermission.Duplicate, which for a group this run just created means done (found by the
+// fault soak, where it failed the step as an AWSError).
+func TestNewGroupRuleWhoseAnswerWasLost(t *testing.T) {
+	sc := scenario()
+	sc.Faults.Errors = []sim.ErrorFault{{Action: "AuthorizeSecurityGroupIngress", Timeout: time.Millisecond, Applied: true, FirstCalls: 1}}
+	srv := start(t, sc)
+	rec := validated(t, srv, twoVPCs, secgroup.ModeUntrackFirst)
+	out, err := newEnsure(t, srv, "ensure", secgroup.ModeUntrackFirst).Handle(context.Background(), ensureWithRecord(rec))
+	if err != nil {
+		t.Fatalf("Handle: %v", err)
+	}
+	if n := calledAction(srv, "AuthorizeSecurityGroupIngress"); n < len(rec.VpcIDs)+1 {
+		t.Fatalf("AuthorizeSecurityGroupIngress called %d times: the lost answer was not retried", n)
+	}
+	checkAllowAll(t, srv, rec.VpcIDs, out)
+}
