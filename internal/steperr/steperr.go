@@ -185,3 +185,54 @@ type RecordMissing struct{ Bucket, Key, Reason string }
 func (e *RecordMissing) Error() string {
 	return fmt.Sprintf("incident record s3://%s/%s: %s", e.Bucket, e.Key, e.Reason)
 }
+
+// Superseded: the instance no longer carries the tag value the execution acts on (the tag was removed, or changed
+// to the other workflow's value, after the event): the current tag decides, so nothing was changed. Not retried.
+type Superseded struct{ InstanceID, TagKey, Want, Got string }
+
+func (e *Superseded) Error() string {
+	got := fmt.Sprintf("%s=%q", e.TagKey, e.Got)
+	if e.Got == "" {
+		got = "no " + e.TagKey + " tag"
+	}
+	return fmt.Sprintf("superseded: instance %s now carries %s, not %s=%q; nothing was changed", e.InstanceID, got, e.TagKey, e.Want)
+}
+
+// NotContained: the final read-back found the instance still open after containing it again (bounded); Open names
+// each thing that is open (an ENI and its groups, a rule of an isolation group, a profile association).
+type NotContained struct {
+	InstanceID string
+	Open       []string
+}
+
+func (e *NotContained) Error() string {
+	return fmt.Sprintf("instance %s is NOT contained: %s", e.InstanceID, joinOpen(e.Open))
+}
+
+func joinOpen(open []string) string {
+	if len(open) == 0 {
+		return "(nothing named)"
+	}
+	s := open[0]
+	for _, o := range open[1:] {
+		s += "; " + o
+	}
+	return s
+}
+
+// GroupMissing: an isolation group the step was given no longer exists (deleted between "Validate and record" and
+// "Apply isolation security group"). The isolation workflow catches it and runs "Ensure isolation security group"
+// again, which looks the groups up afresh. Not retried.
+type GroupMissing struct{ VpcID, GroupID string }
+
+func (e *GroupMissing) Error() string {
+	return fmt.Sprintf("isolation group %s of %s no longer exists", e.GroupID, e.VpcID)
+}
+
+// IsolationInProgress: a release found an isolation of the instance still running (its incident is open and the
+// isolation execution has not recorded its outcome yet). The release workflow retries until it has finished.
+type IsolationInProgress struct{ InstanceID, Execution string }
+
+func (e *IsolationInProgress) Error() string {
+	return fmt.Sprintf("instance %s: isolation execution %s is still running; the release waits for it", e.InstanceID, e.Execution)
+}

@@ -141,9 +141,19 @@ type RevokeOutput struct {
 
 // EvidenceInput is the input of "Preserve evidence" (isolation) and "Restore evidence settings" (release).
 type EvidenceInput struct {
-	InstanceID    string            `json:"instanceId"`
-	ExecutionName string            `json:"executionName"`
-	PreIsolation  PreIsolationState `json:"preIsolation"`
+	InstanceID    string `json:"instanceId"`
+	ExecutionName string `json:"executionName"`
+	// Record is Validate's record: "Preserve evidence" runs beside the incident record, not after it, so it
+	// reads what it changes itself (Observed).
+	Record       *Record           `json:"record,omitempty"`
+	PreIsolation PreIsolationState `json:"preIsolation"`
+}
+
+// EvidenceObserved is what "Preserve evidence" saw before changing it: "Record outcome" adds it to the
+// incident's pre-isolation state where that state (read concurrently) missed it.
+type EvidenceObserved struct {
+	AutoScaling  *AutoScalingMembership `json:"autoScaling,omitempty"`
+	TargetGroups []TargetRegistration   `json:"targetGroups,omitempty"`
 }
 
 // StepChanges is the output of the steps that report only what they changed: "Preserve evidence" and the
@@ -153,6 +163,8 @@ type StepChanges struct {
 	// Skipped says what the step left alone and why (a setting turned off by a stack parameter, a resource
 	// that no longer exists).
 	Skipped []string `json:"skipped,omitempty"`
+	// Observed is set by "Preserve evidence" only.
+	Observed *EvidenceObserved `json:"observed,omitempty"`
 }
 
 // ReleaseInput is the input of the release's restore steps ("Restore security groups", "Restore instance

@@ -121,6 +121,11 @@ type Record struct {
 	// goes straight to "Apply isolation security group" (the warm path: two sequential round trips).
 	IsolationGroups []VpcGroups `json:"isolationGroups,omitempty"`
 	GroupsReady     bool        `json:"groupsReady"`
+	// InstanceLifecycle is "spot" for a Spot Instance, empty for On-Demand (DescribeInstances'
+	// InstanceLifecycle): a Spot Instance cannot have termination protection.
+	InstanceLifecycle string `json:"instanceLifecycle,omitempty"`
+	// Tags are the instance's tags as "Validate and record" read them: the current tag decides, not the event's.
+	Tags map[string]string `json:"tags,omitempty"`
 }
 
 // NetworkInterface is one ENI attached to the instance, with its security groups before isolation.
@@ -176,7 +181,19 @@ type EnsureGroupsInput struct {
 	// Record is what "Validate and record" returned: its IsolationGroups are usable as they are, so Ensure
 	// creates only what is missing instead of looking them up again. Nil: Ensure looks every group up.
 	Record *Record `json:"record,omitempty"`
+	// GroupMissing is the error "Apply isolation security group" was caught with when a group it was given no
+	// longer exists (steperr.GroupMissing); null on the normal path. When set, Ensure trusts neither the record's
+	// groups nor Previous: it looks every group up afresh.
+	GroupMissing *CaughtError `json:"groupMissing,omitempty"`
+	// Previous is this execution's earlier Ensure output ($.groups), when Ensure runs again after GroupMissing.
+	Previous *EnsureGroupsOutput `json:"previous,omitempty"`
 	Rerun
+}
+
+// CaughtError is a Catch's error output ({"Error", "Cause"}) kept at a ResultPath.
+type CaughtError struct {
+	Error string `json:"Error"`
+	Cause string `json:"Cause"`
 }
 
 // Rerun says whether a step runs again with the same record: a retry ($$.State.RetryCount) or a redrive
@@ -206,6 +223,9 @@ type VpcGroups struct {
 type EnsureGroupsOutput struct {
 	Groups  []VpcGroups `json:"groups"`
 	Changes []Change    `json:"changes,omitempty"`
+	// Round counts the runs of Ensure in this execution that followed a GroupMissing (0 on the first run): it
+	// bounds the Apply -> Ensure loop when groups keep disappearing.
+	Round int `json:"round,omitempty"`
 }
 
 // ApplyGroupsInput is the input of "Apply isolation security group".
@@ -282,6 +302,9 @@ type NotifyInput struct {
 	Incident *IncidentRef  `json:"incident,omitempty"`
 	Revoke   *RevokeOutput `json:"revoke,omitempty"`
 	Preserve *StepChanges  `json:"preserve,omitempty"`
+	// Verify is the final read-back ("Verify containment"): what the instance looked like at the end, which the
+	// notification reports (not what the steps meant to do).
+	Verify *VerifyOutput `json:"verify,omitempty"`
 	// The release's restore steps.
 	RestoreGroups   *StepChanges  `json:"restoreGroups,omitempty"`
 	RestoreProfile  *StepChanges  `json:"restoreProfile,omitempty"`
@@ -342,4 +365,52 @@ type NotifyOutput struct {
 	MessageID string `json:"messageId,omitempty"`
 	// ResumeAt is set only on a redrive: the failed state that the workflow runs again.
 	ResumeAt string `json:"resumeAt,omitempty"`
+}
+
+// VerifyInput is the input of "Verify containment", the isolation's final read-back.
+type VerifyInput struct {
+	InstanceID    string `json:"instanceId"`
+	ExecutionName string `json:"executionName"`
+	// Record is Validate's record; Groups and Apply the network branch's outputs (either may be null).
+	Record *Record             `json:"record,omitempty"`
+	Groups *EnsureGroupsOutput `json:"groups,omitempty"`
+	Apply  *ApplyGroupsOutput  `json:"apply,omitempty"`
+	Rerun
+}
+
+// VerifiedInterface is one ENI attached to the instance as the read-back saw it at the end.
+type VerifiedInterface struct {
+	ID               string   `json:"networkInterfaceId"`
+	VpcID            string   `json:"vpcId"`
+	Groups           []string `json:"groups"`
+	IsolationGroupID string   `json:"isolationGroupId"`
+}
+
+// VerifiedGroup is one isolation group as the read-back saw it: a contained instance's have no rule.
+type VerifiedGroup struct {
+	VpcID   string `json:"vpcId"`
+	GroupID string `json:"groupId"`
+	Ingress int    `json:"ingress"`
+	Egress  int    `json:"egress"`
+}
+
+// VerifyOutput is what "Verify containment" read back, after containing again what it found open.
+type VerifyOutput struct {
+	Contained         bool                `json:"contained"`
+	NetworkInterfaces []VerifiedInterface `json:"networkInterfaces"`
+	Groups            []VerifiedGroup     `json:"groups"`
+	// Associations are the instance's profile associations not disassociated (contained: only the isolation
+	// profile's).
+	Associations []ProfileAssociation `json:"associations"`
+	// Added are ENIs attached since "Validate and record", with their groups as observed before the read-back
+	// changed them (never an isolation artifact): "Record outcome" adds them to the pre-isolation state, so
+	// that a release restores them.
+	Added []NetworkInterface `json:"added,omitempty"`
+	// Open names what was still open at the first read-back (contained again since); empty when nothing was.
+	Open []string `json:"open,omitempty"`
+	// Rounds is the number of read-backs (1 when the first found the instance contained).
+	Rounds int `json:"rounds"`
+	// Superseded is set when the instance's isolation tag no longer carries the isolation value at the end.
+	Superseded string   `json:"superseded,omitempty"`
+	Changes    []Change `json:"changes,omitempty"`
 }
