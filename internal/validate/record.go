@@ -25,6 +25,13 @@ func buildRecord(t Target, st instanceState) (workflow.Record, error) {
 		VpcIDs:                []string{},
 		NetworkInterfaces:     []workflow.NetworkInterface{},
 		Volumes:               []workflow.Volume{},
+		InstanceLifecycle:     string(i.InstanceLifecycle),
+	}
+	if len(i.Tags) > 0 {
+		rec.Tags = map[string]string{}
+		for _, t := range i.Tags {
+			rec.Tags[aws.ToString(t.Key)] = aws.ToString(t.Value)
+		}
 	}
 	if i.Placement != nil {
 		rec.AvailabilityZone = aws.ToString(i.Placement.AvailabilityZone)

@@ -217,6 +217,10 @@ type VpcGroups struct {
 	UntrackGroupID string `json:"untrackGroupId,omitempty"`
 	// Created is true when this run created the isolation group.
 	Created bool `json:"created"`
+	// ForeignGroupID is a group of the VPC that carries the isolation group's name but is not ec2-isolation's
+	// (not tagged as managed): it is never used nor changed; IsolationGroupID is then a managed group under a
+	// derived name. The notification names it.
+	ForeignGroupID string `json:"foreignGroupId,omitempty"`
 }
 
 // EnsureGroupsOutput lists the groups of every VPC of the instance, in the order of the input's VpcIDs.
