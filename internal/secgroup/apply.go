@@ -168,7 +168,7 @@ func (h *Apply) Handle(ctx context.Context, in workflow.ApplyGroupsInput) (workf
 		out.NetworkInterfaces = append(out.NetworkInterfaces, a)
 	}
 	if len(errs) > 0 {
-		err := applyError(failed, len(out.NetworkInterfaces), errs)
+		err := applyError(failed, len(out.NetworkInterfaces), errs, in.Rerun)
 		log.Error("apply isolation security group", "error", err, "failed", len(errs), "enis", len(out.NetworkInterfaces), "modified", ch.list())
 		return workflow.ApplyGroupsOutput{}, err
 	}
@@ -225,13 +225,26 @@ func (h *Apply) isolate(ctx context.Context, ch *changes, enis []*eni) {
 	})
 }
 
-// applyError is the step's error for the ENIs that failed: GroupNotVisible when EC2 did not know a group yet
-// (the state machine retries), else the first failure's classification, naming every failed ENI.
-func applyError(failed []*eni, total int, errs []error) error {
+// visibleAttempts bounds how long Apply takes InvalidGroup.NotFound for a group this execution's Ensure just
+// created as "not visible yet" (GroupNotVisible, retried by the state machine) rather than "deleted".
+const visibleAttempts = 3
+
+// applyError is the step's error for the ENIs that failed, naming every failed ENI. EC2 answers
+// InvalidGroup.NotFound ("The specified security group does not exist",
+// https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html) both for a group too new to be
+// visible (eventual consistency) and for one deleted since: only a group this execution just created can be the
+// former, and only for the first attempts; otherwise the group is gone, GroupMissing, which the state machine
+// sends back to Ensure (retrying Apply with the same input would fail the same way, and so would a redrive).
+// Other failures: the first failure's classification.
+func applyError(failed []*eni, total int, errs []error, rerun workflow.Rerun) error {
 	for _, e := range failed {
-		if steperr.Code(e.err) == "InvalidGroup.NotFound" {
+		if steperr.Code(e.err) != "InvalidGroup.NotFound" {
+			continue
+		}
+		if e.groups.Created && rerun.RedriveCount == 0 && rerun.Attempt < visibleAttempts {
 			return &steperr.GroupNotVisible{VpcID: e.vpc, GroupName: e.groups.IsolationGroupID}
 		}
+		return &steperr.GroupMissing{VpcID: e.vpc, GroupID: e.groups.IsolationGroupID}
 	}
 	op := applyStep
 	if len(errs) > 1 {

@@ -110,6 +110,11 @@ func (h *Ensure) Handle(ctx context.Context, in workflow.EnsureGroupsInput) (wor
 		log.Error("invalid input", "error", err)
 		return workflow.EnsureGroupsOutput{}, err
 	}
+	round, err := missingRound(in)
+	if err != nil {
+		log.Error("isolation groups keep disappearing", "error", err, "groupMissing", in.GroupMissing)
+		return workflow.EnsureGroupsOutput{}, err
+	}
 	known, err := h.knownGroups(in, vpcs)
 	if err != nil {
 		log.Error("invalid input", "error", err)
@@ -117,7 +122,7 @@ func (h *Ensure) Handle(ctx context.Context, in workflow.EnsureGroupsInput) (wor
 	}
 
 	var existing map[groupKey]types.SecurityGroup
-	if in.Record == nil || in.Again() {
+	if fresh(in) {
 		// One Describe for every VPC and name at once: the common case (groups exist) costs one call.
 		existing, err = h.describeByName(ctx, vpcs, h.s.Names())
 		if err != nil {
@@ -185,6 +190,7 @@ func (h *Ensure) Handle(ctx context.Context, in workflow.EnsureGroupsInput) (wor
 		return workflow.EnsureGroupsOutput{}, first
 	}
 	out.Changes = ch.list()
+	out.Round = round
 	log.Info("isolation security groups ready", "groups", out.Groups, "changes", len(out.Changes))
 	return out, nil
 }
@@ -192,8 +198,7 @@ func (h *Ensure) Handle(ctx context.Context, in workflow.EnsureGroupsInput) (wor
 // knownGroups returns the usable groups Validate found in the input's VPCs, by VPC and name.
 func (h *Ensure) knownGroups(in workflow.EnsureGroupsInput, vpcs []string) (map[groupKey]string, error) {
 	known := map[groupKey]string{}
-	if in.Record == nil || in.Again() {
-		// A retry or a redrive looks every group up: the first run may have created some.
+	if fresh(in) {
 		return known, nil
 	}
 	if in.Record.InstanceID != in.InstanceID {
@@ -214,6 +219,35 @@ func (h *Ensure) knownGroups(in workflow.EnsureGroupsInput, vpcs []string) (map[
 		}
 	}
 	return known, nil
+}
+
+// fresh reports whether Ensure must look every group up rather than trust the record's: without a record (an
+// older input); on a retry or a redrive (the first run may have created some); after Apply found a group gone
+// (GroupMissing: the record's groups, and an earlier Ensure's, may be deleted).
+func fresh(in workflow.EnsureGroupsInput) bool {
+	return in.Record == nil || in.Again() || in.GroupMissing != nil
+}
+
+// MaxMissingRounds bounds the Apply -> Ensure loop of one execution when its groups keep disappearing (someone,
+// or an automation, deleting them as fast as they are made): past it the step fails rather than loop.
+const MaxMissingRounds = 3
+
+// missingRound numbers this run of Ensure after a GroupMissing (0 on the normal path), refusing past
+// MaxMissingRounds with an AWSError, which the state machine does not retry.
+func missingRound(in workflow.EnsureGroupsInput) (int, error) {
+	if in.GroupMissing == nil {
+		return 0, nil
+	}
+	round := 1
+	if in.Previous != nil {
+		round = in.Previous.Round + 1
+	}
+	if round > MaxMissingRounds {
+		return round, &steperr.AWSError{Op: ensureStep, Err: fmt.Errorf(
+			"the isolation groups of %s keep disappearing: deleted again after %d rounds of Ensure and Apply (last: %s); "+
+				"find what deletes them (CloudTrail DeleteSecurityGroup), then redrive", in.InstanceID, MaxMissingRounds, in.GroupMissing.Cause)}
+	}
+	return round, nil
 }
 
 // checkEnsureInput returns the input's VPCs without repeats, in input order.
