@@ -321,7 +321,9 @@ func (h *Ensure) ensureGroup(ctx context.Context, log *slog.Logger, ch *changes,
 // notManaged: the group with the name is not ours.
 type notManaged struct{ id string }
 
-func (e *notManaged) Error() string { return "security group " + e.id + " is not managed by ec2-isolation" }
+func (e *notManaged) Error() string {
+	return "security group " + e.id + " is not managed by ec2-isolation"
+}
 
 // ensureNamed is ensureGroup for one name; a group of that name that is not ours is a *notManaged error.
 func (h *Ensure) ensureNamed(ctx context.Context, log *slog.Logger, ch *changes, vpc, name string, r role, existing map[groupKey]types.SecurityGroup) (string, bool, error) {

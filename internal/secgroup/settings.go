@@ -54,14 +54,17 @@ type Settings struct {
 // executions converge on the same group.
 const DerivedSuffix = "-managed"
 
-// DerivedName is the name of the group of ours used where a group that is not ours holds name.
-func DerivedName(name string) string { return name + DerivedSuffix }
+// DerivedName is the name of the group of ours used where a group that is not ours holds name: name and the
+// suffix, name cut short where both would exceed EC2's 255 characters.
+func DerivedName(name string) string {
+	return name[:min(len(name), 255-len(DerivedSuffix))] + DerivedSuffix
+}
 
 // UntrackGroupName is the name of the allow-all group of untrack-first mode.
 func (s Settings) UntrackGroupName() string { return s.GroupName + UntrackSuffix }
 
-// groupNamePattern is what EC2 accepts in a VPC security group name (up to 255 characters; the untrack and
-// derived suffixes must fit too).
+// groupNamePattern is what EC2 accepts in a VPC security group name (up to 255 characters; the untrack suffix
+// must fit too).
 var groupNamePattern = regexp.MustCompile(`^[a-zA-Z0-9 ._\-:/()#,@\[\]+=&;{}!$*]+$`)
 
 // SettingsFromEnv reads the settings of "Ensure isolation security group" (os.Getenv in a Lambda).
@@ -80,8 +83,8 @@ func (s Settings) Check() error {
 	switch {
 	case name == "":
 		return &steperr.ConfigError{Reason: EnvGroupName + " is not set"}
-	case len(name)+len(UntrackSuffix)+len(DerivedSuffix) > 255:
-		return &steperr.ConfigError{Reason: fmt.Sprintf("%s is longer than %d characters", EnvGroupName, 255-len(UntrackSuffix)-len(DerivedSuffix))}
+	case len(name)+len(UntrackSuffix) > 255:
+		return &steperr.ConfigError{Reason: fmt.Sprintf("%s is longer than %d characters", EnvGroupName, 255-len(UntrackSuffix))}
 	case len(name) >= 3 && name[:3] == "sg-":
 		return &steperr.ConfigError{Reason: fmt.Sprintf("%s %q: EC2 refuses group names starting with sg-", EnvGroupName, name)}
 	case !groupNamePattern.MatchString(name):
