@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -369,19 +368,32 @@ func TestApplyIsolatesARecordedENIWhoseGroupsChangedSince(t *testing.T) {
 	}
 }
 
-func TestApplyRefusesAnENIAttachedSinceValidateInAVPCWithoutGroup(t *testing.T) {
+// An ENI attached since Validate in a VPC that has no group in the input no longer fails the network branch
+// (issue 12 case 2(c)/9): every other ENI is contained, that one is reported unchanged (After == Before) for
+// "Verify containment" to contain.
+func TestApplyContainsTheOthersWhenAnENIAttachedSinceValidateIsInAVPCWithoutGroup(t *testing.T) {
 	srv := start(t, scenario())
 	in := ensured(t, srv, oneENI, secgroup.ModeDirect) // vpcA only
 	moveENI(t, srv, "eni-02b", oneENI, 1)              // vpcB
-	_, err := newApply(t, srv, "apply", secgroup.ModeDirect).Handle(context.Background(), in)
-	var ni *steperr.InstanceNotIsolatable
-	if !errors.As(err, &ni) || !strings.Contains(err.Error(), "eni-02b") || !strings.Contains(err.Error(), vpcB) {
-		t.Fatalf("error = %v, want InstanceNotIsolatable naming eni-02b and %s", err, vpcB)
+	out, err := newApply(t, srv, "apply", secgroup.ModeDirect).Handle(context.Background(), in)
+	if err != nil {
+		t.Fatalf("Handle: %v", err)
 	}
-	// What could be contained is: the recorded ENI; the late one is left as it was.
 	iso := isolationGroupOf(in)
 	want := map[string][]string{"eni-01a": {iso[vpcA]}, "eni-02b": {"sg-0b1"}}
 	if diff := cmp.Diff(want, newReader(t, srv).eniGroups(oneENI)); diff != "" {
 		t.Errorf("ENI groups (-want +got):\n%s", diff)
+	}
+	wantOut := []workflow.AppliedInterface{
+		{ID: "eni-01a", VpcID: vpcA, Before: []string{"sg-0a1"}, After: []string{iso[vpcA]}, Changed: true},
+		{ID: "eni-02b", VpcID: vpcB, Before: []string{"sg-0b1"}, After: []string{"sg-0b1"}},
+	}
+	if diff := cmp.Diff(wantOut, out.NetworkInterfaces); diff != "" {
+		t.Errorf("output (-want +got):\n%s", diff)
+	}
+	for _, c := range srv.Calls() {
+		if c.Mutating && c.Params.Get("NetworkInterfaceId") == "eni-02b" {
+			t.Errorf("%s on eni-02b, which has no group to go to", c.Action)
+		}
 	}
 }
