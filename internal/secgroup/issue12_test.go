@@ -7,7 +7,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/ec2-isolation/ec2-isolation/internal/secgroup"
 	"github.com/ec2-isolation/ec2-isolation/internal/sim"
@@ -44,8 +47,9 @@ func TestIssue12GroupPeerAndPrefixListRulesAreRevoked(t *testing.T) {
 		Tags: map[string]string{secgroup.TagManaged: "true"},
 		Ingress: []sim.Rule{
 			{Protocol: "tcp", FromPort: 22, ToPort: 22, GroupID: "sg-0a1"},
+			{Protocol: "tcp", FromPort: 443, ToPort: 443, PrefixListID: "pl-0123456789abcdef0", Description: "a prefix list"},
 		},
-		Egress: []sim.Rule{{Protocol: "-1", GroupID: "sg-0a2"}},
+		Egress: []sim.Rule{{Protocol: "-1", GroupID: "sg-0a2"}, {Protocol: "-1", PrefixListID: "pl-0fedcba9876543210"}},
 	})
 	srv := start(t, sc)
 	rec, ens, _ := contained(t, srv, oneENI, secgroup.ModeDirect)
@@ -164,5 +168,36 @@ func TestIssue12EnsureRoundsAreBounded(t *testing.T) {
 	}
 	if m := mutating(srv); len(m) != 0 {
 		t.Errorf("round 4 made mutating calls %v", m)
+	}
+}
+
+// Issue 12 case 2(b): an ENI already on [original, isolation] is not isolated: Apply (first run, and a retry
+// that describes first) leaves it on the isolation group alone.
+func TestIssue12ENIOnOriginalAndIsolationGroupIsNotIsolated(t *testing.T) {
+	const iso = "sg-00000000000000e01"
+	for _, rerun := range []workflow.Rerun{{}, {Attempt: 1}} {
+		t.Run(fmt.Sprintf("attempt%d", rerun.Attempt), func(t *testing.T) {
+			srv := start(t, readyScenario())
+			if _, err := client(t, srv, "someone").ModifyNetworkInterfaceAttribute(context.Background(), &ec2.ModifyNetworkInterfaceAttributeInput{
+				NetworkInterfaceId: aws.String("eni-01a"), Groups: []string{"sg-0a1", iso}}); err != nil {
+				t.Fatalf("put eni-01a on both: %v", err)
+			}
+			rec := validated(t, srv, oneENI, secgroup.ModeDirect)
+			if !rec.GroupsReady {
+				t.Fatalf("record: groups not ready: %+v", rec.IsolationGroups)
+			}
+			out, err := newApply(t, srv, "apply", secgroup.ModeDirect).Handle(context.Background(),
+				workflow.ApplyGroupsInput{InstanceID: oneENI, ExecutionName: "exec-1", Record: &rec, Rerun: rerun})
+			if err != nil {
+				t.Fatalf("Apply: %v", err)
+			}
+			if diff := cmp.Diff(map[string][]string{"eni-01a": {iso}}, newReader(t, srv).eniGroups(oneENI)); diff != "" {
+				t.Errorf("ENI groups (-want +got):\n%s", diff)
+			}
+			want := []workflow.AppliedInterface{{ID: "eni-01a", VpcID: vpcA, Before: []string{"sg-0a1", iso}, After: []string{iso}, Changed: true}}
+			if diff := cmp.Diff(want, out.NetworkInterfaces, cmpopts.SortSlices(func(a, b string) bool { return a < b })); diff != "" {
+				t.Errorf("output (-want +got):\n%s", diff)
+			}
+		})
 	}
 }

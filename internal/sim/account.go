@@ -64,6 +64,7 @@ type sgRule struct {
 	protocol            string
 	from, to            int32
 	cidr, cidr6, peerSG string
+	prefixList          string
 	desc                string
 }
 
@@ -705,13 +706,16 @@ func (sc *Scenario) region() string {
 
 func validateRule(r Rule) error {
 	peers := 0
-	for _, p := range []string{r.CIDR, r.IPv6CIDR, r.GroupID} {
+	for _, p := range []string{r.CIDR, r.IPv6CIDR, r.GroupID, r.PrefixListID} {
 		if p != "" {
 			peers++
 		}
 	}
 	if peers != 1 {
-		return fmt.Errorf("rule %+v: exactly one of cidr, ipv6Cidr, groupId", r)
+		return fmt.Errorf("rule %+v: exactly one of cidr, ipv6Cidr, groupId, prefixListId", r)
+	}
+	if r.PrefixListID != "" && !wellFormed("pl", r.PrefixListID) {
+		return fmt.Errorf("rule %+v: prefixListId is not a prefix list id (pl-…)", r)
 	}
 	if r.Protocol == "" {
 		return fmt.Errorf("rule %+v: no protocol", r)
@@ -782,7 +786,7 @@ func (a *Account) ruleFrom(r Rule, egress bool) *sgRule {
 		from, to = -1, -1
 	}
 	return &sgRule{id: a.newID("sgr"), egress: egress, protocol: r.Protocol, from: from, to: to,
-		cidr: r.CIDR, cidr6: r.IPv6CIDR, peerSG: r.GroupID, desc: r.Description}
+		cidr: r.CIDR, cidr6: r.IPv6CIDR, peerSG: r.GroupID, prefixList: r.PrefixListID, desc: r.Description}
 }
 
 func (a *Account) groupByName(vpcID, name string) *secGroup {
