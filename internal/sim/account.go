@@ -77,6 +77,7 @@ type instance struct {
 	id, state, imageID, itype string
 	subnetID, vpcID, az       string
 	disableAPITermination     bool
+	lifecycle                 string // "spot" or empty (On-Demand)
 	shutdown                  string
 	launch                    time.Time
 	bdms                      []*bdm
@@ -296,7 +297,7 @@ func newAccount(sc Scenario, clock Clock) (*Account, error) {
 
 func (a *Account) seedInstance(in Instance, past time.Time) error {
 	inst := &instance{id: in.ID, state: in.State, imageID: in.ImageID, itype: in.InstanceType,
-		disableAPITermination: in.DisableAPITermination, shutdown: in.ShutdownBehavior, launch: past}
+		disableAPITermination: in.DisableAPITermination, lifecycle: in.InstanceLifecycle, shutdown: in.ShutdownBehavior, launch: past}
 	if inst.state == "" {
 		inst.state = "running"
 	}
@@ -472,6 +473,15 @@ func (sc *Scenario) validate() error {
 		}
 		if in.AssociationState != "" && in.Profile == "" {
 			return fmt.Errorf("instance %s: associationState without profile", in.ID)
+		}
+		switch in.InstanceLifecycle {
+		case "":
+		case "spot":
+			if in.DisableAPITermination {
+				return fmt.Errorf("instance %s: a Spot Instance cannot have disableApiTermination", in.ID)
+			}
+		default:
+			return fmt.Errorf("instance %s: instanceLifecycle must be spot or empty (On-Demand)", in.ID)
 		}
 		if in.SubnetID != "" {
 			if _, ok := subnets[in.SubnetID]; !ok {

@@ -91,6 +91,7 @@ type xInstance struct {
 	State               xInstanceState                `xml:"instanceState"`
 	PrivateDNSName      string                        `xml:"privateDnsName"`
 	InstanceType        string                        `xml:"instanceType"`
+	InstanceLifecycle   string                        `xml:"instanceLifecycle,omitempty"`
 	LaunchTime          string                        `xml:"launchTime"`
 	Placement           xPlacement                    `xml:"placement"`
 	SubnetID            string                        `xml:"subnetId,omitempty"`

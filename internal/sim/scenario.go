@@ -119,13 +119,16 @@ type Instance struct {
 	Profile          string `json:"profile,omitempty"`
 	AssociationState string `json:"associationState,omitempty"` // associated (default) | associating
 	// DisableAPITermination is termination protection.
-	DisableAPITermination bool               `json:"disableApiTermination,omitempty"`
-	ShutdownBehavior      string             `json:"shutdownBehavior,omitempty"` // stop (default) | terminate
-	InstanceType          string             `json:"instanceType,omitempty"`     // default t3.micro
-	ImageID               string             `json:"imageId,omitempty"`          // default ami-0abcdef1234567890
-	Tags                  map[string]string  `json:"tags,omitempty"`
-	NetworkInterfaces     []NetworkInterface `json:"networkInterfaces,omitempty"`
-	Volumes               []Volume           `json:"volumes,omitempty"`
+	DisableAPITermination bool `json:"disableApiTermination,omitempty"`
+	// InstanceLifecycle is "spot" for a Spot Instance (DescribeInstances' instanceLifecycle), empty for On-Demand.
+	// EC2 refuses termination protection for Spot Instances.
+	InstanceLifecycle string             `json:"instanceLifecycle,omitempty"`
+	ShutdownBehavior  string             `json:"shutdownBehavior,omitempty"` // stop (default) | terminate
+	InstanceType      string             `json:"instanceType,omitempty"`     // default t3.micro
+	ImageID           string             `json:"imageId,omitempty"`          // default ami-0abcdef1234567890
+	Tags              map[string]string  `json:"tags,omitempty"`
+	NetworkInterfaces []NetworkInterface `json:"networkInterfaces,omitempty"`
+	Volumes           []Volume           `json:"volumes,omitempty"`
 }
 
 // NetworkInterface attached to an instance. Its subnet may be in another VPC of the same Availability Zone
