@@ -262,7 +262,9 @@ func (h *Preserve) deregisterAll(ctx context.Context, id string, vpcs []string, 
 	}
 	todo := slices.Clone(found)
 	for _, tg := range recorded {
-		if !slices.ContainsFunc(todo, func(f workflow.TargetRegistration) bool { return f.TargetGroupARN == tg.TargetGroupARN && f.Port == tg.Port }) {
+		if !slices.ContainsFunc(todo, func(f workflow.TargetRegistration) bool {
+			return f.TargetGroupARN == tg.TargetGroupARN && f.Port == tg.Port
+		}) {
 			todo = append(todo, tg)
 		}
 	}
