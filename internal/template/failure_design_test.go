@@ -352,7 +352,9 @@ func TestFailureDesignCheckerFindsMistakes(t *testing.T) {
 			state(m, "Notify failure", func(s *designState) { s.Retry = s.Retry[1:] })
 		}), "Notify failure: missing its retrier"},
 		"Notify failure caught": {mutate(func(m designMachine) {
-			state(m, "Notify failure", func(s *designState) { s.Catch = []catcher{{ErrorEquals: []string{"States.ALL"}, Next: "Isolation failed"}} })
+			state(m, "Notify failure", func(s *designState) {
+				s.Catch = []catcher{{ErrorEquals: []string{"States.ALL"}, Next: "Isolation failed"}}
+			})
 		}), "Notify failure has a Catch"},
 		"a task that is no redrive target": {mutate(func(m designMachine) {
 			state(m, "Resume at failed state", func(s *designState) {
