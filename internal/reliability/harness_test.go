@@ -391,6 +391,8 @@ var namedErrors = map[string]bool{
 	"InvalidEvent": true, "InvalidInput": true, "ConfigError": true, "InstanceNotFound": true,
 	"InstanceNotIsolatable": true, "AssociationPending": true, "ProfileNotReady": true, "GroupNotVisible": true,
 	"Throttled": true, "Transient": true, "AWSError": true, "IsolationFailed": true,
+	"ReleaseFailed": true, "NotIsolated": true, "RecordMissing": true,
+	"Superseded": true, "NotContained": true, "GroupMissing": true, "IsolationInProgress": true,
 	asl.ErrorTimeout: true,
 }
 
