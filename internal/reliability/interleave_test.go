@@ -179,16 +179,18 @@ func scheduleFaults(seed uint64, rate float64, mix string) sim.Faults {
 			add(sim.ErrorFault{Timeout: time.Hour})
 		}
 	}
-	return sim.Faults{Seed: seed, Errors: rules}
+	return sim.Faults{Seed: seed, Errors: rules, Latency: callLatency}
 }
+
+// callLatency: every call takes simulated time, so that the calls of concurrent executions interleave.
+var callLatency = sim.Latency{Default: 20 * time.Millisecond}
 
 // oneInstance is the fleet's instance of the given shape, alone, with a stopped spare instance holding the ENIs a
 // hand may move to it.
 func oneInstance(shape int) (sim.Scenario, fleetInstance) {
 	sc, fleetOf := fleet(4)
 	sc.Instances, fleetOf = sc.Instances[shape:shape+1], fleetOf[shape:shape+1]
-	// Every call takes simulated time, so that the calls of concurrent executions interleave.
-	sc.Faults.Latency.Default = 20 * time.Millisecond
+	sc.Faults.Latency = callLatency
 	sc.Instances = append(sc.Instances, sim.Instance{ID: spareInstance, SubnetID: subA2, State: "stopped",
 		NetworkInterfaces: []sim.NetworkInterface{
 			{ID: "eni-0000000000005a4e0", SubnetID: subA2, DeviceIndex: 0, Groups: []string{sgWeb}},
@@ -319,7 +321,7 @@ func (il *interleaver) play(ctx context.Context, s schedule) outcome {
 		case "faults":
 			srv.Update(func(a *sim.Account) { a.Faults = scheduleFaults(s.Seed, st.Rate, st.Mix) })
 		case "calm":
-			srv.Update(func(a *sim.Account) { a.Faults = sim.Faults{} })
+			srv.Update(func(a *sim.Account) { a.Faults = sim.Faults{Latency: callLatency} })
 		default:
 			if what := pl.hand(st); what != "" {
 				pl.mu.Lock()
