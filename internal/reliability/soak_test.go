@@ -101,16 +101,22 @@ func TestFaultSoak(t *testing.T) {
 	t.Parallel()
 	n, seed := soakSize(t), soakSeed(t)
 	begin := time.Now()
-	synctest.Test(t, func(t *testing.T) { faultSoak(t, n, seed) })
+	if os.Getenv("SOAK_CLOCK") == "scaled" {
+		// The soak as it was before the virtual clock, for comparison: simulated time 20 times real time, so
+		// task timeouts race the wall clock, and CPU starvation becomes simulated time.
+		t.Logf("SOAK_CLOCK=scaled: simulated time runs 20 times faster than the wall clock")
+		faultSoak(t, n, seed, defaultOptions())
+	} else {
+		synctest.Test(t, func(t *testing.T) { faultSoak(t, n, seed, virtualOptions()) })
+	}
 	t.Logf("real time: %s", time.Since(begin).Round(time.Millisecond))
 }
 
-func faultSoak(t *testing.T, n int, seed uint64) {
+func faultSoak(t *testing.T, n int, seed uint64, o options) {
 	t.Logf("fault soak: %d executions, seed %d (SOAK_SEED=%d SOAK_EXECUTIONS=%d go test -run '^TestFaultSoak$' -v ./internal/reliability reproduces the fault draws)", n, seed, seed, n)
 
 	sc, instances := fleet(n)
 	sc.Faults = soakFaults(seed)
-	o := virtualOptions()
 	o.seed = seed
 	e := newEnv(t, sc, o)
 	ctx := context.Background()
