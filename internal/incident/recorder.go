@@ -237,7 +237,9 @@ func (r *Recorder) Open(ctx context.Context, in workflow.OpenIncidentInput) (wor
 			if err != nil {
 				return nil, false, err
 			}
-			p.Missing = missingReason(in.Record)
+			if p.Missing = missingReason(in.Record); p.Missing != "" {
+				p.Record = placeholder(in.Record)
+			}
 			pre = &p
 			if p.Missing != "" {
 				log.Warn("no incident is open and the instance already shows isolation artifacts: the incident holds them as a placeholder until a genuine observation is recorded; a release is refused until then",
@@ -326,7 +328,9 @@ func (r *Recorder) Close(ctx context.Context, phase string, in workflow.NotifyIn
 					if err != nil {
 						return nil, false, err
 					}
-					p.Missing = missingReason(*in.Record)
+					if p.Missing = missingReason(*in.Record); p.Missing != "" {
+						p.Record = placeholder(*in.Record)
+					}
 					pre = &p
 				}
 				f.Incidents = append(f.Incidents, workflow.Incident{
