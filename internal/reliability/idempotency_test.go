@@ -158,7 +158,7 @@ func TestEveryStepTwice(t *testing.T) {
 			slices.Sort(states)
 			want := []string{"Apply isolation security group", "Attach isolation profile", "Disassociate profile",
 				"Ensure isolation security group", "Notify success", "Preserve evidence", "Record outcome",
-				"Record pre-isolation state", "Revoke credentials", "Snapshot volumes", "Validate and record"}
+				"Record pre-isolation state", "Revoke credentials", "Snapshot volumes", "Validate and record", "Verify containment"}
 			if diff := cmp.Diff(want, states); diff != "" {
 				t.Fatalf("tasks of a successful isolation (-want +got):\n%s", diff)
 			}
