@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/ec2-isolation/ec2-isolation/internal/asl"
+	"github.com/ec2-isolation/ec2-isolation/internal/citest"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -229,7 +230,7 @@ func TestRedriveTimedOut(t *testing.T) {
 func TestIsolationDefinitionFailureAndRedrive(t *testing.T) {
 	raw, err := os.ReadFile("../../statemachine/isolation.asl.json")
 	if err != nil {
-		t.Skipf("definition not present: %v", err)
+		citest.Skipf(t, "definition not present: %v", err)
 	}
 	subs := map[string]string{}
 	for _, n := range regexp.MustCompile(`\$\{(\w+)\}`).FindAllStringSubmatch(string(raw), -1) {
