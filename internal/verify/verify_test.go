@@ -523,3 +523,41 @@ func actions(cs []workflow.Change) []string {
 	slices.Sort(out)
 	return out
 }
+
+// Issue 12 case 3, the read-back's side: where a foreign group holds the isolation group's name, the isolation
+// group is ec2-isolation's group under another name (tagged as a managed isolation group). An ENI attached in
+// that VPC goes on it; the foreign group is neither used nor changed.
+func TestForeignGroupHoldsTheName(t *testing.T) {
+	sc := scenario()
+	sc.SecurityGroups = append(sc.SecurityGroups,
+		sim.SecurityGroup{ID: "sg-0f0", VpcID: vpcB, Name: groupName, Description: "someone else's",
+			Ingress: []sim.Rule{{Protocol: "-1", CIDR: "0.0.0.0/0"}}},
+		sim.SecurityGroup{ID: "sg-0d0", VpcID: vpcB, Name: groupName + "-2", Description: "ours", Egress: []sim.Rule{},
+			Tags: map[string]string{secgroup.TagManaged: "true", secgroup.TagRole: "isolation"}})
+	srv := simtest.Start(t, sc)
+	in := isolate(t, srv, secgroup.ModeDirect)
+	srv.Update(func(a *sim.Account) {
+		_ = a.DetachNetworkInterface("eni-0b9")
+		if err := a.AttachNetworkInterface("eni-0b9", instance, 2); err != nil {
+			t.Fatal(err)
+		}
+	})
+	srv.ResetCalls()
+	out, err := verifier(srv, secgroup.ModeDirect).Handle(context.Background(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := read(t, srv)
+	if got := r.enis()["eni-0b9"]; !slices.Equal(got, []string{"sg-0d0"}) {
+		t.Errorf("eni-0b9 carries %v, want only sg-0d0", got)
+	}
+	if got := verifyCalls(srv); !slices.Equal(got, []string{"ModifyNetworkInterfaceAttribute"}) {
+		t.Errorf("mutating calls %v, want eni-0b9 modified only", got)
+	}
+	if len(r.group("sg-0f0").IpPermissions) != 1 {
+		t.Error("the foreign group was changed")
+	}
+	if !out.Contained || len(out.Added) != 1 || out.Added[0].ID != "eni-0b9" {
+		t.Errorf("%+v", out)
+	}
+}
