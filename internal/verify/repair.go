@@ -37,7 +37,7 @@ func (v *verification) repair(ctx context.Context, rb *readBack, problems []prob
 		}
 	}
 	if len(vpcs) > 0 {
-		out, err := v.h.ensure.Handle(ctx, workflow.EnsureGroupsInput{InstanceID: v.in.InstanceID, ExecutionName: v.in.ExecutionName,
+		out, err := v.ensure.Handle(ctx, workflow.EnsureGroupsInput{InstanceID: v.in.InstanceID, ExecutionName: v.in.ExecutionName,
 			VpcIDs: vpcs, Rerun: workflow.Rerun{Attempt: 1}})
 		if err != nil {
 			v.log.Error("ensure isolation groups", "vpcs", vpcs, "error", err)
