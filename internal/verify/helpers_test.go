@@ -103,7 +103,7 @@ func advance(srv *sim.Server, d time.Duration) {
 
 // isolate runs the real containment steps (Validate and record, Ensure, Apply, Disassociate, Attach), each with
 // its own caller, and returns the input "Verify containment" gets after them.
-func isolate(t *testing.T, srv *sim.Server, mode secgroup.Mode) workflow.VerifyInput {
+func isolate(t testing.TB, srv *sim.Server, mode secgroup.Mode) workflow.VerifyInput {
 	t.Helper()
 	ctx := context.Background()
 	gs := secgroup.Settings{GroupName: groupName, Mode: mode}
@@ -170,17 +170,19 @@ func tagEvent(id string) workflow.TagEvent {
 
 // reader reads the account back through the SDK, as a user would.
 type reader struct {
-	t   *testing.T
+	t   testing.TB
 	ec2 *ec2.Client
 }
 
 func read(t *testing.T, srv *sim.Server) reader { return reader{t, client(srv, "test")} }
 
 // enis returns the groups of every ENI attached to the instance, by ENI id.
-func (r reader) enis() map[string][]string {
+func (r reader) enis() map[string][]string { return r.enisOf(instance) }
+
+func (r reader) enisOf(id string) map[string][]string {
 	r.t.Helper()
 	out, err := r.ec2.DescribeNetworkInterfaces(context.Background(), &ec2.DescribeNetworkInterfacesInput{
-		Filters: []types.Filter{{Name: aws.String("attachment.instance-id"), Values: []string{instance}}}})
+		Filters: []types.Filter{{Name: aws.String("attachment.instance-id"), Values: []string{id}}}})
 	if err != nil {
 		r.t.Fatalf("describe network interfaces: %v", err)
 	}
@@ -291,10 +293,10 @@ func isoGroup(t *testing.T, in workflow.VerifyInput) string {
 	return ""
 }
 
-func start(t *testing.T) *sim.Server { return startWith(t, scenario()) }
+func start(t testing.TB) *sim.Server { return startWith(t, scenario()) }
 
 // startWith serves sc on a virtual clock.
-func startWith(t *testing.T, sc sim.Scenario) *sim.Server {
+func startWith(t testing.TB, sc sim.Scenario) *sim.Server {
 	t.Helper()
 	clock := sim.NewManualClock(time.Date(2026, 12, 5, 6, 0, 0, 0, time.UTC))
 	srv, err := sim.Start(sc, sim.WithClock(clock))

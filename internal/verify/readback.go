@@ -132,8 +132,9 @@ func (v *verification) read(ctx context.Context) (*readBack, error) {
 	}
 	var missing []string
 	for _, vpc := range rb.vpcs() {
+		// Only a group ec2-isolation manages: the roles may put an ENI on no other (and the input could be wrong).
 		g, ok := v.known[vpc]
-		if sg, found := rb.groups[g.IsolationGroupID]; ok && found && aws.ToString(sg.VpcId) == vpc {
+		if sg, found := rb.groups[g.IsolationGroupID]; ok && found && aws.ToString(sg.VpcId) == vpc && secgroup.Managed(&sg) {
 			rb.iso[vpc] = g.IsolationGroupID
 			continue
 		}
