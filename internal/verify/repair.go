@@ -52,7 +52,7 @@ func (v *verification) repair(ctx context.Context, rb *readBack, problems []prob
 	}
 
 	// Every ENI not on exactly its VPC's isolation group goes on it, all at once. In untrack-first mode too: see
-	// New (the allow-all group is for the first containment of tracked flows only).
+	// Handle (the allow-all group is for the first containment of tracked flows only).
 	var (
 		wg sync.WaitGroup
 		mu sync.Mutex
