@@ -55,6 +55,7 @@ var allPass = map[string]string{
 	"apply group to ENI0":                      "pass",
 	"apply group to ENI1":                      "pass",
 	"snapshot 2 volumes":                       "pass",
+	"tag Isolate=true":                         "pass",
 	"detach instance profile":                  "unverified",
 	"attach isolation profile":                 "unverified",
 	"pass isolation role":                      "unverified",
@@ -131,7 +132,7 @@ func TestPreflightOnMotoFindsWhatIsWrong(t *testing.T) {
 			},
 			want: map[string]string{"instance INSTANCE": "", "instance i-0123456789abcdef0": "fail",
 				`group "ec2-isolation-quarantine" in VPC0`: "", `group "ec2-isolation-quarantine" in VPC1`: "",
-				"apply group to ENI0": "", "apply group to ENI1": "", "snapshot 2 volumes": "",
+				"apply group to ENI0": "", "apply group to ENI1": "", "snapshot 2 volumes": "", "tag Isolate=true": "",
 				"detach instance profile": "", "attach isolation profile": "", "pass isolation role": ""},
 		},
 		{

@@ -178,7 +178,9 @@ func Seed(ctx context.Context, c Clients, o SeedOptions) (Seeded, error) {
 			{DeviceName: aws.String("/dev/xvda"), Ebs: &types.EbsBlockDevice{VolumeSize: aws.Int32(8)}},
 			{DeviceName: aws.String("/dev/sdf"), Ebs: &types.EbsBlockDevice{VolumeSize: aws.Int32(4)}},
 		},
-		TagSpecifications: nameTag(types.ResourceTypeInstance, "web-1"),
+		// Tagged as the responder does before the event: the workflow acts on the instance's current tag.
+		TagSpecifications: []types.TagSpecification{{ResourceType: types.ResourceTypeInstance, Tags: []types.Tag{
+			{Key: aws.String("Name"), Value: aws.String("web-1")}, {Key: aws.String("Isolate"), Value: aws.String("true")}}}},
 	}
 	if o.LaunchGroups {
 		run.SubnetId, run.SecurityGroupIds = aws.String(s.Subnets[0]), []string{s.Groups[0]}

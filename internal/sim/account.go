@@ -64,6 +64,7 @@ type sgRule struct {
 	protocol            string
 	from, to            int32
 	cidr, cidr6, peerSG string
+	prefixList          string
 	desc                string
 }
 
@@ -76,6 +77,7 @@ type instance struct {
 	id, state, imageID, itype string
 	subnetID, vpcID, az       string
 	disableAPITermination     bool
+	lifecycle                 string // "spot" or empty (On-Demand)
 	shutdown                  string
 	launch                    time.Time
 	bdms                      []*bdm
@@ -295,7 +297,7 @@ func newAccount(sc Scenario, clock Clock) (*Account, error) {
 
 func (a *Account) seedInstance(in Instance, past time.Time) error {
 	inst := &instance{id: in.ID, state: in.State, imageID: in.ImageID, itype: in.InstanceType,
-		disableAPITermination: in.DisableAPITermination, shutdown: in.ShutdownBehavior, launch: past}
+		disableAPITermination: in.DisableAPITermination, lifecycle: in.InstanceLifecycle, shutdown: in.ShutdownBehavior, launch: past}
 	if inst.state == "" {
 		inst.state = "running"
 	}
@@ -471,6 +473,15 @@ func (sc *Scenario) validate() error {
 		}
 		if in.AssociationState != "" && in.Profile == "" {
 			return fmt.Errorf("instance %s: associationState without profile", in.ID)
+		}
+		switch in.InstanceLifecycle {
+		case "":
+		case "spot":
+			if in.DisableAPITermination {
+				return fmt.Errorf("instance %s: a Spot Instance cannot have disableApiTermination", in.ID)
+			}
+		default:
+			return fmt.Errorf("instance %s: instanceLifecycle must be spot or empty (On-Demand)", in.ID)
 		}
 		if in.SubnetID != "" {
 			if _, ok := subnets[in.SubnetID]; !ok {
@@ -705,13 +716,16 @@ func (sc *Scenario) region() string {
 
 func validateRule(r Rule) error {
 	peers := 0
-	for _, p := range []string{r.CIDR, r.IPv6CIDR, r.GroupID} {
+	for _, p := range []string{r.CIDR, r.IPv6CIDR, r.GroupID, r.PrefixListID} {
 		if p != "" {
 			peers++
 		}
 	}
 	if peers != 1 {
-		return fmt.Errorf("rule %+v: exactly one of cidr, ipv6Cidr, groupId", r)
+		return fmt.Errorf("rule %+v: exactly one of cidr, ipv6Cidr, groupId, prefixListId", r)
+	}
+	if r.PrefixListID != "" && !wellFormed("pl", r.PrefixListID) {
+		return fmt.Errorf("rule %+v: prefixListId is not a prefix list id (pl-…)", r)
 	}
 	if r.Protocol == "" {
 		return fmt.Errorf("rule %+v: no protocol", r)
@@ -782,7 +796,7 @@ func (a *Account) ruleFrom(r Rule, egress bool) *sgRule {
 		from, to = -1, -1
 	}
 	return &sgRule{id: a.newID("sgr"), egress: egress, protocol: r.Protocol, from: from, to: to,
-		cidr: r.CIDR, cidr6: r.IPv6CIDR, peerSG: r.GroupID, desc: r.Description}
+		cidr: r.CIDR, cidr6: r.IPv6CIDR, peerSG: r.GroupID, prefixList: r.PrefixListID, desc: r.Description}
 }
 
 func (a *Account) groupByName(vpcID, name string) *secGroup {
@@ -999,4 +1013,37 @@ func (a *Account) NetworkInterfaceGroups(eniID string) []string {
 // SetTag sets a tag on any resource.
 func (a *Account) SetTag(resourceID, key, value string) {
 	a.setTags(resourceID, map[string]string{key: value})
+}
+
+// AddIngressRule adds an inbound rule to a security group as another actor would (a responder by hand).
+func (a *Account) AddIngressRule(groupID string, r Rule) error {
+	g := a.groups.get(groupID)
+	if g == nil {
+		return fmt.Errorf("no security group %s", groupID)
+	}
+	g.ingress = append(g.ingress, a.ruleFrom(r, false))
+	return nil
+}
+
+// SetNetworkInterfaceGroups replaces an ENI's security groups as another actor would.
+func (a *Account) SetNetworkInterfaceGroups(eniID string, groups []string) error {
+	e := a.enis.get(eniID)
+	if e == nil {
+		return fmt.Errorf("no network interface %s", eniID)
+	}
+	for _, id := range groups {
+		if g := a.groups.get(id); g == nil || g.vpcID != e.vpcID {
+			return fmt.Errorf("security group %s is not in the VPC of %s", id, eniID)
+		}
+	}
+	e.groups = slices.Clone(groups)
+	return nil
+}
+
+// SecurityGroupID is the id of the group named name in vpcID, "" if there is none.
+func (a *Account) SecurityGroupID(vpcID, name string) string {
+	if g := a.groupByName(vpcID, name); g != nil {
+		return g.id
+	}
+	return ""
 }
