@@ -232,8 +232,10 @@ func (h *Apply) isolate(ctx context.Context, ch *changes, enis []*eni) {
 }
 
 // visibleAttempts bounds how long Apply takes InvalidGroup.NotFound for a group this execution's Ensure just
-// created as "not visible yet" (GroupNotVisible, retried by the state machine) rather than "deleted".
-const visibleAttempts = 3
+// created as "not visible yet" (GroupNotVisible, retried by the state machine) rather than "deleted": the
+// definition's retries of GroupNotVisible (1 s, doubling, full jitter) wait about 12 s on average over the first
+// five, where EC2's eventual consistency is normally a second.
+const visibleAttempts = 5
 
 // applyError is the step's error for the ENIs that failed, naming every failed ENI. EC2 answers
 // InvalidGroup.NotFound ("The specified security group does not exist",
