@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/ec2-isolation/ec2-isolation/internal/asl"
+	"github.com/ec2-isolation/ec2-isolation/internal/citest"
 )
 
 // task wraps extra fields into a one-Task machine.
@@ -100,7 +101,7 @@ func TestLoadSubstitutesBeforeParsing(t *testing.T) {
 func TestLoadIsolationDefinition(t *testing.T) {
 	def, err := os.ReadFile("../../statemachine/isolation.asl.json")
 	if err != nil {
-		t.Skipf("definition not present: %v", err)
+		citest.Skipf(t, "definition not present: %v", err)
 	}
 	subs := map[string]string{}
 	for _, n := range regexp.MustCompile(`\$\{(\w+)FunctionArn\}`).FindAllStringSubmatch(string(def), -1) {

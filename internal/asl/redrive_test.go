@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/ec2-isolation/ec2-isolation/internal/asl"
+	"github.com/ec2-isolation/ec2-isolation/internal/citest"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -229,7 +230,7 @@ func TestRedriveTimedOut(t *testing.T) {
 func TestIsolationDefinitionFailureAndRedrive(t *testing.T) {
 	raw, err := os.ReadFile("../../statemachine/isolation.asl.json")
 	if err != nil {
-		t.Skipf("definition not present: %v", err)
+		citest.Skipf(t, "definition not present: %v", err)
 	}
 	subs := map[string]string{}
 	for _, n := range regexp.MustCompile(`\$\{(\w+)\}`).FindAllStringSubmatch(string(raw), -1) {
@@ -272,6 +273,7 @@ func TestIsolationDefinitionFailureAndRedrive(t *testing.T) {
 		"RecordIncidentFunctionArn":         returns(map[string]any{"bucket": "b", "key": "k", "preIsolation": map[string]any{"record": record}}),
 		"RevokeCredentialsFunctionArn":      returns(map[string]any{"roles": []any{}}),
 		"PreserveEvidenceFunctionArn":       returns(map[string]any{"changes": []any{}}),
+		"VerifyContainmentFunctionArn":      returns(map[string]any{"contained": true}),
 	})
 	event, err := os.ReadFile("../../events/isolate.json")
 	if err != nil {

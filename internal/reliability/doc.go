@@ -5,9 +5,18 @@
 //
 //   - soak_test.go: executions under random throttling, 5xx answers and timeouts (some of them applied, their
 //     answer lost); each ends isolated, or failed and notified then isolated by a redrive. go test runs a short
-//     soak; SOAK_EXECUTIONS=500 (or -soak.long) the long one. SOAK_SEED reproduces a run.
+//     soak; SOAK_EXECUTIONS=500 (or -soak.long) the long one. The seed is fixed (SOAK_SEED tries another).
+//   - interleave_test.go: generated schedules of isolation and release executions for one instance, redrives,
+//     hand changes and fault windows, each in its own simulated account, with checks (a)-(e) after each;
+//     INTERLEAVE_SEED replays one schedule.
+//
+// The soak and the interleavings run in a testing/synctest bubble: simulated time only advances when every
+// goroutine waits, so CPU load cannot change what they find (cpuhog is what CI runs beside them to show it).
+// The seed fixes each schedule and the fault draws; which concurrent call meets which draw still depends on
+// the order the calls arrive in, so a rerun of a seed replays the same schedule, not necessarily the same
+// interleaving of calls within one simulated instant.
 //   - hostile_test.go: malformed and hostile events, and the account changing under a running execution.
 //   - idempotency_test.go: every step twice, a redrive from every state, concurrent executions for one instance.
 //
-// The package has no non-test code.
+// The package has no non-test code but the cpuhog command.
 package reliability

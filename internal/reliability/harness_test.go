@@ -119,6 +119,8 @@ func fleet(n int) (sim.Scenario, []fleetInstance) {
 
 // options of an environment.
 type options struct {
+	// virtual: the test runs in a testing/synctest bubble (see virtualOptions); speed is then 1.
+	virtual bool
 	// speed: simulated time (the account's delays, the engine's retry waits and task timeouts) runs this many
 	// times faster than real time.
 	speed float64
@@ -143,10 +145,18 @@ func defaultOptions() options {
 	return options{speed: speed, attemptTimeout: awscfg.AttemptTimeout / speed, seed: 1}
 }
 
+// virtualOptions: the environment lives in a testing/synctest bubble (run the test body with synctest.Test),
+// whose clock only advances when every goroutine of the bubble waits (a timer, a channel: the simulator is
+// served over pipes, sim.WithPipes). Computing takes no simulated time, so CPU load cannot turn into task
+// timeouts or refilled token buckets: the product's real timeouts (awscfg.AttemptTimeout, the definition's
+// TimeoutSeconds) apply as deployed, and only the simulated delays and withheld answers make them expire.
+func virtualOptions() options {
+	return options{virtual: true, speed: 1, attemptTimeout: awscfg.AttemptTimeout, seed: 1}
+}
+
 // env is a simulated account with the workflow deployed twice: connection tracking direct and untrack-first.
 type env struct {
 	srv      *sim.Server
-	clock    *sim.ScaledClock
 	runners  map[secgroup.Mode]*runner.Runner
 	reader   *ec2.Client
 	topicARN string
@@ -171,17 +181,26 @@ func (c countingTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 
 func newEnv(t testing.TB, sc sim.Scenario, o options) *env {
 	t.Helper()
-	clock := sim.NewScaledClock(o.speed)
-	srv, err := sim.Start(sc, sim.WithClock(clock))
+	var (
+		simOpt sim.Option
+		engine asl.Options
+	)
+	if o.virtual {
+		// The bubble's time package is the virtual clock: the simulator's RealClock and the engine's defaults.
+		simOpt = sim.WithInProcess()
+	} else {
+		clock := sim.NewScaledClock(o.speed)
+		simOpt, engine = sim.WithClock(clock), asl.Scaled(o.speed, clock.Now)
+	}
+	srv, err := sim.Start(sc, simOpt)
 	if err != nil {
 		t.Fatalf("start simulator: %v", err)
 	}
 	t.Cleanup(srv.Close)
-	e := &env{srv: srv, clock: clock, runners: map[secgroup.Mode]*runner.Runner{},
+	e := &env{srv: srv, runners: map[secgroup.Mode]*runner.Runner{},
 		reader:   ec2.NewFromConfig(srv.AWSConfig("reliability-test")),
 		topicARN: fmt.Sprintf("arn:aws:sns:%s:%s:%s", region, account, topicName)}
 	rng := &lockedRand{r: rand.New(rand.NewPCG(o.seed, o.seed^0x5eed))}
-	engine := asl.Scaled(o.speed, clock.Now)
 	engine.Rand = rng.Float64
 	engine.OnEvent = o.onEvent
 	if o.profileName == "" {
@@ -372,6 +391,8 @@ var namedErrors = map[string]bool{
 	"InvalidEvent": true, "InvalidInput": true, "ConfigError": true, "InstanceNotFound": true,
 	"InstanceNotIsolatable": true, "AssociationPending": true, "ProfileNotReady": true, "GroupNotVisible": true,
 	"Throttled": true, "Transient": true, "AWSError": true, "IsolationFailed": true,
+	"ReleaseFailed": true, "NotIsolated": true, "RecordMissing": true,
+	"Superseded": true, "NotContained": true, "GroupMissing": true, "IsolationInProgress": true,
 	asl.ErrorTimeout: true,
 }
 

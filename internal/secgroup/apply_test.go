@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
+	"github.com/ec2-isolation/ec2-isolation/internal/citest"
 	"github.com/ec2-isolation/ec2-isolation/internal/secgroup"
 	"github.com/ec2-isolation/ec2-isolation/internal/sim"
 	"github.com/ec2-isolation/ec2-isolation/internal/steperr"
@@ -317,7 +318,7 @@ func TestApplyRefusesAnInstanceWithoutENI(t *testing.T) {
 				}
 			})
 			if left := newReader(t, srv).eniGroups(oneENI); len(left) != 0 {
-				t.Skipf("sim: a terminated instance keeps its ENIs attached: %v", left)
+				citest.Skipf(t, "sim: a terminated instance keeps its ENIs attached: %v", left)
 			}
 			srv.ResetCalls()
 			_, err := newApply(t, srv, "apply", secgroup.ModeDirect).Handle(context.Background(), in)

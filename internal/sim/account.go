@@ -1014,3 +1014,36 @@ func (a *Account) NetworkInterfaceGroups(eniID string) []string {
 func (a *Account) SetTag(resourceID, key, value string) {
 	a.setTags(resourceID, map[string]string{key: value})
 }
+
+// AddIngressRule adds an inbound rule to a security group as another actor would (a responder by hand).
+func (a *Account) AddIngressRule(groupID string, r Rule) error {
+	g := a.groups.get(groupID)
+	if g == nil {
+		return fmt.Errorf("no security group %s", groupID)
+	}
+	g.ingress = append(g.ingress, a.ruleFrom(r, false))
+	return nil
+}
+
+// SetNetworkInterfaceGroups replaces an ENI's security groups as another actor would.
+func (a *Account) SetNetworkInterfaceGroups(eniID string, groups []string) error {
+	e := a.enis.get(eniID)
+	if e == nil {
+		return fmt.Errorf("no network interface %s", eniID)
+	}
+	for _, id := range groups {
+		if g := a.groups.get(id); g == nil || g.vpcID != e.vpcID {
+			return fmt.Errorf("security group %s is not in the VPC of %s", id, eniID)
+		}
+	}
+	e.groups = slices.Clone(groups)
+	return nil
+}
+
+// SecurityGroupID is the id of the group named name in vpcID, "" if there is none.
+func (a *Account) SecurityGroupID(vpcID, name string) string {
+	if g := a.groupByName(vpcID, name); g != nil {
+		return g.id
+	}
+	return ""
+}

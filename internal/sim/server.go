@@ -64,6 +64,7 @@ type Server struct {
 	srv        *http.Server
 	url        string
 	closing    sync.Once
+	inProcess  bool // WithInProcess: no listener
 }
 
 // Option configures a Server.
@@ -84,6 +85,11 @@ func Start(sc Scenario, opts ...Option) (*Server, error) {
 	}
 	s.acct = acct
 	s.faults = newFaultState(acct.Faults)
+	if s.inProcess {
+		// An IP host, so that the S3 client addresses buckets path-style as with a loopback server.
+		s.url = "http://127.0.0.1:1"
+		return s, nil
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("sim: listen: %w", err)
@@ -102,6 +108,9 @@ func (s *Server) URL() string { return s.url }
 // and never used (which a graceful Shutdown would wait 5 s for). Requests still running get a closed connection.
 func (s *Server) Close() {
 	s.closing.Do(func() {
+		if s.srv == nil {
+			return
+		}
 		_ = s.srv.Close()
 		s.mu.Lock()
 		for _, tr := range s.transports {
@@ -125,10 +134,14 @@ func (s *Server) AWSConfig(caller string) aws.Config {
 		caller = "AKIDSIMULATOR"
 	}
 	// Each config has its own connection pool, closed with the server.
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	s.mu.Lock()
-	s.transports = append(s.transports, tr)
-	s.mu.Unlock()
+	var tr http.RoundTripper = inProcessTransport{s}
+	if !s.inProcess {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		s.mu.Lock()
+		s.transports = append(s.transports, t)
+		s.mu.Unlock()
+		tr = t
+	}
 	return aws.Config{
 		Region:       s.acct.region,
 		BaseEndpoint: aws.String(s.url),
@@ -315,6 +328,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // withhold holds a timed-out request for d of the server's time, or until the client gives up.
 func (s *Server) withhold(ctx context.Context, d time.Duration) {
+	if _, ok := s.clock.(RealClock); ok {
+		// A timer stops with the request: no goroutine outlives it (a testing/synctest bubble requires that).
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		return
+	}
 	slept := make(chan struct{})
 	go func() {
 		s.clock.Sleep(d)
