@@ -49,7 +49,6 @@ var unreachable = map[string]map[string]string{
 // code calls exactly what the role allows).
 var pending = map[string]string{
 	"verify-containment": "internal/verify is a placeholder that answers contained without a call (slice V)",
-	"preserve-evidence":  "Preserve evidence gets Validate's record instead of the incident's pre-isolation state; the handler reading it is slice C's",
 	// Its Auto Scaling group and target groups come from Record pre-isolation state, which now runs beside
 	// Preserve evidence: until slice C's Observed lands, the record may miss what Preserve evidence detached (a
 	// race, so a run may also match: see racy).

@@ -297,7 +297,7 @@ var wantActions = map[string][]string{
 	"revoke-credentials": {"iam:GetInstanceProfile", "iam:GetRolePolicy", "iam:PutRolePolicy"},
 	"preserve-evidence": {"autoscaling:DescribeAutoScalingInstances", "autoscaling:DetachInstances",
 		"ec2:DescribeInstanceAttribute", "ec2:ModifyInstanceAttribute", "elasticloadbalancing:DeregisterTargets",
-		"elasticloadbalancing:DescribeTargetHealth"},
+		"elasticloadbalancing:DescribeTargetGroups", "elasticloadbalancing:DescribeTargetHealth"},
 	// The read-back, and containing again what it finds open (Apply's, Ensure's and Attach's calls, never
 	// AuthorizeSecurityGroup*: it only removes rules).
 	"verify-containment": {"ec2:AssociateIamInstanceProfile", "ec2:CreateSecurityGroup", "ec2:CreateTags",
