@@ -179,7 +179,7 @@ func scheduleFaults(seed uint64, rate float64, mix string) sim.Faults {
 			add(sim.ErrorFault{Timeout: time.Hour})
 		}
 	}
-	return sim.Faults{Seed: seed, Errors: rules, Latency: callLatency}
+	return sim.Faults{Seed: seed, Keyed: true, Errors: rules, Latency: callLatency}
 }
 
 // callLatency: every call takes simulated time, so that the calls of concurrent executions interleave.
@@ -220,6 +220,17 @@ func (routedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return tr.RoundTrip(req)
 }
 
+// midJitter is awscfg.FullJitter's backoff without the randomness: the middle of its range.
+type midJitter struct{ Base, Max time.Duration }
+
+func (b midJitter) BackoffDelay(attempt int, _ error) (time.Duration, error) {
+	ceiling := b.Max
+	if d := b.Base << min(attempt, 30); d > 0 && d < ceiling {
+		ceiling = d
+	}
+	return ceiling / 2, nil
+}
+
 // interleaver holds the runners every schedule shares.
 type interleaver struct {
 	isolation, release *runner.Runner
@@ -238,14 +249,15 @@ func newInterleaver(t *testing.T) *interleaver {
 				return aws.Config{
 					Region: region, BaseEndpoint: aws.String("http://127.0.0.1:1"),
 					Credentials: credentials.NewStaticCredentialsProvider(function, "simulated-secret", ""),
-					Retryer: func() aws.Retryer {
-						return awscfg.Retryer(awscfg.FullJitter{Base: time.Millisecond, Max: 20 * time.Millisecond})
-					},
+					Retryer: func() aws.Retryer { return awscfg.Retryer(midJitter{Base: time.Millisecond, Max: 20 * time.Millisecond}) },
 					HTTPClient: &http.Client{Transport: routedTransport{}, Timeout: awscfg.AttemptTimeout},
 				}
 			},
 			Env: stackenv.Getenv(vars),
 			Log: slog.New(slog.NewJSONHandler(io.Discard, nil)),
+			// Replayable: the retriers' full jitter draws the middle of its range (a shared random source would
+			// make a schedule's timing depend on the others').
+			Engine: asl.Options{Rand: func() float64 { return 0.5 }},
 		})
 		if err != nil {
 			t.Fatalf("runner: %v", err)
