@@ -289,7 +289,9 @@ type runRecord struct {
 type outcome struct {
 	s          schedule
 	violations []string
-	execs      []*execution
+	// What the runs were, kept small: 2,000 schedules' histories would not fit in memory.
+	executions, runs, succeeded, failed int
+	summary                             string // runsSummary, for a failed schedule
 }
 
 // handChange is a change a hand made, at a simulated time.
@@ -706,7 +708,23 @@ func fleetENI(shape, k int) string { return fmt.Sprintf("eni-%017x", 0xe0000000+
 
 // check runs the checks over the played schedule.
 func (pl *player) check(ctx context.Context) outcome {
-	o := outcome{s: pl.s, execs: pl.execs}
+	o := outcome{s: pl.s, executions: len(pl.execs)}
+	for _, e := range pl.execs {
+		for _, r := range e.runs {
+			o.runs++
+			switch r.Status {
+			case asl.StatusSucceeded:
+				o.succeeded++
+			case asl.StatusFailed:
+				o.failed++
+			}
+		}
+	}
+	defer func() {
+		if len(o.violations) > 0 {
+			o.summary = runsSummary(pl.execs)
+		}
+	}()
 	bad := func(format string, a ...any) { o.violations = append(o.violations, fmt.Sprintf(format, a...)) }
 
 	// (a) and (c), on the read-backs made at the end of each SUCCEEDED run.
@@ -911,18 +929,7 @@ func TestInterleavings(t *testing.T) {
 		execs, runs, succeeded, fail int
 	)
 	for _, o := range outcomes {
-		for _, e := range o.execs {
-			execs++
-			for _, r := range e.runs {
-				runs++
-				switch r.Status {
-				case asl.StatusSucceeded:
-					succeeded++
-				case asl.StatusFailed:
-					fail++
-				}
-			}
-		}
+		execs, runs, succeeded, fail = execs+o.executions, runs+o.runs, succeeded+o.succeeded, fail+o.failed
 		if len(o.violations) == 0 {
 			continue
 		}
@@ -938,7 +945,7 @@ func TestInterleavings(t *testing.T) {
 		failedSeeds = append(failedSeeds, fmt.Sprintf("%d(%s)", o.s.Seed, strings.Join(letters, "")))
 		if failed <= maxReported {
 			t.Errorf("schedule %d failed (INTERLEAVE_SEED=%d go test -run '^TestInterleavings$' -v ./internal/reliability):\n  %s\n  schedule: %s\n  runs: %s",
-				o.s.Seed, o.s.Seed, strings.Join(o.violations, "\n  "), o.s, runsSummary(o.execs))
+				o.s.Seed, o.s.Seed, strings.Join(o.violations, "\n  "), o.s, o.summary)
 		}
 	}
 	if failed > 0 {
