@@ -720,11 +720,7 @@ func (pl *player) check(ctx context.Context) outcome {
 			}
 		}
 	}
-	defer func() {
-		if len(o.violations) > 0 {
-			o.summary = runsSummary(pl.execs)
-		}
-	}()
+
 	bad := func(format string, a ...any) { o.violations = append(o.violations, fmt.Sprintf(format, a...)) }
 
 	// (a) and (c), on the read-backs made at the end of each SUCCEEDED run.
@@ -812,6 +808,9 @@ func (pl *player) check(ctx context.Context) outcome {
 				bad("e: %s: a task failed with an unnamed error: %s", e.Name, u)
 			}
 		}
+	}
+	if len(o.violations) > 0 {
+		o.summary = runsSummary(pl.execs)
 	}
 	return o
 }
