@@ -24,6 +24,7 @@ FUNCTIONS := \
 	RecordIncidentFunction:record-incident \
 	RevokeCredentialsFunction:revoke-credentials \
 	PreserveEvidenceFunction:preserve-evidence \
+	VerifyContainmentFunction:verify-containment \
 	ReadIncidentRecordFunction:read-incident-record \
 	RestoreSecurityGroupsFunction:restore-security-groups \
 	RestoreInstanceProfileFunction:restore-instance-profile \

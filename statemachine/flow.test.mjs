@@ -37,6 +37,13 @@ const attach = { associationId: 'iip-assoc-2', changed: true };
 const revoke = { roles: [{ roleName: 'web', policyName: `ec2-isolation-revoke-${record.instanceId}`, changed: true }] };
 const preserve = { changes: [{ step: 'Preserve evidence', resource: record.instanceId, action: 'ModifyInstanceAttribute' }] };
 const snapshot = { snapshots: [{ snapshotId: 'snap-1', volumeId: 'vol-1' }], created: true };
+const verify = {
+  contained: true,
+  networkInterfaces: [{ networkInterfaceId: 'eni-1', vpcId: 'vpc-1', groups: ['sg-1'], isolationGroupId: 'sg-1' }],
+  groups: [{ vpcId: 'vpc-1', groupId: 'sg-1', ingress: 0, egress: 0 }],
+  associations: [{ associationId: 'iip-assoc-2', profileArn: 'arn:aws:iam::123456789012:instance-profile/quarantine', state: 'associated' }],
+  rounds: 1,
+};
 
 const ok = {
   'Validate and record': record,
@@ -47,6 +54,7 @@ const ok = {
   'Attach isolation profile': attach,
   'Revoke credentials': revoke,
   'Preserve evidence': preserve,
+  'Verify containment': verify,
   'Snapshot volumes': snapshot,
   'Record outcome': recorded,
 };
@@ -54,7 +62,7 @@ const setup = (fail = {}, results = {}) => stubs(TASKS, { ...ok, ...results }, '
 const runIsolation = (handlers, opts = {}) => run(definition, handlers, { input: event, ...opts });
 
 const common = { workflow: 'isolation', executionName: 'exec-1', executionArn: exec.Id };
-const all = { record, incident, disassociate, attach, revoke, preserve, groups, apply, snapshot };
+const all = { record, incident, disassociate, attach, revoke, preserve, groups, apply, verify, snapshot };
 
 test('success: every task gets exactly its workflow input; the outcome is recorded, then Notify success reports every output', async () => {
   const { calls, handlers } = setup();
@@ -64,7 +72,7 @@ test('success: every task gets exactly its workflow input; the outcome is record
   const inst = { instanceId: record.instanceId, executionName: 'exec-1', reason: record.reason };
   assert.deepEqual(ins('Validate and record'), [{ event, executionName: 'exec-1' }]);
   assert.deepEqual(ins('Ensure isolation security group'), [
-    { instanceId: record.instanceId, executionName: 'exec-1', vpcIds: record.vpcIds, record, attempt: 0, redriveCount: 0 },
+    { instanceId: record.instanceId, executionName: 'exec-1', vpcIds: record.vpcIds, record, groupMissing: null, previous: null, attempt: 0, redriveCount: 0 },
   ]);
   assert.deepEqual(ins('Apply isolation security group'), [
     { instanceId: record.instanceId, executionName: 'exec-1', record, ensured: groups, attempt: 0, redriveCount: 0 },
@@ -75,8 +83,9 @@ test('success: every task gets exactly its workflow input; the outcome is record
   assert.deepEqual(ins('Revoke credentials'), [
     { instanceId: record.instanceId, instanceArn: record.instanceArn, executionName: 'exec-1', profileArn },
   ]);
-  assert.deepEqual(ins('Preserve evidence'), [
-    { instanceId: record.instanceId, executionName: 'exec-1', preIsolation: incident.preIsolation },
+  assert.deepEqual(ins('Preserve evidence'), [{ instanceId: record.instanceId, executionName: 'exec-1', record }]);
+  assert.deepEqual(ins('Verify containment'), [
+    { instanceId: record.instanceId, executionName: 'exec-1', record, groups, apply, attempt: 0, redriveCount: 0 },
   ]);
   assert.deepEqual(ins('Snapshot volumes'), [inst]);
   assert.deepEqual(ins('Record outcome'), [
@@ -87,10 +96,11 @@ test('success: every task gets exactly its workflow input; the outcome is record
     { outcome: 'SUCCEEDED', ...common, instanceId: record.instanceId, ...all, incident: recorded, redriveCount: 0 },
   ]);
   assert.deepEqual(res.output.notify, { messageId: 'm-1' });
-  // The IAM branch's order: the record before any change, revocation after the profile swap, evidence last.
-  const order = calls.order.filter((n) => ok[n] && !['Validate and record', 'Ensure isolation security group', 'Apply isolation security group', 'Snapshot volumes', 'Record outcome'].includes(n));
-  assert.deepEqual(order, ['Record pre-isolation state', 'Disassociate profile', 'Attach isolation profile', 'Revoke credentials', 'Preserve evidence']);
-  assert.deepEqual(calls.order.slice(-3), ['Snapshot volumes', 'Record outcome', 'Notify success']);
+  // The IAM branch's order: the record before any IAM change, revocation after the profile swap. Evidence is a
+  // branch of its own; the read-back comes after every branch, then the snapshot.
+  const iam = ['Record pre-isolation state', 'Disassociate profile', 'Attach isolation profile', 'Revoke credentials'];
+  assert.deepEqual(calls.order.filter((n) => iam.includes(n)), iam);
+  assert.deepEqual(calls.order.slice(-4), ['Verify containment', 'Snapshot volumes', 'Record outcome', 'Notify success']);
 });
 
 test('the revocation targets the pre-isolation profile of the incident, not the profile the instance has now', async () => {
@@ -100,7 +110,6 @@ test('the revocation targets the pre-isolation profile of the incident, not the 
   const res = await runIsolation(handlers);
   assert.equal(res.error, undefined);
   assert.equal(calls.inputs['Revoke credentials'][0].profileArn, profileArn);
-  assert.deepEqual(calls.inputs['Preserve evidence'][0].preIsolation, incident.preIsolation);
 });
 
 test('an instance that had no instance profile: no revocation, evidence still preserved', async () => {
@@ -124,6 +133,7 @@ test('warm path: the groups Validate and record found are applied at once, Ensur
   assert.deepEqual(calls.inputs['Apply isolation security group'], [
     { instanceId: record.instanceId, executionName: 'exec-1', record: ready, ensured: null, attempt: 0, redriveCount: 0 },
   ]);
+  assert.equal(calls.inputs['Verify containment'][0].groups, null, 'warm path: Verify gets no Ensure output');
   assert.equal(calls.published.length, 1);
   assert.equal(calls.published[0].outcome, 'SUCCEEDED');
   assert.deepEqual(calls.published[0].apply, apply);
@@ -134,13 +144,82 @@ test('the network branch never waits for the record: it completes even when the 
   const res = await runIsolation(handlers);
   assert.equal(res.failed?.Error, 'IsolationFailed');
   assert.equal(calls.inputs['Apply isolation security group'].length, 1);
-  for (const n of ['Disassociate profile', 'Attach isolation profile', 'Revoke credentials', 'Preserve evidence']) {
+  for (const n of ['Disassociate profile', 'Attach isolation profile', 'Revoke credentials']) {
     assert.equal(calls.inputs[n], undefined, `${n} must wait for the record`);
   }
+  assert.equal(calls.inputs['Preserve evidence'].length, 1, 'evidence is preserved without waiting for the record (issue 12 case 5)');
   assert.equal(calls.inputs['Snapshot volumes'].length, 1, 'the evidence is still snapshotted');
   // Record outcome gets no incident and the record: it opens the incident itself (incident.Recorder).
   assert.equal(calls.inputs['Record outcome'][0].incident, null);
   assert.deepEqual(calls.inputs['Record outcome'][0].record, record);
+});
+
+test('evidence does not wait for the record nor the IAM steps: Preserve evidence runs while the record is still being written (issue 12 case 5)', async () => {
+  // The record's stub returns only once Preserve evidence has started: if evidence waited for the record (or for
+  // the profile steps after it), the gate would never open and the record would fail.
+  let opened;
+  const gate = new Promise((resolve) => (opened = resolve));
+  const { calls, handlers } = setup();
+  const preserve = handlers['Preserve evidence'];
+  handlers['Preserve evidence'] = async (input) => {
+    opened();
+    return preserve(input);
+  };
+  const record = handlers['Record pre-isolation state'];
+  handlers['Record pre-isolation state'] = async (input) => {
+    const waited = await Promise.race([gate.then(() => true), new Promise((r) => setTimeout(() => r(false), 5000).unref())]);
+    if (!waited) throw new Error('Preserve evidence did not start while the record was being written');
+    return record(input);
+  };
+  const res = await runIsolation(handlers);
+  assert.equal(res.error, undefined, `${res.failed?.Error} ${res.failed?.Cause}`);
+  assert.ok(calls.order.indexOf('Preserve evidence') < calls.order.indexOf('Disassociate profile'));
+});
+
+test('a group deleted between Validate and Apply (GroupMissing) leads back to Ensure, which gets the error and its earlier output; not retried (issue 12 case 4)', async () => {
+  const caught = { Error: 'GroupMissing', Cause: 'Apply isolation security group: injected GroupMissing' };
+  const again = { groups: [{ vpcId: 'vpc-1', isolationGroupId: 'sg-3' }, { vpcId: 'vpc-2', isolationGroupId: 'sg-2' }], round: 1 };
+  const { calls, handlers } = setup(
+    { 'Apply isolation security group': (n) => (n === 1 ? 'GroupMissing' : undefined) },
+    { 'Ensure isolation security group': (input) => (input.groupMissing ? again : groups) },
+  );
+  const res = await runIsolation(handlers);
+  assert.equal(res.error, undefined, `${res.failed?.Error} ${res.failed?.Cause}`);
+  const ensure = calls.inputs['Ensure isolation security group'];
+  assert.equal(ensure.length, 2);
+  assert.deepEqual([ensure[0].groupMissing, ensure[0].previous], [null, null]);
+  assert.deepEqual([ensure[1].groupMissing, ensure[1].previous], [caught, groups]);
+  const applied = calls.inputs['Apply isolation security group'];
+  assert.equal(applied.length, 2, 'GroupMissing is not retried: Apply runs again only after Ensure');
+  assert.deepEqual(applied[1].ensured, again);
+  assert.deepEqual(calls.inputs['Verify containment'][0].groups, again);
+  assert.equal(calls.published[0].outcome, 'SUCCEEDED');
+});
+
+test('warm path: a group deleted since Validate sends Apply to Ensure, which the warm path skipped (issue 12 case 4)', async () => {
+  const found = [{ vpcId: 'vpc-1', isolationGroupId: 'sg-1' }, { vpcId: 'vpc-2', isolationGroupId: 'sg-2' }];
+  const ready = { ...record, isolationGroups: found, groupsReady: true };
+  const { calls, handlers } = setup(
+    { 'Apply isolation security group': (n) => (n === 1 ? 'GroupMissing' : undefined) },
+    { 'Validate and record': ready },
+  );
+  const res = await runIsolation(handlers);
+  assert.equal(res.error, undefined, `${res.failed?.Error} ${res.failed?.Cause}`);
+  const ensure = calls.inputs['Ensure isolation security group'];
+  assert.equal(ensure.length, 1);
+  assert.equal(ensure[0].groupMissing.Error, 'GroupMissing');
+  assert.equal(ensure[0].previous, null);
+  assert.deepEqual(calls.inputs['Apply isolation security group'].map((i) => i.ensured), [null, groups]);
+});
+
+test('groups that keep disappearing: Ensure ends the loop with its own error, notified as a network failure', async () => {
+  const { calls, handlers } = setup(
+    { 'Apply isolation security group': 'GroupMissing', 'Ensure isolation security group': (n) => (n >= 3 ? 'AWSError' : undefined) },
+  );
+  const res = await runIsolation(handlers);
+  assert.equal(res.failed?.Error, 'IsolationFailed');
+  assert.equal(calls.inputs['Apply isolation security group'].length, 2);
+  assert.deepEqual(calls.published[0].failures, [failure('Ensure isolation security group', 'AWSError')]);
 });
 
 test('retries: throttling and pending associations are retried, then the workflow goes on', async () => {
@@ -168,7 +247,7 @@ test('a step error that no retry fixes is not retried', async () => {
   assert.equal(calls.inputs['Validate and record'].length, 1);
 });
 
-const none = { instanceId: null, record: null, incident: null, disassociate: null, attach: null, revoke: null, preserve: null, groups: null, apply: null, snapshot: null };
+const none = { instanceId: null, record: null, incident: null, disassociate: null, attach: null, revoke: null, preserve: null, groups: null, apply: null, verify: null, snapshot: null };
 const failureCases = [
   {
     name: 'validation fails: nothing else runs, no record',
@@ -182,43 +261,78 @@ const failureCases = [
     name: 'network branch fails: the IAM branch still completes, the volumes are still snapshotted',
     fail: { 'Apply isolation security group': 'AWSError' },
     failures: [failure('Apply isolation security group', 'AWSError')],
-    notRun: ['Notify success'],
-    reported: { ...all, apply: null },
+    notRun: ['Verify containment', 'Notify success'],
+    reported: { ...all, apply: null, verify: null },
   },
   {
-    name: 'IAM branch fails: the network branch still completes, the volumes are still snapshotted',
+    name: 'Apply times out (States.Timeout): the IAM and evidence branches still complete (issue 12 case 8)',
+    fail: { 'Apply isolation security group': 'States.Timeout' },
+    failures: [failure('Apply isolation security group', 'States.Timeout')],
+    notRun: ['Verify containment', 'Notify success'],
+    reported: { ...all, apply: null, verify: null },
+  },
+  {
+    name: 'IAM branch fails: the network and evidence branches still complete, the volumes are still snapshotted',
     fail: { 'Disassociate profile': 'AWSError' },
     failures: [failure('Disassociate profile', 'AWSError')],
-    notRun: ['Attach isolation profile', 'Revoke credentials', 'Preserve evidence', 'Notify success'],
-    reported: { ...all, disassociate: null, attach: null, revoke: null, preserve: null },
+    notRun: ['Attach isolation profile', 'Revoke credentials', 'Verify containment', 'Notify success'],
+    reported: { ...all, disassociate: null, attach: null, revoke: null, verify: null },
   },
   {
-    name: 'the revocation fails: evidence is not preserved, the network is contained',
+    name: 'the revocation fails: evidence is still preserved, the network is contained',
     fail: { 'Revoke credentials': 'AWSError' },
     failures: [failure('Revoke credentials', 'AWSError')],
-    notRun: ['Preserve evidence', 'Notify success'],
-    reported: { ...all, revoke: null, preserve: null },
+    notRun: ['Verify containment', 'Notify success'],
+    reported: { ...all, revoke: null, verify: null },
   },
   {
     name: 'evidence preservation fails',
     fail: { 'Preserve evidence': 'AWSError' },
     failures: [failure('Preserve evidence', 'AWSError')],
-    notRun: ['Notify success'],
-    reported: { ...all, preserve: null },
+    notRun: ['Verify containment', 'Notify success'],
+    reported: { ...all, preserve: null, verify: null },
   },
   {
-    name: 'the record cannot be written: no IAM change, the network is contained',
+    name: 'the record cannot be written: no IAM change, the network is contained, evidence is preserved',
     fail: { 'Record pre-isolation state': 'AWSError' },
     failures: [failure('Record pre-isolation state', 'AWSError')],
-    notRun: ['Disassociate profile', 'Notify success'],
-    reported: { ...all, incident: null, disassociate: null, attach: null, revoke: null, preserve: null },
+    notRun: ['Disassociate profile', 'Verify containment', 'Notify success'],
+    reported: { ...all, incident: null, disassociate: null, attach: null, revoke: null, verify: null },
   },
   {
-    name: 'both branches fail: both failures are reported, network first',
+    name: 'network and IAM branches fail: both failures are reported, network first',
     fail: { 'Ensure isolation security group': 'ConfigError', 'Attach isolation profile': 'ProfileNotReady' },
     failures: [failure('Ensure isolation security group', 'ConfigError'), failure('Attach isolation profile', 'ProfileNotReady')],
-    notRun: ['Apply isolation security group', 'Revoke credentials', 'Notify success'],
-    reported: { ...all, groups: null, apply: null, attach: null, revoke: null, preserve: null },
+    notRun: ['Apply isolation security group', 'Revoke credentials', 'Verify containment', 'Notify success'],
+    reported: { ...all, groups: null, apply: null, attach: null, revoke: null, verify: null },
+  },
+  {
+    name: 'network and evidence branches fail: both failures are reported, in branch order',
+    fail: { 'Apply isolation security group': 'AWSError', 'Preserve evidence': 'AWSError' },
+    failures: [failure('Apply isolation security group', 'AWSError'), failure('Preserve evidence', 'AWSError')],
+    notRun: ['Verify containment', 'Notify success'],
+    reported: { ...all, apply: null, preserve: null, verify: null },
+  },
+  {
+    name: 'IAM and evidence branches fail: both failures are reported, in branch order',
+    fail: { 'Disassociate profile': 'AWSError', 'Preserve evidence': 'AWSError' },
+    failures: [failure('Disassociate profile', 'AWSError'), failure('Preserve evidence', 'AWSError')],
+    notRun: ['Verify containment', 'Notify success'],
+    reported: { ...all, disassociate: null, attach: null, revoke: null, preserve: null, verify: null },
+  },
+  {
+    name: 'all three branches fail: every failure is reported, in branch order',
+    fail: { 'Apply isolation security group': 'AWSError', 'Record pre-isolation state': 'AWSError', 'Preserve evidence': 'AWSError' },
+    failures: [failure('Apply isolation security group', 'AWSError'), failure('Record pre-isolation state', 'AWSError'), failure('Preserve evidence', 'AWSError')],
+    notRun: ['Disassociate profile', 'Verify containment', 'Notify success'],
+    reported: { ...all, apply: null, incident: null, disassociate: null, attach: null, revoke: null, preserve: null, verify: null },
+  },
+  {
+    name: 'the read-back finds the instance not contained (NotContained): the volumes are still snapshotted (issue 12 case 2)',
+    fail: { 'Verify containment': 'NotContained' },
+    failures: [failure('Verify containment', 'NotContained')],
+    notRun: ['Notify success'],
+    reported: { ...all, verify: null },
   },
   {
     name: 'snapshot fails after containment',
@@ -228,11 +342,25 @@ const failureCases = [
     reported: { ...all, snapshot: null },
   },
   {
+    name: 'Snapshot volumes times out (States.Timeout): still recorded and notified (issue 12 case 8)',
+    fail: { 'Snapshot volumes': 'States.Timeout' },
+    failures: [failure('Snapshot volumes', 'States.Timeout')],
+    notRun: ['Notify success'],
+    reported: { ...all, snapshot: null },
+  },
+  {
     name: 'containment fails and then the snapshot fails too: the containment failure is reported',
     fail: { 'Attach isolation profile': 'AWSError', 'Snapshot volumes': 'AWSError' },
     failures: [failure('Attach isolation profile', 'AWSError')],
+    notRun: ['Verify containment', 'Notify success'],
+    reported: { ...all, attach: null, revoke: null, verify: null, snapshot: null },
+  },
+  {
+    name: 'the read-back fails and then the snapshot fails too: the read-back failure is reported',
+    fail: { 'Verify containment': 'NotContained', 'Snapshot volumes': 'AWSError' },
+    failures: [failure('Verify containment', 'NotContained')],
     notRun: ['Notify success'],
-    reported: { ...all, attach: null, revoke: null, preserve: null, snapshot: null },
+    reported: { ...all, verify: null, snapshot: null },
   },
   {
     name: 'the success notification fails: the outcome is recorded again, as FAILED',
@@ -306,6 +434,12 @@ const redriveCases = [
     fail: { 'Preserve evidence': (n) => (n === 1 ? 'AWSError' : undefined) },
     resumesAt: 'Contain',
     reruns: ['Record pre-isolation state', 'Preserve evidence', 'Snapshot volumes', 'Record outcome'],
+  },
+  {
+    fail: { 'Verify containment': (n) => (n === 1 ? 'NotContained' : undefined) },
+    resumesAt: 'Verify containment',
+    reruns: ['Verify containment', 'Snapshot volumes', 'Record outcome'],
+    notRerun: ['Apply isolation security group', 'Record pre-isolation state', 'Preserve evidence'],
   },
   {
     fail: { 'Snapshot volumes': (n) => (n === 1 ? 'AWSError' : undefined) },

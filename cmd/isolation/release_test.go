@@ -122,6 +122,7 @@ func TestIsolateThenRelease(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	applyTagChange(ctx, srv, releaseEvent) // the responder's release tag
 	rel := release.Start(ctx, "release-1", releaseEvent)
 	if rel.Status != asl.StatusSucceeded {
 		t.Fatalf("release: %s %s %s", rel.Status, rel.Error, rel.Cause)

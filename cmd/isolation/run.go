@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
@@ -32,6 +33,7 @@ import (
 	"github.com/ec2-isolation/ec2-isolation/internal/runner"
 	"github.com/ec2-isolation/ec2-isolation/internal/secgroup"
 	"github.com/ec2-isolation/ec2-isolation/internal/steps"
+	"github.com/ec2-isolation/ec2-isolation/internal/validate"
 	"github.com/ec2-isolation/ec2-isolation/internal/workflow"
 )
 
@@ -194,12 +196,14 @@ func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	event := preflight.Event(acc.id, acc.cfg.Region, f.instance, acc.names, time.Now())
 	name := fmt.Sprintf("run-%s-%s", f.instance, time.Now().UTC().Format("20060102T150405Z"))
 
-	// The plan: what "Validate and record" reads (it changes nothing).
-	validateH, err := steps.ValidateAndRecord(acc.cfg, acc.env(), log.With("function", "validate-and-record"))
+	// The plan: what "Validate and record" reads (it changes nothing). The instance need not carry the tag yet:
+	// the run sets it before it starts.
+	settings, err := validate.SettingsFromEnv(acc.env())
 	if err != nil {
 		return fail(err)
 	}
-	rec, err := validateH(ctx, workflow.ValidateInput{Event: event, ExecutionName: name})
+	rec, err := validate.New(ec2.NewFromConfig(acc.cfg), settings, log.With("function", "validate-and-record")).
+		Observe(ctx, workflow.ValidateInput{Event: event, ExecutionName: name})
 	if err != nil {
 		fmt.Fprintf(stderr, "isolation run: \"Validate and record\" refused %s, nothing was changed: %v\n", f.instance, err)
 		return exitFailed
@@ -236,6 +240,12 @@ func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		return exitDeclined
 	}
 
+	// The current tag decides (the workflow's Validate refuses an instance that does not carry it): set it first,
+	// as a responder would, so that the break-glass run, the tag and everything that reads the tag agree.
+	if err := setTag(ctx, ec2.NewFromConfig(acc.cfg), f.instance, acc.names.TagKey, acc.names.TagValue, rec.Tags); err != nil {
+		fmt.Fprintf(stderr, "isolation run: cannot set the tag %s=%s on %s, nothing was changed: %v\n", acc.names.TagKey, acc.names.TagValue, f.instance, err)
+		return exitFailed
+	}
 	res, err := isolate(ctx, acc, f, event, name, log)
 	if err != nil {
 		return fail(err)
@@ -371,6 +381,15 @@ func printPlan(w io.Writer, acc account, rec workflow.Record) {
 	}
 	n := acc.names
 	fmt.Fprintf(w, "  settings (from %s): group %q, profile %q, topic %s, connection tracking %s\n", acc.namesFrom, n.GroupName, n.ProfileName, n.TopicARN, n.Tracking)
+	if cur, ok := rec.Tags[n.TagKey]; ok && cur == n.TagValue {
+		fmt.Fprintf(w, "  tag: %s=%s already set\n", n.TagKey, n.TagValue)
+	} else {
+		now := "none"
+		if ok {
+			now = fmt.Sprintf("%s=%s", n.TagKey, cur)
+		}
+		fmt.Fprintf(w, "  tag: %s -> %s=%s, set first (a deployed stack's rule starts its own execution too: both do only what is missing)\n", now, n.TagKey, n.TagValue)
+	}
 	for _, e := range rec.NetworkInterfaces {
 		fmt.Fprintf(w, "  %s in %s: %s -> only %q of %s\n", e.ID, e.VpcID, orNone(e.Groups), n.GroupName, e.VpcID)
 	}
@@ -391,6 +410,16 @@ func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// setTag sets key=value on the instance unless its tags (as just read) already say so.
+func setTag(ctx context.Context, c *ec2.Client, instance, key, value string, tags map[string]string) error {
+	if v, ok := tags[key]; ok && v == value {
+		return nil
+	}
+	_, err := c.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{instance},
+		Tags: []ec2types.Tag{{Key: aws.String(key), Value: aws.String(value)}}})
+	return err
 }
 
 // preflightClients builds the clients the checks use.

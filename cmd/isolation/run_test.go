@@ -75,9 +75,28 @@ func cli(t *testing.T, stdin string, args ...string) (int, string, string) {
 	return code, out.String(), errOut.String()
 }
 
-// unchanged checks that nothing of the seeded account was changed: no isolation group, the ENIs on their groups.
+// tagOf is the instance's tag key as EC2 describes it now ("" when it has none).
+func tagOf(t *testing.T, c moto.Clients, instance, key string) string {
+	t.Helper()
+	out, err := c.EC2.DescribeInstances(context.Background(), &ec2.DescribeInstancesInput{InstanceIds: []string{instance}})
+	if err != nil || len(out.Reservations) != 1 || len(out.Reservations[0].Instances) != 1 {
+		t.Fatalf("describe %s: %v", instance, err)
+	}
+	for _, tag := range out.Reservations[0].Instances[0].Tags {
+		if aws.ToString(tag.Key) == key {
+			return aws.ToString(tag.Value)
+		}
+	}
+	return ""
+}
+
+// unchanged checks that nothing of the seeded account was changed: no isolation group, the ENIs on their groups,
+// no isolation tag.
 func unchanged(t *testing.T, c moto.Clients, s moto.Seeded) {
 	t.Helper()
+	if v := tagOf(t, c, s.InstanceID, "Isolate"); v != "" {
+		t.Errorf("the instance carries Isolate=%s, want no tag (nothing changed)", v)
+	}
 	out, err := c.EC2.DescribeSecurityGroups(context.Background(), &ec2.DescribeSecurityGroupsInput{
 		Filters: []types.Filter{{Name: aws.String("group-name"), Values: []string{moto.IsolationGroupName}}},
 	})
@@ -116,6 +135,10 @@ func TestRunIsolatesTheInstanceOnMoto(t *testing.T) {
 	}
 	if len(res.Notifications) != 1 || !strings.Contains(res.Notifications[0].Subject, "SUCCEEDED") || res.Notifications[0].Email == "" {
 		t.Errorf("notifications %+v, want the published success", res.Notifications)
+	}
+	// The current tag decides (issue 12, case 7): run sets the isolation tag before it starts.
+	if v := tagOf(t, c, s.InstanceID, "Isolate"); v != "true" {
+		t.Errorf("the instance carries Isolate=%q after run, want true", v)
 	}
 	// Independently of what run reports: the account, read through the SDK, and the queue subscribed to the topic.
 	problems, err := moto.Verify(context.Background(), c, s)
@@ -219,7 +242,7 @@ func TestPreflightOnMoto(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
 	}
-	for _, want := range []string{"CHECK", "MISSING PERMISSION", "apply group to " + s.ENIs[0], "14 checks: 10 pass, 0 fail, 4 unverified, 0 skipped"} {
+	for _, want := range []string{"CHECK", "MISSING PERMISSION", "apply group to " + s.ENIs[0], "tag Isolate=true", "15 checks: 11 pass, 0 fail, 4 unverified, 0 skipped"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}

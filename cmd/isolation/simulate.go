@@ -233,6 +233,7 @@ func runSimulation(ctx context.Context, f simulateFlags, stderr io.Writer) (resu
 		}
 	}
 	name := "simulate-" + clock.Now().UTC().Format("20060102T150405")
+	applyTagChange(ctx, srv, event)
 	exec := r.Start(ctx, name, event)
 	res.Executions = append(res.Executions, report(exec))
 	if f.redrive && exec.Status != asl.StatusSucceeded {
@@ -255,6 +256,7 @@ func runSimulation(ctx context.Context, f simulateFlags, stderr io.Writer) (resu
 		if err != nil {
 			return result{}, fmt.Errorf("release event: %w", err)
 		}
+		applyTagChange(ctx, srv, releaseEvent)
 		rel := rr.Start(ctx, "release-"+clock.Now().UTC().Format("20060102T150405"), releaseEvent)
 		res.Executions = append(res.Executions, report(rel))
 		if released, err := inspect.Read(ctx, reader, id); err == nil {

@@ -584,15 +584,24 @@ func (v *visit) task() (any, string, *failure) {
 	}
 }
 
+type stateNameKey struct{}
+
+// StateName is the name of the Task state a context passed to Options.WithTimeout or to the Invoker belongs to
+// ("" for any other context): a test can time out one state's invocations and no other's.
+func StateName(ctx context.Context) string {
+	name, _ := ctx.Value(stateNameKey{}).(string)
+	return name
+}
+
 // invoke calls the Invoker, enforcing TimeoutSeconds. interrupted means the state's own context ended (not the
 // task timeout); the engine then waits for the cancelled Invoke to return. A timed-out invocation is not waited
 // for: it finishes on its cancelled context, as a Lambda function keeps running after Step Functions stops
 // waiting for it.
 func (v *visit) invoke(payload json.RawMessage) (any, *stateError, bool) {
 	st := v.st
-	ictx, cancel := v.ctx, context.CancelFunc(func() {})
+	ictx, cancel := context.WithValue(v.ctx, stateNameKey{}, st.name), context.CancelFunc(func() {})
 	if st.timeoutSeconds > 0 {
-		ictx, cancel = v.r.o.WithTimeout(v.ctx, time.Duration(st.timeoutSeconds)*time.Second)
+		ictx, cancel = v.r.o.WithTimeout(ictx, time.Duration(st.timeoutSeconds)*time.Second)
 	}
 	defer cancel()
 	type result struct {

@@ -273,6 +273,7 @@ func TestIsolationDefinitionFailureAndRedrive(t *testing.T) {
 		"RecordIncidentFunctionArn":         returns(map[string]any{"bucket": "b", "key": "k", "preIsolation": map[string]any{"record": record}}),
 		"RevokeCredentialsFunctionArn":      returns(map[string]any{"roles": []any{}}),
 		"PreserveEvidenceFunctionArn":       returns(map[string]any{"changes": []any{}}),
+		"VerifyContainmentFunctionArn":      returns(map[string]any{"contained": true}),
 	})
 	event, err := os.ReadFile("../../events/isolate.json")
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/ec2-isolation/ec2-isolation/internal/evidence/parts"
 	"github.com/ec2-isolation/ec2-isolation/internal/steperr"
+	"github.com/ec2-isolation/ec2-isolation/internal/targets"
 	"github.com/ec2-isolation/ec2-isolation/internal/workflow"
 )
 
@@ -30,7 +32,7 @@ type PreserveAutoScalingAPI interface {
 
 // PreserveTargetsAPI is the part of the Elastic Load Balancing v2 client Preserve uses.
 type PreserveTargetsAPI interface {
-	describeTargetHealth
+	targets.API
 	DeregisterTargets(ctx context.Context, in *elbv2.DeregisterTargetsInput, opts ...func(*elbv2.Options)) (*elbv2.DeregisterTargetsOutput, error)
 }
 
@@ -52,9 +54,15 @@ func NewPreserve(ec2 EC2API, asg PreserveAutoScalingAPI, elb PreserveTargetsAPI,
 }
 
 // Handle runs every part the settings leave on, all at once (each reads, then changes only what is missing):
-// termination protection on, shutdown behaviour stop, delete-on-termination off for every EBS volume, detached
-// from its Auto Scaling group without decrementing the desired capacity, deregistered from every target group of
-// the incident record that still has it. A part that fails does not stop the others; the error names them all.
+// termination protection on (never for a Spot Instance, which cannot have it: skipped, with the reason),
+// shutdown behaviour stop, delete-on-termination off for every EBS volume, detached from its Auto Scaling group
+// without decrementing the desired capacity, deregistered from every target group that has it. A part that fails
+// does not stop the others; the error names them all.
+//
+// The step runs in its own branch, beside the incident record (not after it): given Validate's record, it finds
+// the target group registrations itself, and reports in Observed the Auto Scaling membership and registrations
+// it saw before changing them, for the record to keep for the release. An older input's PreIsolation (the
+// incident's state) is still honoured: its registrations are deregistered too.
 func (h *Preserve) Handle(ctx context.Context, in workflow.EvidenceInput) (workflow.StepChanges, error) {
 	log := h.log.With("instance", in.InstanceID, "execution", in.ExecutionName, "step", PreserveStep)
 	if err := checkEvidenceInput(in); err != nil {
@@ -62,6 +70,12 @@ func (h *Preserve) Handle(ctx context.Context, in workflow.EvidenceInput) (workf
 		return workflow.StepChanges{Changes: []workflow.Change{}}, err
 	}
 	id := in.InstanceID
+	spot := in.PreIsolation.Record.InstanceLifecycle == spotLifecycle || (in.Record != nil && in.Record.InstanceLifecycle == spotLifecycle)
+	// Each part writes only its own observation: no lock needed.
+	var (
+		observedASG  *workflow.AutoScalingMembership
+		observedRegs []workflow.TargetRegistration
+	)
 	var ps []parts.Part
 	off := func(what, env string) parts.Part {
 		return parts.Part{Name: what, Run: func(_ context.Context, r *parts.Result) error {
@@ -77,16 +91,27 @@ func (h *Preserve) Handle(ctx context.Context, in workflow.EvidenceInput) (workf
 		}
 	}
 	add(h.settings.TerminationProtection, "termination protection", EnvTerminationProtection,
-		func(ctx context.Context, r *parts.Result) error { return h.terminationProtection(ctx, id, r) })
+		func(ctx context.Context, r *parts.Result) error { return h.terminationProtection(ctx, id, spot, r) })
 	add(h.settings.StopOnShutdown, "shutdown behaviour", EnvStopOnShutdown,
 		func(ctx context.Context, r *parts.Result) error { return h.stopOnShutdown(ctx, id, r) })
 	add(h.settings.KeepVolumes, "delete-on-termination", EnvKeepVolumes,
 		func(ctx context.Context, r *parts.Result) error { return h.keepVolumes(ctx, id, r) })
 	add(h.settings.DetachAutoScaling, "Auto Scaling", EnvDetachAutoScaling,
-		func(ctx context.Context, r *parts.Result) error { return h.detach(ctx, id, r) })
-	if !h.settings.DeregisterTargets {
+		func(ctx context.Context, r *parts.Result) (err error) {
+			observedASG, err = h.detach(ctx, id, r)
+			return err
+		})
+	switch {
+	case !h.settings.DeregisterTargets:
 		ps = append(ps, off("target groups", EnvDeregisterTargets))
-	} else {
+	case in.Record != nil:
+		vpcs, recorded := in.Record.VpcIDs, in.PreIsolation.TargetGroups
+		ps = append(ps, parts.Part{Name: "target groups", Run: func(ctx context.Context, r *parts.Result) (err error) {
+			observedRegs, err = h.deregisterAll(ctx, id, vpcs, recorded, r)
+			return err
+		}})
+	default:
+		// An older input: the incident's registrations, one part each.
 		for _, tg := range in.PreIsolation.TargetGroups {
 			ps = append(ps, parts.Part{Name: fmt.Sprintf("target group %s port %d", tg.TargetGroupARN, tg.Port),
 				Run: func(ctx context.Context, r *parts.Result) error { return h.deregister(ctx, id, tg, r) }})
@@ -94,15 +119,35 @@ func (h *Preserve) Handle(ctx context.Context, in workflow.EvidenceInput) (workf
 	}
 
 	out, errs := parts.Run(ctx, PreserveStep, ps)
+	if observedASG != nil || len(observedRegs) > 0 {
+		out.Observed = &workflow.EvidenceObserved{AutoScaling: observedASG, TargetGroups: observedRegs}
+	}
 	if err := parts.Error(PreserveStep, len(ps), errs); err != nil {
-		log.Error("evidence not fully preserved", "error", err, "changes", out.Changes, "skipped", out.Skipped)
+		log.Error("evidence not fully preserved", "error", err, "changes", out.Changes, "skipped", out.Skipped, "observed", out.Observed)
 		return out, err
 	}
-	log.Info("evidence preserved", "changes", out.Changes, "skipped", out.Skipped)
+	log.Info("evidence preserved", "changes", out.Changes, "skipped", out.Skipped, "observed", out.Observed)
 	return out, nil
 }
 
-func (h *Preserve) terminationProtection(ctx context.Context, id string, r *parts.Result) error {
+// spotLifecycle is DescribeInstances' InstanceLifecycle of a Spot Instance.
+const spotLifecycle = "spot"
+
+// spotRefusal is how EC2 refuses termination protection for a Spot Instance ("You can't enable termination
+// protection for Spot Instances",
+// https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/Using_ChangingDisableAPITermination.html):
+// UnsupportedOperation "Modifying 'disableApiTermination' is not supported for spot instances."
+func spotRefusal(err error) bool {
+	return steperr.Code(err) == "UnsupportedOperation" && strings.Contains(strings.ToLower(err.Error()), "spot")
+}
+
+const spotSkip = "termination protection: %s is a Spot Instance, which EC2 does not allow to have termination protection (the other evidence settings apply)"
+
+func (h *Preserve) terminationProtection(ctx context.Context, id string, spot bool, r *parts.Result) error {
+	if spot {
+		r.Skip(spotSkip, id)
+		return nil
+	}
 	on, err := terminationProtection(ctx, h.ec2, id)
 	if err != nil || on {
 		return err
@@ -110,6 +155,11 @@ func (h *Preserve) terminationProtection(ctx context.Context, id string, r *part
 	if _, err := h.ec2.ModifyInstanceAttribute(ctx, &ec2.ModifyInstanceAttributeInput{
 		InstanceId: aws.String(id), DisableApiTermination: &types.AttributeBooleanValue{Value: aws.Bool(true)},
 	}); err != nil {
+		if spotRefusal(err) {
+			// The record did not say (an older input): EC2 does.
+			r.Skip(spotSkip, id)
+			return nil
+		}
 		return ec2Error("turn termination protection on for "+id, id, err)
 	}
 	r.Changed(id, "ModifyInstanceAttribute", "termination protection (disableApiTermination) false -> true")
@@ -165,12 +215,19 @@ func (h *Preserve) keepVolumes(ctx context.Context, id string, r *parts.Result) 
 
 // detach takes the instance out of its Auto Scaling group, keeping the desired capacity: the group launches a
 // replacement (the service keeps its capacity) and no longer health-checks, replaces or scales in the instance.
-func (h *Preserve) detach(ctx context.Context, id string, r *parts.Result) error {
+//
+// It returns the membership it saw before detaching (nil when in no group), for the incident record.
+func (h *Preserve) detach(ctx context.Context, id string, r *parts.Result) (*workflow.AutoScalingMembership, error) {
 	m, err := membership(ctx, h.asg, id)
 	if err != nil || m == nil {
-		return err
+		return nil, err
 	}
 	group, state := aws.ToString(m.AutoScalingGroupName), aws.ToString(m.LifecycleState)
+	seen := &workflow.AutoScalingMembership{GroupName: group, LifecycleState: state, ProtectedFromScaleIn: aws.ToBool(m.ProtectedFromScaleIn)}
+	return seen, h.detachFrom(ctx, id, group, state, r)
+}
+
+func (h *Preserve) detachFrom(ctx context.Context, id, group, state string, r *parts.Result) error {
 	switch {
 	case state == "Detaching" || state == "Detached":
 		return nil // under way (a concurrent run, or the first attempt of this one)
@@ -194,6 +251,33 @@ func (h *Preserve) detach(ctx context.Context, id string, r *parts.Result) error
 	}
 	r.Changed(group, "DetachInstances", fmt.Sprintf("detached %s (was %s) without decrementing the desired capacity: the group launches a replacement", id, state))
 	return nil
+}
+
+// deregisterAll finds the instance's registrations in the target groups of its VPCs and takes each out, with
+// those an older input recorded; it returns the registrations it found (before changing them).
+func (h *Preserve) deregisterAll(ctx context.Context, id string, vpcs []string, recorded []workflow.TargetRegistration, r *parts.Result) ([]workflow.TargetRegistration, error) {
+	found, err := targets.Find(ctx, h.elb, id, vpcs)
+	if err != nil {
+		return nil, err
+	}
+	todo := slices.Clone(found)
+	for _, tg := range recorded {
+		if !slices.ContainsFunc(todo, func(f workflow.TargetRegistration) bool {
+			return f.TargetGroupARN == tg.TargetGroupARN && f.Port == tg.Port
+		}) {
+			todo = append(todo, tg)
+		}
+	}
+	var errs []error
+	for _, tg := range todo {
+		if err := h.deregister(ctx, id, tg, r); err != nil {
+			errs = append(errs, fmt.Errorf("target group %s port %d: %w", tg.TargetGroupARN, tg.Port, err))
+		}
+	}
+	if len(errs) > 0 {
+		return found, parts.Error("deregister targets", len(todo), errs)
+	}
+	return found, nil
 }
 
 // deregister takes the instance's registration on the recorded port out of the target group, if it is still there.
@@ -243,6 +327,9 @@ func checkEvidenceInput(in workflow.EvidenceInput) error {
 	}
 	if rec := in.PreIsolation.Record.InstanceID; rec != "" && rec != in.InstanceID {
 		return &steperr.InvalidInput{Step: PreserveStep, Reason: fmt.Sprintf("the pre-isolation record is of instance %q, not %s", rec, in.InstanceID)}
+	}
+	if in.Record != nil && in.Record.InstanceID != in.InstanceID {
+		return &steperr.InvalidInput{Step: PreserveStep, Reason: fmt.Sprintf("the record is of instance %q, not %s", in.Record.InstanceID, in.InstanceID)}
 	}
 	return checkTargetGroups(PreserveStep, in.PreIsolation.TargetGroups)
 }

@@ -72,7 +72,7 @@ func (h *Restore) Handle(ctx context.Context, in workflow.ReleaseInput) (workflo
 	id, rec := in.InstanceID, pre.Record
 	ps := []parts.Part{
 		{Name: "termination protection", Run: func(ctx context.Context, r *parts.Result) error {
-			return h.terminationProtection(ctx, id, rec.DisableAPITermination, r)
+			return h.terminationProtection(ctx, id, rec.DisableAPITermination, rec.InstanceLifecycle == spotLifecycle, r)
 		}},
 		{Name: "shutdown behaviour", Run: func(ctx context.Context, r *parts.Result) error {
 			return h.shutdownBehavior(ctx, id, rec.ShutdownBehavior, r)
@@ -100,7 +100,12 @@ func (h *Restore) Handle(ctx context.Context, in workflow.ReleaseInput) (workflo
 	return out, nil
 }
 
-func (h *Restore) terminationProtection(ctx context.Context, id string, want bool, r *parts.Result) error {
+// terminationProtection never touches a Spot Instance's: EC2 refuses any change of it (it cannot have any).
+func (h *Restore) terminationProtection(ctx context.Context, id string, want, spot bool, r *parts.Result) error {
+	if spot {
+		r.Skip(spotSkip, id)
+		return nil
+	}
 	cur, err := terminationProtection(ctx, h.ec2, id)
 	if err != nil || cur == want {
 		return err
@@ -108,6 +113,10 @@ func (h *Restore) terminationProtection(ctx context.Context, id string, want boo
 	if _, err := h.ec2.ModifyInstanceAttribute(ctx, &ec2.ModifyInstanceAttributeInput{
 		InstanceId: aws.String(id), DisableApiTermination: &types.AttributeBooleanValue{Value: aws.Bool(want)},
 	}); err != nil {
+		if spotRefusal(err) {
+			r.Skip(spotSkip, id)
+			return nil
+		}
 		return ec2Error(fmt.Sprintf("set termination protection of %s to %t", id, want), id, err)
 	}
 	r.Changed(id, "ModifyInstanceAttribute", fmt.Sprintf("termination protection (disableApiTermination) %t -> %t", cur, want))

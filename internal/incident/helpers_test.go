@@ -55,10 +55,11 @@ func network() sim.Scenario {
 	}
 }
 
-// withInstance adds the instance with two ENIs (one per VPC) carrying groups.
+// withInstance adds the instance with two ENIs (one per VPC) carrying groups, tagged Isolate=release (the
+// responder's release tag: the current tag decides).
 func withInstance(sc sim.Scenario, groupsA, groupsB []string) sim.Scenario {
 	sc.Instances = append(sc.Instances, sim.Instance{
-		ID: instanceID, SubnetID: "subnet-0aaa000000000001", Profile: "web",
+		ID: instanceID, SubnetID: "subnet-0aaa000000000001", Profile: "web", Tags: map[string]string{"Isolate": "release"},
 		NetworkInterfaces: []sim.NetworkInterface{
 			{ID: "eni-0aaa0000000000001", SubnetID: "subnet-0aaa000000000001", DeviceIndex: 0, Groups: groupsA},
 			{ID: "eni-0bbb0000000000001", SubnetID: "subnet-0bbb000000000001", DeviceIndex: 1, Groups: groupsB},

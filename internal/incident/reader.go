@@ -133,6 +133,11 @@ func (h *Reader) Handle(ctx context.Context, in workflow.ValidateInput) (workflo
 	if instErr != nil {
 		return fail(instErr)
 	}
+	// The current tag decides: a release whose tag the instance no longer carries (isolated again since) changes
+	// nothing.
+	if got, ok := tagValue(inst, h.s.Tag.TagKey); !ok || got != h.s.Tag.TagValue {
+		return fail(&steperr.Superseded{InstanceID: t.InstanceID, TagKey: h.s.Tag.TagKey, Want: h.s.Tag.TagValue, Got: got})
+	}
 	if recErr != nil {
 		return fail(storeError(recErr, h.s.Bucket, key))
 	}
@@ -160,10 +165,20 @@ func (h *Reader) Handle(ctx context.Context, in workflow.ValidateInput) (workflo
 		last := f.Incidents[len(f.Incidents)-1]
 		return fail(&steperr.NotIsolated{InstanceID: t.InstanceID, Reason: "already released at " + last.ReleasedAt.UTC().Format(time.RFC3339)})
 	}
-	if LooksIsolated(inc.PreIsolation.Record) {
+	if e := running(inc); e != nil {
+		// Restoring now would race the isolation (and its record of the pre-isolation state): the state machine
+		// retries this error until the isolation has recorded its outcome.
+		log.Info("an isolation of the instance is still running; the release waits", "isolation", e.ExecutionName)
+		return workflow.ReleaseInput{}, &steperr.IsolationInProgress{InstanceID: t.InstanceID, Execution: e.ExecutionName}
+	}
+	if inc.PreIsolation.Missing != "" || !genuine(inc.PreIsolation.Record) {
+		why := inc.PreIsolation.Missing
+		if why == "" {
+			why = "the instance was found already isolated"
+		}
 		return fail(&steperr.RecordMissing{Bucket: h.s.Bucket, Key: key, Reason: fmt.Sprintf(
-			"the incident opened at %s found the instance already isolated: its pre-isolation state is unknown; restore it by hand",
-			inc.OpenedAt.UTC().Format(time.RFC3339))})
+			"the incident opened at %s holds no pre-isolation state: %s; restore it by hand (the incident record and the isolation executions' histories hold what is known)",
+			inc.OpenedAt.UTC().Format(time.RFC3339), why)})
 	}
 	out := workflow.ReleaseInput{
 		InstanceID: t.InstanceID, InstanceARN: t.ARN, ExecutionName: in.ExecutionName,
@@ -173,6 +188,29 @@ func (h *Reader) Handle(ctx context.Context, in workflow.ValidateInput) (workflo
 	}
 	log.Info("incident to release", "key", key, "version", rec.version, "openedAt", inc.OpenedAt)
 	return out, nil
+}
+
+// running is the incident's latest isolation execution when it has not recorded its outcome yet, else nil.
+func running(inc *workflow.Incident) *workflow.ExecutionEntry {
+	for i := len(inc.Executions) - 1; i >= 0; i-- {
+		if e := &inc.Executions[i]; e.Workflow == workflow.WorkflowIsolation {
+			if e.Outcome == "" {
+				return e
+			}
+			return nil
+		}
+	}
+	return nil
+}
+
+// tagValue is the value of the instance's tag key, and whether it has the tag.
+func tagValue(inst *types.Instance, key string) (string, bool) {
+	for _, t := range inst.Tags {
+		if aws.ToString(t.Key) == key {
+			return aws.ToString(t.Value), true
+		}
+	}
+	return "", false
 }
 
 // releasable is the open incident, or the incident this release execution already recorded (a run of the same

@@ -215,23 +215,33 @@ func (r *Recorder) Open(ctx context.Context, in workflow.OpenIncidentInput) (wor
 			f = newFile(in.Record)
 		}
 		if inc := openIncident(f); inc != nil {
-			if slices.ContainsFunc(inc.Executions, sameExecution(in.ExecutionName)) {
-				return f, false, nil
+			changed := false
+			if !listedInClosed(f, in.ExecutionName) && adopt(f, len(f.Incidents)-1, in.Record) {
+				// An execution whose record write failed or came late: its observation was made before the one
+				// the incident holds (or that one was no genuine observation).
+				log.Warn("this execution's observation replaces the incident's pre-isolation state (earliest genuine observation wins)",
+					"recordedAt", in.Record.RecordedAt)
+				changed = true
 			}
-			inc.Executions = append(inc.Executions, workflow.ExecutionEntry{
-				Workflow: workflow.WorkflowIsolation, ExecutionName: in.ExecutionName, ExecutionARN: in.ExecutionARN,
-				StartedAt: r.now().UTC(),
-			})
-			return f, true, nil
+			if !slices.ContainsFunc(inc.Executions, sameExecution(in.ExecutionName)) {
+				inc.Executions = append(inc.Executions, workflow.ExecutionEntry{
+					Workflow: workflow.WorkflowIsolation, ExecutionName: in.ExecutionName, ExecutionARN: in.ExecutionARN,
+					StartedAt: r.now().UTC(),
+				})
+				changed = true
+			}
+			return f, changed, nil
 		}
 		if pre == nil {
 			p, err := r.capture(ctx, in.Record)
 			if err != nil {
 				return nil, false, err
 			}
+			p.Missing = missingReason(in.Record)
 			pre = &p
-			if LooksIsolated(in.Record) {
-				log.Warn("the instance already carries only the isolation group and no incident is open: its pre-isolation state is lost; a release will be refused")
+			if p.Missing != "" {
+				log.Warn("no incident is open and the instance already shows isolation artifacts: the incident holds them as a placeholder until a genuine observation is recorded; a release is refused until then",
+					"artifacts", artifactsOf(in.Record))
 			}
 		}
 		now := r.now().UTC()
@@ -316,6 +326,7 @@ func (r *Recorder) Close(ctx context.Context, phase string, in workflow.NotifyIn
 					if err != nil {
 						return nil, false, err
 					}
+					p.Missing = missingReason(*in.Record)
 					pre = &p
 				}
 				f.Incidents = append(f.Incidents, workflow.Incident{
@@ -328,7 +339,15 @@ func (r *Recorder) Close(ctx context.Context, phase string, in workflow.NotifyIn
 			idx = len(f.Incidents) - 1
 			changed = true
 		}
+		if phase == PhaseOutcome && in.Record != nil && !listedInClosed(f, in.ExecutionName) && adopt(f, idx, *in.Record) {
+			log.Warn("this execution's observation replaces the incident's pre-isolation state (earliest genuine observation wins)",
+				"recordedAt", in.Record.RecordedAt)
+			changed = true
+		}
 		inc := &f.Incidents[idx]
+		if phase == PhaseOutcome && completePreIsolation(inc, in) {
+			changed = true
+		}
 		if mergeExecution(inc, in, wf, outcome, changes, r.now().UTC()) {
 			changed = true
 		}
@@ -441,6 +460,17 @@ func incidentOf(f *workflow.IncidentFile, execution, wf string) int {
 	return -1
 }
 
+// listedInClosed: the isolation execution belongs to an incident already released (a redrive long after): its
+// observation describes that incident's instance, not the open one's.
+func listedInClosed(f *workflow.IncidentFile, execution string) bool {
+	for _, inc := range f.Incidents {
+		if inc.ReleasedAt != nil && slices.ContainsFunc(inc.Executions, sameExecution(execution)) {
+			return true
+		}
+	}
+	return false
+}
+
 func sameExecution(name string) func(workflow.ExecutionEntry) bool {
 	return func(e workflow.ExecutionEntry) bool {
 		return e.ExecutionName == name && e.Workflow == workflow.WorkflowIsolation
@@ -459,10 +489,14 @@ func closeInstanceID(in workflow.NotifyInput) string {
 	return ""
 }
 
-// LooksIsolated reports whether Validate's record shows an ENI that carries only the stack's managed isolation
-// group(s) of its VPC: then the record is not of an instance before isolation.
+// LooksIsolated reports whether Validate's record shows an ENI that carries one of the stack's managed groups
+// (in any position): then the record is not of an instance before isolation. Records of this version also say
+// so in Record.Artifacts; this covers those written before.
 func LooksIsolated(rec workflow.Record) bool {
 	managed := map[string]bool{}
+	for _, id := range rec.ManagedGroups {
+		managed[id] = true
+	}
 	for _, g := range rec.IsolationGroups {
 		if g.IsolationGroupID != "" {
 			managed[g.IsolationGroupID] = true
@@ -472,7 +506,7 @@ func LooksIsolated(rec workflow.Record) bool {
 		}
 	}
 	for _, n := range rec.NetworkInterfaces {
-		if len(n.Groups) > 0 && !slices.ContainsFunc(n.Groups, func(g string) bool { return !managed[g] }) {
+		if slices.ContainsFunc(n.Groups, func(g string) bool { return managed[g] }) {
 			return true
 		}
 	}

@@ -286,10 +286,14 @@ func TestOutcomeAndReleaseAreRecordedOnceEach(t *testing.T) {
 func TestFailedReleaseLeavesTheIncidentOpen(t *testing.T) {
 	srv := start(t, fleet())
 	r := newRecorder(srv)
-	if _, err := r.Open(ctx, openInput("iso-1")); err != nil {
+	ref, err := r.Open(ctx, openInput("iso-1"))
+	if err != nil {
 		t.Fatal(err)
 	}
-	_, err := r.Close(ctx, incident.PhaseRelease, workflow.NotifyInput{
+	if _, err := r.Close(ctx, incident.PhaseOutcome, isolationState(ref, "iso-1")); err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.Close(ctx, incident.PhaseRelease, workflow.NotifyInput{
 		Workflow: workflow.WorkflowRelease, Outcome: workflow.OutcomeFailed, ExecutionName: "rel-1",
 		Incident: &workflow.IncidentRef{Bucket: bucket, Key: key},
 		Failures: []workflow.Failure{{State: "Restore security groups", Error: "AWSError"}},
@@ -411,10 +415,19 @@ func TestAlreadyIsolatedWithoutIncident(t *testing.T) {
 	srv := start(t, sc)
 	in := openInput("iso-1")
 	in.Record.NetworkInterfaces[0].Groups = []string{isoA}
-	if ref, err := newRecorder(srv).Open(ctx, in); err != nil || !ref.Opened {
+	ref, err := newRecorder(srv).Open(ctx, in)
+	if err != nil || !ref.Opened {
 		t.Fatalf("Open = %+v, %v; want an incident opened", ref, err)
 	}
-	_, err := newReader(srv).Handle(ctx, workflow.ValidateInput{Event: releaseEvent(instanceID), ExecutionName: "rel-1"})
+	if ref.PreIsolation.Missing == "" {
+		t.Errorf("the incident does not say its pre-isolation state is missing: %+v", ref.PreIsolation)
+	}
+	out := isolationState(ref, "iso-1")
+	out.Record = &in.Record
+	if _, err := newRecorder(srv).Close(ctx, incident.PhaseOutcome, out); err != nil {
+		t.Fatal(err)
+	}
+	_, err = newReader(srv).Handle(ctx, workflow.ValidateInput{Event: releaseEvent(instanceID), ExecutionName: "rel-1"})
 	var missing *steperr.RecordMissing
 	if !errors.As(err, &missing) {
 		t.Errorf("release: err = %v, want RecordMissing", err)

@@ -89,6 +89,7 @@ type EC2API interface {
 	RevokeSecurityGroupEgress(ctx context.Context, in *ec2.RevokeSecurityGroupEgressInput, opts ...func(*ec2.Options)) (*ec2.RevokeSecurityGroupEgressOutput, error)
 	ModifyNetworkInterfaceAttribute(ctx context.Context, in *ec2.ModifyNetworkInterfaceAttributeInput, opts ...func(*ec2.Options)) (*ec2.ModifyNetworkInterfaceAttributeOutput, error)
 	CreateSnapshots(ctx context.Context, in *ec2.CreateSnapshotsInput, opts ...func(*ec2.Options)) (*ec2.CreateSnapshotsOutput, error)
+	CreateTags(ctx context.Context, in *ec2.CreateTagsInput, opts ...func(*ec2.Options)) (*ec2.CreateTagsOutput, error)
 }
 
 // IAMAPI is the part of the IAM client the checks use.
@@ -145,6 +146,7 @@ func Run(ctx context.Context, c Clients, in Input) Report {
 		p.add(Check{Name: "instance", Status: Skipped, Detail: "no --instance: only the account-wide checks ran"})
 	} else if rec := p.instance(ctx, region); rec != nil {
 		p.rep.Record = rec
+		p.tag(ctx, rec)
 		groups := p.groups(ctx, rec)
 		p.interfaces(ctx, rec, groups)
 		p.snapshots(ctx, rec)
@@ -232,7 +234,7 @@ func (p *prober) instance(ctx context.Context, region string) *workflow.Record {
 		return nil
 	}
 	h := validate.New(p.c.EC2, s, slog.New(slog.NewJSONHandler(io.Discard, nil)))
-	rec, err := h.Handle(ctx, workflow.ValidateInput{
+	rec, err := h.Observe(ctx, workflow.ValidateInput{ // the tag is what run sets: not checked here
 		Event:         Event(p.in.Identity, region, p.in.InstanceID, p.in.Names, time.Now()),
 		ExecutionName: "preflight",
 	})
@@ -372,6 +374,22 @@ func (p *prober) snapshots(ctx context.Context, rec *workflow.Record) {
 				{Key: aws.String(snapshot.TagExecution), Value: aws.String("preflight")},
 			}}},
 		})
+		return err
+	}))
+}
+
+// tag checks that the caller may set the isolation tag on the instance: isolation run sets it before it starts, so
+// that the tag and everything that reads it agree with the break-glass run.
+func (p *prober) tag(ctx context.Context, rec *workflow.Record) {
+	key, value := p.in.Names.TagKey, p.in.Names.TagValue
+	name := fmt.Sprintf("tag %s=%s", key, value)
+	if rec.Tags[key] == value {
+		p.add(Check{Name: name, Status: Pass, Detail: "the instance already carries it"})
+		return
+	}
+	p.add(dryRun(name, "may be set on "+rec.InstanceID, func() error {
+		_, err := p.c.EC2.CreateTags(ctx, &ec2.CreateTagsInput{DryRun: aws.Bool(true), Resources: []string{rec.InstanceID},
+			Tags: []types.Tag{{Key: aws.String(key), Value: aws.String(value)}}})
 		return err
 	}))
 }

@@ -94,6 +94,7 @@ var allPass = map[string]string{
 	"attach isolation profile":                    "unverified",
 	"pass isolation role":                         "skip",
 	"publish notification":                        "unverified",
+	"tag Isolate=true":                            "pass",
 }
 
 func TestChecksMakeEveryMutatingCallWithDryRunOnly(t *testing.T) {
@@ -111,7 +112,7 @@ func TestChecksMakeEveryMutatingCallWithDryRunOnly(t *testing.T) {
 		}
 	}
 	slices.Sort(dry)
-	if want := []string{"CreateSecurityGroup", "CreateSnapshots", "ModifyNetworkInterfaceAttribute"}; !slices.Equal(dry, want) {
+	if want := []string{"CreateSecurityGroup", "CreateSnapshots", "CreateTags", "ModifyNetworkInterfaceAttribute"}; !slices.Equal(dry, want) {
 		t.Errorf("DryRun calls %v, want %v", dry, want)
 	}
 	if rep.Record == nil || len(rep.Record.NetworkInterfaces) != 2 {

@@ -220,6 +220,7 @@ var Functions = []Function{
 	function("record-incident", "RecordIncidentFunctionArn", steps.RecordIncident),
 	function("revoke-credentials", "RevokeCredentialsFunctionArn", steps.RevokeCredentials),
 	function("preserve-evidence", "PreserveEvidenceFunctionArn", steps.PreserveEvidence),
+	function("verify-containment", "VerifyContainmentFunctionArn", steps.VerifyContainment),
 	function("read-incident-record", "ReadIncidentRecordFunctionArn", steps.ReadIncidentRecord),
 	function("restore-security-groups", "RestoreSecurityGroupsFunctionArn", steps.RestoreSecurityGroups),
 	function("restore-instance-profile", "RestoreInstanceProfileFunctionArn", steps.RestoreInstanceProfile),

@@ -27,7 +27,7 @@ func TestConcurrentInvocationsGetTheirOwnOutput(t *testing.T) {
 		Subnets: []sim.Subnet{{ID: "subnet-0a1", VpcID: "vpc-0a1", CIDR: "10.0.0.0/18"}},
 	}
 	for i := range n {
-		sc.Instances = append(sc.Instances, sim.Instance{ID: fmt.Sprintf("i-%017x", i+1), SubnetID: "subnet-0a1"})
+		sc.Instances = append(sc.Instances, sim.Instance{ID: fmt.Sprintf("i-%017x", i+1), SubnetID: "subnet-0a1", Tags: map[string]string{"Isolate": "true"}})
 	}
 	srv := simtest.Start(t, sc)
 	env := map[string]string{"TAG_KEY": "Isolate", "TAG_VALUE": "true", "ISOLATION_GROUP_NAME": "q",

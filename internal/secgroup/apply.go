@@ -58,6 +58,7 @@ type eni struct {
 	tried       bool  // this run set its groups (or tried to)
 	untracked   bool  // untrack-first: the allow-all group was applied first
 	changed     bool  // the isolation group was applied
+	uncovered   bool  // attached since Validate, in a VPC without a group in the input: left as it is
 	untrackErr  error // untrack-first: the allow-all group could not be applied first
 	err         error // the isolation group could not be applied
 }
@@ -117,24 +118,29 @@ func (h *Apply) Handle(ctx context.Context, in workflow.ApplyGroupsInput) (workf
 		e, ok := byID[d.id]
 		if !ok {
 			g, ok := groups[d.vpc]
-			if !ok {
-				// No group of the input fits it: refuse before changing it (without a record, before changing
-				// anything).
-				var err error = &steperr.InvalidInput{Step: applyStep, Reason: fmt.Sprintf("network interface %s of %s is in %s, which has no isolation group in the input", d.id, in.InstanceID, d.vpc)}
-				if in.Record != nil {
-					// Validate recorded the instance without it: the VPC's group was never ensured. A retry or a
-					// redrive runs with the same record; a new execution records the instance again.
-					err = &steperr.InstanceNotIsolatable{InstanceID: in.InstanceID, Reason: fmt.Sprintf("network interface %s was attached since Validate and record, in %s, which has no isolation group yet: start a new execution (tag the instance again)", d.id, d.vpc)}
-				}
+			switch {
+			case !ok && in.Record == nil:
+				// An older input names the groups alone: one that lacks the ENI's VPC is bad input, refused
+				// before changing anything.
+				err := &steperr.InvalidInput{Step: applyStep, Reason: fmt.Sprintf("network interface %s of %s is in %s, which has no isolation group in the input", d.id, in.InstanceID, d.vpc)}
 				log.Error("network interface without isolation group", "error", err, "modified", ch.list())
 				return workflow.ApplyGroupsOutput{}, err
+			case !ok:
+				// Attached since Validate and record, in a VPC whose group was never ensured: contain every other
+				// ENI rather than fail them all; this one is reported as it is (After == Before, not Changed), and
+				// "Verify containment" ensures its VPC's group and contains it.
+				log.Warn("network interface attached since Validate and record in a VPC without isolation group: left to Verify containment",
+					"eni", d.id, "vpc", d.vpc, "groups", d.before)
+				d.uncovered = true
+			default:
+				d.groups = g
 			}
-			d.groups, e = g, d
+			e = d
 			byID[d.id] = e
 			all = append(all, e)
 		}
 		e.attached = true
-		if !e.tried && !slices.Equal(d.before, []string{e.groups.IsolationGroupID}) {
+		if !e.uncovered && !e.tried && !slices.Equal(d.before, []string{e.groups.IsolationGroupID}) {
 			e.before = d.before
 			second = append(second, e)
 		}
@@ -168,7 +174,7 @@ func (h *Apply) Handle(ctx context.Context, in workflow.ApplyGroupsInput) (workf
 		out.NetworkInterfaces = append(out.NetworkInterfaces, a)
 	}
 	if len(errs) > 0 {
-		err := applyError(failed, len(out.NetworkInterfaces), errs)
+		err := applyError(failed, len(out.NetworkInterfaces), errs, in.Rerun)
 		log.Error("apply isolation security group", "error", err, "failed", len(errs), "enis", len(out.NetworkInterfaces), "modified", ch.list())
 		return workflow.ApplyGroupsOutput{}, err
 	}
@@ -225,13 +231,26 @@ func (h *Apply) isolate(ctx context.Context, ch *changes, enis []*eni) {
 	})
 }
 
-// applyError is the step's error for the ENIs that failed: GroupNotVisible when EC2 did not know a group yet
-// (the state machine retries), else the first failure's classification, naming every failed ENI.
-func applyError(failed []*eni, total int, errs []error) error {
+// visibleAttempts bounds how long Apply takes InvalidGroup.NotFound for a group this execution's Ensure just
+// created as "not visible yet" (GroupNotVisible, retried by the state machine) rather than "deleted".
+const visibleAttempts = 3
+
+// applyError is the step's error for the ENIs that failed, naming every failed ENI. EC2 answers
+// InvalidGroup.NotFound ("The specified security group does not exist",
+// https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html) both for a group too new to be
+// visible (eventual consistency) and for one deleted since: only a group this execution just created can be the
+// former, and only for the first attempts; otherwise the group is gone, GroupMissing, which the state machine
+// sends back to Ensure (retrying Apply with the same input would fail the same way, and so would a redrive).
+// Other failures: the first failure's classification.
+func applyError(failed []*eni, total int, errs []error, rerun workflow.Rerun) error {
 	for _, e := range failed {
-		if steperr.Code(e.err) == "InvalidGroup.NotFound" {
+		if steperr.Code(e.err) != "InvalidGroup.NotFound" {
+			continue
+		}
+		if e.groups.Created && rerun.RedriveCount == 0 && rerun.Attempt < visibleAttempts {
 			return &steperr.GroupNotVisible{VpcID: e.vpc, GroupName: e.groups.IsolationGroupID}
 		}
+		return &steperr.GroupMissing{VpcID: e.vpc, GroupID: e.groups.IsolationGroupID}
 	}
 	op := applyStep
 	if len(errs) > 1 {

@@ -110,6 +110,11 @@ func (h *Ensure) Handle(ctx context.Context, in workflow.EnsureGroupsInput) (wor
 		log.Error("invalid input", "error", err)
 		return workflow.EnsureGroupsOutput{}, err
 	}
+	round, err := missingRound(in)
+	if err != nil {
+		log.Error("isolation groups keep disappearing", "error", err, "groupMissing", in.GroupMissing)
+		return workflow.EnsureGroupsOutput{}, err
+	}
 	known, err := h.knownGroups(in, vpcs)
 	if err != nil {
 		log.Error("invalid input", "error", err)
@@ -117,7 +122,7 @@ func (h *Ensure) Handle(ctx context.Context, in workflow.EnsureGroupsInput) (wor
 	}
 
 	var existing map[groupKey]types.SecurityGroup
-	if in.Record == nil || in.Again() {
+	if fresh(in) {
 		// One Describe for every VPC and name at once: the common case (groups exist) costs one call.
 		existing, err = h.describeByName(ctx, vpcs, h.s.Names())
 		if err != nil {
@@ -132,6 +137,7 @@ func (h *Ensure) Handle(ctx context.Context, in workflow.EnsureGroupsInput) (wor
 		role      role
 		id        string
 		created   bool
+		foreign   string // a group with the name that is not ours (the group used has the derived name)
 		err       error
 	}
 	var jobs []*job
@@ -144,16 +150,12 @@ func (h *Ensure) Handle(ctx context.Context, in workflow.EnsureGroupsInput) (wor
 	ch := newChanges(ensureStep, h.now)
 	var wg sync.WaitGroup
 	for _, j := range jobs {
-		if id, ok := known[groupKey{j.vpc, j.name}]; ok {
-			j.id = id
+		if k, ok := known[groupKey{j.vpc, j.name}]; ok {
+			j.id, j.foreign = k.id, k.foreign
 			continue
 		}
 		wg.Go(func() {
-			var sgp *types.SecurityGroup
-			if sg, found := existing[groupKey{j.vpc, j.name}]; found {
-				sgp = &sg
-			}
-			j.id, j.created, j.err = h.ensureGroup(ctx, log, ch, j.vpc, j.name, j.role, sgp)
+			j.id, j.created, j.foreign, j.err = h.ensureGroup(ctx, log, ch, j.vpc, j.name, j.role, existing)
 		})
 	}
 	wg.Wait()
@@ -176,7 +178,7 @@ func (h *Ensure) Handle(ctx context.Context, in workflow.EnsureGroupsInput) (wor
 		g := byVPC[j.vpc]
 		switch j.role {
 		case roleIsolation:
-			g.IsolationGroupID, g.Created = j.id, j.created
+			g.IsolationGroupID, g.Created, g.ForeignGroupID = j.id, j.created, j.foreign
 		case roleUntrack:
 			g.UntrackGroupID = j.id
 		}
@@ -185,15 +187,18 @@ func (h *Ensure) Handle(ctx context.Context, in workflow.EnsureGroupsInput) (wor
 		return workflow.EnsureGroupsOutput{}, first
 	}
 	out.Changes = ch.list()
+	out.Round = round
 	log.Info("isolation security groups ready", "groups", out.Groups, "changes", len(out.Changes))
 	return out, nil
 }
 
-// knownGroups returns the usable groups Validate found in the input's VPCs, by VPC and name.
-func (h *Ensure) knownGroups(in workflow.EnsureGroupsInput, vpcs []string) (map[groupKey]string, error) {
-	known := map[groupKey]string{}
-	if in.Record == nil || in.Again() {
-		// A retry or a redrive looks every group up: the first run may have created some.
+// knownGroup is a group Validate found usable, and the foreign group that made it use the derived name.
+type knownGroup struct{ id, foreign string }
+
+// knownGroups returns the usable groups Validate found in the input's VPCs, by VPC and the role's name.
+func (h *Ensure) knownGroups(in workflow.EnsureGroupsInput, vpcs []string) (map[groupKey]knownGroup, error) {
+	known := map[groupKey]knownGroup{}
+	if fresh(in) {
 		return known, nil
 	}
 	if in.Record.InstanceID != in.InstanceID {
@@ -203,17 +208,46 @@ func (h *Ensure) knownGroups(in workflow.EnsureGroupsInput, vpcs []string) (map[
 		if !slices.Contains(vpcs, g.VpcID) {
 			continue
 		}
-		for _, c := range []struct{ name, id string }{{h.s.GroupName, g.IsolationGroupID}, {h.s.UntrackGroupName(), g.UntrackGroupID}} {
+		for _, c := range []struct{ name, id, foreign string }{{h.s.GroupName, g.IsolationGroupID, g.ForeignGroupID}, {h.s.UntrackGroupName(), g.UntrackGroupID, ""}} {
 			switch {
 			case c.id == "":
 			case !groupIDPattern.MatchString(c.id):
 				return nil, &steperr.InvalidInput{Step: ensureStep, Reason: fmt.Sprintf("group %q of %s in the record is not a security group id", c.id, g.VpcID)}
 			default:
-				known[groupKey{g.VpcID, c.name}] = c.id
+				known[groupKey{g.VpcID, c.name}] = knownGroup{c.id, c.foreign}
 			}
 		}
 	}
 	return known, nil
+}
+
+// fresh reports whether Ensure must look every group up rather than trust the record's: without a record (an
+// older input); on a retry or a redrive (the first run may have created some); after Apply found a group gone
+// (GroupMissing: the record's groups, and an earlier Ensure's, may be deleted).
+func fresh(in workflow.EnsureGroupsInput) bool {
+	return in.Record == nil || in.Again() || in.GroupMissing != nil
+}
+
+// MaxMissingRounds bounds the Apply -> Ensure loop of one execution when its groups keep disappearing (someone,
+// or an automation, deleting them as fast as they are made): past it the step fails rather than loop.
+const MaxMissingRounds = 3
+
+// missingRound numbers this run of Ensure after a GroupMissing (0 on the normal path), refusing past
+// MaxMissingRounds with an AWSError, which the state machine does not retry.
+func missingRound(in workflow.EnsureGroupsInput) (int, error) {
+	if in.GroupMissing == nil {
+		return 0, nil
+	}
+	round := 1
+	if in.Previous != nil {
+		round = in.Previous.Round + 1
+	}
+	if round > MaxMissingRounds {
+		return round, &steperr.AWSError{Op: ensureStep, Err: fmt.Errorf(
+			"the isolation groups of %s keep disappearing: deleted again after %d rounds of Ensure and Apply (last: %s); "+
+				"find what deletes them (CloudTrail DeleteSecurityGroup), then redrive", in.InstanceID, MaxMissingRounds, in.GroupMissing.Cause)}
+	}
+	return round, nil
 }
 
 // checkEnsureInput returns the input's VPCs without repeats, in input order.
@@ -260,10 +294,44 @@ func (h *Ensure) describeByName(ctx context.Context, vpcs, names []string) (map[
 	return found, nil
 }
 
-// ensureGroup returns the id of the group named name in vpc, creating it when sg (the group as described) is nil,
-// with the rules its role needs.
-func (h *Ensure) ensureGroup(ctx context.Context, log *slog.Logger, ch *changes, vpc, name string, r role, sg *types.SecurityGroup) (string, bool, error) {
+// ensureGroup returns the id of the group of role r named name in vpc, with the rules its role needs, creating
+// it when existing (the groups as described; nil when not described) lacks it. When a group that is not ours
+// (not tagged managed) holds the name, it is never used nor changed: the VPC gets a group of ours under the
+// derived name instead (DerivedName: deterministic, so that concurrent executions converge on one group), and
+// foreign names the other group.
+func (h *Ensure) ensureGroup(ctx context.Context, log *slog.Logger, ch *changes, vpc, name string, r role, existing map[groupKey]types.SecurityGroup) (id string, created bool, foreign string, err error) {
+	id, created, err = h.ensureNamed(ctx, log, ch, vpc, name, r, existing)
+	var nm *notManaged
+	if !errors.As(err, &nm) {
+		return id, created, "", err
+	}
+	foreign = nm.id
+	derived := DerivedName(name)
+	log.Warn("a group that is not ec2-isolation's has the group's name: using a group of ours under the derived name",
+		"vpc", vpc, "foreignGroup", foreign, "name", name, "derivedName", derived)
+	id, created, err = h.ensureNamed(ctx, log, ch, vpc, derived, r, existing)
+	if errors.As(err, &nm) {
+		err = &steperr.ConfigError{Reason: fmt.Sprintf(
+			"security groups %s (%s) and %s (%s) in %s are not ec2-isolation's (no tag %s=true) but carry the names it uses: "+
+				"rename one of them, or tag it if it is meant to be the isolation group", foreign, name, nm.id, derived, vpc, TagManaged)}
+	}
+	return id, created, foreign, err
+}
+
+// notManaged: the group with the name is not ours.
+type notManaged struct{ id string }
+
+func (e *notManaged) Error() string {
+	return "security group " + e.id + " is not managed by ec2-isolation"
+}
+
+// ensureNamed is ensureGroup for one name; a group of that name that is not ours is a *notManaged error.
+func (h *Ensure) ensureNamed(ctx context.Context, log *slog.Logger, ch *changes, vpc, name string, r role, existing map[groupKey]types.SecurityGroup) (string, bool, error) {
 	log = log.With("vpc", vpc, "group", name)
+	var sg *types.SecurityGroup
+	if g, found := existing[groupKey{vpc, name}]; found {
+		sg = &g
+	}
 	if sg == nil {
 		id, err := h.create(ctx, vpc, name, r)
 		switch {
@@ -286,11 +354,8 @@ func (h *Ensure) ensureGroup(ctx context.Context, log *slog.Logger, ch *changes,
 	}
 	id := aws.ToString(sg.GroupId)
 	if !Managed(sg) {
-		// The roles may change only groups this product created (tag condition): refuse clearly rather than
-		// fail on UnauthorizedOperation, or empty someone else's group.
-		return "", false, &steperr.ConfigError{Reason: fmt.Sprintf(
-			"security group %s (%s) in %s has the isolation group's name but not the tag %s=true: it was not "+
-				"created by ec2-isolation; rename it, or tag it if it is meant to be the isolation group", id, name, vpc, TagManaged)}
+		// The roles may change only groups this product created (tag condition): never empty someone else's group.
+		return "", false, &notManaged{id: id}
 	}
 	if err := h.converge(ctx, log, ch, vpc, name, id, r, sg); err != nil {
 		return "", false, err

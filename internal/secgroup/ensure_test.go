@@ -110,24 +110,66 @@ func TestEnsureCreatesAnEmptyGroupInEveryVPC(t *testing.T) {
 	}
 }
 
-func TestEnsureRefusesAGroupItDidNotCreate(t *testing.T) {
+// Issue 12 case 3: a group that is not ours holds the isolation group's name: it is never changed, and the VPC
+// gets a group of ours under the derived name; the output names the foreign group.
+func TestEnsureUsesADerivedNameBesideAGroupItDidNotCreate(t *testing.T) {
 	sc := scenario()
 	sc.SecurityGroups = append(sc.SecurityGroups, sim.SecurityGroup{
 		ID: "sg-0a8", VpcID: vpcA, Name: groupName, Description: "a team's own group that happens to share the name",
 		Egress: []sim.Rule{{Protocol: "tcp", FromPort: 443, ToPort: 443, CIDR: "0.0.0.0/0"}},
 	})
 	srv := start(t, sc)
+	h := newEnsure(t, srv, "ensure", secgroup.ModeDirect)
+	out, err := h.Handle(context.Background(), ensureInput(oneENI))
+	if err != nil {
+		t.Fatalf("Handle: %v", err)
+	}
+	r := newReader(t, srv)
+	derived := r.groupsNamed(secgroup.DerivedName(groupName))[vpcA]
+	if len(derived) != 1 {
+		t.Fatalf("groups named %s in %s: %+v, want one", secgroup.DerivedName(groupName), vpcA, derived)
+	}
+	want := []workflow.VpcGroups{{VpcID: vpcA, IsolationGroupID: aws.ToString(derived[0].GroupId), Created: true, ForeignGroupID: "sg-0a8"}}
+	if diff := cmp.Diff(want, out.Groups); diff != "" {
+		t.Errorf("groups (-want +got):\n%s", diff)
+	}
+	if len(derived[0].IpPermissions)+len(derived[0].IpPermissionsEgress) != 0 || tagValue(derived[0].Tags, secgroup.TagManaged) != "true" {
+		t.Errorf("derived group %+v: want no rule and the managed tag", derived[0])
+	}
+	g := r.groupsNamed(groupName)[vpcA]
+	if len(g) != 1 || len(g[0].IpPermissionsEgress) != 1 || len(g[0].IpPermissions) != 0 {
+		t.Errorf("the team's group was changed: %+v", g)
+	}
+
+	// Again: the derived group is found, nothing changes.
+	srv.ResetCalls()
+	again, err := h.Handle(context.Background(), ensureInput(oneENI))
+	if err != nil {
+		t.Fatalf("second Handle: %v", err)
+	}
+	if m := mutating(srv); len(m) != 0 {
+		t.Errorf("second run made mutating calls %v", m)
+	}
+	want[0].Created = false
+	if diff := cmp.Diff(want, again.Groups); diff != "" {
+		t.Errorf("second run groups (-want +got):\n%s", diff)
+	}
+}
+
+// When the derived name is not ours either, the VPC cannot get a group: a ConfigError naming both, nothing changed.
+func TestEnsureRefusesWhenTheDerivedNameIsNotOursEither(t *testing.T) {
+	sc := scenario()
+	sc.SecurityGroups = append(sc.SecurityGroups,
+		sim.SecurityGroup{ID: "sg-0a8", VpcID: vpcA, Name: groupName, Description: "theirs"},
+		sim.SecurityGroup{ID: "sg-0a7", VpcID: vpcA, Name: secgroup.DerivedName(groupName), Description: "theirs too"})
+	srv := start(t, sc)
 	_, err := newEnsure(t, srv, "ensure", secgroup.ModeDirect).Handle(context.Background(), ensureInput(oneENI))
 	var ce *steperr.ConfigError
-	if !errors.As(err, &ce) || !strings.Contains(ce.Reason, "sg-0a8") {
-		t.Fatalf("error %v, want a ConfigError naming sg-0a8", err)
+	if !errors.As(err, &ce) || !strings.Contains(ce.Reason, "sg-0a8") || !strings.Contains(ce.Reason, "sg-0a7") {
+		t.Fatalf("error %v, want a ConfigError naming sg-0a8 and sg-0a7", err)
 	}
 	if m := mutating(srv); len(m) != 0 {
 		t.Errorf("mutating calls %v, want none", m)
-	}
-	g := newReader(t, srv).groupsNamed(groupName)[vpcA]
-	if len(g) != 1 || len(g[0].IpPermissionsEgress) != 1 {
-		t.Errorf("the team's group was changed: %+v", g)
 	}
 }
 

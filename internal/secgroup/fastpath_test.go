@@ -3,7 +3,8 @@ package secgroup_test
 import (
 	"context"
 	"errors"
-	"strings"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -86,29 +87,82 @@ func TestEnsureWithRecordCreatesOnlyWhatValidateDidNotFind(t *testing.T) {
 	}
 }
 
-func TestEnsureWithRecordRefusesAGroupItDidNotCreate(t *testing.T) {
+// Issue 12 case 3 on the record path, in two VPCs: a foreign group with the isolation group's name in vpcA does
+// not stop containment, neither in vpcB (whose group is valid) nor in vpcA (a group of ours under the derived
+// name); the foreign group is untouched and named; a later Validate finds the derived group (the warm path).
+func TestForeignGroupInOneVPCDoesNotStopContainment(t *testing.T) {
+	for _, mode := range []secgroup.Mode{secgroup.ModeDirect, secgroup.ModeUntrackFirst} {
+		t.Run(string(mode), func(t *testing.T) {
+			sc := scenario()
+			sc.SecurityGroups = append(sc.SecurityGroups, sim.SecurityGroup{
+				ID: "sg-0a8", VpcID: vpcA, Name: groupName, Description: "a team's own group that happens to share the name",
+				Egress: []sim.Rule{{Protocol: "tcp", FromPort: 443, ToPort: 443, CIDR: "0.0.0.0/0"}},
+			})
+			srv := start(t, sc)
+			rec, ens, out := contained(t, srv, twoVPCs, mode)
+			if rec.GroupsReady || ens == nil {
+				t.Fatalf("the record's groups %+v ready: want Ensure to run", rec.IsolationGroups)
+			}
+			if ens.Groups[0].ForeignGroupID != "sg-0a8" || ens.Groups[1].ForeignGroupID != "" {
+				t.Errorf("groups %+v: want vpcA's to name sg-0a8, vpcB's none", ens.Groups)
+			}
+			iso := map[string]string{}
+			for _, g := range ens.Groups {
+				iso[g.VpcID] = g.IsolationGroupID
+			}
+			want := map[string][]string{"eni-02a": {iso[vpcA]}, "eni-02b": {iso[vpcB]}}
+			if diff := cmp.Diff(want, newReader(t, srv).eniGroups(twoVPCs)); diff != "" {
+				t.Errorf("ENI groups (-want +got):\n%s", diff)
+			}
+			if iso[vpcA] == "sg-0a8" || len(out.NetworkInterfaces) != 2 {
+				t.Errorf("vpcA's group %s, apply output %+v", iso[vpcA], out.NetworkInterfaces)
+			}
+			g := newReader(t, srv).groupsNamed(groupName)[vpcA]
+			if len(g) != 1 || len(g[0].IpPermissionsEgress) != 1 || len(g[0].IpPermissions) != 0 {
+				t.Errorf("the team's group was changed: %+v", g)
+			}
+			// For the foreign group's sake the only calls naming it are reads.
+			for _, c := range srv.Calls() {
+				if c.Mutating && c.Params.Get("GroupId") == "sg-0a8" {
+					t.Errorf("%s on sg-0a8", c.Action)
+				}
+			}
+
+			rec = validated(t, srv, twoVPCs, mode)
+			if !rec.GroupsReady || rec.IsolationGroups[0].IsolationGroupID != iso[vpcA] || rec.IsolationGroups[0].ForeignGroupID != "sg-0a8" {
+				t.Errorf("second record: ready %v groups %+v, want the derived group of vpcA and sg-0a8 named", rec.GroupsReady, rec.IsolationGroups)
+			}
+		})
+	}
+}
+
+// Concurrent executions converge on one derived group per VPC.
+func TestConcurrentExecutionsShareTheDerivedGroup(t *testing.T) {
 	sc := scenario()
-	sc.SecurityGroups = append(sc.SecurityGroups, sim.SecurityGroup{
-		ID: "sg-0a8", VpcID: vpcA, Name: groupName, Description: "a team's own group that happens to share the name",
-		Egress: []sim.Rule{{Protocol: "tcp", FromPort: 443, ToPort: 443, CIDR: "0.0.0.0/0"}},
-	})
+	sc.SecurityGroups = append(sc.SecurityGroups, sim.SecurityGroup{ID: "sg-0a8", VpcID: vpcA, Name: groupName, Description: "theirs"})
 	srv := start(t, sc)
 	rec := validated(t, srv, oneENI, secgroup.ModeDirect)
-	srv.ResetCalls()
-	_, err := newEnsure(t, srv, "ensure", secgroup.ModeDirect).Handle(context.Background(), ensureWithRecord(rec))
-	var ce *steperr.ConfigError
-	if !errors.As(err, &ce) || !strings.Contains(ce.Reason, "sg-0a8") {
-		t.Fatalf("error %v, want a ConfigError naming sg-0a8", err)
+	const n = 4
+	ids := make([]string, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			out, err := newEnsure(t, srv, fmt.Sprintf("ensure-%d", i), secgroup.ModeDirect).Handle(context.Background(), ensureWithRecord(rec))
+			errs[i] = err
+			if err == nil {
+				ids[i] = out.Groups[0].IsolationGroupID
+			}
+		})
 	}
-	// The only mutating call is the create EC2 refused (the name is taken): nothing changed.
-	for _, c := range srv.Calls() {
-		if c.Mutating && (c.Action != "CreateSecurityGroup" || c.ErrorCode != "InvalidGroup.Duplicate") {
-			t.Errorf("mutating call %s answered %q", c.Action, c.ErrorCode)
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil || ids[i] != ids[0] {
+			t.Errorf("execution %d: group %s, error %v; want %s", i, ids[i], errs[i], ids[0])
 		}
 	}
-	g := newReader(t, srv).groupsNamed(groupName)[vpcA]
-	if len(g) != 1 || len(g[0].IpPermissionsEgress) != 1 {
-		t.Errorf("the team's group was changed: %+v", g)
+	if got := newReader(t, srv).groupsNamed(secgroup.DerivedName(groupName))[vpcA]; len(got) != 1 {
+		t.Errorf("%d derived groups in %s, want 1", len(got), vpcA)
 	}
 }
 
@@ -314,19 +368,32 @@ func TestApplyIsolatesARecordedENIWhoseGroupsChangedSince(t *testing.T) {
 	}
 }
 
-func TestApplyRefusesAnENIAttachedSinceValidateInAVPCWithoutGroup(t *testing.T) {
+// An ENI attached since Validate in a VPC that has no group in the input no longer fails the network branch
+// (issue 12 case 2(c)/9): every other ENI is contained, that one is reported unchanged (After == Before) for
+// "Verify containment" to contain.
+func TestApplyContainsTheOthersWhenAnENIAttachedSinceValidateIsInAVPCWithoutGroup(t *testing.T) {
 	srv := start(t, scenario())
 	in := ensured(t, srv, oneENI, secgroup.ModeDirect) // vpcA only
 	moveENI(t, srv, "eni-02b", oneENI, 1)              // vpcB
-	_, err := newApply(t, srv, "apply", secgroup.ModeDirect).Handle(context.Background(), in)
-	var ni *steperr.InstanceNotIsolatable
-	if !errors.As(err, &ni) || !strings.Contains(err.Error(), "eni-02b") || !strings.Contains(err.Error(), vpcB) {
-		t.Fatalf("error = %v, want InstanceNotIsolatable naming eni-02b and %s", err, vpcB)
+	out, err := newApply(t, srv, "apply", secgroup.ModeDirect).Handle(context.Background(), in)
+	if err != nil {
+		t.Fatalf("Handle: %v", err)
 	}
-	// What could be contained is: the recorded ENI; the late one is left as it was.
 	iso := isolationGroupOf(in)
 	want := map[string][]string{"eni-01a": {iso[vpcA]}, "eni-02b": {"sg-0b1"}}
 	if diff := cmp.Diff(want, newReader(t, srv).eniGroups(oneENI)); diff != "" {
 		t.Errorf("ENI groups (-want +got):\n%s", diff)
+	}
+	wantOut := []workflow.AppliedInterface{
+		{ID: "eni-01a", VpcID: vpcA, Before: []string{"sg-0a1"}, After: []string{iso[vpcA]}, Changed: true},
+		{ID: "eni-02b", VpcID: vpcB, Before: []string{"sg-0b1"}, After: []string{"sg-0b1"}},
+	}
+	if diff := cmp.Diff(wantOut, out.NetworkInterfaces); diff != "" {
+		t.Errorf("output (-want +got):\n%s", diff)
+	}
+	for _, c := range srv.Calls() {
+		if c.Mutating && c.Params.Get("NetworkInterfaceId") == "eni-02b" {
+			t.Errorf("%s on eni-02b, which has no group to go to", c.Action)
+		}
 	}
 }

@@ -49,6 +49,17 @@ type Settings struct {
 	Mode      Mode
 }
 
+// DerivedSuffix is appended to a group's name (the isolation group's, the allow-all group's) to name the group of
+// ours used in a VPC where a group that is not ours already has the name. Deterministic, so that concurrent
+// executions converge on the same group.
+const DerivedSuffix = "-managed"
+
+// DerivedName is the name of the group of ours used where a group that is not ours holds name: name and the
+// suffix, name cut short where both would exceed EC2's 255 characters.
+func DerivedName(name string) string {
+	return name[:min(len(name), 255-len(DerivedSuffix))] + DerivedSuffix
+}
+
 // UntrackGroupName is the name of the allow-all group of untrack-first mode.
 func (s Settings) UntrackGroupName() string { return s.GroupName + UntrackSuffix }
 

@@ -64,6 +64,7 @@ type sgRule struct {
 	protocol            string
 	from, to            int32
 	cidr, cidr6, peerSG string
+	prefixList          string
 	desc                string
 }
 
@@ -76,6 +77,7 @@ type instance struct {
 	id, state, imageID, itype string
 	subnetID, vpcID, az       string
 	disableAPITermination     bool
+	lifecycle                 string // "spot" or empty (On-Demand)
 	shutdown                  string
 	launch                    time.Time
 	bdms                      []*bdm
@@ -295,7 +297,7 @@ func newAccount(sc Scenario, clock Clock) (*Account, error) {
 
 func (a *Account) seedInstance(in Instance, past time.Time) error {
 	inst := &instance{id: in.ID, state: in.State, imageID: in.ImageID, itype: in.InstanceType,
-		disableAPITermination: in.DisableAPITermination, shutdown: in.ShutdownBehavior, launch: past}
+		disableAPITermination: in.DisableAPITermination, lifecycle: in.InstanceLifecycle, shutdown: in.ShutdownBehavior, launch: past}
 	if inst.state == "" {
 		inst.state = "running"
 	}
@@ -471,6 +473,15 @@ func (sc *Scenario) validate() error {
 		}
 		if in.AssociationState != "" && in.Profile == "" {
 			return fmt.Errorf("instance %s: associationState without profile", in.ID)
+		}
+		switch in.InstanceLifecycle {
+		case "":
+		case "spot":
+			if in.DisableAPITermination {
+				return fmt.Errorf("instance %s: a Spot Instance cannot have disableApiTermination", in.ID)
+			}
+		default:
+			return fmt.Errorf("instance %s: instanceLifecycle must be spot or empty (On-Demand)", in.ID)
 		}
 		if in.SubnetID != "" {
 			if _, ok := subnets[in.SubnetID]; !ok {
@@ -705,13 +716,16 @@ func (sc *Scenario) region() string {
 
 func validateRule(r Rule) error {
 	peers := 0
-	for _, p := range []string{r.CIDR, r.IPv6CIDR, r.GroupID} {
+	for _, p := range []string{r.CIDR, r.IPv6CIDR, r.GroupID, r.PrefixListID} {
 		if p != "" {
 			peers++
 		}
 	}
 	if peers != 1 {
-		return fmt.Errorf("rule %+v: exactly one of cidr, ipv6Cidr, groupId", r)
+		return fmt.Errorf("rule %+v: exactly one of cidr, ipv6Cidr, groupId, prefixListId", r)
+	}
+	if r.PrefixListID != "" && !wellFormed("pl", r.PrefixListID) {
+		return fmt.Errorf("rule %+v: prefixListId is not a prefix list id (pl-…)", r)
 	}
 	if r.Protocol == "" {
 		return fmt.Errorf("rule %+v: no protocol", r)
@@ -782,7 +796,7 @@ func (a *Account) ruleFrom(r Rule, egress bool) *sgRule {
 		from, to = -1, -1
 	}
 	return &sgRule{id: a.newID("sgr"), egress: egress, protocol: r.Protocol, from: from, to: to,
-		cidr: r.CIDR, cidr6: r.IPv6CIDR, peerSG: r.GroupID, desc: r.Description}
+		cidr: r.CIDR, cidr6: r.IPv6CIDR, peerSG: r.GroupID, prefixList: r.PrefixListID, desc: r.Description}
 }
 
 func (a *Account) groupByName(vpcID, name string) *secGroup {

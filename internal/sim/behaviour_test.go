@@ -164,10 +164,47 @@ func groupRules(t *testing.T, c *ec2.Client, id string) (ingress, egress []ruleV
 			for _, g := range p.UserIdGroupPairs {
 				out = append(out, ruleView{aws.ToString(p.IpProtocol), aws.ToString(g.GroupId)})
 			}
+			for _, l := range p.PrefixListIds {
+				out = append(out, ruleView{aws.ToString(p.IpProtocol), aws.ToString(l.PrefixListId)})
+			}
 		}
 		return out
 	}
 	return flat(out.SecurityGroups[0].IpPermissions), flat(out.SecurityGroups[0].IpPermissionsEgress)
+}
+
+// A rule whose peer is a managed prefix list: authorized, described (prefixListIds), duplicated, revoked by its
+// permission, as EC2 does.
+func TestSecurityGroupPrefixListRules(t *testing.T) {
+	_, c, _ := start(t, baseScenario())
+	ctx := context.Background()
+	g, err := c.CreateSecurityGroup(ctx, &ec2.CreateSecurityGroupInput{GroupName: aws.String("pl"), Description: aws.String("pl"), VpcId: aws.String(vpcA)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	perm := []ec2types.IpPermission{{IpProtocol: aws.String("tcp"), FromPort: aws.Int32(443), ToPort: aws.Int32(443),
+		PrefixListIds: []ec2types.PrefixListId{{PrefixListId: aws.String("pl-0123456789abcdef0"), Description: aws.String("s3")}}}}
+	auth, err := c.AuthorizeSecurityGroupIngress(ctx, &ec2.AuthorizeSecurityGroupIngressInput{GroupId: g.GroupId, IpPermissions: perm})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(auth.SecurityGroupRules) != 1 || aws.ToString(auth.SecurityGroupRules[0].PrefixListId) != "pl-0123456789abcdef0" {
+		t.Errorf("authorize answer %+v", auth.SecurityGroupRules)
+	}
+	_, err = c.AuthorizeSecurityGroupIngress(ctx, &ec2.AuthorizeSecurityGroupIngressInput{GroupId: g.GroupId, IpPermissions: perm})
+	wantErr(t, err, "InvalidPermission.Duplicate", 400)
+	if ingress, _ := groupRules(t, c, *g.GroupId); !cmp.Equal([]ruleView{{"tcp", "pl-0123456789abcdef0"}}, ingress) {
+		t.Errorf("ingress %v", ingress)
+	}
+	bad := []ec2types.IpPermission{{IpProtocol: aws.String("-1"), PrefixListIds: []ec2types.PrefixListId{{PrefixListId: aws.String("s3")}}}}
+	_, err = c.AuthorizeSecurityGroupEgress(ctx, &ec2.AuthorizeSecurityGroupEgressInput{GroupId: g.GroupId, IpPermissions: bad})
+	wantErr(t, err, "InvalidPrefixListId.Malformed", 400)
+	if _, err := c.RevokeSecurityGroupIngress(ctx, &ec2.RevokeSecurityGroupIngressInput{GroupId: g.GroupId, IpPermissions: perm}); err != nil {
+		t.Fatalf("revoke: %v", err)
+	}
+	if ingress, _ := groupRules(t, c, *g.GroupId); len(ingress) != 0 {
+		t.Errorf("ingress after revoke: %v", ingress)
+	}
 }
 
 func TestSecurityGroupCreateDuplicateAndVisibility(t *testing.T) {

@@ -75,3 +75,36 @@ func TestModifyBlockDevicesDeleteOnTermination(t *testing.T) {
 		t.Errorf("termination protection after DryRun: %+v %v", term, err)
 	}
 }
+
+// A Spot Instance: DescribeInstances says so, and EC2 refuses any change of its termination protection
+// (UnsupportedOperation) while the other attributes change as for any instance.
+func TestSpotInstanceRefusesTerminationProtection(t *testing.T) {
+	sc := baseScenario()
+	for i := range sc.Instances {
+		if sc.Instances[i].ID == instWeb {
+			sc.Instances[i].InstanceLifecycle = "spot"
+		}
+	}
+	_, c, _ := start(t, sc)
+	ctx := context.Background()
+	if got := describeOne(t, c, instWeb).InstanceLifecycle; got != ec2types.InstanceLifecycleTypeSpot {
+		t.Errorf("instanceLifecycle = %q, want spot", got)
+	}
+	for _, v := range []bool{true, false} {
+		_, err := c.ModifyInstanceAttribute(ctx, &ec2.ModifyInstanceAttributeInput{InstanceId: aws.String(instWeb),
+			DisableApiTermination: &ec2types.AttributeBooleanValue{Value: aws.Bool(v)}})
+		wantErr(t, err, "UnsupportedOperation", 400)
+	}
+	if _, err := c.ModifyInstanceAttribute(ctx, &ec2.ModifyInstanceAttributeInput{InstanceId: aws.String(instWeb),
+		InstanceInitiatedShutdownBehavior: &ec2types.AttributeValue{Value: aws.String("stop")}}); err != nil {
+		t.Errorf("shutdown behaviour of a Spot Instance: %v", err)
+	}
+	for _, other := range sc.Instances {
+		if other.ID != instWeb {
+			if got := describeOne(t, c, other.ID).InstanceLifecycle; got != "" {
+				t.Errorf("%s: instanceLifecycle = %q, want empty (On-Demand)", other.ID, got)
+			}
+			break
+		}
+	}
+}

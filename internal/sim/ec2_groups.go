@@ -37,6 +37,8 @@ func (a *Account) permissions(rules []*sgRule) []xIPPermission {
 			p.IPv6Ranges = append(p.IPv6Ranges, xIPv6Range{CidrIPv6: r.cidr6, Description: r.desc})
 		case r.peerSG != "":
 			p.Groups = append(p.Groups, xUserIDGroupPair{UserID: a.id, GroupID: r.peerSG, Description: r.desc})
+		case r.prefixList != "":
+			p.PrefixLists = append(p.PrefixLists, xPrefixListID{PrefixListID: r.prefixList, Description: r.desc})
 		}
 	}
 	return out
@@ -282,8 +284,18 @@ func (a *Account) rulesFromPermissions(req *request, egress bool) ([]*sgRule, *a
 			out = append(out, &sgRule{egress: egress, protocol: proto, from: from, to: to, peerSG: gid, desc: r.str("Description")})
 			n++
 		}
+		// IpPermissions.N.PrefixListIds.M.PrefixListId (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_IpPermission.html).
+		// The simulated account has no prefix list resources: a well-formed id is taken as existing.
+		for _, r := range p.list("PrefixListIds") {
+			pl := r.str("PrefixListId")
+			if !wellFormed("pl", pl) {
+				return nil, errf(400, "InvalidPrefixListId.Malformed", "Invalid id: %q (expecting \"pl-...\")", pl)
+			}
+			out = append(out, &sgRule{egress: egress, protocol: proto, from: from, to: to, prefixList: pl, desc: r.str("Description")})
+			n++
+		}
 		if n == 0 {
-			return nil, errf(400, "InvalidParameterValue", "The request must specify an IP range, an IPv6 range or a security group for each permission")
+			return nil, errf(400, "InvalidParameterValue", "The request must specify an IP range, an IPv6 range, a security group or a prefix list for each permission")
 		}
 	}
 	return out, nil
@@ -292,14 +304,14 @@ func (a *Account) rulesFromPermissions(req *request, egress bool) ([]*sgRule, *a
 func sameRule(x, y *sgRule) bool {
 	ports := x.protocol == "-1" || (x.from == y.from && x.to == y.to)
 	return x.egress == y.egress && x.protocol == y.protocol && ports &&
-		x.cidr == y.cidr && x.cidr6 == y.cidr6 && x.peerSG == y.peerSG
+		x.cidr == y.cidr && x.cidr6 == y.cidr6 && x.peerSG == y.peerSG && x.prefixList == y.prefixList
 }
 
 // ruleText describes a rule as EC2's InvalidPermission.Duplicate messages do
 // ("the specified rule \"peer: sg-…, TCP, from port: 0, to port: 65535, ALLOW\" already exists",
 // github.com/ansible/ansible/issues/19759).
 func ruleText(r *sgRule) string {
-	peer := r.cidr + r.cidr6 + r.peerSG
+	peer := r.cidr + r.cidr6 + r.peerSG + r.prefixList
 	if r.protocol == "-1" {
 		return fmt.Sprintf("peer: %s, ALL, ALLOW", peer)
 	}
@@ -348,6 +360,7 @@ func authorize(a *Account, req *request, egress bool) (any, *apiError) {
 		if r.peerSG != "" {
 			x.ReferencedGroupInfo = &xReferencedGroup{GroupID: r.peerSG, UserID: a.id}
 		}
+		x.PrefixListID = r.prefixList
 		out.Rules = append(out.Rules, x)
 	}
 	if egress {
@@ -408,7 +421,7 @@ func revoke(a *Account, req *request, egress bool) (any, *apiError) {
 	for _, r := range remove {
 		out.Revoked = append(out.Revoked, xRevokedRule{SecurityGroupRuleID: r.id, GroupID: g.id, IsEgress: egress,
 			IPProtocol: r.protocol, FromPort: r.from, ToPort: r.to, CidrIPv4: r.cidr, CidrIPv6: r.cidr6,
-			ReferencedGroupID: r.peerSG, Description: r.desc})
+			ReferencedGroupID: r.peerSG, PrefixListID: r.prefixList, Description: r.desc})
 	}
 	keep := slices.DeleteFunc(slices.Clone(existing), func(e *sgRule) bool { return slices.Contains(remove, e) })
 	if egress {

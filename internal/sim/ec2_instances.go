@@ -78,7 +78,7 @@ func lookupIDs(ids []string, prefix, codeKind, noun string, exists func(string) 
 func (a *Account) instanceExists(id string) bool { return a.instances.get(id) != nil }
 
 func (a *Account) instanceXML(inst *instance) xInstance {
-	x := xInstance{InstanceID: inst.id, ImageID: inst.imageID, InstanceType: inst.itype,
+	x := xInstance{InstanceID: inst.id, ImageID: inst.imageID, InstanceType: inst.itype, InstanceLifecycle: inst.lifecycle,
 		State:      xInstanceState{Code: stateCodes[inst.state], Name: inst.state},
 		LaunchTime: ts(inst.launch), Placement: xPlacement{AvailabilityZone: inst.az, Tenancy: "default"},
 		Architecture: "x86_64", RootDeviceType: "ebs", Tags: tagList(a.tags[inst.id])}
@@ -316,6 +316,13 @@ func modifyInstanceAttribute(a *Account, req *request) (any, *apiError) {
 			b, err := parseBoolParam(val, "DisableApiTermination")
 			if err != nil {
 				return nil, err
+			}
+			if inst.lifecycle == "spot" {
+				// "You can't enable termination protection for Spot Instances"
+				// (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/Using_ChangingDisableAPITermination.html);
+				// EC2 refuses any change of the attribute, to false too, with this code and message
+				// (github.com/cloud-custodian/cloud-custodian/issues/2083, hashicorp/terraform-provider-aws#41206).
+				return nil, errf(400, "UnsupportedOperation", "Modifying 'disableApiTermination' is not supported for spot instances.")
 			}
 			apply = func() { inst.disableAPITermination = b }
 		case "instanceInitiatedShutdownBehavior":

@@ -91,6 +91,7 @@ type xInstance struct {
 	State               xInstanceState                `xml:"instanceState"`
 	PrivateDNSName      string                        `xml:"privateDnsName"`
 	InstanceType        string                        `xml:"instanceType"`
+	InstanceLifecycle   string                        `xml:"instanceLifecycle,omitempty"`
 	LaunchTime          string                        `xml:"launchTime"`
 	Placement           xPlacement                    `xml:"placement"`
 	SubnetID            string                        `xml:"subnetId,omitempty"`
@@ -163,6 +164,11 @@ type xIPRange struct {
 	Description string `xml:"description,omitempty"`
 }
 
+type xPrefixListID struct {
+	PrefixListID string `xml:"prefixListId"`
+	Description  string `xml:"description,omitempty"`
+}
+
 type xIPv6Range struct {
 	CidrIPv6    string `xml:"cidrIpv6"`
 	Description string `xml:"description,omitempty"`
@@ -175,6 +181,8 @@ type xIPPermission struct {
 	Groups     []xUserIDGroupPair `xml:"groups>item"`
 	IPRanges   []xIPRange         `xml:"ipRanges>item"`
 	IPv6Ranges []xIPv6Range       `xml:"ipv6Ranges>item"`
+	// PrefixLists: https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_IpPermission.html (prefixListIds).
+	PrefixLists []xPrefixListID `xml:"prefixListIds>item"`
 }
 
 type xSecurityGroup struct {
@@ -223,6 +231,7 @@ type xSecurityGroupRule struct {
 	CidrIPv4             string            `xml:"cidrIpv4,omitempty"`
 	CidrIPv6             string            `xml:"cidrIpv6,omitempty"`
 	ReferencedGroupInfo  *xReferencedGroup `xml:"referencedGroupInfo,omitempty"`
+	PrefixListID         string            `xml:"prefixListId,omitempty"`
 	Description          string            `xml:"description,omitempty"`
 	SecurityGroupRuleArn string            `xml:"securityGroupRuleArn"`
 }
@@ -243,6 +252,7 @@ type xRevokedRule struct {
 	CidrIPv4            string `xml:"cidrIpv4,omitempty"`
 	CidrIPv6            string `xml:"cidrIpv6,omitempty"`
 	ReferencedGroupID   string `xml:"referencedGroupId,omitempty"`
+	PrefixListID        string `xml:"prefixListId,omitempty"`
 	Description         string `xml:"description,omitempty"`
 }
 

@@ -84,15 +84,19 @@ type SecurityGroup struct {
 }
 
 // Rule is one security group rule: a protocol ("-1" = all, "tcp", "udp", "icmp", or a number), a port range
-// (ignored for "-1") and exactly one peer: an IPv4 CIDR, an IPv6 CIDR or a security group.
+// (ignored for "-1") and exactly one peer: an IPv4 CIDR, an IPv6 CIDR, a security group or a prefix list.
 type Rule struct {
-	Protocol    string `json:"protocol"`
-	FromPort    int32  `json:"fromPort,omitempty"`
-	ToPort      int32  `json:"toPort,omitempty"`
-	CIDR        string `json:"cidr,omitempty"`
-	IPv6CIDR    string `json:"ipv6Cidr,omitempty"`
-	GroupID     string `json:"groupId,omitempty"`
-	Description string `json:"description,omitempty"`
+	Protocol string `json:"protocol"`
+	FromPort int32  `json:"fromPort,omitempty"`
+	ToPort   int32  `json:"toPort,omitempty"`
+	CIDR     string `json:"cidr,omitempty"`
+	IPv6CIDR string `json:"ipv6Cidr,omitempty"`
+	GroupID  string `json:"groupId,omitempty"`
+	// PrefixListID is a managed prefix list (pl-…) as the peer
+	// (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_PrefixListId.html). The simulated account has
+	// no prefix list resources: any well-formed id is accepted.
+	PrefixListID string `json:"prefixListId,omitempty"`
+	Description  string `json:"description,omitempty"`
 }
 
 // InstanceProfile is an IAM instance profile EC2 can associate. VisibleAfter models IAM's eventual consistency:
@@ -115,13 +119,16 @@ type Instance struct {
 	Profile          string `json:"profile,omitempty"`
 	AssociationState string `json:"associationState,omitempty"` // associated (default) | associating
 	// DisableAPITermination is termination protection.
-	DisableAPITermination bool               `json:"disableApiTermination,omitempty"`
-	ShutdownBehavior      string             `json:"shutdownBehavior,omitempty"` // stop (default) | terminate
-	InstanceType          string             `json:"instanceType,omitempty"`     // default t3.micro
-	ImageID               string             `json:"imageId,omitempty"`          // default ami-0abcdef1234567890
-	Tags                  map[string]string  `json:"tags,omitempty"`
-	NetworkInterfaces     []NetworkInterface `json:"networkInterfaces,omitempty"`
-	Volumes               []Volume           `json:"volumes,omitempty"`
+	DisableAPITermination bool `json:"disableApiTermination,omitempty"`
+	// InstanceLifecycle is "spot" for a Spot Instance (DescribeInstances' instanceLifecycle), empty for On-Demand.
+	// EC2 refuses termination protection for Spot Instances.
+	InstanceLifecycle string             `json:"instanceLifecycle,omitempty"`
+	ShutdownBehavior  string             `json:"shutdownBehavior,omitempty"` // stop (default) | terminate
+	InstanceType      string             `json:"instanceType,omitempty"`     // default t3.micro
+	ImageID           string             `json:"imageId,omitempty"`          // default ami-0abcdef1234567890
+	Tags              map[string]string  `json:"tags,omitempty"`
+	NetworkInterfaces []NetworkInterface `json:"networkInterfaces,omitempty"`
+	Volumes           []Volume           `json:"volumes,omitempty"`
 }
 
 // NetworkInterface attached to an instance. Its subnet may be in another VPC of the same Availability Zone

@@ -10,7 +10,12 @@ import (
 	"github.com/ec2-isolation/ec2-isolation/internal/workflow"
 )
 
-// VerifyContainment builds "Verify containment", the final read-back.
+// VerifyContainment builds "Verify containment", the final read-back (env ISOLATION_GROUP_NAME,
+// CONNECTION_TRACKING, ISOLATION_PROFILE_NAME, TAG_KEY, TAG_VALUE).
 func VerifyContainment(cfg aws.Config, env Env, log *slog.Logger) (Handler[workflow.VerifyInput, workflow.VerifyOutput], error) {
-	return verify.New(ec2.NewFromConfig(cfg), log).Handle, nil
+	s, err := verify.SettingsFromEnv(env)
+	if err != nil {
+		return nil, err
+	}
+	return verify.New(ec2.NewFromConfig(cfg), s, log).Handle, nil
 }

@@ -89,7 +89,9 @@ func TestNoRoleCanAddRulesToTheIsolationGroup(t *testing.T) {
 			if !adds && !removes {
 				continue
 			}
-			if role != "EnsureSecurityGroupRole" {
+			// Verify containment revokes a rule it finds on an isolation group; only Ensure adds rules (to the
+			// untrack-first group).
+			if role != "EnsureSecurityGroupRole" && (role != "VerifyContainmentRole" || adds) {
 				t.Errorf("role %s may change security group rules (%v)", role, st.Action)
 				continue
 			}
@@ -221,9 +223,11 @@ func TestMutatingEC2ActionsAreConfinedToTheStacksResources(t *testing.T) {
 
 // A tagging storm (every instance of an account tagged at once) must not take the account's Lambda concurrency
 // from its other workloads: by default every function of the isolation workflow has a reservation, which is also
-// its ceiling, and the workflow runs at most two tasks of an execution at once (no Map state, one Parallel of two
-// branches). The release-only functions have none (a release is one responder's deliberate act; a reservation
-// would only take concurrency from the account); the release runs at most three tasks at once.
+// its ceiling, and the workflow runs at most three tasks of an execution at once (no Map state, one Parallel of
+// three branches: network, record and IAM, evidence). The release-only functions have none (a release is one
+// responder's deliberate act; a reservation would only take concurrency from the account); the release runs at
+// most three tasks at once. The bound is 110 of the default quota of 1,000 (about a tenth): the eleven isolation
+// functions at the default of 10 each, the value docs/PERFORMANCE.md measured storms with.
 func TestStormCannotExhaustLambdaConcurrency(t *testing.T) {
 	tpl := load(t)
 	p := tpl.Parameters["FunctionConcurrency"]
@@ -232,8 +236,8 @@ func TestStormCannotExhaustLambdaConcurrency(t *testing.T) {
 		t.Fatalf("FunctionConcurrency Default = %v: by default the functions have no ceiling", p["Default"])
 	}
 	isolation := isolationFunctions()
-	if n := len(isolation); n*def > 100 {
-		t.Errorf("%d functions x %d = %d reserved by default: more than a tenth of the default quota of 1,000", n, def, n*def)
+	if n := len(isolation); n*def > 110 {
+		t.Errorf("%d functions x %d = %d reserved by default: more than 110 of the default quota of 1,000", n, def, n*def)
 	}
 	if got, ok := tpl.Globals["Function"]["ReservedConcurrentExecutions"]; ok {
 		t.Errorf("Globals ReservedConcurrentExecutions = %v: it would reserve for the release functions too", got)
@@ -252,10 +256,7 @@ func TestStormCannotExhaustLambdaConcurrency(t *testing.T) {
 		}
 	}
 	for smID, sm := range stateMachines {
-		maxBranches := 2
-		if smID == "ReleaseStateMachine" {
-			maxBranches = 3
-		}
+		const maxBranches = 3
 		var walk func(d aslDef, depth int)
 		walk = func(d aslDef, depth int) {
 			for name, s := range d.States {

@@ -37,6 +37,7 @@ var wantFunctions = map[string]string{
 	"RecordIncidentFunction":           "record-incident",
 	"RevokeCredentialsFunction":        "revoke-credentials",
 	"PreserveEvidenceFunction":         "preserve-evidence",
+	"VerifyContainmentFunction":        "verify-containment",
 	"ReadIncidentRecordFunction":       "read-incident-record",
 	"RestoreSecurityGroupsFunction":    "restore-security-groups",
 	"RestoreInstanceProfileFunction":   "restore-instance-profile",
@@ -53,7 +54,7 @@ var stateMachines = map[string]struct {
 	"IsolationStateMachine": {"statemachine/isolation.asl.json", []string{"ApplySecurityGroupFunction",
 		"AttachIsolationProfileFunction", "DisassociateProfileFunction", "EnsureSecurityGroupFunction", "NotifyFunction",
 		"PreserveEvidenceFunction", "RecordIncidentFunction", "RevokeCredentialsFunction", "SnapshotVolumesFunction",
-		"ValidateAndRecordFunction"}},
+		"ValidateAndRecordFunction", "VerifyContainmentFunction"}},
 	"ReleaseStateMachine": {"statemachine/release.asl.json", []string{"LiftCredentialRevocationFunction",
 		"NotifyFunction", "ReadIncidentRecordFunction", "RecordIncidentFunction", "RestoreEvidenceSettingsFunction",
 		"RestoreInstanceProfileFunction", "RestoreSecurityGroupsFunction"}},
@@ -297,6 +298,12 @@ var wantActions = map[string][]string{
 	"preserve-evidence": {"autoscaling:DescribeAutoScalingInstances", "autoscaling:DetachInstances",
 		"ec2:DescribeInstanceAttribute", "ec2:ModifyInstanceAttribute", "elasticloadbalancing:DeregisterTargets",
 		"elasticloadbalancing:DescribeTargetHealth"},
+	// The read-back, and containing again what it finds open (Apply's, Ensure's and Attach's calls, never
+	// AuthorizeSecurityGroup*: it only removes rules).
+	"verify-containment": {"ec2:AssociateIamInstanceProfile", "ec2:CreateSecurityGroup", "ec2:CreateTags",
+		"ec2:DescribeIamInstanceProfileAssociations", "ec2:DescribeInstances", "ec2:DescribeNetworkInterfaces",
+		"ec2:DescribeSecurityGroups", "ec2:DisassociateIamInstanceProfile", "ec2:ModifyNetworkInterfaceAttribute",
+		"ec2:RevokeSecurityGroupEgress", "ec2:RevokeSecurityGroupIngress", "iam:PassRole"},
 	"read-incident-record":    {"ec2:DescribeInstances", "ec2:DescribeSecurityGroups", "s3:GetObject", "s3:ListBucket"},
 	"restore-security-groups": {"ec2:DescribeNetworkInterfaces", "ec2:ModifyNetworkInterfaceAttribute"},
 	"restore-instance-profile": {"ec2:AssociateIamInstanceProfile", "ec2:DescribeIamInstanceProfileAssociations",
@@ -414,21 +421,24 @@ func TestIsolationRoleDeniesEverything(t *testing.T) {
 		t.Errorf("isolation role %s has no unconditional Deny * on *", roleID)
 	}
 
-	// The attach function may pass exactly this role and attach exactly this profile.
-	policies, err = tpl.RolePolicies("AttachIsolationProfileRole")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, st := range policies[StepPolicyName] {
-		if slices.Contains(st.Action, "iam:PassRole") {
-			if r, _ := GetAttResource(st.Resource[0], "Arn"); len(st.Resource) != 1 || r != roleID {
-				t.Errorf("iam:PassRole on %v, want only the isolation role %s", st.Resource, roleID)
-			}
+	// The attach function (and Verify containment, which attaches it again) may pass exactly this role and attach
+	// exactly this profile.
+	for _, attacher := range []string{"AttachIsolationProfileRole", "VerifyContainmentRole"} {
+		policies, err = tpl.RolePolicies(attacher)
+		if err != nil {
+			t.Fatal(err)
 		}
-		if slices.Contains(st.Action, "ec2:AssociateIamInstanceProfile") {
-			cond, _ := json.Marshal(st.Condition)
-			if !strings.Contains(string(cond), `"ec2:NewInstanceProfile":{"Fn::GetAtt":["`+profiles[0]+`","Arn"]}`) {
-				t.Errorf("AssociateIamInstanceProfile is not limited to the isolation profile: %s", cond)
+		for _, st := range policies[StepPolicyName] {
+			if slices.Contains(st.Action, "iam:PassRole") {
+				if r, _ := GetAttResource(st.Resource[0], "Arn"); len(st.Resource) != 1 || r != roleID {
+					t.Errorf("%s: iam:PassRole on %v, want only the isolation role %s", attacher, st.Resource, roleID)
+				}
+			}
+			if slices.Contains(st.Action, "ec2:AssociateIamInstanceProfile") {
+				cond, _ := json.Marshal(st.Condition)
+				if !strings.Contains(string(cond), `"ec2:NewInstanceProfile":{"Fn::GetAtt":["`+profiles[0]+`","Arn"]}`) {
+					t.Errorf("%s: AssociateIamInstanceProfile is not limited to the isolation profile: %s", attacher, cond)
+				}
 			}
 		}
 	}
@@ -700,7 +710,9 @@ func TestAlarmsNotifyTheTopic(t *testing.T) {
 func TestFunctionEnvironment(t *testing.T) {
 	tpl := load(t)
 	want := map[string][]string{
-		"ValidateAndRecordFunction":      {"CONNECTION_TRACKING", "ISOLATION_GROUP_NAME", "LOG_LEVEL", "TAG_KEY", "TAG_VALUE"},
+		"ValidateAndRecordFunction": {"CONNECTION_TRACKING", "ISOLATION_GROUP_NAME", "ISOLATION_PROFILE_NAME", "LOG_LEVEL", "TAG_KEY", "TAG_VALUE"},
+		"VerifyContainmentFunction": {"CONNECTION_TRACKING", "ISOLATION_GROUP_NAME", "ISOLATION_PROFILE_NAME", "LOG_LEVEL",
+			"TAG_KEY", "TAG_VALUE"},
 		"DisassociateProfileFunction":    {"ISOLATION_PROFILE_NAME", "LOG_LEVEL"},
 		"AttachIsolationProfileFunction": {"ISOLATION_PROFILE_NAME", "LOG_LEVEL"},
 		"EnsureSecurityGroupFunction":    {"CONNECTION_TRACKING", "ISOLATION_GROUP_NAME", "LOG_LEVEL"},

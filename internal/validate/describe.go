@@ -24,6 +24,9 @@ type instanceState struct {
 	// Groups are the security groups named as the isolation groups, in any VPC (the instance's VPCs are not
 	// known before its description: filtering by name alone keeps the lookup in the same round trip).
 	Groups []types.SecurityGroup
+	// Managed are the groups tagged ec2-isolation:managed=true, whatever their name (a derived name is used where a
+	// foreign group holds the isolation group's): on an ENI they are isolation artifacts.
+	Managed []types.SecurityGroup
 }
 
 // describe reads the instance, its profile associations, the two attributes a release restores and the
@@ -33,6 +36,7 @@ func describe(ctx context.Context, api API, id string, groupNames []string) (ins
 		wg                                          sync.WaitGroup
 		st                                          instanceState
 		instErr, assocErr, termErr, shutErr, sgsErr error
+		managedErr                                  error
 		found                                       bool
 	)
 	wg.Go(func() {
@@ -100,6 +104,20 @@ func describe(ctx context.Context, api API, id string, groupNames []string) (ins
 			st.Groups = append(st.Groups, out.SecurityGroups...)
 		}
 	})
+	wg.Go(func() {
+		// Filters are ANDed, so the managed groups are a second query of the same round trip.
+		p := ec2.NewDescribeSecurityGroupsPaginator(api, &ec2.DescribeSecurityGroupsInput{
+			Filters: []types.Filter{{Name: aws.String("tag:" + tagManaged), Values: []string{"true"}}},
+		})
+		for p.HasMorePages() {
+			out, err := p.NextPage(ctx)
+			if err != nil {
+				managedErr = err
+				return
+			}
+			st.Managed = append(st.Managed, out.SecurityGroups...)
+		}
+	})
 	wg.Wait()
 
 	// The instance's own description decides first: the attribute calls fail too for an unknown instance.
@@ -123,6 +141,8 @@ func describe(ctx context.Context, api API, id string, groupNames []string) (ins
 		return st, steperr.FromAWS(fmt.Sprintf("describe %s of %s", types.InstanceAttributeNameInstanceInitiatedShutdownBehavior, id), shutErr)
 	case sgsErr != nil:
 		return st, steperr.FromAWS(fmt.Sprintf("describe security groups named %s", strings.Join(groupNames, ", ")), sgsErr)
+	case managedErr != nil:
+		return st, steperr.FromAWS("describe security groups tagged "+tagManaged, managedErr)
 	}
 	return st, nil
 }

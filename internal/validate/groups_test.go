@@ -91,18 +91,24 @@ func TestFindsUsableIsolationGroups(t *testing.T) {
 			if m := mutating(srv); len(m) > 0 {
 				t.Errorf("mutating calls: %v", m)
 			}
-			// One lookup, by name only (the VPCs are not known before the instance's description).
+			// One lookup by name only (the VPCs are not known before the instance's description), and one of the
+			// managed groups by tag (isolation artifacts), in the same round trip.
 			var lookups []string
 			for _, c := range srv.Calls() {
-				if c.Action == "DescribeSecurityGroups" {
-					lookups = append(lookups, c.Params.Get("Filter.1.Name"))
-					if got := []string{c.Params.Get("Filter.1.Value.1"), c.Params.Get("Filter.1.Value.2")}; !slices.Equal(got, padded(s.Groups.Names())) {
-						t.Errorf("looked up names %v, want %v", got, s.Groups.Names())
-					}
+				if c.Action != "DescribeSecurityGroups" {
+					continue
+				}
+				lookups = append(lookups, c.Params.Get("Filter.1.Name"))
+				if c.Params.Get("Filter.1.Name") != "group-name" {
+					continue
+				}
+				if got := []string{c.Params.Get("Filter.1.Value.1"), c.Params.Get("Filter.1.Value.2")}; !slices.Equal(got, padded(s.Groups.Names())) {
+					t.Errorf("looked up names %v, want %v", got, s.Groups.Names())
 				}
 			}
-			if !slices.Equal(lookups, []string{"group-name"}) {
-				t.Errorf("DescribeSecurityGroups filters %v, want one call filtered by group-name", lookups)
+			slices.Sort(lookups)
+			if !slices.Equal(lookups, []string{"group-name", "tag:ec2-isolation:managed"}) {
+				t.Errorf("DescribeSecurityGroups filters %v, want one call filtered by group-name and one by the managed tag", lookups)
 			}
 		})
 	}

@@ -44,10 +44,27 @@ func New(api API, s Settings, log *slog.Logger) *Handler {
 
 // Handle validates in.Event and returns the record of the instance it names, with the isolation groups already
 // usable in its VPCs (Record.IsolationGroups, GroupsReady): looked up in the same round trip as the instance.
-// Errors are steperr types:
-// InvalidEvent (before any AWS call), ConfigError, InstanceNotFound, InstanceNotIsolatable, or a FromAWS
-// classification.
+// The instance's current tag decides: when it no longer carries the isolation value (removed, or changed to the
+// release value since the event), the event is superseded and refused. Errors are steperr types:
+// InvalidEvent (before any AWS call), ConfigError, InstanceNotFound, InstanceNotIsolatable, Superseded, or a
+// FromAWS classification.
 func (h *Handler) Handle(ctx context.Context, in workflow.ValidateInput) (workflow.Record, error) {
+	rec, err := h.Observe(ctx, in)
+	if err != nil {
+		return workflow.Record{}, err
+	}
+	if got, ok := rec.Tags[h.settings.TagKey]; !ok || got != h.settings.TagValue {
+		err := &steperr.Superseded{InstanceID: rec.InstanceID, TagKey: h.settings.TagKey, Want: h.settings.TagValue, Got: got}
+		h.log.Warn("refused: superseded", "execution", in.ExecutionName, "step", "Validate and record",
+			"instance", rec.InstanceID, "error", err)
+		return workflow.Record{}, err
+	}
+	return rec, nil
+}
+
+// Observe is Handle without the check of the instance's current tag: the record of what the event names, as
+// EC2 describes it now. `isolation run` prints it as the plan before it sets the tag.
+func (h *Handler) Observe(ctx context.Context, in workflow.ValidateInput) (workflow.Record, error) {
 	log := h.log.With("execution", in.ExecutionName, "step", "Validate and record")
 	if err := cmp.Or(h.settings.Check(), h.settings.Groups.Check()); err != nil {
 		log.Error("refused: configuration", "error", err)
@@ -66,6 +83,8 @@ func (h *Handler) Handle(ctx context.Context, in workflow.ValidateInput) (workfl
 	}
 	log = log.With("instance", t.InstanceID)
 
+	// The observation is as of when it was read: the earliest genuine one is an incident's pre-isolation state.
+	readAt := h.now().UTC()
 	st, err := describe(ctx, h.api, t.InstanceID, h.settings.Groups.Names())
 	if err != nil {
 		log.Warn("refused instance", "error", err)
@@ -74,7 +93,7 @@ func (h *Handler) Handle(ctx context.Context, in workflow.ValidateInput) (workfl
 	if st.Owner != "" && st.Owner != t.Account {
 		// EC2 describes only this account's instances: the event is about another account's instance that
 		// happens to share the id, or was forged. Never isolate the local one for it.
-		err := &steperr.InvalidEvent{Reason: fmt.Sprintf("instance %s belongs to account %s, not to the event's account %s", t.InstanceID, st.Owner, t.Account)}
+		err := &steperr.InvalidEvent{Reason: fmt.Sprintf("account mismatch: instance %s belongs to account %s, not to the event's account %s (the stack acts in its own account only)", t.InstanceID, st.Owner, t.Account)}
 		log.Warn("refused event", "error", err)
 		return workflow.Record{}, err
 	}
@@ -84,8 +103,13 @@ func (h *Handler) Handle(ctx context.Context, in workflow.ValidateInput) (workfl
 		return workflow.Record{}, err
 	}
 	rec.Reason = "tag " + h.settings.TagKey + "=" + h.settings.TagValue
-	rec.RecordedAt = h.now().UTC()
+	rec.RecordedAt = readAt
 	rec.IsolationGroups, rec.GroupsReady = h.settings.Groups.Ready(rec.VpcIDs, st.Groups)
+	rec.ManagedGroups = managedIDs(st.Managed)
+	rec.Artifacts = artifacts(rec, h.settings.ProfileName)
+	if len(rec.Artifacts) > 0 {
+		log.Warn("the instance already shows isolation artifacts: this observation is not its pre-isolation state", "artifacts", rec.Artifacts)
+	}
 	log.Info("recorded instance", "state", rec.State, "vpcs", rec.VpcIDs,
 		"interfaces", len(rec.NetworkInterfaces), "volumes", len(rec.Volumes),
 		"profile", rec.ProfileAssociation != nil, "isolationGroups", rec.IsolationGroups, "groupsReady", rec.GroupsReady)

@@ -1,6 +1,8 @@
 package validate_test
 
 import (
+	"maps"
+	"slices"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -16,9 +18,21 @@ const (
 	caller  = "validate-and-record"
 )
 
-// start serves sc and returns an EC2 client of the real SDK that reaches it.
+// start serves sc and returns an EC2 client of the real SDK that reaches it. Every instance that has no Isolate
+// tag gets Isolate=true, as the responder's tag that sent the event (the current tag decides).
 func start(t *testing.T, sc sim.Scenario) (*sim.Server, *ec2.Client) {
 	t.Helper()
+	sc.Instances = slices.Clone(sc.Instances)
+	for i, in := range sc.Instances {
+		if _, ok := in.Tags["Isolate"]; !ok {
+			tags := maps.Clone(in.Tags)
+			if tags == nil {
+				tags = map[string]string{}
+			}
+			tags["Isolate"] = "true"
+			sc.Instances[i].Tags = tags
+		}
+	}
 	srv := simtest.Start(t, sc)
 	return srv, newClient(t, srv, caller)
 }

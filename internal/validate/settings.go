@@ -12,6 +12,8 @@ import (
 const (
 	EnvTagKey   = "TAG_KEY"
 	EnvTagValue = "TAG_VALUE"
+	// EnvProfileName is the isolation instance profile's name: associated, it is an isolation artifact.
+	EnvProfileName = "ISOLATION_PROFILE_NAME"
 )
 
 // Settings says which tag isolates an instance (both case-sensitive, as EC2 tags are), and which isolation
@@ -22,15 +24,19 @@ type Settings struct {
 	// Groups are the settings of "Ensure isolation security group" (ISOLATION_GROUP_NAME, CONNECTION_TRACKING),
 	// read by its own parser. Only the handler needs them: ParseEvent does not.
 	Groups secgroup.Settings
+	// ProfileName is the isolation instance profile's name (ISOLATION_PROFILE_NAME); empty, an associated
+	// isolation profile is not recognised as an isolation artifact.
+	ProfileName string
 }
 
 // tagKeyPattern is what EC2 accepts as a tag key; the aws: prefix is reserved to AWS.
 var tagKeyPattern = regexp.MustCompile(`^[\p{L}\p{Z}\p{N}_.:/=+\-@]{1,128}$`)
 
-// SettingsFromEnv reads the settings from the environment (os.Getenv in a Lambda): TAG_KEY, TAG_VALUE, and
+// SettingsFromEnv reads the settings from the environment (os.Getenv in a Lambda): TAG_KEY, TAG_VALUE,
+// ISOLATION_PROFILE_NAME, and
 // secgroup's ISOLATION_GROUP_NAME and CONNECTION_TRACKING.
 func SettingsFromEnv(getenv func(string) string) (Settings, error) {
-	s := Settings{TagKey: getenv(EnvTagKey), TagValue: getenv(EnvTagValue)}
+	s := Settings{TagKey: getenv(EnvTagKey), TagValue: getenv(EnvTagValue), ProfileName: getenv(EnvProfileName)}
 	if err := s.Check(); err != nil {
 		return s, err
 	}

@@ -136,6 +136,7 @@ func TestRecordsInstance(t *testing.T) {
 			want.InstanceARN = "arn:aws:ec2:us-east-1:123456789012:instance/" + tt.instance.ID
 			want.Account, want.Region, want.AvailabilityZone = account, region, "us-east-1a"
 			want.Reason = "tag Isolate=true"
+			want.Tags = map[string]string{"Isolate": "true"}
 			if tt.instance.Profile != "" {
 				want.ProfileAssociation = associationOf(t, client, tt.instance.ID)
 				if want.ProfileAssociation == nil || want.ProfileAssociation.ProfileARN != "arn:aws:iam::123456789012:instance-profile/web-server" {

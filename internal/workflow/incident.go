@@ -51,6 +51,11 @@ type PreIsolationState struct {
 	// AutoScaling is nil when the instance was in no Auto Scaling group.
 	AutoScaling  *AutoScalingMembership `json:"autoScaling,omitempty"`
 	TargetGroups []TargetRegistration   `json:"targetGroups"`
+	// Missing is empty when Record is a genuine observation made before any change. Otherwise it says why the
+	// pre-isolation state is unknown (every observation of the incident already showed isolation artifacts):
+	// Record is then what was seen, a placeholder that a later genuine observation replaces, and a release is
+	// refused (restore by hand).
+	Missing string `json:"missing,omitempty"`
 }
 
 // ExecutionEntry is one execution (isolation or release) that acted on the incident.

@@ -126,7 +126,18 @@ type Record struct {
 	InstanceLifecycle string `json:"instanceLifecycle,omitempty"`
 	// Tags are the instance's tags as "Validate and record" read them: the current tag decides, not the event's.
 	Tags map[string]string `json:"tags,omitempty"`
+	// Artifacts name the isolation artifacts the observation already showed (an ENI on a managed isolation or
+	// allow-all group, the isolation profile associated): such a record describes an instance already (partly)
+	// isolated, and is never kept as the pre-isolation state while a genuine observation exists.
+	Artifacts []string `json:"artifacts,omitempty"`
+	// ManagedGroups are the ids of the security groups tagged ec2-isolation:managed=true that "Validate and
+	// record" saw (any VPC, any name): the groups that are isolation artifacts on an ENI.
+	ManagedGroups []string `json:"managedGroups,omitempty"`
 }
+
+// Genuine reports whether the record is an observation of the instance before any isolation change: it shows no
+// isolation artifact (RecordedAt is when it was read).
+func (r Record) Genuine() bool { return len(r.Artifacts) == 0 }
 
 // NetworkInterface is one ENI attached to the instance, with its security groups before isolation.
 type NetworkInterface struct {
