@@ -190,6 +190,8 @@ var callLatency = sim.Latency{Default: 20 * time.Millisecond}
 func oneInstance(shape int) (sim.Scenario, fleetInstance) {
 	sc, fleetOf := fleet(4)
 	sc.Instances, fleetOf = sc.Instances[shape:shape+1], fleetOf[shape:shape+1]
+	// Untagged: each execution of the schedule sets the tag it follows.
+	delete(sc.Instances[0].Tags, tagKey)
 	sc.Faults.Latency = callLatency
 	sc.Instances = append(sc.Instances, sim.Instance{ID: spareInstance, SubnetID: subA2, State: "stopped",
 		NetworkInterfaces: []sim.NetworkInterface{
@@ -249,7 +251,9 @@ func newInterleaver(t *testing.T) *interleaver {
 				return aws.Config{
 					Region: region, BaseEndpoint: aws.String("http://127.0.0.1:1"),
 					Credentials: credentials.NewStaticCredentialsProvider(function, "simulated-secret", ""),
-					Retryer: func() aws.Retryer { return awscfg.Retryer(midJitter{Base: time.Millisecond, Max: 20 * time.Millisecond}) },
+					Retryer: func() aws.Retryer {
+						return awscfg.Retryer(midJitter{Base: time.Millisecond, Max: 20 * time.Millisecond})
+					},
 					HTTPClient: &http.Client{Transport: routedTransport{}, Timeout: awscfg.AttemptTimeout},
 				}
 			},
