@@ -30,6 +30,7 @@ import (
 	"github.com/ec2-isolation/ec2-isolation/internal/asl"
 	"github.com/ec2-isolation/ec2-isolation/internal/awscfg"
 	"github.com/ec2-isolation/ec2-isolation/internal/runner"
+	"github.com/ec2-isolation/ec2-isolation/internal/secgroup"
 	"github.com/ec2-isolation/ec2-isolation/internal/sim"
 	"github.com/ec2-isolation/ec2-isolation/internal/stackenv"
 	"github.com/ec2-isolation/ec2-isolation/internal/workflow"
@@ -79,11 +80,12 @@ type schedule struct {
 	// Redrives times.
 	Redrive  []time.Duration
 	Redrives int
+	Mode     secgroup.Mode
 }
 
 func (s schedule) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "seed %d, shape %d, redrives %v x%d:", s.Seed, s.Shape, s.Redrive, s.Redrives)
+	fmt.Fprintf(&b, "seed %d, shape %d, %s, redrives %v x%d:", s.Seed, s.Shape, s.Mode, s.Redrive, s.Redrives)
 	for _, st := range s.Steps {
 		fmt.Fprintf(&b, " [%s %s", st.At.Round(time.Millisecond), st.Kind)
 		switch st.Kind {
@@ -150,6 +152,10 @@ func generate(seed uint64) schedule {
 		s.Steps = append(s.Steps,
 			step{At: from, Kind: "faults", Rate: 0.05 + 0.30*r.Float64(), Mix: mixes[r.IntN(len(mixes))], Until: until},
 			step{At: until, Kind: "calm"})
+	}
+	s.Mode = secgroup.ModeDirect
+	if r.IntN(3) == 0 {
+		s.Mode = secgroup.ModeUntrackFirst
 	}
 	slices.SortStableFunc(s.Steps, func(a, b step) int { return int(a.At - b.At) })
 	return s
@@ -235,16 +241,18 @@ func (b midJitter) BackoffDelay(attempt int, _ error) (time.Duration, error) {
 
 // interleaver holds the runners every schedule shares.
 type interleaver struct {
-	isolation, release *runner.Runner
+	// isolation by connection tracking mode: the stacks of a schedule's account are deployed in one mode.
+	isolation map[secgroup.Mode]*runner.Runner
+	release   *runner.Runner
 }
 
 func newInterleaver(t *testing.T) *interleaver {
 	sc, _ := oneInstance(0)
-	vars := stackenv.ForSim(sc, region, account, map[string]string{
-		"TAG_KEY": tagKey, "TAG_VALUE": tagValue, "ISOLATION_GROUP_NAME": groupName, "ISOLATION_PROFILE_NAME": profileName,
-		"TOPIC_ARN": fmt.Sprintf("arn:aws:sns:%s:%s:%s", region, account, topicName),
-	})
-	build := func(def []byte, name string) *runner.Runner {
+	build := func(def []byte, name string, mode secgroup.Mode) *runner.Runner {
+		vars := stackenv.ForSim(sc, region, account, map[string]string{
+			"TAG_KEY": tagKey, "TAG_VALUE": tagValue, "ISOLATION_GROUP_NAME": groupName, "ISOLATION_PROFILE_NAME": profileName,
+			"TOPIC_ARN": fmt.Sprintf("arn:aws:sns:%s:%s:%s", region, account, topicName), "CONNECTION_TRACKING": string(mode),
+		})
 		r, err := runner.New(runner.Config{
 			Definition: def, StateMachineName: name, Region: region, Account: account,
 			AWS: func(function string) aws.Config {
@@ -268,8 +276,13 @@ func newInterleaver(t *testing.T) *interleaver {
 		}
 		return r
 	}
-	return &interleaver{isolation: build(ec2isolation.Definition, runner.StateMachineName),
-		release: build(ec2isolation.ReleaseDefinition, runner.ReleaseStateMachineName)}
+	return &interleaver{
+		isolation: map[secgroup.Mode]*runner.Runner{
+			secgroup.ModeDirect:       build(ec2isolation.Definition, runner.StateMachineName, secgroup.ModeDirect),
+			secgroup.ModeUntrackFirst: build(ec2isolation.Definition, runner.StateMachineName, secgroup.ModeUntrackFirst),
+		},
+		release: build(ec2isolation.ReleaseDefinition, runner.ReleaseStateMachineName, secgroup.ModeDirect),
+	}
 }
 
 // execution is one execution of a schedule and what was seen of its runs.
@@ -421,7 +434,7 @@ func (pl *player) hand(st step) string {
 
 // runExecution starts an execution, reads the account back at the end of each run, and redrives what failed.
 func (pl *player) runExecution(ctx context.Context, e *execution, ev json.RawMessage, redriveAfter time.Duration) {
-	r := pl.il.isolation
+	r := pl.il.isolation[pl.s.Mode]
 	if e.Workflow == workflow.WorkflowRelease {
 		r = pl.il.release
 	}
@@ -558,7 +571,7 @@ func (pl *player) containment(ctx context.Context) (problems []string, terminate
 		switch {
 		case !ok:
 			bad("%s carries %s, which does not exist", eni, ids[0])
-		case !strings.HasPrefix(aws.ToString(g.GroupName), groupName) || aws.ToString(g.VpcId) != vpc:
+		case !isolationGroupNames[aws.ToString(g.GroupName)] || aws.ToString(g.VpcId) != vpc:
 			bad("%s carries %s (%s), not an isolation group of %s", eni, ids[0], aws.ToString(g.GroupName), vpc)
 		case len(g.IpPermissions) != 0 || len(g.IpPermissionsEgress) != 0:
 			bad("%s carries %s, which has %d inbound and %d outbound rules", eni, ids[0], len(g.IpPermissions), len(g.IpPermissionsEgress))
@@ -703,6 +716,9 @@ func skippedText(ex *asl.Execution) string {
 	}
 	return b.String()
 }
+
+// isolationGroupNames: the stack's group, or its group of the derived name where a foreign group took the name.
+var isolationGroupNames = map[string]bool{groupName: true, secgroup.DerivedName(groupName): true}
 
 // applicationGroups are the scenario's own groups: any other group on an ENI is the workflow's.
 var applicationGroups = map[string]bool{sgWeb: true, sgSSH: true, sgDB: true}
