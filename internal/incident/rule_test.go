@@ -324,3 +324,55 @@ func TestOutcomeCompletesThePreIsolationState(t *testing.T) {
 		t.Errorf("pre-isolation target groups %+v, want %+v", pre.TargetGroups, tg)
 	}
 }
+
+// TestReleaseDoesNotCloseOverAConcurrentIsolation (issue 12, case 7): an isolation that joined the incident after
+// "Read incident record" read it may have contained the instance again after the restore: "Record release" does
+// not close the incident nor claim success (IsolationInProgress), and a later release can still find it.
+func TestReleaseDoesNotCloseOverAConcurrentIsolation(t *testing.T) {
+	srv := start(t, fleet())
+	r := newRecorder(srv)
+	ref, err := r.Open(ctx, open(genuineAt(tA), "A"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Close(ctx, incident.PhaseOutcome, isolationState(ref, "A")); err != nil {
+		t.Fatal(err)
+	}
+	rel, err := newReader(srv).Handle(ctx, workflow.ValidateInput{Event: releaseEvent(instanceID), ExecutionName: "rel-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A redelivered isolation event's execution joins while the release restores, and finishes first.
+	refB, err := r.Open(ctx, open(isolatedAt(tB), "B"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Close(ctx, incident.PhaseOutcome, isolationState(refB, "B")); err != nil {
+		t.Fatal(err)
+	}
+	releaseDone := workflow.NotifyInput{Workflow: workflow.WorkflowRelease, Outcome: workflow.OutcomeSucceeded,
+		ExecutionName: "rel-1", Incident: &rel.Incident}
+	_, err = r.Close(ctx, incident.PhaseRelease, releaseDone)
+	var inProgress *steperr.IsolationInProgress
+	if !errors.As(err, &inProgress) || inProgress.Execution != "B" {
+		t.Fatalf("Record release: %v, want IsolationInProgress naming B", err)
+	}
+	if f, _ := readRecord(t, srv); f.Incidents[0].ReleasedAt != nil {
+		t.Error("the incident was closed over the concurrent isolation")
+	}
+	if _, err := newReader(srv).Handle(ctx, workflow.ValidateInput{Event: releaseEvent(instanceID), ExecutionName: "rel-2"}); err != nil {
+		t.Errorf("a new release cannot find the incident: %v", err)
+	}
+	// Without a concurrent isolation the same release closes it.
+	rel2, err := newReader(srv).Handle(ctx, workflow.ValidateInput{Event: releaseEvent(instanceID), ExecutionName: "rel-2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Close(ctx, incident.PhaseRelease, workflow.NotifyInput{Workflow: workflow.WorkflowRelease,
+		Outcome: workflow.OutcomeSucceeded, ExecutionName: "rel-2", Incident: &rel2.Incident}); err != nil {
+		t.Fatal(err)
+	}
+	if f, _ := readRecord(t, srv); f.Incidents[0].ReleasedAt == nil {
+		t.Error("the second release did not close the incident")
+	}
+}

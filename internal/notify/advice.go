@@ -86,6 +86,11 @@ func adviseFor(in workflow.NotifyInput, v func(string) string) advice {
 				"its security groups, instance profile, termination protection, shutdown behaviour and Auto Scaling membership. "+
 				"What is known: every version of the incident record, and each isolation execution's history (the output of "+
 				"\"Validate and record\" is the instance as that execution found it).")
+		case f.Error == "IsolationInProgress" && f.State == "Record release":
+			a.noRedrive = true
+			a.lines = append(a.lines, "An isolation of the instance ran while this release restored it ("+v(cause)+"): the instance may be "+
+				"isolated again, so the incident stays open. A redrive would not restore again: once that isolation has ended, "+
+				"set the release tag again (a new release waits for it and restores).")
 		case f.Error == "IsolationInProgress":
 			a.lines = append(a.lines, "An isolation of the instance was still running (or never recorded its outcome) while this release "+
 				"waited for it. Once it has ended, redrive this execution or set the release tag again.")

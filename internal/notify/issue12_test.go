@@ -63,6 +63,11 @@ func TestRefusalsDoNotAdviseARedrive(t *testing.T) {
 			[]string{"No such instance in this stack's account and region", "a redrive would not find it"}},
 		{"terminated instance", refusedAt("Validate and record", "InstanceNotIsolatable", "instance "+instance+" cannot be isolated: it is terminated"),
 			[]string{"The instance is terminated", "nothing to contain"}},
+		{"release over a concurrent isolation", func() workflow.NotifyInput {
+			in := refusedAt("Record release", "IsolationInProgress", "instance "+instance+": isolation execution B is still running; the release waits for it")
+			in.Workflow = workflow.WorkflowRelease
+			return in
+		}(), []string{"ran while this release restored it", "set the release tag again"}},
 		{"release superseded", func() workflow.NotifyInput {
 			in := refusedAt("Read incident record", "Superseded", "superseded")
 			in.Workflow = workflow.WorkflowRelease
