@@ -141,15 +141,11 @@ func email(in workflow.NotifyInput) string {
 		p("EC2 instance %s has been ISOLATED.", id)
 	default:
 		p("Isolation of EC2 instance %s FAILED at %s.", id, strings.Join(states, " and "))
-		switch f := verifyFailed(in); {
-		case f == "not contained":
+		switch {
+		case notContained(in):
 			p("")
 			p("WARNING: the instance is NOT contained: the final read-back still found it open after containing it")
 			p("again. What is open is in the cause below.")
-		case f != "":
-			p("")
-			p("WARNING: containment could NOT be verified (the final read-back failed): the instance may still be")
-			p("reachable.")
 		case in.Apply == nil:
 			p("")
 			p("WARNING: network containment was NOT confirmed. The instance may still be reachable.")
@@ -495,10 +491,8 @@ func chatbot(in workflow.NotifyInput, shownID string) chatbotNotification {
 		n.Metadata.Summary = chatText("EC2 isolation failed for "+shownID+" at "+f.State, 250)
 		p("*Isolation of* %s *failed* (execution %s).", c(id), c(in.ExecutionName))
 		switch {
-		case verifyFailed(in) == "not contained":
+		case notContained(in):
 			p(":warning: *The instance is NOT contained*: the final read-back still found it open (see the cause).")
-		case verifyFailed(in) != "":
-			p(":warning: *Containment could NOT be verified*: the instance may still be reachable.")
 		case in.Apply == nil:
 			p(":warning: *Network containment was NOT confirmed*: the instance may still be reachable.")
 		}

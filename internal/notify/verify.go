@@ -80,16 +80,12 @@ func verifyLines(r *workflow.VerifyOutput, max int, v func(string) string) []str
 	return out
 }
 
-// verifyFailed says how the final read-back failed: "not contained" (NotContained: the instance stayed open),
-// "unverified" (another error: it could not read or contain the instance), or "".
-func verifyFailed(in workflow.NotifyInput) string {
+// notContained: the read-back failed the execution because the instance stayed open.
+func notContained(in workflow.NotifyInput) bool {
 	for _, f := range in.Failures {
-		if f.State == stateVerify {
-			if f.Error == "NotContained" {
-				return "not contained"
-			}
-			return "unverified"
+		if f.State == stateVerify && f.Error == "NotContained" {
+			return true
 		}
 	}
-	return ""
+	return false
 }
