@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
-	"slices"
 	"strings"
 	"time"
 
@@ -135,18 +134,11 @@ func email(in workflow.NotifyInput) string {
 		} else {
 			p("WARNING: the instance may still be isolated, or only partly restored (see what did succeed).")
 		}
-	case in.Outcome == workflow.OutcomeSucceeded && in.Verify != nil && in.Verify.Contained:
-		p("EC2 instance %s has been ISOLATED (read back at the end: contained).", id)
 	case in.Outcome == workflow.OutcomeSucceeded:
 		p("EC2 instance %s has been ISOLATED.", id)
 	default:
 		p("Isolation of EC2 instance %s FAILED at %s.", id, strings.Join(states, " and "))
-		switch {
-		case notContained(in):
-			p("")
-			p("WARNING: the instance is NOT contained: the final read-back still found it open after containing it")
-			p("again. What is open is in the cause below.")
-		case in.Apply == nil:
+		if in.Apply == nil {
 			p("")
 			p("WARNING: network containment was NOT confirmed. The instance may still be reachable.")
 		}
@@ -293,21 +285,9 @@ func doneLines(in workflow.NotifyInput, max int, v func(string) string) []string
 		}
 		p("  Incident record: %s%s%s", v("s3://"+r.Bucket+"/"+r.Key), version, note)
 	}
-	if r := in.Verify; r != nil {
-		out = append(out, verifyLines(r, max, v)...)
-	}
 	if a := in.Apply; a != nil {
 		p("  Network containment (Apply isolation security group):")
-		enis := a.NetworkInterfaces
-		if in.Verify != nil {
-			// Apply's "after" of an ENI it did not change is what its input said, not the ENI (a redrive's input
-			// holds the original groups): the read-back above shows the ENIs as they are.
-			enis = slices.DeleteFunc(slices.Clone(enis), func(n workflow.AppliedInterface) bool { return !n.Changed })
-			if len(enis) == 0 && len(a.NetworkInterfaces) > 0 {
-				p("    no change by this run (the read-back above shows the groups)")
-			}
-		}
-		for i, n := range enis {
+		for i, n := range a.NetworkInterfaces {
 			if i == max {
 				break
 			}
@@ -317,7 +297,7 @@ func doneLines(in workflow.NotifyInput, max int, v func(string) string) []string
 			}
 			p("    %s in %s: %s -> %s%s", v(n.ID), v(n.VpcID), list(n.Before), list(n.After), note)
 		}
-		more(len(enis))
+		more(len(a.NetworkInterfaces))
 	}
 	if g := in.Groups; g != nil {
 		p("  Isolation security groups (Ensure isolation security group):")
@@ -490,10 +470,7 @@ func chatbot(in workflow.NotifyInput, shownID string) chatbotNotification {
 		n.Metadata.EventType = "EC2IsolationFailed"
 		n.Metadata.Summary = chatText("EC2 isolation failed for "+shownID+" at "+f.State, 250)
 		p("*Isolation of* %s *failed* (execution %s).", c(id), c(in.ExecutionName))
-		switch {
-		case notContained(in):
-			p(":warning: *The instance is NOT contained*: the final read-back still found it open (see the cause).")
-		case in.Apply == nil:
+		if in.Apply == nil {
 			p(":warning: *Network containment was NOT confirmed*: the instance may still be reachable.")
 		}
 		for _, f := range in.Failures {
