@@ -93,6 +93,12 @@ var crossCases = []crossCase{
 	// is caught inside the branch; the redrive fails the same way.
 	{name: "missing-profile", scenario: "missing-profile", event: "isolate.json", redrive: true,
 		want: []asl.Status{asl.StatusFailed, asl.StatusFailed}},
+	// The record-and-IAM branch and the evidence branch both fail (Disassociate profile and Preserve evidence
+	// refused once): "IAM containment and evidence preservation failed" lists both markers in branch order, the
+	// network branch completes, the read-back is skipped, the volumes are snapshotted; the redrive resumes at
+	// Contain, Verify containment runs, and succeeds.
+	{name: "iam and evidence fail", scenario: "default", event: "isolate.json", redrive: true, tweak: failIAMAndEvidenceOnce,
+		want: []asl.Status{asl.StatusFailed, asl.StatusSucceeded}},
 	// The release definition. An instance never isolated: "Read incident record" refuses (NotIsolated), one
 	// notification, FAILED. An isolated one: the three Restore branches, "Record release", "Notify success".
 	{name: "release never isolated", scenario: "default", event: "release.json", release: true,
@@ -200,6 +206,15 @@ func failEveryENIOnce(t *testing.T, sc *sim.Scenario) {
 		t.Fatal("the redrive scenario changed: expected one instance and one ModifyNetworkInterfaceAttribute fault")
 	}
 	sc.Faults.Errors[0].Count = len(sc.Instances[0].NetworkInterfaces)
+}
+
+// failIAMAndEvidenceOnce refuses the first DisassociateIamInstanceProfile of "Disassociate profile" and the first
+// ModifyInstanceAttribute of "Preserve evidence" (UnauthorizedOperation: not retried).
+func failIAMAndEvidenceOnce(t *testing.T, sc *sim.Scenario) {
+	t.Helper()
+	sc.Faults.Errors = append(sc.Faults.Errors,
+		sim.ErrorFault{Action: "DisassociateIamInstanceProfile", Caller: "disassociate-profile", Code: "UnauthorizedOperation", FirstCalls: 1},
+		sim.ErrorFault{Action: "ModifyInstanceAttribute", Caller: "preserve-evidence", Code: "UnauthorizedOperation", FirstCalls: 1})
 }
 
 // startSim starts a fresh simulator for sc and the functions' environment, as cmd/isolation sets it (the stack

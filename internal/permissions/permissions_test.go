@@ -13,6 +13,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/google/go-cmp/cmp"
 
@@ -47,17 +48,10 @@ var unreachable = map[string]map[string]string{
 // what the finished handler calls, the placeholder (or the handler working from the old input) calls less. Their
 // difference is logged, not failed, until the slice is merged; then the entry must go (the test says so once the
 // code calls exactly what the role allows).
-var pending = map[string]string{
-	"verify-containment": "internal/verify is a placeholder that answers contained without a call (slice V)",
-	"preserve-evidence":  "Preserve evidence gets Validate's record instead of the incident's pre-isolation state; the handler reading it is slice C's",
-	// Its Auto Scaling group and target groups come from Record pre-isolation state, which now runs beside
-	// Preserve evidence: until slice C's Observed lands, the record may miss what Preserve evidence detached (a
-	// race, so a run may also match: see racy).
-	"restore-evidence-settings": "the record's Auto Scaling group and target groups wait for Preserve evidence's Observed (slice C)",
-}
+var pending = map[string]string{}
 
 // racy are the pending functions whose calls depend on timing until their slice lands.
-var racy = map[string]bool{"restore-evidence-settings": true}
+var racy = map[string]bool{}
 
 // protectedFromScaleIn is the Auto Scaling member's protection (true reaches SetInstanceProtection on release).
 const protectedFromScaleIn = false
@@ -156,9 +150,20 @@ func isolateThenReleaseWant(t *testing.T, sc sim.Scenario, tracking, instance st
 	}
 	if release != "" {
 		rel := newRunner(t, srv, ec2isolation.ReleaseDefinition, runner.ReleaseStateMachineName, tracking)
+		tagRelease(t, srv, instance)
 		run(t, rel, "permissions-release-"+tracking, event(t, "release.json", instance), release)
 	}
 	return srv.Calls()
+}
+
+// tagRelease sets the isolation tag to the release value, as the responder does before the release event (the
+// current tag decides: a release of an instance still tagged Isolate=true is Superseded).
+func tagRelease(t *testing.T, srv *sim.Server, instance string) {
+	t.Helper()
+	if _, err := ec2.NewFromConfig(srv.AWSConfig("responder")).CreateTags(context.Background(), &ec2.CreateTagsInput{
+		Resources: []string{instance}, Tags: []ec2types.Tag{{Key: aws.String("Isolate"), Value: aws.String("release")}}}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // refusedRelease releases an instance that was never isolated: Read incident record's refusal path.
@@ -170,6 +175,7 @@ func refusedRelease(t *testing.T, sc sim.Scenario) []sim.Call {
 	}
 	defer srv.Close()
 	rel := newRunner(t, srv, ec2isolation.ReleaseDefinition, runner.ReleaseStateMachineName, "direct")
+	tagRelease(t, srv, instanceID)
 	run(t, rel, "permissions-refused", event(t, "release.json", instanceID), asl.StatusFailed)
 	return srv.Calls()
 }
@@ -198,8 +204,9 @@ func replace(t *testing.T, sc sim.Scenario) []sim.Call {
 
 // verifyOpen runs "Verify containment" on an instance that is open in every way the read-back knows: its ENIs on
 // their own groups, an isolation group of the stack with an inbound and an outbound rule in one VPC and none in
-// the other, its own instance profile associated. Containing it again reaches every call the handler makes.
-func verifyOpen(t *testing.T, sc sim.Scenario) []sim.Call {
+// the other, and its profile associations as hand leaves them (its own profile associated: replaced by the
+// isolation profile). Containing it again reaches every call the handler makes, with verifyOtherProfile.
+func verifyOpen(t *testing.T, sc sim.Scenario, hand func(*sim.Account)) []sim.Call {
 	t.Helper()
 	sc.SecurityGroups = append(sc.SecurityGroups, sim.SecurityGroup{
 		ID: "sg-0a1b2c3d4e5f00009", VpcID: vpcA, Name: groupName, Description: "isolation group, tampered with",
@@ -207,11 +214,17 @@ func verifyOpen(t *testing.T, sc sim.Scenario) []sim.Call {
 		Egress:  []sim.Rule{{Protocol: "-1", CIDR: "0.0.0.0/0"}},
 		Tags:    map[string]string{"ec2-isolation:managed": "true", "ec2-isolation:role": "isolation"},
 	})
+	// Long enough that the isolation profile's association is still disassociating when the read-back sees it
+	// (whatever the machine's load), short enough for the handler's own bounded wait (~5 s).
+	sc.Behaviour.AssociationSettle = 2 * time.Second
 	srv, err := sim.Start(sc)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer srv.Close()
+	if hand != nil {
+		srv.Update(hand)
+	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	validate, err := steps.ValidateAndRecord(srv.AWSConfig("validate-and-record"), env("direct"), log)
 	if err != nil {
@@ -229,9 +242,24 @@ func verifyOpen(t *testing.T, sc sim.Scenario) []sim.Call {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Contained again or not (NotContained), the calls are what counts here.
-	_, _ = verify(context.Background(), workflow.VerifyInput{InstanceID: instanceID, ExecutionName: "permissions-verify", Record: &record})
+	if _, err := verify(context.Background(), workflow.VerifyInput{InstanceID: instanceID, ExecutionName: "permissions-verify", Record: &record}); err != nil {
+		t.Errorf("verify: %v", err)
+	}
 	return srv.Calls()
+}
+
+// verifyOtherProfile is the other association Verify containment repairs: the isolation profile's association
+// disassociating beside another profile's, associated (another actor's change in flight). That one is
+// disassociated and the isolation profile associated again.
+func verifyOtherProfile(t *testing.T) func(*sim.Account) {
+	return func(a *sim.Account) {
+		if err := a.SetAssociationState(instanceID, "disassociating"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.AddAssociation(instanceID, "web-app", "associated"); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // dropIsolationProfile removes the isolation profile's association by hand (caller "responder"), so that the
@@ -298,7 +326,10 @@ func TestRolesAllowExactlyWhatTheCodeCalls(t *testing.T) {
 	calls = append(calls, refusedRelease(t, loadScenario(t))...)
 	calls = append(calls, isolateThenReleaseWant(t, loadScenario(t), "direct", instanceID, asl.StatusFailed, deleteRecord(t))...)
 	calls = append(calls, replace(t, loadScenario(t))...)
-	calls = append(calls, verifyOpen(t, loadScenario(t))...)
+	calls = append(calls, verifyOpen(t, loadScenario(t), nil)...)
+	isolationProfile := loadScenario(t)
+	isolationProfile.Instances[0].Profile = "ec2-isolation-quarantine"
+	calls = append(calls, verifyOpen(t, isolationProfile, verifyOtherProfile(t))...)
 
 	got := permissions.Required(calls)
 	want := tmpl.FunctionActions()

@@ -297,13 +297,14 @@ var wantActions = map[string][]string{
 	"revoke-credentials": {"iam:GetInstanceProfile", "iam:GetRolePolicy", "iam:PutRolePolicy"},
 	"preserve-evidence": {"autoscaling:DescribeAutoScalingInstances", "autoscaling:DetachInstances",
 		"ec2:DescribeInstanceAttribute", "ec2:ModifyInstanceAttribute", "elasticloadbalancing:DeregisterTargets",
-		"elasticloadbalancing:DescribeTargetHealth"},
+		"elasticloadbalancing:DescribeTargetGroups", "elasticloadbalancing:DescribeTargetHealth"},
 	// The read-back, and containing again what it finds open (Apply's, Ensure's and Attach's calls, never
 	// AuthorizeSecurityGroup*: it only removes rules).
 	"verify-containment": {"ec2:AssociateIamInstanceProfile", "ec2:CreateSecurityGroup", "ec2:CreateTags",
-		"ec2:DescribeIamInstanceProfileAssociations", "ec2:DescribeInstances", "ec2:DescribeNetworkInterfaces",
-		"ec2:DescribeSecurityGroups", "ec2:DisassociateIamInstanceProfile", "ec2:ModifyNetworkInterfaceAttribute",
-		"ec2:RevokeSecurityGroupEgress", "ec2:RevokeSecurityGroupIngress", "iam:PassRole"},
+		"ec2:DescribeIamInstanceProfileAssociations", "ec2:DescribeInstances", "ec2:DescribeSecurityGroups",
+		"ec2:DisassociateIamInstanceProfile", "ec2:ModifyNetworkInterfaceAttribute",
+		"ec2:ReplaceIamInstanceProfileAssociation", "ec2:RevokeSecurityGroupEgress", "ec2:RevokeSecurityGroupIngress",
+		"iam:PassRole"},
 	"read-incident-record":    {"ec2:DescribeInstances", "ec2:DescribeSecurityGroups", "s3:GetObject", "s3:ListBucket"},
 	"restore-security-groups": {"ec2:DescribeNetworkInterfaces", "ec2:ModifyNetworkInterfaceAttribute"},
 	"restore-instance-profile": {"ec2:AssociateIamInstanceProfile", "ec2:DescribeIamInstanceProfileAssociations",
