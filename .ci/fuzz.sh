@@ -20,6 +20,7 @@ targets=(
 	"./internal/secgroup FuzzEnsure FuzzApply"
 	"./internal/snapshot FuzzSnapshot"
 	"./internal/notify FuzzNotify"
+	"./internal/verify FuzzVerify"
 )
 
 start=$(date +%s)

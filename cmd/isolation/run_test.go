@@ -64,6 +64,9 @@ func onMoto(t *testing.T, o moto.SeedOptions) (moto.Seeded, moto.Clients) {
 	if err != nil {
 		t.Fatalf("seed: %v", err)
 	}
+	if s.InstanceID != "" {
+		seededTag[s.InstanceID] = tagOf(t, c, s.InstanceID, "Isolate")
+	}
 	return s, c
 }
 
@@ -73,6 +76,19 @@ func cli(t *testing.T, stdin string, args ...string) (int, string, string) {
 	var out, errOut bytes.Buffer
 	code := runWithInput(context.Background(), args, strings.NewReader(stdin), &out, &errOut)
 	return code, out.String(), errOut.String()
+}
+
+// seededTag is each seeded instance's Isolate tag before the test ran its command.
+var seededTag = map[string]string{}
+
+// untag removes the instance's Isolate tag (the responder has not tagged it: isolation run must).
+func untag(t *testing.T, c moto.Clients, instance string) {
+	t.Helper()
+	if _, err := c.EC2.DeleteTags(context.Background(), &ec2.DeleteTagsInput{Resources: []string{instance},
+		Tags: []types.Tag{{Key: aws.String("Isolate")}}}); err != nil {
+		t.Fatal(err)
+	}
+	seededTag[instance] = ""
 }
 
 // tagOf is the instance's tag key as EC2 describes it now ("" when it has none).
@@ -94,8 +110,8 @@ func tagOf(t *testing.T, c moto.Clients, instance, key string) string {
 // no isolation tag.
 func unchanged(t *testing.T, c moto.Clients, s moto.Seeded) {
 	t.Helper()
-	if v := tagOf(t, c, s.InstanceID, "Isolate"); v != "" {
-		t.Errorf("the instance carries Isolate=%s, want no tag (nothing changed)", v)
+	if v, want := tagOf(t, c, s.InstanceID, "Isolate"), seededTag[s.InstanceID]; v != want {
+		t.Errorf("the instance carries Isolate=%q, want %q as seeded (nothing changed)", v, want)
 	}
 	out, err := c.EC2.DescribeSecurityGroups(context.Background(), &ec2.DescribeSecurityGroupsInput{
 		Filters: []types.Filter{{Name: aws.String("group-name"), Values: []string{moto.IsolationGroupName}}},
@@ -119,6 +135,7 @@ func unchanged(t *testing.T, c moto.Clients, s moto.Seeded) {
 
 func TestRunIsolatesTheInstanceOnMoto(t *testing.T) {
 	s, c := onMoto(t, moto.SeedOptions{Stack: true})
+	untag(t, c, s.InstanceID)
 	code, out, errOut := cli(t, "", "run", "--instance", s.InstanceID, "--yes", "--json")
 	if code != 0 {
 		t.Fatalf("exit %d, want 0\nstdout: %s\nstderr: %s", code, out, errOut)
@@ -175,6 +192,7 @@ func TestRunAsksForConfirmationOnMoto(t *testing.T) {
 
 func TestRunDryRunChangesNothingOnMoto(t *testing.T) {
 	s, c := onMoto(t, moto.SeedOptions{Stack: true})
+	untag(t, c, s.InstanceID) // the dry run must not set it
 	code, out, errOut := cli(t, "", "run", "--instance", s.InstanceID, "--dry-run")
 	if code != 0 {
 		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out, errOut)

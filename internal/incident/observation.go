@@ -42,6 +42,29 @@ func missingReason(rec workflow.Record) string {
 		strings.Join(a, "; "), rec.RecordedAt.UTC().Format(time.RFC3339))
 }
 
+// placeholder is what an incident keeps of an observation that is not genuine: what it knows without the
+// isolation's own artifacts (the managed groups on each ENI, the isolation profile), so that no version of the
+// record ever holds an artifact as the pre-isolation state. Missing says the state is unknown.
+func placeholder(rec workflow.Record) workflow.Record {
+	managed := map[string]bool{}
+	for _, id := range rec.ManagedGroups {
+		managed[id] = true
+	}
+	for _, g := range rec.IsolationGroups {
+		managed[g.IsolationGroupID], managed[g.UntrackGroupID] = true, true
+	}
+	out := rec
+	out.NetworkInterfaces = make([]workflow.NetworkInterface, 0, len(rec.NetworkInterfaces))
+	for _, n := range rec.NetworkInterfaces {
+		n.Groups = slices.DeleteFunc(slices.Clone(n.Groups), func(g string) bool { return managed[g] })
+		out.NetworkInterfaces = append(out.NetworkInterfaces, n)
+	}
+	if a := rec.ProfileAssociation; a != nil && slices.ContainsFunc(rec.Artifacts, func(s string) bool { return strings.Contains(s, a.ProfileARN) }) {
+		out.ProfileAssociation = nil
+	}
+	return out
+}
+
 // preferred reports whether the observation next should become the incident's pre-isolation state instead of
 // cur. notBefore is when the incident before this one was released (zero for the first): an observation older
 // than that describes the instance of an earlier incident.

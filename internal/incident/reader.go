@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
+	"github.com/ec2-isolation/ec2-isolation/internal/secgroup"
 	"github.com/ec2-isolation/ec2-isolation/internal/steperr"
 	"github.com/ec2-isolation/ec2-isolation/internal/validate"
 	"github.com/ec2-isolation/ec2-isolation/internal/workflow"
@@ -246,7 +247,9 @@ func (h *Reader) isolationGroups(ctx context.Context, inst *types.Instance) ([]s
 	for _, n := range inst.NetworkInterfaces {
 		for _, g := range n.Groups {
 			name := aws.ToString(g.GroupName)
-			if name == h.s.IsolationGroupName || name == h.s.IsolationGroupName+untrackSuffix {
+			base, untrack := h.s.IsolationGroupName, h.s.IsolationGroupName+untrackSuffix
+			// A VPC where a foreign group holds the name has ours under the derived name.
+			if name == base || name == untrack || name == secgroup.DerivedName(base) || name == secgroup.DerivedName(untrack) {
 				named = append(named, aws.ToString(g.GroupId))
 			}
 		}

@@ -96,6 +96,16 @@ func TestReadRefusesWithoutAMutatingCall(t *testing.T) {
 			event: releaseEvent(instanceID), want: "RecordMissing", wantReason: isoA,
 		},
 		{
+			// vpcB's group of ours under the derived name (a foreign group holds the isolation group's name there).
+			name: "isolated on the derived group but the record is gone", sc: func() sim.Scenario {
+				sc := network()
+				sc.SecurityGroups = append(sc.SecurityGroups, sim.SecurityGroup{ID: "sg-0000000000000003b", VpcID: vpcB, Name: groupName + "-managed",
+					Description: "isolation", Ingress: []sim.Rule{}, Egress: []sim.Rule{}, Tags: map[string]string{"ec2-isolation:managed": "true"}})
+				return withInstance(sc, []string{"sg-0000000000000000a"}, []string{"sg-0000000000000003b"})
+			}(),
+			event: releaseEvent(instanceID), want: "RecordMissing", wantReason: "sg-0000000000000003b",
+		},
+		{
 			name: "already released", sc: withInstance(network(), []string{"sg-0000000000000000a"}, []string{"sg-0000000000000000d"}),
 			record: released, event: releaseEvent(instanceID), want: "NotIsolated", wantReason: "already released at 2026-11-22T12:00:00Z",
 		},

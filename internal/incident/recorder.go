@@ -12,8 +12,8 @@
 // isolation execution joins the open incident (adding its ExecutionEntry, once) or opens a new one with the
 // pre-isolation state: Validate's record, plus the Auto Scaling membership, the target group registrations and
 // the full DescribeInstances description that this package reads. A later execution of an open incident (a
-// redrive, the tag set again) NEVER replaces that pre-isolation state: the instance it finds is already
-// isolated. "Record outcome" and "Record release" add each step's changes (deduplicated by step, resource,
+// redrive, the tag set again) replaces that pre-isolation state only with an earlier genuine observation (see
+// below): the instance it finds is already isolated. "Record outcome" and "Record release" add each step's changes (deduplicated by step, resource,
 // action and time), the snapshots and the execution's outcome and failures (one entry per execution name,
 // updated by a redrive); a successful release closes the incident.
 //
@@ -42,14 +42,19 @@
 // to add). Without an incident or a record to name the object (the execution failed at "Validate and record" or
 // "Read incident record"), they record nothing, make no call and return an empty IncidentRef.
 //
-// # An instance found already isolated with no open incident
+// # The pre-isolation state (docs/record-rules.md)
 //
-// If Validate's record shows an ENI carrying only the stack's managed isolation group(s) (Record.IsolationGroups)
-// and no incident is open (the record was deleted, or the instance was isolated by hand with the stack's group),
-// the instance's real pre-isolation state is lost. "Record pre-isolation state" still opens an incident with
-// what it finds, so that the isolation goes on (credentials revoked, evidence kept) and the execution is on
-// record, and logs a warning. "Read incident record" refuses to release such an incident (RecordMissing): a
-// release would "restore" the isolation itself. Restore such an instance by hand.
+// The pre-isolation state is an observation made before any change: Validate's record, read at RecordedAt.
+// One that already shows an isolation artifact (Record.Artifacts: an ENI on a managed group in any position, the
+// isolation profile; for records of earlier versions, LooksIsolated) is only a placeholder: the incident keeps
+// what it knows without the artifacts and says why the state is unknown (PreIsolationState.Missing). When
+// executions race to open or join the incident ("Record pre-isolation state", or "Record outcome" when that step
+// did not write), the earliest genuine observation wins, decided on the record as each conditional write finds
+// it. "Record outcome" completes the state with what the execution saw before changing it (ENIs attached since,
+// the Auto Scaling membership and registrations Preserve evidence observed). "Read incident record" refuses to
+// release an incident without a genuine state (RecordMissing: restore it by hand), refuses a release the
+// instance's tag no longer asks for (Superseded), and answers IsolationInProgress while the incident's latest
+// isolation has not recorded its outcome (the release retries it).
 package incident
 
 import (
@@ -237,7 +242,9 @@ func (r *Recorder) Open(ctx context.Context, in workflow.OpenIncidentInput) (wor
 			if err != nil {
 				return nil, false, err
 			}
-			p.Missing = missingReason(in.Record)
+			if p.Missing = missingReason(in.Record); p.Missing != "" {
+				p.Record = placeholder(in.Record)
+			}
 			pre = &p
 			if p.Missing != "" {
 				log.Warn("no incident is open and the instance already shows isolation artifacts: the incident holds them as a placeholder until a genuine observation is recorded; a release is refused until then",
@@ -326,7 +333,9 @@ func (r *Recorder) Close(ctx context.Context, phase string, in workflow.NotifyIn
 					if err != nil {
 						return nil, false, err
 					}
-					p.Missing = missingReason(*in.Record)
+					if p.Missing = missingReason(*in.Record); p.Missing != "" {
+						p.Record = placeholder(*in.Record)
+					}
 					pre = &p
 				}
 				f.Incidents = append(f.Incidents, workflow.Incident{

@@ -119,8 +119,16 @@ func TestEarliestGenuineObservationWins(t *testing.T) {
 				if diff := cmp.Diff(originalGroups, preGroups(t, pre)); diff != "" {
 					t.Errorf("pre-isolation groups (-original +recorded):\n%s", diff)
 				}
-			} else if !strings.Contains(pre.Missing, "isolation artifacts") || !strings.Contains(pre.Missing, isoA) {
-				t.Errorf("missing = %q, want it to name the artifacts", pre.Missing)
+			} else {
+				if !strings.Contains(pre.Missing, "isolation artifacts") || !strings.Contains(pre.Missing, isoA) {
+					t.Errorf("missing = %q, want it to name the artifacts", pre.Missing)
+				}
+				// The placeholder keeps what is known, never the artifacts themselves.
+				for id, gs := range preGroups(t, pre) {
+					if slices.Contains(gs, isoA) {
+						t.Errorf("the placeholder records %s on the isolation group %s", id, isoA)
+					}
+				}
 			}
 			if pre.AutoScaling == nil || len(pre.TargetGroups) != 3 {
 				t.Errorf("the captured Auto Scaling membership and target groups were lost: %+v %+v", pre.AutoScaling, pre.TargetGroups)

@@ -138,9 +138,27 @@ func email(in workflow.NotifyInput) string {
 		p("EC2 instance %s has been ISOLATED.", id)
 	default:
 		p("Isolation of EC2 instance %s FAILED at %s.", id, strings.Join(states, " and "))
-		if in.Apply == nil {
+		switch {
+		case refusedAtStart(in):
+			p("")
+			p("The isolation was refused: nothing was changed.")
+		case in.Apply == nil && (in.Verify == nil || !in.Verify.Contained):
 			p("")
 			p("WARNING: network containment was NOT confirmed. The instance may still be reachable.")
+		}
+	}
+	adv := adviseFor(in, v)
+	if len(adv.lines) > 0 {
+		p("")
+		p("WHAT TO DO")
+		for _, l := range adv.lines {
+			p("%s", wrapText(l, "  "))
+		}
+	}
+	if m := missingLines(in, v); len(m) > 0 {
+		p("")
+		for _, l := range m {
+			p("%s", wrapText(l, ""))
 		}
 	}
 	p("")
@@ -190,7 +208,7 @@ func email(in workflow.NotifyInput) string {
 		}
 	}
 
-	if in.Outcome == workflow.OutcomeFailed && !refused(in) {
+	if in.Outcome == workflow.OutcomeFailed && !refused(in) && !adv.noRedrive {
 		cli, console := redrive(in)
 		p("")
 		p("HOW TO RESUME")
@@ -210,9 +228,18 @@ func email(in workflow.NotifyInput) string {
 		p("PRE-ISOLATION STATE (what this release restores)")
 		rec, _ := json.MarshalIndent(in.Incident.PreIsolation.Record, "  ", "  ")
 		p("  %s", truncate(string(rec), 20000))
+	case !isRelease(in) && in.Incident != nil && in.Incident.Key != "":
+		p("")
+		p("PRE-ISOLATION STATE (what a release restores: the incident's)")
+		if in.Incident.PreIsolation.Missing != "" {
+			p("  unknown: %s", v(in.Incident.PreIsolation.Missing))
+		} else {
+			rec, _ := json.MarshalIndent(in.Incident.PreIsolation.Record, "  ", "  ")
+			p("  %s", truncate(string(rec), 20000))
+		}
 	case !isRelease(in) && in.Record != nil:
 		p("")
-		p("PRE-ISOLATION STATE (what a release restores)")
+		p("THE INSTANCE AS \"Validate and record\" FOUND IT")
 		rec, _ := json.MarshalIndent(in.Record, "  ", "  ")
 		p("  %s", truncate(string(rec), 20000))
 	}
@@ -285,20 +312,24 @@ func doneLines(in workflow.NotifyInput, max int, v func(string) string) []string
 		}
 		p("  Incident record: %s%s%s", v("s3://"+r.Bucket+"/"+r.Key), version, note)
 	}
+	out = append(out, readBackLines(in, max, v)...)
 	if a := in.Apply; a != nil {
 		p("  Network containment (Apply isolation security group):")
 		for i, n := range a.NetworkInterfaces {
 			if i == max {
 				break
 			}
-			note := ""
 			if !n.Changed {
-				note = " (already isolated)"
+				// What a redrive or a second execution found: its record's groups are not what the ENI carried.
+				p("    %s in %s: already on %s, not changed", v(n.ID), v(n.VpcID), list(n.After))
+				continue
 			}
-			p("    %s in %s: %s -> %s%s", v(n.ID), v(n.VpcID), list(n.Before), list(n.After), note)
+			p("    %s in %s: %s -> %s", v(n.ID), v(n.VpcID), list(n.Before), list(n.After))
 		}
 		more(len(a.NetworkInterfaces))
 	}
+	out = append(out, foreignLines(in, v)...)
+	out = append(out, spotLines(in)...)
 	if g := in.Groups; g != nil {
 		p("  Isolation security groups (Ensure isolation security group):")
 		for i, vg := range g.Groups {
@@ -451,7 +482,7 @@ func chatbot(in workflow.NotifyInput, shownID string) chatbotNotification {
 			p("*Failed state:* %s *error:* %s", c(f.State), c(f.Error))
 			p("*Cause:* %s", code(causeText(f.Cause), maxChatCause))
 		}
-		if !refused(in) {
+		if !refused(in) && !adviseFor(in, c).noRedrive {
 			cli, console := redrive(in)
 			n.Content.NextSteps = append(n.Content.NextSteps,
 				"Fix the cause, then redrive the execution (it restarts at the failed state; every step is idempotent): "+code(cli, 400))
@@ -470,19 +501,29 @@ func chatbot(in workflow.NotifyInput, shownID string) chatbotNotification {
 		n.Metadata.EventType = "EC2IsolationFailed"
 		n.Metadata.Summary = chatText("EC2 isolation failed for "+shownID+" at "+f.State, 250)
 		p("*Isolation of* %s *failed* (execution %s).", c(id), c(in.ExecutionName))
-		if in.Apply == nil {
+		switch {
+		case refusedAtStart(in):
+			p("The isolation was refused: nothing was changed.")
+		case in.Apply == nil && (in.Verify == nil || !in.Verify.Contained):
 			p(":warning: *Network containment was NOT confirmed*: the instance may still be reachable.")
 		}
 		for _, f := range in.Failures {
 			p("*Failed state:* %s *error:* %s", c(f.State), c(f.Error))
 			p("*Cause:* %s", code(causeText(f.Cause), maxChatCause))
 		}
-		cli, console := redrive(in)
-		n.Content.NextSteps = append(n.Content.NextSteps,
-			"Fix the cause, then redrive the execution (it restarts at the failed state; every step is idempotent): "+code(cli, 400))
-		if console != "" {
-			n.Content.NextSteps = append(n.Content.NextSteps, "Or in the Step Functions console: "+console)
+		if !adviseFor(in, c).noRedrive {
+			cli, console := redrive(in)
+			n.Content.NextSteps = append(n.Content.NextSteps,
+				"Fix the cause, then redrive the execution (it restarts at the failed state; every step is idempotent): "+code(cli, 400))
+			if console != "" {
+				n.Content.NextSteps = append(n.Content.NextSteps, "Or in the Step Functions console: "+console)
+			}
 		}
+	}
+	adv := adviseFor(in, c)
+	n.Content.NextSteps = append(adv.lines, n.Content.NextSteps...)
+	for _, l := range missingLines(in, c) {
+		p(":warning: %s", l)
 	}
 	if in.Record != nil {
 		p("*Reason:* %s", c(in.Record.Reason))

@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -260,9 +261,13 @@ func (p *prober) groups(ctx context.Context, rec *workflow.Record) map[string]st
 	if mode == secgroup.ModeUntrackFirst {
 		names = append(names, secgroup.Settings{GroupName: p.in.Names.GroupName}.UntrackGroupName())
 	}
+	lookup := slices.Clone(names)
+	for _, n := range names {
+		lookup = append(lookup, secgroup.DerivedName(n))
+	}
 	out, err := p.c.EC2.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{Filters: []types.Filter{
 		{Name: aws.String("vpc-id"), Values: rec.VpcIDs},
-		{Name: aws.String("group-name"), Values: names},
+		{Name: aws.String("group-name"), Values: lookup},
 	}})
 	if err != nil {
 		p.add(fromErr("isolation groups", err))
@@ -277,6 +282,14 @@ func (p *prober) groups(ctx context.Context, rec *workflow.Record) map[string]st
 		for i, gname := range names {
 			name := fmt.Sprintf("group %q in %s", gname, vpc)
 			g, ok := found[[2]string{vpc, gname}]
+			if ok && !secgroup.Managed(&g) {
+				// Not ours: the workflow leaves it alone and uses a group of its own under the derived name.
+				foreign, derived := aws.ToString(g.GroupId), secgroup.DerivedName(gname)
+				p.add(Check{Name: name, Status: Pass, Detail: fmt.Sprintf("%s was not created by ec2-isolation (no %s=true tag): "+
+					"the workflow leaves it alone and uses %q in this VPC", foreign, secgroup.TagManaged, derived)})
+				gname, name = derived, fmt.Sprintf("group %q in %s", derived, vpc)
+				g, ok = found[[2]string{vpc, gname}]
+			}
 			if !ok {
 				p.add(dryRun(name, "will be created", func() error {
 					_, err := p.c.EC2.CreateSecurityGroup(ctx, &ec2.CreateSecurityGroupInput{
@@ -293,7 +306,7 @@ func (p *prober) groups(ctx context.Context, rec *workflow.Record) map[string]st
 			id := aws.ToString(g.GroupId)
 			if !secgroup.Managed(&g) {
 				p.add(Check{Name: name, Status: Fail, Detail: fmt.Sprintf("%s exists but was not created by ec2-isolation "+
-					"(no %s=true tag): the workflow refuses it; rename it, or tag it if it is meant to be the isolation group",
+					"(no %s=true tag) and neither is the group with the base name: the workflow refuses them; rename one, or tag it if it is meant to be the isolation group",
 					id, secgroup.TagManaged)})
 				continue
 			}

@@ -216,14 +216,25 @@ func TestChecksStopAtARefusedInstance(t *testing.T) {
 	}
 }
 
-// A group with the isolation group's name that ec2-isolation did not create (no managed tag) fails the check: the
-// workflow would refuse it.
-func TestChecksFailAGroupNotCreatedByUs(t *testing.T) {
+// A group with the isolation group's name that ec2-isolation did not create (no managed tag) is left alone: the
+// workflow uses a group of its own under the derived name (issue 12 case 3), which preflight checks instead; when
+// that name is not ours either, the check fails.
+func TestChecksAGroupNotCreatedByUs(t *testing.T) {
 	sc := account()
 	sc.SecurityGroups = append(sc.SecurityGroups, sim.SecurityGroup{ID: "sg-0a1b2c3d4e5f00008", VpcID: vpcA, Name: groupName, Description: "someone else's"})
 	rep, _ := check(t, sc, names)
-	if g := table(rep)[`group "ec2-isolation-quarantine" in `+vpcA]; g != "fail" {
-		t.Errorf("check %q, want fail", g)
+	got := table(rep)
+	if g := got[`group "ec2-isolation-quarantine" in `+vpcA]; g != "pass" {
+		t.Errorf("check %q, want pass (left alone)", g)
+	}
+	if g := got[`group "ec2-isolation-quarantine-managed" in `+vpcA]; g != "pass" {
+		t.Errorf("derived group check %q, want pass (will be created)", g)
+	}
+
+	sc.SecurityGroups = append(sc.SecurityGroups, sim.SecurityGroup{ID: "sg-0a1b2c3d4e5f00007", VpcID: vpcA, Name: groupName + "-managed", Description: "theirs too"})
+	rep, _ = check(t, sc, names)
+	if g := table(rep)[`group "ec2-isolation-quarantine-managed" in `+vpcA]; g != "fail" {
+		t.Errorf("derived group not ours either: check %q, want fail", g)
 	}
 }
 

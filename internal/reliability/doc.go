@@ -12,9 +12,11 @@
 //
 // The soak and the interleavings run in a testing/synctest bubble: simulated time only advances when every
 // goroutine waits, so CPU load cannot change what they find (cpuhog is what CI runs beside them to show it).
-// The seed fixes each schedule and the fault draws; which concurrent call meets which draw still depends on
-// the order the calls arrive in, so a rerun of a seed replays the same schedule, not necessarily the same
-// interleaving of calls within one simulated instant.
+// A schedule replays exactly from its seed: every call takes simulated time, the fault draws are keyed by
+// caller, action and call count (sim.Faults.Keyed), and the retriers' jitter is fixed, so neither load nor the
+// other schedules change its timing. The soak's seed fixes its fault draws, but which of 500 concurrent
+// executions meets which draw depends on the order their calls arrive in: its counts vary a little between
+// runs, its verdict does not.
 //   - hostile_test.go: malformed and hostile events, and the account changing under a running execution.
 //   - idempotency_test.go: every step twice, a redrive from every state, concurrent executions for one instance.
 //

@@ -84,7 +84,8 @@ func fleet(n int) (sim.Scenario, []fleetInstance) {
 		id := fmt.Sprintf("i-%017x", 0xf1ee70000+i)
 		eni := func(k int) string { return fmt.Sprintf("eni-%017x", 0xe0000000+i*4+k) }
 		vol := func(k int) string { return fmt.Sprintf("vol-%017x", 0xd0000000+i*4+k) }
-		in := sim.Instance{ID: id, SubnetID: subA1, Tags: map[string]string{"Name": fmt.Sprintf("app-%d", i)}}
+		// Tagged for isolation, as the event says: Validate acts on the instance's current tag.
+		in := sim.Instance{ID: id, SubnetID: subA1, Tags: map[string]string{"Name": fmt.Sprintf("app-%d", i), tagKey: tagValue}}
 		fi := fleetInstance{ID: id, ENIs: map[string]string{}}
 		addENI := func(k int, subnet, vpc string, groups ...string) {
 			in.NetworkInterfaces = append(in.NetworkInterfaces, sim.NetworkInterface{ID: eni(k), SubnetID: subnet, DeviceIndex: int32(k), Groups: groups})

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -120,14 +121,18 @@ func settled(n int) (sim.Scenario, []fleetInstance) {
 // reference is the fingerprint of one clean execution named name for instance shape in mode.
 func reference(t *testing.T, mode secgroup.Mode, shape int, name string) []string {
 	t.Helper()
-	sc, instances := settled(4)
-	e := newEnv(t, sc, defaultOptions())
-	ctx := context.Background()
-	ex := e.runners[mode].Start(ctx, name, event(instances[shape].ID))
-	if ex.Status != asl.StatusSucceeded {
-		t.Fatalf("reference execution: %s %s %s", ex.Status, ex.Error, causeMessage(ex.Cause))
-	}
-	return e.fingerprint(ctx, t)
+	var fp []string
+	synctest.Test(t, func(t *testing.T) {
+		sc, instances := settled(4)
+		e := newEnv(t, sc, virtualOptions())
+		ctx := context.Background()
+		ex := e.runners[mode].Start(ctx, name, event(instances[shape].ID))
+		if ex.Status != asl.StatusSucceeded {
+			t.Fatalf("reference execution: %s %s %s", ex.Status, ex.Error, causeMessage(ex.Cause))
+		}
+		fp = e.fingerprint(ctx, t)
+	})
+	return fp
 }
 
 // TestEveryStepTwice runs an execution, then calls every one of its tasks again with the payload it had (as a
@@ -138,67 +143,70 @@ func reference(t *testing.T, mode secgroup.Mode, shape int, name string) []strin
 func TestEveryStepTwice(t *testing.T) {
 	for _, mode := range []secgroup.Mode{secgroup.ModeDirect, secgroup.ModeUntrackFirst} {
 		t.Run(string(mode), func(t *testing.T) {
-			sc, instances := settled(4)
-			e := newEnv(t, sc, defaultOptions())
-			ctx := context.Background()
-			r := e.runners[mode]
-			ex := r.Start(ctx, "twice", event(instances[2].ID))
-			if ex.Status != asl.StatusSucceeded {
-				t.Fatalf("execution: %s %s %s", ex.Status, ex.Error, causeMessage(ex.Cause))
-			}
-			once := e.fingerprint(ctx, t)
-			var tasks []asl.Event
-			var states []string
-			for _, ev := range ex.History.Events() {
-				if ev.Type == asl.TaskScheduled {
-					tasks = append(tasks, ev)
-					states = append(states, ev.State)
+			synctest.Test(t, func(t *testing.T) {
+				sc, instances := settled(4)
+				e := newEnv(t, sc, virtualOptions())
+				ctx := context.Background()
+				r := e.runners[mode]
+				ex := r.Start(ctx, "twice", event(instances[2].ID))
+				if ex.Status != asl.StatusSucceeded {
+					t.Fatalf("execution: %s %s %s", ex.Status, ex.Error, causeMessage(ex.Cause))
 				}
-			}
-			slices.Sort(states)
-			want := []string{"Apply isolation security group", "Attach isolation profile", "Disassociate profile",
-				"Ensure isolation security group", "Notify success", "Preserve evidence", "Record outcome",
-				"Record pre-isolation state", "Revoke credentials", "Snapshot volumes", "Validate and record", "Verify containment"}
-			if diff := cmp.Diff(want, states); diff != "" {
-				t.Fatalf("tasks of a successful isolation (-want +got):\n%s", diff)
-			}
-			for _, task := range tasks {
-				e.srv.ResetCalls()
-				out, err := r.Invoke(ctx, task.Resource, again(t, task))
-				if err != nil {
-					t.Errorf("%s again: %v", task.State, err)
-				}
-				var mutating []string
-				for _, c := range e.srv.Calls() {
-					if c.Mutating && c.Action != "Publish" {
-						mutating = append(mutating, c.Service+":"+c.Action)
+				once := e.fingerprint(ctx, t)
+				var tasks []asl.Event
+				var states []string
+				for _, ev := range ex.History.Events() {
+					if ev.Type == asl.TaskScheduled {
+						tasks = append(tasks, ev)
+						states = append(states, ev.State)
 					}
 				}
-				if len(mutating) > 0 {
-					t.Errorf("%s again made mutating calls %v", task.State, mutating)
+				slices.Sort(states)
+				want := []string{"Apply isolation security group", "Attach isolation profile", "Disassociate profile",
+					"Ensure isolation security group", "Notify success", "Preserve evidence", "Record outcome",
+					"Record pre-isolation state", "Revoke credentials", "Snapshot volumes", "Validate and record",
+					"Verify containment"}
+				if diff := cmp.Diff(want, states); diff != "" {
+					t.Fatalf("tasks of a successful isolation (-want +got):\n%s", diff)
 				}
-				if task.State == "Apply isolation security group" || task.State == "Snapshot volumes" || task.State == "Attach isolation profile" {
-					var changed struct {
-						Changed           *bool `json:"changed"`
-						Created           *bool `json:"created"`
-						NetworkInterfaces []struct {
-							Changed bool `json:"changed"`
-						} `json:"networkInterfaces"`
+				for _, task := range tasks {
+					e.srv.ResetCalls()
+					out, err := r.Invoke(ctx, task.Resource, again(t, task))
+					if err != nil {
+						t.Errorf("%s again: %v", task.State, err)
 					}
-					_ = json.Unmarshal(out, &changed)
-					if (changed.Changed != nil && *changed.Changed) || (changed.Created != nil && *changed.Created) ||
-						slices.ContainsFunc(changed.NetworkInterfaces, func(n struct {
-							Changed bool `json:"changed"`
-						}) bool {
-							return n.Changed
-						}) {
-						t.Errorf("%s again reports a change: %s", task.State, out)
+					var mutating []string
+					for _, c := range e.srv.Calls() {
+						if c.Mutating && c.Action != "Publish" {
+							mutating = append(mutating, c.Service+":"+c.Action)
+						}
+					}
+					if len(mutating) > 0 {
+						t.Errorf("%s again made mutating calls %v", task.State, mutating)
+					}
+					if task.State == "Apply isolation security group" || task.State == "Snapshot volumes" || task.State == "Attach isolation profile" {
+						var changed struct {
+							Changed           *bool `json:"changed"`
+							Created           *bool `json:"created"`
+							NetworkInterfaces []struct {
+								Changed bool `json:"changed"`
+							} `json:"networkInterfaces"`
+						}
+						_ = json.Unmarshal(out, &changed)
+						if (changed.Changed != nil && *changed.Changed) || (changed.Created != nil && *changed.Created) ||
+							slices.ContainsFunc(changed.NetworkInterfaces, func(n struct {
+								Changed bool `json:"changed"`
+							}) bool {
+								return n.Changed
+							}) {
+							t.Errorf("%s again reports a change: %s", task.State, out)
+						}
 					}
 				}
-			}
-			if diff := cmp.Diff(once, e.fingerprint(ctx, t)); diff != "" {
-				t.Errorf("the account after every step ran twice (-once +twice):\n%s", diff)
-			}
+				if diff := cmp.Diff(once, e.fingerprint(ctx, t)); diff != "" {
+					t.Errorf("the account after every step ran twice (-once +twice):\n%s", diff)
+				}
+			})
 		})
 	}
 }
@@ -235,43 +243,45 @@ func TestRedriveFromEveryState(t *testing.T) {
 		want := reference(t, mode, 2, "exec")
 		for _, f := range failAt {
 			t.Run(string(mode)+"/"+f.state, func(t *testing.T) {
-				sc, instances := settled(4)
-				sc.Faults.Errors = slices.Clone(f.faults)
-				if mode == secgroup.ModeUntrackFirst && f.state == "Apply isolation security group" {
-					// The three allow-all changes come first and a failure there is only a warning: fail them
-					// and then one of the three isolation changes.
-					sc.Faults.Errors[0].Count = 4
-				}
-				e := newEnv(t, sc, defaultOptions())
-				ctx := context.Background()
-				r := e.runners[mode]
-				fi := instances[2]
-				ex := r.Start(ctx, "exec", event(fi.ID))
-				if ex.Status != asl.StatusFailed {
-					t.Fatalf("execution %s, want FAILED", ex.Status)
-				}
-				if got := stateRun(ex, f.state); got.Status != asl.RunCaught && got.Status != asl.RunFailed {
-					t.Fatalf("%s ended %s, want it failed; %s", f.state, got.Status, notifyRuns(ex))
-				}
-				notes := e.notified()[fi.ID]
-				if f.notified && (notes == nil || len(notes.Failed) != 1) {
-					t.Errorf("notifications %+v, want one failure", notes)
-				}
-				if err := r.Redrive(ctx, ex); err != nil {
-					t.Fatal(err)
-				}
-				if ex.Status != asl.StatusSucceeded {
-					t.Fatalf("redrive: %s %s %s", ex.Status, ex.Error, causeMessage(ex.Cause))
-				}
-				for _, u := range unnamedErrors(ex) {
-					t.Errorf("a task failed with an unnamed error: %s", u)
-				}
-				if diff := cmp.Diff(want, e.fingerprint(ctx, t)); diff != "" {
-					t.Errorf("account after the failure at %s and the redrive (-one clean run +failed then redriven):\n%s", f.state, diff)
-				}
-				if now := e.notified()[fi.ID]; now == nil || now.Succeeded != 1 {
-					t.Errorf("notifications %+v, want one success after the redrive", now)
-				}
+				synctest.Test(t, func(t *testing.T) {
+					sc, instances := settled(4)
+					sc.Faults.Errors = slices.Clone(f.faults)
+					if mode == secgroup.ModeUntrackFirst && f.state == "Apply isolation security group" {
+						// The three allow-all changes come first and a failure there is only a warning: fail them
+						// and then one of the three isolation changes.
+						sc.Faults.Errors[0].Count = 4
+					}
+					e := newEnv(t, sc, virtualOptions())
+					ctx := context.Background()
+					r := e.runners[mode]
+					fi := instances[2]
+					ex := r.Start(ctx, "exec", event(fi.ID))
+					if ex.Status != asl.StatusFailed {
+						t.Fatalf("execution %s, want FAILED", ex.Status)
+					}
+					if got := stateRun(ex, f.state); got.Status != asl.RunCaught && got.Status != asl.RunFailed {
+						t.Fatalf("%s ended %s, want it failed; %s", f.state, got.Status, notifyRuns(ex))
+					}
+					notes := e.notified()[fi.ID]
+					if f.notified && (notes == nil || len(notes.Failed) != 1) {
+						t.Errorf("notifications %+v, want one failure", notes)
+					}
+					if err := r.Redrive(ctx, ex); err != nil {
+						t.Fatal(err)
+					}
+					if ex.Status != asl.StatusSucceeded {
+						t.Fatalf("redrive: %s %s %s", ex.Status, ex.Error, causeMessage(ex.Cause))
+					}
+					for _, u := range unnamedErrors(ex) {
+						t.Errorf("a task failed with an unnamed error: %s", u)
+					}
+					if diff := cmp.Diff(want, e.fingerprint(ctx, t)); diff != "" {
+						t.Errorf("account after the failure at %s and the redrive (-one clean run +failed then redriven):\n%s", f.state, diff)
+					}
+					if now := e.notified()[fi.ID]; now == nil || now.Succeeded != 1 {
+						t.Errorf("notifications %+v, want one success after the redrive", now)
+					}
+				})
 			})
 		}
 	}
@@ -289,53 +299,55 @@ func TestConcurrentExecutionsConverge(t *testing.T) {
 		for _, faults := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/faults=%v", mode, faults), func(t *testing.T) {
 				t.Parallel()
-				sc, instances := settled(4)
-				if faults {
-					sc.Faults = soakFaults(uint64(len(mode)))
-				}
-				e := newEnv(t, sc, defaultOptions())
-				ctx := context.Background()
-				r := e.runners[mode]
-				fi := instances[2]
-				exs := make([]*asl.Execution, k)
-				var wg sync.WaitGroup
-				for i := range exs {
-					wg.Go(func() { exs[i] = r.Start(ctx, fmt.Sprintf("concurrent-%d", i), event(fi.ID)) })
-				}
-				wg.Wait()
-				failed := 0
-				for _, ex := range exs {
-					if ex.Status != asl.StatusSucceeded {
-						failed++
-						if ex.Error != "IsolationFailed" {
-							t.Errorf("%s ended %s %s, not at Notify failure", ex.Name, ex.Status, ex.Error)
+				synctest.Test(t, func(t *testing.T) {
+					sc, instances := settled(4)
+					if faults {
+						sc.Faults = soakFaults(uint64(len(mode)))
+					}
+					e := newEnv(t, sc, virtualOptions())
+					ctx := context.Background()
+					r := e.runners[mode]
+					fi := instances[2]
+					exs := make([]*asl.Execution, k)
+					var wg sync.WaitGroup
+					for i := range exs {
+						wg.Go(func() { exs[i] = r.Start(ctx, fmt.Sprintf("concurrent-%d", i), event(fi.ID)) })
+					}
+					wg.Wait()
+					failed := 0
+					for _, ex := range exs {
+						if ex.Status != asl.StatusSucceeded {
+							failed++
+							if ex.Error != "IsolationFailed" {
+								t.Errorf("%s ended %s %s, not at Notify failure", ex.Name, ex.Status, ex.Error)
+							}
 						}
 					}
-				}
-				if notes := e.notified()[fi.ID]; notes == nil || notes.Succeeded != k-failed || len(notes.Failed) != failed {
-					t.Errorf("%d failed executions, notifications %+v", failed, notes)
-				}
-				e.clearFaults()
-				for _, ex := range exs {
-					if ex.Status != asl.StatusSucceeded {
-						if err := r.Redrive(ctx, ex); err != nil || ex.Status != asl.StatusSucceeded {
-							t.Errorf("redrive of %s: %v %s %s", ex.Name, err, ex.Status, causeMessage(ex.Cause))
+					if notes := e.notified()[fi.ID]; notes == nil || notes.Succeeded != k-failed || len(notes.Failed) != failed {
+						t.Errorf("%d failed executions, notifications %+v", failed, notes)
+					}
+					e.clearFaults()
+					for _, ex := range exs {
+						if ex.Status != asl.StatusSucceeded {
+							if err := r.Redrive(ctx, ex); err != nil || ex.Status != asl.StatusSucceeded {
+								t.Errorf("redrive of %s: %v %s %s", ex.Name, err, ex.Status, causeMessage(ex.Cause))
+							}
+						}
+						for _, u := range unnamedErrors(ex) {
+							t.Errorf("%s: a task failed with an unnamed error: %s", ex.Name, u)
+						}
+						if p := e.isolationProblems(ctx, fi, ex.Name); len(p) > 0 {
+							t.Errorf("%s: %s", ex.Name, strings.Join(p, "; "))
 						}
 					}
-					for _, u := range unnamedErrors(ex) {
-						t.Errorf("%s: a task failed with an unnamed error: %s", ex.Name, u)
+					// One execution's fingerprint: drop the other executions' snapshot sets.
+					got := slices.DeleteFunc(e.fingerprint(ctx, t), func(l string) bool {
+						return strings.HasPrefix(l, "snapshots of ") && !strings.Contains(l, " by concurrent-0:")
+					})
+					if diff := cmp.Diff(want, got); diff != "" {
+						t.Errorf("account after %d concurrent executions (-one execution +concurrent):\n%s", k, diff)
 					}
-					if p := e.isolationProblems(ctx, fi, ex.Name); len(p) > 0 {
-						t.Errorf("%s: %s", ex.Name, strings.Join(p, "; "))
-					}
-				}
-				// One execution's fingerprint: drop the other executions' snapshot sets.
-				got := slices.DeleteFunc(e.fingerprint(ctx, t), func(l string) bool {
-					return strings.HasPrefix(l, "snapshots of ") && !strings.Contains(l, " by concurrent-0:")
 				})
-				if diff := cmp.Diff(want, got); diff != "" {
-					t.Errorf("account after %d concurrent executions (-one execution +concurrent):\n%s", k, diff)
-				}
 			})
 		}
 	}

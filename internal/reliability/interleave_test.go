@@ -30,6 +30,7 @@ import (
 	"github.com/ec2-isolation/ec2-isolation/internal/asl"
 	"github.com/ec2-isolation/ec2-isolation/internal/awscfg"
 	"github.com/ec2-isolation/ec2-isolation/internal/runner"
+	"github.com/ec2-isolation/ec2-isolation/internal/secgroup"
 	"github.com/ec2-isolation/ec2-isolation/internal/sim"
 	"github.com/ec2-isolation/ec2-isolation/internal/stackenv"
 	"github.com/ec2-isolation/ec2-isolation/internal/workflow"
@@ -79,11 +80,12 @@ type schedule struct {
 	// Redrives times.
 	Redrive  []time.Duration
 	Redrives int
+	Mode     secgroup.Mode
 }
 
 func (s schedule) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "seed %d, shape %d, redrives %v x%d:", s.Seed, s.Shape, s.Redrive, s.Redrives)
+	fmt.Fprintf(&b, "seed %d, shape %d, %s, redrives %v x%d:", s.Seed, s.Shape, s.Mode, s.Redrive, s.Redrives)
 	for _, st := range s.Steps {
 		fmt.Fprintf(&b, " [%s %s", st.At.Round(time.Millisecond), st.Kind)
 		switch st.Kind {
@@ -151,6 +153,10 @@ func generate(seed uint64) schedule {
 			step{At: from, Kind: "faults", Rate: 0.05 + 0.30*r.Float64(), Mix: mixes[r.IntN(len(mixes))], Until: until},
 			step{At: until, Kind: "calm"})
 	}
+	s.Mode = secgroup.ModeDirect
+	if r.IntN(3) == 0 {
+		s.Mode = secgroup.ModeUntrackFirst
+	}
 	slices.SortStableFunc(s.Steps, func(a, b step) int { return int(a.At - b.At) })
 	return s
 }
@@ -179,7 +185,7 @@ func scheduleFaults(seed uint64, rate float64, mix string) sim.Faults {
 			add(sim.ErrorFault{Timeout: time.Hour})
 		}
 	}
-	return sim.Faults{Seed: seed, Errors: rules, Latency: callLatency}
+	return sim.Faults{Seed: seed, Keyed: true, Errors: rules, Latency: callLatency}
 }
 
 // callLatency: every call takes simulated time, so that the calls of concurrent executions interleave.
@@ -190,6 +196,8 @@ var callLatency = sim.Latency{Default: 20 * time.Millisecond}
 func oneInstance(shape int) (sim.Scenario, fleetInstance) {
 	sc, fleetOf := fleet(4)
 	sc.Instances, fleetOf = sc.Instances[shape:shape+1], fleetOf[shape:shape+1]
+	// Untagged: each execution of the schedule sets the tag it follows.
+	delete(sc.Instances[0].Tags, tagKey)
 	sc.Faults.Latency = callLatency
 	sc.Instances = append(sc.Instances, sim.Instance{ID: spareInstance, SubnetID: subA2, State: "stopped",
 		NetworkInterfaces: []sim.NetworkInterface{
@@ -220,18 +228,31 @@ func (routedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return tr.RoundTrip(req)
 }
 
+// midJitter is awscfg.FullJitter's backoff without the randomness: the middle of its range.
+type midJitter struct{ Base, Max time.Duration }
+
+func (b midJitter) BackoffDelay(attempt int, _ error) (time.Duration, error) {
+	ceiling := b.Max
+	if d := b.Base << min(attempt, 30); d > 0 && d < ceiling {
+		ceiling = d
+	}
+	return ceiling / 2, nil
+}
+
 // interleaver holds the runners every schedule shares.
 type interleaver struct {
-	isolation, release *runner.Runner
+	// isolation by connection tracking mode: the stacks of a schedule's account are deployed in one mode.
+	isolation map[secgroup.Mode]*runner.Runner
+	release   *runner.Runner
 }
 
 func newInterleaver(t *testing.T) *interleaver {
 	sc, _ := oneInstance(0)
-	vars := stackenv.ForSim(sc, region, account, map[string]string{
-		"TAG_KEY": tagKey, "TAG_VALUE": tagValue, "ISOLATION_GROUP_NAME": groupName, "ISOLATION_PROFILE_NAME": profileName,
-		"TOPIC_ARN": fmt.Sprintf("arn:aws:sns:%s:%s:%s", region, account, topicName),
-	})
-	build := func(def []byte, name string) *runner.Runner {
+	build := func(def []byte, name string, mode secgroup.Mode) *runner.Runner {
+		vars := stackenv.ForSim(sc, region, account, map[string]string{
+			"TAG_KEY": tagKey, "TAG_VALUE": tagValue, "ISOLATION_GROUP_NAME": groupName, "ISOLATION_PROFILE_NAME": profileName,
+			"TOPIC_ARN": fmt.Sprintf("arn:aws:sns:%s:%s:%s", region, account, topicName), "CONNECTION_TRACKING": string(mode),
+		})
 		r, err := runner.New(runner.Config{
 			Definition: def, StateMachineName: name, Region: region, Account: account,
 			AWS: func(function string) aws.Config {
@@ -239,21 +260,29 @@ func newInterleaver(t *testing.T) *interleaver {
 					Region: region, BaseEndpoint: aws.String("http://127.0.0.1:1"),
 					Credentials: credentials.NewStaticCredentialsProvider(function, "simulated-secret", ""),
 					Retryer: func() aws.Retryer {
-						return awscfg.Retryer(awscfg.FullJitter{Base: time.Millisecond, Max: 20 * time.Millisecond})
+						return awscfg.Retryer(midJitter{Base: time.Millisecond, Max: 20 * time.Millisecond})
 					},
 					HTTPClient: &http.Client{Transport: routedTransport{}, Timeout: awscfg.AttemptTimeout},
 				}
 			},
 			Env: stackenv.Getenv(vars),
 			Log: slog.New(slog.NewJSONHandler(io.Discard, nil)),
+			// Replayable: the retriers' full jitter draws the middle of its range (a shared random source would
+			// make a schedule's timing depend on the others').
+			Engine: asl.Options{Rand: func() float64 { return 0.5 }},
 		})
 		if err != nil {
 			t.Fatalf("runner: %v", err)
 		}
 		return r
 	}
-	return &interleaver{isolation: build(ec2isolation.Definition, runner.StateMachineName),
-		release: build(ec2isolation.ReleaseDefinition, runner.ReleaseStateMachineName)}
+	return &interleaver{
+		isolation: map[secgroup.Mode]*runner.Runner{
+			secgroup.ModeDirect:       build(ec2isolation.Definition, runner.StateMachineName, secgroup.ModeDirect),
+			secgroup.ModeUntrackFirst: build(ec2isolation.Definition, runner.StateMachineName, secgroup.ModeUntrackFirst),
+		},
+		release: build(ec2isolation.ReleaseDefinition, runner.ReleaseStateMachineName, secgroup.ModeDirect),
+	}
 }
 
 // execution is one execution of a schedule and what was seen of its runs.
@@ -277,7 +306,9 @@ type runRecord struct {
 type outcome struct {
 	s          schedule
 	violations []string
-	execs      []*execution
+	// What the runs were, kept small: 2,000 schedules' histories would not fit in memory.
+	executions, runs, succeeded, failed int
+	summary                             string // runsSummary, for a failed schedule
 }
 
 // handChange is a change a hand made, at a simulated time.
@@ -403,7 +434,7 @@ func (pl *player) hand(st step) string {
 
 // runExecution starts an execution, reads the account back at the end of each run, and redrives what failed.
 func (pl *player) runExecution(ctx context.Context, e *execution, ev json.RawMessage, redriveAfter time.Duration) {
-	r := pl.il.isolation
+	r := pl.il.isolation[pl.s.Mode]
 	if e.Workflow == workflow.WorkflowRelease {
 		r = pl.il.release
 	}
@@ -540,7 +571,7 @@ func (pl *player) containment(ctx context.Context) (problems []string, terminate
 		switch {
 		case !ok:
 			bad("%s carries %s, which does not exist", eni, ids[0])
-		case !strings.HasPrefix(aws.ToString(g.GroupName), groupName) || aws.ToString(g.VpcId) != vpc:
+		case !isolationGroupNames[aws.ToString(g.GroupName)] || aws.ToString(g.VpcId) != vpc:
 			bad("%s carries %s (%s), not an isolation group of %s", eni, ids[0], aws.ToString(g.GroupName), vpc)
 		case len(g.IpPermissions) != 0 || len(g.IpPermissionsEgress) != 0:
 			bad("%s carries %s, which has %d inbound and %d outbound rules", eni, ids[0], len(g.IpPermissions), len(g.IpPermissionsEgress))
@@ -686,6 +717,9 @@ func skippedText(ex *asl.Execution) string {
 	return b.String()
 }
 
+// isolationGroupNames: the stack's group, or its group of the derived name where a foreign group took the name.
+var isolationGroupNames = map[string]bool{groupName: true, secgroup.DerivedName(groupName): true}
+
 // applicationGroups are the scenario's own groups: any other group on an ENI is the workflow's.
 var applicationGroups = map[string]bool{sgWeb: true, sgSSH: true, sgDB: true}
 
@@ -694,7 +728,19 @@ func fleetENI(shape, k int) string { return fmt.Sprintf("eni-%017x", 0xe0000000+
 
 // check runs the checks over the played schedule.
 func (pl *player) check(ctx context.Context) outcome {
-	o := outcome{s: pl.s, execs: pl.execs}
+	o := outcome{s: pl.s, executions: len(pl.execs)}
+	for _, e := range pl.execs {
+		for _, r := range e.runs {
+			o.runs++
+			switch r.Status {
+			case asl.StatusSucceeded:
+				o.succeeded++
+			case asl.StatusFailed:
+				o.failed++
+			}
+		}
+	}
+
 	bad := func(format string, a ...any) { o.violations = append(o.violations, fmt.Sprintf(format, a...)) }
 
 	// (a) and (c), on the read-backs made at the end of each SUCCEEDED run.
@@ -782,6 +828,9 @@ func (pl *player) check(ctx context.Context) outcome {
 				bad("e: %s: a task failed with an unnamed error: %s", e.Name, u)
 			}
 		}
+	}
+	if len(o.violations) > 0 {
+		o.summary = runsSummary(pl.execs)
 	}
 	return o
 }
@@ -899,18 +948,7 @@ func TestInterleavings(t *testing.T) {
 		execs, runs, succeeded, fail int
 	)
 	for _, o := range outcomes {
-		for _, e := range o.execs {
-			execs++
-			for _, r := range e.runs {
-				runs++
-				switch r.Status {
-				case asl.StatusSucceeded:
-					succeeded++
-				case asl.StatusFailed:
-					fail++
-				}
-			}
-		}
+		execs, runs, succeeded, fail = execs+o.executions, runs+o.runs, succeeded+o.succeeded, fail+o.failed
 		if len(o.violations) == 0 {
 			continue
 		}
@@ -926,7 +964,7 @@ func TestInterleavings(t *testing.T) {
 		failedSeeds = append(failedSeeds, fmt.Sprintf("%d(%s)", o.s.Seed, strings.Join(letters, "")))
 		if failed <= maxReported {
 			t.Errorf("schedule %d failed (INTERLEAVE_SEED=%d go test -run '^TestInterleavings$' -v ./internal/reliability):\n  %s\n  schedule: %s\n  runs: %s",
-				o.s.Seed, o.s.Seed, strings.Join(o.violations, "\n  "), o.s, runsSummary(o.execs))
+				o.s.Seed, o.s.Seed, strings.Join(o.violations, "\n  "), o.s, o.summary)
 		}
 	}
 	if failed > 0 {

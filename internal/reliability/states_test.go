@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/ec2-isolation/ec2-isolation/internal/asl"
@@ -73,8 +74,8 @@ func TestHostileStates(t *testing.T) {
 				}
 				return a.DeleteSecurityGroup(in.Ensured.Groups[0].IsolationGroupID)
 			},
-			failedAt: []string{"Apply isolation security group"}, errs: []string{"GroupNotVisible"},
-			fix: func(*sim.Account) {}},
+			// A missing group leads back to Ensure (issue 12, case 4).
+			isolated: true},
 		{name: "isolation profile missing", shape: 1,
 			setup: func(sc *sim.Scenario) {
 				sc.InstanceProfiles = slices.DeleteFunc(sc.InstanceProfiles, func(p sim.InstanceProfile) bool { return p.Name == profileName })
@@ -106,92 +107,94 @@ func TestHostileStates(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			sc, instances := fleet(4)
-			fi := instances[tc.shape]
-			if tc.setup != nil {
-				tc.setup(&sc)
-			}
-			o := defaultOptions()
-			var (
-				e       *env
-				once    sync.Once
-				changed = make(chan error, 1)
-			)
-			o.onEvent = func(ev asl.Event) {
-				if tc.change == nil || ev.Type != tc.at || ev.State != tc.atState {
+			synctest.Test(t, func(t *testing.T) {
+				sc, instances := fleet(4)
+				fi := instances[tc.shape]
+				if tc.setup != nil {
+					tc.setup(&sc)
+				}
+				o := virtualOptions()
+				var (
+					e       *env
+					once    sync.Once
+					changed = make(chan error, 1)
+				)
+				o.onEvent = func(ev asl.Event) {
+					if tc.change == nil || ev.Type != tc.at || ev.State != tc.atState {
+						return
+					}
+					once.Do(func() {
+						var err error
+						e.srv.Update(func(a *sim.Account) { err = tc.change(a, fi, ev) })
+						changed <- err
+					})
+				}
+				e = newEnv(t, sc, o)
+				mode := tc.mode
+				if mode == "" {
+					mode = secgroup.ModeDirect
+				}
+				r := e.runners[mode]
+				ctx := context.Background()
+				ex := r.Start(ctx, "hostile-state", event(fi.ID))
+				if tc.change != nil {
+					select {
+					case err := <-changed:
+						if err != nil {
+							t.Fatalf("changing the account mid-run: %v", err)
+						}
+					default:
+						t.Fatalf("the execution never reached %s of %q", tc.at, tc.atState)
+					}
+				}
+				for _, u := range unnamedErrors(ex) {
+					t.Errorf("a task failed with an unnamed error: %s", u)
+				}
+				notes := e.notified()[fi.ID]
+				if notes == nil {
+					notes = &notifications{}
+				}
+				if tc.isolated {
+					if ex.Status != asl.StatusSucceeded {
+						t.Fatalf("execution %s %s: %s", ex.Status, ex.Error, causeMessage(ex.Cause))
+					}
+					if notes.Succeeded != 1 || len(notes.Failed) != 0 {
+						t.Errorf("notifications %+v, want one success", *notes)
+					}
+					checkIsolated(ctx, t, e, fi, ex.Name, tc.leftOut)
 					return
 				}
-				once.Do(func() {
-					var err error
-					e.srv.Update(func(a *sim.Account) { err = tc.change(a, fi, ev) })
-					changed <- err
-				})
-			}
-			e = newEnv(t, sc, o)
-			mode := tc.mode
-			if mode == "" {
-				mode = secgroup.ModeDirect
-			}
-			r := e.runners[mode]
-			ctx := context.Background()
-			ex := r.Start(ctx, "hostile-state", event(fi.ID))
-			if tc.change != nil {
-				select {
-				case err := <-changed:
-					if err != nil {
-						t.Fatalf("changing the account mid-run: %v", err)
+
+				if ex.Status != asl.StatusFailed || ex.Error != "IsolationFailed" {
+					t.Fatalf("execution %s %s (%s), want FAILED IsolationFailed at Notify failure; %s", ex.Status, ex.Error, causeMessage(ex.Cause), notifyRuns(ex))
+				}
+				failed := failedStates(ex)
+				if len(failed) == 0 || !slices.Contains(tc.failedAt, failed[0]) {
+					t.Errorf("failed states %v, want one of %v first", failed, tc.failedAt)
+				}
+				for _, s := range failed {
+					if r := stateRun(ex, s); !slices.Contains(tc.errs, r.Error) {
+						t.Errorf("%s failed with %s (%s), want one of %v", s, r.Error, causeMessage(r.Cause), tc.errs)
 					}
-				default:
-					t.Fatalf("the execution never reached %s of %q", tc.at, tc.atState)
 				}
-			}
-			for _, u := range unnamedErrors(ex) {
-				t.Errorf("a task failed with an unnamed error: %s", u)
-			}
-			notes := e.notified()[fi.ID]
-			if notes == nil {
-				notes = &notifications{}
-			}
-			if tc.isolated {
+				if len(notes.Failed) != 1 || len(failed) == 0 || notes.Failed[0] != failed[0] || notes.Succeeded != 0 {
+					t.Errorf("notifications %+v, want exactly one failure naming %v; %s", *notes, failed, notifyRuns(ex))
+				}
+				if tc.fix == nil {
+					return
+				}
+				e.srv.Update(tc.fix)
+				if err := r.Redrive(ctx, ex); err != nil {
+					t.Fatal(err)
+				}
 				if ex.Status != asl.StatusSucceeded {
-					t.Fatalf("execution %s %s: %s", ex.Status, ex.Error, causeMessage(ex.Cause))
+					t.Fatalf("redrive: %s %s: %s", ex.Status, ex.Error, causeMessage(ex.Cause))
 				}
-				if notes.Succeeded != 1 || len(notes.Failed) != 0 {
-					t.Errorf("notifications %+v, want one success", *notes)
+				if now := e.notified()[fi.ID]; now.Succeeded != 1 || len(now.Failed) != 1 {
+					t.Errorf("notifications after the redrive %+v, want the failure, then one success", *now)
 				}
 				checkIsolated(ctx, t, e, fi, ex.Name, tc.leftOut)
-				return
-			}
-
-			if ex.Status != asl.StatusFailed || ex.Error != "IsolationFailed" {
-				t.Fatalf("execution %s %s (%s), want FAILED IsolationFailed at Notify failure; %s", ex.Status, ex.Error, causeMessage(ex.Cause), notifyRuns(ex))
-			}
-			failed := failedStates(ex)
-			if len(failed) == 0 || !slices.Contains(tc.failedAt, failed[0]) {
-				t.Errorf("failed states %v, want one of %v first", failed, tc.failedAt)
-			}
-			for _, s := range failed {
-				if r := stateRun(ex, s); !slices.Contains(tc.errs, r.Error) {
-					t.Errorf("%s failed with %s (%s), want one of %v", s, r.Error, causeMessage(r.Cause), tc.errs)
-				}
-			}
-			if len(notes.Failed) != 1 || len(failed) == 0 || notes.Failed[0] != failed[0] || notes.Succeeded != 0 {
-				t.Errorf("notifications %+v, want exactly one failure naming %v; %s", *notes, failed, notifyRuns(ex))
-			}
-			if tc.fix == nil {
-				return
-			}
-			e.srv.Update(tc.fix)
-			if err := r.Redrive(ctx, ex); err != nil {
-				t.Fatal(err)
-			}
-			if ex.Status != asl.StatusSucceeded {
-				t.Fatalf("redrive: %s %s: %s", ex.Status, ex.Error, causeMessage(ex.Cause))
-			}
-			if now := e.notified()[fi.ID]; now.Succeeded != 1 || len(now.Failed) != 1 {
-				t.Errorf("notifications after the redrive %+v, want the failure, then one success", *now)
-			}
-			checkIsolated(ctx, t, e, fi, ex.Name, tc.leftOut)
+			})
 		})
 	}
 }
@@ -220,14 +223,16 @@ func checkIsolated(ctx context.Context, t *testing.T, e *env, fi fleetInstance, 
 // does not apply SNS timeouts.
 func TestLostPublishAnswerNotifiesTwiceNeverZero(t *testing.T) {
 	t.Parallel()
-	sc, instances := fleet(2)
-	sc.Faults.Errors = []sim.ErrorFault{{Action: "Publish", Timeout: time.Hour, Applied: true, FirstCalls: 1}}
-	e := newEnv(t, sc, defaultOptions())
-	ex := e.runners[secgroup.ModeDirect].Start(context.Background(), "lost-answer", event(instances[1].ID))
-	if ex.Status != asl.StatusSucceeded {
-		t.Fatalf("execution %s %s: %s", ex.Status, ex.Error, causeMessage(ex.Cause))
-	}
-	if notes := e.notified()[instances[1].ID]; notes == nil || notes.Succeeded != 2 || len(notes.Failed) != 0 {
-		t.Errorf("notifications %+v, want the success twice (the first answer lost, the SDK's retry)", notes)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		sc, instances := fleet(2)
+		sc.Faults.Errors = []sim.ErrorFault{{Action: "Publish", Timeout: time.Hour, Applied: true, FirstCalls: 1}}
+		e := newEnv(t, sc, virtualOptions())
+		ex := e.runners[secgroup.ModeDirect].Start(context.Background(), "lost-answer", event(instances[1].ID))
+		if ex.Status != asl.StatusSucceeded {
+			t.Fatalf("execution %s %s: %s", ex.Status, ex.Error, causeMessage(ex.Cause))
+		}
+		if notes := e.notified()[instances[1].ID]; notes == nil || notes.Succeeded != 2 || len(notes.Failed) != 0 {
+			t.Errorf("notifications %+v, want the success twice (the first answer lost, the SDK's retry)", notes)
+		}
+	})
 }

@@ -73,7 +73,9 @@ func (e *eni) isolated() bool { return slices.Equal(e.before, []string{e.groups.
 // first. An ENI the input (or the Describe) shows on exactly its isolation group gets no call.
 //
 // The record's ENIs are trusted as Validate described them: one detached since is still modified (to the
-// quarantine group: more containment, never less), one deleted since is left out.
+// quarantine group: more containment, never less), one deleted since is left out. An ENI attached since in a VPC
+// without a group in the input is reported unchanged ("Verify containment" contains it). A group gone since it
+// was given is GroupMissing (the definition runs Ensure again), never retried here.
 func (h *Apply) Handle(ctx context.Context, in workflow.ApplyGroupsInput) (workflow.ApplyGroupsOutput, error) {
 	log := h.log.With("instance", in.InstanceID, "execution", in.ExecutionName, "step", applyStep)
 	groups, known, err := h.checkInput(in)
@@ -232,8 +234,10 @@ func (h *Apply) isolate(ctx context.Context, ch *changes, enis []*eni) {
 }
 
 // visibleAttempts bounds how long Apply takes InvalidGroup.NotFound for a group this execution's Ensure just
-// created as "not visible yet" (GroupNotVisible, retried by the state machine) rather than "deleted".
-const visibleAttempts = 3
+// created as "not visible yet" (GroupNotVisible, retried by the state machine) rather than "deleted": the
+// definition's retries of GroupNotVisible (1 s, doubling, full jitter) wait about 12 s on average over the first
+// five, where EC2's eventual consistency is normally a second.
+const visibleAttempts = 5
 
 // applyError is the step's error for the ENIs that failed, naming every failed ENI. EC2 answers
 // InvalidGroup.NotFound ("The specified security group does not exist",

@@ -100,9 +100,11 @@ const (
 // group) with the rules it must have. The groups Validate found usable (in.Record.IsolationGroups) are taken as
 // they are; each missing one is created, without looking it up first (Validate did, in the same round trip as
 // the instance): CreateSecurityGroup with its tags, then its default egress revoked by the returned id. A name
-// already taken (a group with rules, another execution's, someone else's) is then looked up and brought to the
-// rules it needs, or refused. Without a record (an older input), and on a retry or a redrive, every group is
-// looked up first. A second run makes no mutating call.
+// already taken (a group of ours with rules, another execution's) is then looked up and brought to the rules it
+// needs; one taken by a group that is not ours is left alone, and the VPC gets a group of ours under the derived
+// name (ForeignGroupID names the other). Without a record (an older input), on a retry or a redrive, and after
+// Apply found a group gone (GroupMissing, bounded by MaxMissingRounds), every group is looked up first. A second
+// run makes no mutating call.
 func (h *Ensure) Handle(ctx context.Context, in workflow.EnsureGroupsInput) (workflow.EnsureGroupsOutput, error) {
 	log := h.log.With("instance", in.InstanceID, "execution", in.ExecutionName, "step", ensureStep)
 	vpcs, err := checkEnsureInput(in)

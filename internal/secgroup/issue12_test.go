@@ -135,8 +135,8 @@ func TestIssue12CreatedGroupDeletedIsGroupMissingAfterTheFirstAttempts(t *testin
 		want  string
 	}{
 		{workflow.Rerun{}, "GroupNotVisible"},
-		{workflow.Rerun{Attempt: 2}, "GroupNotVisible"},
-		{workflow.Rerun{Attempt: 3}, "GroupMissing"},
+		{workflow.Rerun{Attempt: 4}, "GroupNotVisible"},
+		{workflow.Rerun{Attempt: 5}, "GroupMissing"},
 		{workflow.Rerun{RedriveCount: 1}, "GroupMissing"},
 	} {
 		in.Rerun = c.rerun

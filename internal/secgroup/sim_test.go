@@ -51,21 +51,24 @@ func scenario() sim.Scenario {
 			{ID: "sg-0b1", VpcID: vpcB, Name: "mgmt", Description: "mgmt"},
 		},
 		Instances: []sim.Instance{
-			{ID: oneENI, SubnetID: "subnet-0a1", NetworkInterfaces: []sim.NetworkInterface{
+			{ID: oneENI, SubnetID: "subnet-0a1", Tags: isolateTag, NetworkInterfaces: []sim.NetworkInterface{
 				{ID: "eni-01a", SubnetID: "subnet-0a1", DeviceIndex: 0, Groups: []string{"sg-0a1"}},
 			}},
-			{ID: threeENIs, SubnetID: "subnet-0a1", NetworkInterfaces: []sim.NetworkInterface{
+			{ID: threeENIs, SubnetID: "subnet-0a1", Tags: isolateTag, NetworkInterfaces: []sim.NetworkInterface{
 				{ID: "eni-03a", SubnetID: "subnet-0a1", DeviceIndex: 0, Groups: []string{"sg-0a1", "sg-0a2"}},
 				{ID: "eni-03b", SubnetID: "subnet-0a2", DeviceIndex: 1, Groups: []string{"sg-0a2"}},
 				{ID: "eni-03c", SubnetID: "subnet-0a1", DeviceIndex: 2, Groups: []string{"sg-0a1"}},
 			}},
-			{ID: twoVPCs, SubnetID: "subnet-0a1", NetworkInterfaces: []sim.NetworkInterface{
+			{ID: twoVPCs, SubnetID: "subnet-0a1", Tags: isolateTag, NetworkInterfaces: []sim.NetworkInterface{
 				{ID: "eni-02a", SubnetID: "subnet-0a1", DeviceIndex: 0, Groups: []string{"sg-0a1"}},
 				{ID: "eni-02b", SubnetID: "subnet-0b1", DeviceIndex: 1, Groups: []string{"sg-0b1"}},
 			}},
 		},
 	}
 }
+
+// isolateTag is the tag the responder put on every instance before the event (the current tag decides).
+var isolateTag = map[string]string{"Isolate": "true"}
 
 // vpcsOf is what "Validate and record" puts in the record: the VPCs of the instance's ENIs, sorted.
 var vpcsOf = map[string][]string{oneENI: {vpcA}, threeENIs: {vpcA}, twoVPCs: {vpcA, vpcB}}

@@ -1015,7 +1015,8 @@ func (a *Account) SetTag(resourceID, key, value string) {
 	a.setTags(resourceID, map[string]string{key: value})
 }
 
-// AddIngressRule adds an inbound rule to a security group as another actor would (a responder by hand).
+// AddIngressRule adds an inbound rule to a security group as another actor would (a responder by hand), as
+// AuthorizeSecurityGroupIngress does (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_AuthorizeSecurityGroupIngress.html).
 func (a *Account) AddIngressRule(groupID string, r Rule) error {
 	g := a.groups.get(groupID)
 	if g == nil {
@@ -1025,11 +1026,16 @@ func (a *Account) AddIngressRule(groupID string, r Rule) error {
 	return nil
 }
 
-// SetNetworkInterfaceGroups replaces an ENI's security groups as another actor would.
+// SetNetworkInterfaceGroups replaces an ENI's security groups as another actor would, with
+// ModifyNetworkInterfaceAttribute's rules: "The new set of groups you specify replaces the current set. You must
+// specify at least one group" of the ENI's VPC (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_ModifyNetworkInterfaceAttribute.html).
 func (a *Account) SetNetworkInterfaceGroups(eniID string, groups []string) error {
 	e := a.enis.get(eniID)
 	if e == nil {
 		return fmt.Errorf("no network interface %s", eniID)
+	}
+	if len(groups) == 0 {
+		return fmt.Errorf("%s: at least one security group is required", eniID)
 	}
 	for _, id := range groups {
 		if g := a.groups.get(id); g == nil || g.vpcID != e.vpcID {

@@ -1,6 +1,8 @@
 package sim
 
 import (
+	"fmt"
+	"hash/fnv"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -90,7 +92,7 @@ func (fs *faultState) inject(f Faults, req *request, now time.Time) *injection {
 		if ef.Count > 0 && fs.injected[i] >= ef.Count {
 			continue
 		}
-		if ef.Rate > 0 && fs.rng.Float64() >= ef.Rate {
+		if ef.Rate > 0 && fs.draw(f, key, n) >= ef.Rate {
 			continue
 		}
 		fs.injected[i]++
@@ -108,6 +110,16 @@ func (fs *faultState) inject(f Faults, req *request, now time.Time) *injection {
 		return &injection{err: errf(status, ef.Code, "%s", msg)}
 	}
 	return nil
+}
+
+// draw is the random number in [0, 1) of the n-th call matching key (see Faults.Keyed).
+func (fs *faultState) draw(f Faults, key string, n int) float64 {
+	if !f.Keyed {
+		return fs.rng.Float64()
+	}
+	h := fnv.New64a()
+	_, _ = fmt.Fprintf(h, "%d/%s/%d", f.Seed, key, n)
+	return rand.New(rand.NewPCG(h.Sum64(), f.Seed)).Float64()
 }
 
 func (tb *tokenBucket) take(now time.Time) bool {

@@ -247,6 +247,10 @@ type Faults struct {
 	Errors       []ErrorFault `json:"errors,omitempty"`
 	// Seed makes the random draws of Errors[].Rate reproducible (0: a fixed default seed).
 	Seed uint64 `json:"seed,omitempty"`
+	// Keyed draws each Rate from the seed, the rule, the caller, the action and how many matching calls that
+	// caller made of that action before, instead of from one sequence shared by all calls: concurrent callers
+	// then meet the same faults whatever order their calls arrive in.
+	Keyed bool `json:"keyed,omitempty"`
 }
 
 // Latency delays every answer by Default, or by Actions[action] for that action.

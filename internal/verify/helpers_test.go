@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,7 +17,6 @@ import (
 	"github.com/ec2-isolation/ec2-isolation/internal/profile"
 	"github.com/ec2-isolation/ec2-isolation/internal/secgroup"
 	"github.com/ec2-isolation/ec2-isolation/internal/sim"
-	"github.com/ec2-isolation/ec2-isolation/internal/simtest"
 	"github.com/ec2-isolation/ec2-isolation/internal/steperr"
 	"github.com/ec2-isolation/ec2-isolation/internal/validate"
 	"github.com/ec2-isolation/ec2-isolation/internal/verify"
@@ -66,7 +66,7 @@ func scenario() sim.Scenario {
 				{ID: "eni-0b9", SubnetID: "subnet-0b1", DeviceIndex: 2, Groups: []string{"sg-0mgmt"}},
 			}},
 		},
-		Behaviour: sim.Behaviour{AssociationSettle: 20 * time.Millisecond, GroupVisibilityDelay: 20 * time.Millisecond},
+		Behaviour: sim.Behaviour{AssociationSettle: 20 * time.Millisecond},
 	}
 }
 
@@ -85,12 +85,25 @@ func client(srv *sim.Server, who string) *ec2.Client { return ec2.NewFromConfig(
 func verifier(srv *sim.Server, mode secgroup.Mode) *verify.Handler {
 	h := verify.New(client(srv, caller), settings(mode), quiet())
 	h.Wait = fastWait
+	h.Sleep = func(_ context.Context, d time.Duration) error {
+		advance(srv, d)
+		return nil
+	}
 	return h
+}
+
+// clocks are the simulators' virtual clocks: time moves only when a step waits (or a test says so), so that what
+// a step waits for (an association settling) happens when it waits, however loaded the machine is.
+var clocks sync.Map // *sim.Server -> *sim.ManualClock
+
+func advance(srv *sim.Server, d time.Duration) {
+	c, _ := clocks.Load(srv)
+	c.(*sim.ManualClock).Advance(d)
 }
 
 // isolate runs the real containment steps (Validate and record, Ensure, Apply, Disassociate, Attach), each with
 // its own caller, and returns the input "Verify containment" gets after them.
-func isolate(t *testing.T, srv *sim.Server, mode secgroup.Mode) workflow.VerifyInput {
+func isolate(t testing.TB, srv *sim.Server, mode secgroup.Mode) workflow.VerifyInput {
 	t.Helper()
 	ctx := context.Background()
 	gs := secgroup.Settings{GroupName: groupName, Mode: mode}
@@ -142,8 +155,7 @@ func isolate(t *testing.T, srv *sim.Server, mode secgroup.Mode) workflow.VerifyI
 		if !errors.As(err, &ap) || attempt == 500 {
 			t.Fatalf("attach: %v", err)
 		}
-		srv.Update(func(*sim.Account) {}) // the simulator applies the settle delay
-		time.Sleep(time.Millisecond)
+		advance(srv, 5*time.Millisecond) // the state machine's Retry interval
 	}
 	return in
 }
@@ -158,17 +170,19 @@ func tagEvent(id string) workflow.TagEvent {
 
 // reader reads the account back through the SDK, as a user would.
 type reader struct {
-	t   *testing.T
+	t   testing.TB
 	ec2 *ec2.Client
 }
 
 func read(t *testing.T, srv *sim.Server) reader { return reader{t, client(srv, "test")} }
 
 // enis returns the groups of every ENI attached to the instance, by ENI id.
-func (r reader) enis() map[string][]string {
+func (r reader) enis() map[string][]string { return r.enisOf(instance) }
+
+func (r reader) enisOf(id string) map[string][]string {
 	r.t.Helper()
 	out, err := r.ec2.DescribeNetworkInterfaces(context.Background(), &ec2.DescribeNetworkInterfacesInput{
-		Filters: []types.Filter{{Name: aws.String("attachment.instance-id"), Values: []string{instance}}}})
+		Filters: []types.Filter{{Name: aws.String("attachment.instance-id"), Values: []string{id}}}})
 	if err != nil {
 		r.t.Fatalf("describe network interfaces: %v", err)
 	}
@@ -279,9 +293,19 @@ func isoGroup(t *testing.T, in workflow.VerifyInput) string {
 	return ""
 }
 
-func start(t *testing.T) *sim.Server {
+func start(t testing.TB) *sim.Server { return startWith(t, scenario()) }
+
+// startWith serves sc on a virtual clock.
+func startWith(t testing.TB, sc sim.Scenario) *sim.Server {
 	t.Helper()
-	return simtest.Start(t, scenario())
+	clock := sim.NewManualClock(time.Date(2026, 12, 5, 6, 0, 0, 0, time.UTC))
+	srv, err := sim.Start(sc, sim.WithClock(clock))
+	if err != nil {
+		t.Fatalf("start simulator: %v", err)
+	}
+	t.Cleanup(srv.Close)
+	clocks.Store(srv, clock)
+	return srv
 }
 
 // verifyCalls lists the actions of the function's mutating calls.

@@ -36,7 +36,8 @@ type readBack struct {
 	// groups are the described isolation groups (and candidates), by id.
 	groups map[string]types.SecurityGroup
 	// iso is the isolation group of each VPC of an attached ENI ("" when it has none): the group the network
-	// branch used when it still exists in that VPC, else the managed group with the isolation group's name.
+	// branch used when it still exists in that VPC, else the managed group with the isolation group's name, else
+	// a managed group tagged as an isolation group (a derived name, where a foreign group holds the name).
 	iso map[string]string
 	// foreign names, by VPC, a group with the isolation group's name that ec2-isolation did not create.
 	foreign map[string]string
@@ -45,7 +46,7 @@ type readBack struct {
 
 // read describes the instance (its ENIs with their groups, its state and tags), the isolation groups the network
 // branch used and the instance's profile associations, all at once; then, only for a VPC of an attached ENI whose
-// group is not among them (an ENI in a new VPC, a group deleted since), the group by name.
+// group is not among them (an ENI in a new VPC, a group deleted since), its isolation group by name and by tag.
 func (v *verification) read(ctx context.Context) (*readBack, error) {
 	id := v.in.InstanceID
 	client := v.h.ec2
@@ -131,8 +132,9 @@ func (v *verification) read(ctx context.Context) (*readBack, error) {
 	}
 	var missing []string
 	for _, vpc := range rb.vpcs() {
+		// Only a group ec2-isolation manages: the roles may put an ENI on no other (and the input could be wrong).
 		g, ok := v.known[vpc]
-		if sg, found := rb.groups[g.IsolationGroupID]; ok && found && aws.ToString(sg.VpcId) == vpc {
+		if sg, found := rb.groups[g.IsolationGroupID]; ok && found && aws.ToString(sg.VpcId) == vpc && secgroup.Managed(&sg) {
 			rb.iso[vpc] = g.IsolationGroupID
 			continue
 		}
@@ -141,23 +143,64 @@ func (v *verification) read(ctx context.Context) (*readBack, error) {
 	if len(missing) == 0 {
 		return rb, nil
 	}
-	byName, err := describeGroups(ctx, client,
-		types.Filter{Name: aws.String("vpc-id"), Values: missing},
-		types.Filter{Name: aws.String("group-name"), Values: []string{v.h.s.Groups.GroupName}})
-	if err != nil {
-		return nil, steperr.FromAWS(fmt.Sprintf("look up security group %s in %s", v.h.s.Groups.GroupName, strings.Join(missing, ", ")), err)
+	// By name (the isolation group, or a foreign group holding its name), and by the tags Ensure puts on the
+	// isolation groups it creates (one under a derived name where a foreign group holds the name).
+	var (
+		byName, byTag   []types.SecurityGroup
+		nameErr, tagErr error
+		vpcFilter       = types.Filter{Name: aws.String("vpc-id"), Values: missing}
+		managedFilter   = types.Filter{Name: aws.String("tag:" + secgroup.TagManaged), Values: []string{"true"}}
+		isolationFilter = types.Filter{Name: aws.String("tag:" + secgroup.TagRole), Values: []string{"isolation"}}
+	)
+	wg.Go(func() {
+		byName, nameErr = describeGroups(ctx, client, vpcFilter, types.Filter{Name: aws.String("group-name"), Values: []string{v.h.s.Groups.GroupName}})
+	})
+	wg.Go(func() { byTag, tagErr = describeGroups(ctx, client, vpcFilter, managedFilter, isolationFilter) })
+	wg.Wait()
+	if err := cmp.Or(nameErr, tagErr); err != nil {
+		return nil, steperr.FromAWS(fmt.Sprintf("look up the isolation groups of %s", strings.Join(missing, ", ")), err)
 	}
+	named := map[string]string{}
 	for _, sg := range byName {
-		vpc := aws.ToString(sg.VpcId)
+		vpc, id := aws.ToString(sg.VpcId), aws.ToString(sg.GroupId)
 		if !slices.Contains(missing, vpc) || aws.ToString(sg.GroupName) != v.h.s.Groups.GroupName {
 			continue
 		}
 		if !secgroup.Managed(&sg) {
-			rb.foreign[vpc] = aws.ToString(sg.GroupId)
+			rb.foreign[vpc] = id
 			continue
 		}
-		rb.groups[aws.ToString(sg.GroupId)] = sg
-		rb.iso[vpc] = aws.ToString(sg.GroupId)
+		rb.groups[id] = sg
+		named[vpc] = id
+	}
+	tagged := map[string][]string{}
+	for _, sg := range byTag {
+		vpc, id := aws.ToString(sg.VpcId), aws.ToString(sg.GroupId)
+		if !slices.Contains(missing, vpc) || !secgroup.Managed(&sg) {
+			continue
+		}
+		rb.groups[id] = sg
+		tagged[vpc] = append(tagged[vpc], id)
+	}
+	for _, vpc := range missing {
+		// The group with the isolation group's name; else a managed isolation group an ENI of the VPC carries
+		// alone (the one another execution chose: moving it would change nothing); else the first of them.
+		if id := named[vpc]; id != "" {
+			rb.iso[vpc] = id
+			continue
+		}
+		ids := tagged[vpc]
+		if len(ids) == 0 {
+			continue
+		}
+		slices.Sort(ids)
+		rb.iso[vpc] = ids[0]
+		for _, e := range rb.enis {
+			if e.vpc == vpc && len(e.groups) == 1 && slices.Contains(ids, e.groups[0]) {
+				rb.iso[vpc] = e.groups[0]
+				break
+			}
+		}
 	}
 	return rb, nil
 }

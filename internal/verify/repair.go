@@ -37,7 +37,7 @@ func (v *verification) repair(ctx context.Context, rb *readBack, problems []prob
 		}
 	}
 	if len(vpcs) > 0 {
-		out, err := v.h.ensure.Handle(ctx, workflow.EnsureGroupsInput{InstanceID: v.in.InstanceID, ExecutionName: v.in.ExecutionName,
+		out, err := v.ensure.Handle(ctx, workflow.EnsureGroupsInput{InstanceID: v.in.InstanceID, ExecutionName: v.in.ExecutionName,
 			VpcIDs: vpcs, Rerun: workflow.Rerun{Attempt: 1}})
 		if err != nil {
 			v.log.Error("ensure isolation groups", "vpcs", vpcs, "error", err)
@@ -52,7 +52,7 @@ func (v *verification) repair(ctx context.Context, rb *readBack, problems []prob
 	}
 
 	// Every ENI not on exactly its VPC's isolation group goes on it, all at once. In untrack-first mode too: see
-	// New (the allow-all group is for the first containment of tracked flows only).
+	// Handle (the allow-all group is for the first containment of tracked flows only).
 	var (
 		wg sync.WaitGroup
 		mu sync.Mutex

@@ -77,7 +77,6 @@ type Handler struct {
 	s            Settings
 	log          *slog.Logger
 	now          func() time.Time
-	ensure       *secgroup.Ensure
 	attach       *profile.Attach
 	disassociate *profile.Disassociate
 	// Rounds bounds the read-backs (DefaultRounds).
@@ -86,6 +85,9 @@ type Handler struct {
 	// (secgroup.DefaultWait; tests shorten it). When it runs out, the step fails with the error the state machine
 	// retries (GroupNotVisible, AssociationPending).
 	Wait secgroup.Wait
+	// Sleep waits d between the attempts of a bounded wait (nil: a timer). Tests pass one that advances the
+	// simulator's virtual clock, so that what the handler waits for happens exactly when it waits.
+	Sleep func(ctx context.Context, d time.Duration) error
 }
 
 // New returns the handler; s must have passed Check (SettingsFromEnv does it). A nil logger logs to
@@ -94,14 +96,8 @@ func New(client *ec2.Client, s Settings, log *slog.Logger) *Handler {
 	if log == nil {
 		log = slog.Default()
 	}
-	// Repairs put an ENI directly on the isolation group, in either connection tracking mode: the allow-all group
-	// is for the first containment of tracked flows only (Apply); an ENI found open here is already on other
-	// groups than the ones Apply untracked, and opening it to everything for a moment would be a step back. So the
-	// groups this step ensures are the isolation groups alone.
-	groups := secgroup.Settings{GroupName: s.Groups.GroupName, Mode: secgroup.ModeDirect}
 	return &Handler{
 		ec2: client, s: s, log: log, now: time.Now,
-		ensure:       secgroup.NewEnsure(client, groups, log),
 		attach:       profile.NewAttach(client, s.Profile, log),
 		disassociate: profile.NewDisassociate(client, s.Profile, log),
 		Rounds:       DefaultRounds,
@@ -124,8 +120,13 @@ func (h *Handler) Handle(ctx context.Context, in workflow.VerifyInput) (workflow
 		log.Error("invalid input", "error", err)
 		return workflow.VerifyOutput{}, err
 	}
-	h.ensure.Wait = h.Wait
-	v := &verification{h: h, in: in, log: log, known: knownGroups(in), added: map[string]bool{}}
+	// Repairs put an ENI directly on the isolation group, in either connection tracking mode: the allow-all group
+	// is for the first containment of tracked flows only (Apply); an ENI found open here is on other groups than
+	// the ones Apply untracked, and opening it to all traffic for a moment would be a step back. So the groups this
+	// step ensures are the isolation groups alone.
+	ensure := secgroup.NewEnsure(h.ec2, secgroup.Settings{GroupName: h.s.Groups.GroupName, Mode: secgroup.ModeDirect}, log)
+	ensure.Wait = h.Wait
+	v := &verification{h: h, in: in, log: log, ensure: ensure, known: knownGroups(in), added: map[string]bool{}}
 
 	var (
 		rb        *readBack
@@ -245,10 +246,11 @@ func knownGroups(in workflow.VerifyInput) map[string]workflow.VpcGroups {
 
 // verification is one run of the step: what it knows, has recorded and has changed so far.
 type verification struct {
-	h     *Handler
-	in    workflow.VerifyInput
-	log   *slog.Logger
-	known map[string]workflow.VpcGroups
+	h      *Handler
+	in     workflow.VerifyInput
+	log    *slog.Logger
+	ensure *secgroup.Ensure
+	known  map[string]workflow.VpcGroups
 	// addedList are the ENIs attached since Validate, with their groups before this step changed them; added
 	// marks every such ENI considered (listed or not).
 	addedList []workflow.NetworkInterface
@@ -332,6 +334,9 @@ func (h *Handler) pause(ctx context.Context, attempt int) error {
 	}
 	if d > 0 {
 		d = d/2 + rand.N(d/2+1)
+	}
+	if h.Sleep != nil {
+		return h.Sleep(ctx, d)
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()

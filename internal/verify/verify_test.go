@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -309,7 +310,7 @@ func settled(t *testing.T, srv *sim.Server) {
 		}) {
 			return
 		}
-		srv.Update(func(*sim.Account) {}) // lets the simulator apply the settle delay
+		advance(srv, 5*time.Millisecond)
 	}
 	t.Fatal("associations never settled")
 }
@@ -522,4 +523,105 @@ func actions(cs []workflow.Change) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// Issue 12 case 3, the read-back's side: where a foreign group holds the isolation group's name, the isolation
+// group is ec2-isolation's group under another name (tagged as a managed isolation group). An ENI attached in
+// that VPC goes on it; the foreign group is neither used nor changed.
+func TestForeignGroupHoldsTheName(t *testing.T) {
+	sc := scenario()
+	sc.SecurityGroups = append(sc.SecurityGroups,
+		sim.SecurityGroup{ID: "sg-0f0", VpcID: vpcB, Name: groupName, Description: "someone else's",
+			Ingress: []sim.Rule{{Protocol: "-1", CIDR: "0.0.0.0/0"}}},
+		sim.SecurityGroup{ID: "sg-0d0", VpcID: vpcB, Name: groupName + "-2", Description: "ours", Egress: []sim.Rule{},
+			Tags: map[string]string{secgroup.TagManaged: "true", secgroup.TagRole: "isolation"}})
+	srv := startWith(t, sc)
+	in := isolate(t, srv, secgroup.ModeDirect)
+	srv.Update(func(a *sim.Account) {
+		_ = a.DetachNetworkInterface("eni-0b9")
+		if err := a.AttachNetworkInterface("eni-0b9", instance, 2); err != nil {
+			t.Fatal(err)
+		}
+	})
+	srv.ResetCalls()
+	out, err := verifier(srv, secgroup.ModeDirect).Handle(context.Background(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := read(t, srv)
+	if got := r.enis()["eni-0b9"]; !slices.Equal(got, []string{"sg-0d0"}) {
+		t.Errorf("eni-0b9 carries %v, want only sg-0d0", got)
+	}
+	if got := verifyCalls(srv); !slices.Equal(got, []string{"ModifyNetworkInterfaceAttribute"}) {
+		t.Errorf("mutating calls %v, want eni-0b9 modified only", got)
+	}
+	if len(r.group("sg-0f0").IpPermissions) != 1 {
+		t.Error("the foreign group was changed")
+	}
+	if !out.Contained || len(out.Added) != 1 || out.Added[0].ID != "eni-0b9" {
+		t.Errorf("%+v", out)
+	}
+}
+
+// Two executions verify the same instance at once, each finding an ENI in a VPC without an isolation group: both
+// end contained, on the one group created (the loser of the creation race uses the winner's).
+func TestConcurrentVerifications(t *testing.T) {
+	srv := start(t)
+	in := isolate(t, srv, secgroup.ModeDirect)
+	srv.Update(func(a *sim.Account) {
+		_ = a.DetachNetworkInterface("eni-0b9")
+		if err := a.AttachNetworkInterface("eni-0b9", instance, 2); err != nil {
+			t.Fatal(err)
+		}
+	})
+	outs := make([]workflow.VerifyOutput, 2)
+	errs := make([]error, 2)
+	done := make(chan int)
+	for i := range 2 {
+		go func() {
+			in := in
+			in.ExecutionName = fmt.Sprintf("exec-%d", i+1)
+			outs[i], errs[i] = verifier(srv, secgroup.ModeDirect).Handle(context.Background(), in)
+			done <- i
+		}()
+	}
+	<-done
+	<-done
+	for i := range 2 {
+		if errs[i] != nil || !outs[i].Contained {
+			t.Errorf("execution %d: %+v %v", i+1, outs[i], errs[i])
+		}
+	}
+	r := read(t, srv)
+	r.contained()
+	out, err := r.ec2.DescribeSecurityGroups(context.Background(), &ec2.DescribeSecurityGroupsInput{Filters: []types.Filter{
+		{Name: aws.String("vpc-id"), Values: []string{vpcB}}, {Name: aws.String("group-name"), Values: []string{groupName}}}})
+	if err != nil || len(out.SecurityGroups) != 1 {
+		t.Errorf("isolation groups in %s: %v %v", vpcB, out, err)
+	}
+}
+
+// Reads that keep failing are the named errors the state machine retries; nothing is changed.
+func TestReadFailures(t *testing.T) {
+	for _, tt := range []struct{ action, code, want string }{
+		{"DescribeInstances", "RequestLimitExceeded", "*steperr.Throttled"},
+		{"DescribeSecurityGroups", "InternalError", "*steperr.Transient"},
+		{"DescribeIamInstanceProfileAssociations", "Unavailable", "*steperr.Transient"},
+	} {
+		t.Run(tt.action, func(t *testing.T) {
+			srv := start(t)
+			in := isolate(t, srv, secgroup.ModeDirect)
+			srv.Update(func(a *sim.Account) {
+				a.Faults.Errors = []sim.ErrorFault{{Action: tt.action, Caller: caller, Code: tt.code}}
+			})
+			srv.ResetCalls()
+			_, err := verifier(srv, secgroup.ModeDirect).Handle(context.Background(), in)
+			if got := fmt.Sprintf("%T", err); got != tt.want {
+				t.Errorf("%s %v, want %s", got, err, tt.want)
+			}
+			if m := simtest.Mutating(srv); len(m) != 0 {
+				t.Errorf("mutating calls: %v", m)
+			}
+		})
+	}
 }
