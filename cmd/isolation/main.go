@@ -3,6 +3,7 @@
 //	isolation simulate [flags]   run the real state machine and handlers against an embedded simulated account
 //	isolation run --instance i-… [--dry-run] [--yes] [flags]   break-glass: the same, against the configured account
 //	isolation preflight [--instance i-…] [flags]   check, changing nothing, that the account could isolate it
+//	isolation release --instance i-… [--yes] [flags]   break-glass: set the release tag and run the release
 //
 // Run `isolation <command> -h` for the flags.
 package main
@@ -28,6 +29,7 @@ commands:
   simulate   run the isolation state machine with the real handlers against an embedded simulated AWS account
   run        break-glass: run it from this machine against the configured AWS account (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL)
   preflight  check, changing nothing, that the configured account could isolate an instance
+  release    break-glass: set the release tag and run the release state machine from this machine
   bench      measure the containment path, cold starts, a tagging storm and the cost (docs/PERFORMANCE.md)
 `
 
@@ -48,6 +50,8 @@ func runWithInput(ctx context.Context, args []string, stdin io.Reader, stdout, s
 		return runCommand(ctx, args[1:], stdin, stdout, stderr)
 	case "preflight":
 		return preflightCommand(ctx, args[1:], stdout, stderr)
+	case "release":
+		return releaseCommand(ctx, args[1:], stdin, stdout, stderr)
 	case "bench":
 		return benchCommand(ctx, args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":

@@ -302,3 +302,40 @@ func TestRunAndPreflightRefuseBadFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestReleaseRestoresAfterRunOnMoto (issue 12, case 7): the break-glass release sets the release value on the
+// instance before it runs the release workflow, and restores what isolation run recorded; asked without --yes
+// and not confirmed, it changes nothing.
+func TestReleaseRestoresAfterRunOnMoto(t *testing.T) {
+	s, c := onMoto(t, moto.SeedOptions{Stack: true})
+	if code, out, errOut := cli(t, "", "run", "--instance", s.InstanceID, "--yes"); code != 0 {
+		t.Fatalf("run: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+	if code, _, errOut := cli(t, "no\n", "release", "--instance", s.InstanceID); code != exitDeclined || tagOf(t, c, s.InstanceID, "Isolate") != "true" {
+		t.Fatalf("release not confirmed: exit %d, tag %q; want %d and the tag unchanged\n%s", code, tagOf(t, c, s.InstanceID, "Isolate"), exitDeclined, errOut)
+	}
+	code, out, errOut := cli(t, "", "release", "--instance", s.InstanceID, "--yes", "--json")
+	if code != 0 {
+		t.Fatalf("release: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+	var res result
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("output is not the JSON report: %v\n%s", err, out)
+	}
+	if len(res.Executions) != 1 || res.Executions[0].Status != asl.StatusSucceeded || len(res.Notifications) != 1 ||
+		!strings.Contains(res.Notifications[0].Subject, "released") {
+		t.Errorf("executions %+v, notifications %+v; want one SUCCEEDED release, notified", res.Executions, res.Notifications)
+	}
+	if v := tagOf(t, c, s.InstanceID, "Isolate"); v != "release" {
+		t.Errorf("the instance carries Isolate=%q after release, want release", v)
+	}
+	for i, eni := range s.ENIs {
+		n, err := c.EC2.DescribeNetworkInterfaces(context.Background(), &ec2.DescribeNetworkInterfacesInput{NetworkInterfaceIds: []string{eni}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g := n.NetworkInterfaces[0].Groups; len(g) != 1 || aws.ToString(g[0].GroupId) != s.Groups[i] {
+			t.Errorf("%s carries %v after release, want only %s", eni, g, s.Groups[i])
+		}
+	}
+}

@@ -1,20 +1,17 @@
 package incident
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
-	"slices"
 	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
-	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
-	elbtypes "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
 
 	"github.com/ec2-isolation/ec2-isolation/internal/steperr"
+	"github.com/ec2-isolation/ec2-isolation/internal/targets"
 	"github.com/ec2-isolation/ec2-isolation/internal/workflow"
 )
 
@@ -29,13 +26,7 @@ type AutoScalingAPI interface {
 }
 
 // ELBAPI is the part of the Elastic Load Balancing v2 client the record uses.
-type ELBAPI interface {
-	DescribeTargetGroups(ctx context.Context, in *elbv2.DescribeTargetGroupsInput, opts ...func(*elbv2.Options)) (*elbv2.DescribeTargetGroupsOutput, error)
-	DescribeTargetHealth(ctx context.Context, in *elbv2.DescribeTargetHealthInput, opts ...func(*elbv2.Options)) (*elbv2.DescribeTargetHealthOutput, error)
-}
-
-// healthConcurrency bounds the DescribeTargetHealth calls in flight (one per target group of the VPCs).
-const healthConcurrency = 8
+type ELBAPI = targets.API
 
 // capture reads what Validate's record does not hold and a release restores: the Auto Scaling membership, the
 // target group registrations, and the full description. The three reads run at once.
@@ -74,69 +65,10 @@ func (r *Recorder) autoScaling(ctx context.Context, id string) (*workflow.AutoSc
 	return nil, nil
 }
 
-// targetGroups finds the instance's registrations: every instance-type target group in one of its VPCs
-// (DescribeTargetGroups cannot filter by VPC or target), then each group's targets. A registration that is
-// draining is leaving the group already and is not recorded.
+// targetGroups finds the instance's registrations (internal/targets: the lookup "Preserve evidence" and the
+// release use too).
 func (r *Recorder) targetGroups(ctx context.Context, rec workflow.Record) ([]workflow.TargetRegistration, error) {
-	var groups []string
-	p := elbv2.NewDescribeTargetGroupsPaginator(r.elb, &elbv2.DescribeTargetGroupsInput{})
-	for p.HasMorePages() {
-		out, err := p.NextPage(ctx)
-		if err != nil {
-			return nil, steperr.FromAWS("describe target groups", err)
-		}
-		for _, g := range out.TargetGroups {
-			if g.TargetType == elbtypes.TargetTypeEnumInstance && slices.Contains(rec.VpcIDs, aws.ToString(g.VpcId)) {
-				groups = append(groups, aws.ToString(g.TargetGroupArn))
-			}
-		}
-	}
-
-	var (
-		mu    sync.Mutex
-		regs  = []workflow.TargetRegistration{}
-		first error
-		wg    sync.WaitGroup
-		sem   = make(chan struct{}, healthConcurrency)
-	)
-	for _, arn := range groups {
-		wg.Go(func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			out, err := r.elb.DescribeTargetHealth(ctx, &elbv2.DescribeTargetHealthInput{TargetGroupArn: aws.String(arn)})
-			mu.Lock()
-			defer mu.Unlock()
-			if steperr.Code(err) == "TargetGroupNotFound" {
-				return // deleted since it was listed: the instance is not in it
-			}
-			if err != nil {
-				if first == nil {
-					first = steperr.FromAWS("describe targets of "+arn, err)
-				}
-				return
-			}
-			for _, d := range out.TargetHealthDescriptions {
-				if d.Target == nil || aws.ToString(d.Target.Id) != rec.InstanceID {
-					continue
-				}
-				if d.TargetHealth != nil && (d.TargetHealth.State == elbtypes.TargetHealthStateEnumDraining ||
-					d.TargetHealth.State == elbtypes.TargetHealthStateEnumUnhealthyDraining) {
-					continue
-				}
-				regs = append(regs, workflow.TargetRegistration{
-					TargetGroupARN: arn, Port: aws.ToInt32(d.Target.Port), AvailabilityZone: aws.ToString(d.Target.AvailabilityZone),
-				})
-			}
-		})
-	}
-	wg.Wait()
-	if first != nil {
-		return nil, first
-	}
-	slices.SortFunc(regs, func(a, b workflow.TargetRegistration) int {
-		return cmp.Or(cmp.Compare(a.TargetGroupARN, b.TargetGroupARN), cmp.Compare(a.Port, b.Port))
-	})
-	return regs, nil
+	return targets.Find(ctx, r.elb, rec.InstanceID, rec.VpcIDs)
 }
 
 // description is the instance as DescribeInstances gives it, in the SDK's field names.

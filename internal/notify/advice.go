@@ -71,9 +71,13 @@ func adviseFor(in workflow.NotifyInput, v func(string) string) advice {
 				v(f.State), v(cause)))
 		case f.Error == "InstanceNotFound" || f.Error == "InstanceNotIsolatable":
 			a.noRedrive = true
-			if terminatedCause.MatchString(cause) {
+			switch {
+			case strings.Contains(cause, "terminated") || strings.Contains(cause, "shutting-down"):
 				a.lines = append(a.lines, "The instance is terminated (or terminating): there is nothing to contain, nothing was changed.")
-			} else {
+			case f.Error == "InstanceNotFound":
+				a.lines = append(a.lines, "No such instance in this stack's account and region: nothing was changed, and a redrive would not find it either. "+
+					"Check the instance id, the account and the region of the event.")
+			default:
 				a.lines = append(a.lines, "The instance cannot be acted on ("+v(cause)+"): nothing was changed, and a redrive would refuse it again.")
 			}
 		case f.Error == "RecordMissing" && isRelease(in):

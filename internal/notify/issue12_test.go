@@ -59,6 +59,10 @@ func TestRefusalsDoNotAdviseARedrive(t *testing.T) {
 			[]string{"Account mismatch", "210987654321", "this stack acts in account", "123456789012"}},
 		{"superseded", refusedAt("Validate and record", "Superseded", "superseded: instance "+instance+" now carries Isolate=\\\"release\\\", not Isolate=\\\"true\\\"; nothing was changed"),
 			[]string{"Superseded", "no longer carries", "the current tag decides", "set the tag again", "isolation run --instance"}},
+		{"unknown instance", refusedAt("Validate and record", "InstanceNotFound", "instance "+instance+" not found"),
+			[]string{"No such instance in this stack's account and region", "a redrive would not find it"}},
+		{"terminated instance", refusedAt("Validate and record", "InstanceNotIsolatable", "instance "+instance+" cannot be isolated: it is terminated"),
+			[]string{"The instance is terminated", "nothing to contain"}},
 		{"release superseded", func() workflow.NotifyInput {
 			in := refusedAt("Read incident record", "Superseded", "superseded")
 			in.Workflow = workflow.WorkflowRelease
