@@ -241,6 +241,15 @@ test('retries: throttling and pending associations are retried, then the workflo
   assert.equal(calls.published[0].outcome, 'SUCCEEDED');
 });
 
+test('a superseded isolation (the tag no longer says isolate) is not retried: nothing else runs, one notification (issue 12 case 7)', async () => {
+  const { calls, handlers } = setup({ 'Validate and record': 'Superseded' });
+  const res = await runIsolation(handlers);
+  assert.equal(res.failed?.Error, 'IsolationFailed');
+  assert.deepEqual(calls.order, ['Validate and record', 'Notify failure']);
+  assert.equal(calls.published.length, 1);
+  assert.deepEqual(calls.published[0].failures, [failure('Validate and record', 'Superseded')]);
+});
+
 test('a step error that no retry fixes is not retried', async () => {
   const { calls, handlers } = setup({ 'Validate and record': 'InstanceNotFound' });
   await runIsolation(handlers);

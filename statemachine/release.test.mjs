@@ -113,6 +113,27 @@ test('a refusal of an execution input that is not an object is still notified on
   assert.equal(calls.published.length, 1);
 });
 
+test('a release waits for a running isolation (IsolationInProgress is retried), then restores (issue 12 case 7)', async () => {
+  const { calls, handlers } = setup({ 'Read incident record': (n) => (n <= 3 ? 'IsolationInProgress' : undefined) });
+  const res = await runRelease(handlers);
+  assert.equal(res.error, undefined, `${res.failed?.Error} ${res.failed?.Cause}`);
+  assert.equal(calls.inputs['Read incident record'].length, 4);
+  assert.equal(calls.inputs['Restore security groups'].length, 1);
+  assert.deepEqual(calls.published.map((p) => p.outcome), ['SUCCEEDED']);
+});
+
+test('a superseded release (the tag no longer says release) is not retried: no restore, one notification (issue 12 case 7)', async () => {
+  const { calls, handlers } = setup({ 'Read incident record': 'Superseded' });
+  const res = await runRelease(handlers);
+  assert.equal(res.failed?.Error, 'ReleaseFailed');
+  assert.equal(calls.inputs['Read incident record'].length, 1);
+  for (const t of ['Restore security groups', 'Restore instance profile', 'Restore evidence settings', 'Record release']) {
+    assert.equal(calls.inputs[t], undefined, `${t} must not run`);
+  }
+  assert.equal(calls.published.length, 1);
+  assert.deepEqual(calls.published[0].failures, [failure('Read incident record', 'Superseded')]);
+});
+
 const branchCases = [
   {
     name: 'security groups',

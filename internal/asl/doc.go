@@ -75,7 +75,8 @@
 //
 // Tasks and time: an Invoker runs each Task (Options.Sleep, Now, Rand and WithTimeout make retry waits, Wait
 // states, timestamps, jitter and timeouts injectable, so a simulation can compress time and tests are fast and
-// deterministic). When a task is stopped from outside (a sibling branch failed, the execution timed out or was
+// deterministic; StateName tells WithTimeout and the Invoker which Task state a context belongs to, so a test can
+// time out one state only). When a task is stopped from outside (a sibling branch failed, the execution timed out or was
 // aborted) the engine waits for its Invoke to return, so nothing still runs when Start or Redrive returns; after
 // a Task's own TimeoutSeconds it does not wait, as Step Functions does not wait for a timed-out Lambda function.
 //

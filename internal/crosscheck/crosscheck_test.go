@@ -208,13 +208,26 @@ func failEveryENIOnce(t *testing.T, sc *sim.Scenario) {
 	sc.Faults.Errors[0].Count = len(sc.Instances[0].NetworkInterfaces)
 }
 
-// failIAMAndEvidenceOnce refuses the first DisassociateIamInstanceProfile of "Disassociate profile" and the first
-// ModifyInstanceAttribute of "Preserve evidence" (UnauthorizedOperation: not retried).
+// failIAMAndEvidenceOnce refuses the first DisassociateIamInstanceProfile of "Disassociate profile" and the three
+// ModifyInstanceAttribute calls of the first run of "Preserve evidence" (termination protection, shutdown
+// behaviour, delete-on-termination of the one volume that has it: all of them, since its parts run at once and
+// the error names the parts that failed) (UnauthorizedOperation: not retried).
 func failIAMAndEvidenceOnce(t *testing.T, sc *sim.Scenario) {
 	t.Helper()
 	sc.Faults.Errors = append(sc.Faults.Errors,
 		sim.ErrorFault{Action: "DisassociateIamInstanceProfile", Caller: "disassociate-profile", Code: "UnauthorizedOperation", FirstCalls: 1},
-		sim.ErrorFault{Action: "ModifyInstanceAttribute", Caller: "preserve-evidence", Code: "UnauthorizedOperation", FirstCalls: 1})
+		sim.ErrorFault{Action: "ModifyInstanceAttribute", Caller: "preserve-evidence", Code: "UnauthorizedOperation", FirstCalls: 3})
+}
+
+// tagForRelease sets the instance's isolation tag to the release value, as the responder does before the release
+// event arrives (the current tag decides: a release of an instance still tagged for isolation is Superseded).
+func tagForRelease(t *testing.T, srv *sim.Server, sc sim.Scenario) {
+	t.Helper()
+	srv.Update(func(a *sim.Account) {
+		for _, in := range sc.Instances {
+			a.SetTag(in.ID, "Isolate", "release")
+		}
+	})
 }
 
 // startSim starts a fresh simulator for sc and the functions' environment, as cmd/isolation sets it (the stack
@@ -269,6 +282,9 @@ func runOurs(t *testing.T, sc sim.Scenario, tracking string, event []byte, name 
 	if tc.isolated {
 		isolateFirst(t, srv, env)
 	}
+	if tc.release {
+		tagForRelease(t, srv, sc)
+	}
 	def, smName := machine(tc)
 	r, err := runner.New(runner.Config{
 		Definition:       def,
@@ -310,6 +326,9 @@ func runNode(t *testing.T, node, root string, sc sim.Scenario, tracking string, 
 	srv, env := startSim(t, sc, tracking)
 	if tc.isolated {
 		isolateFirst(t, srv, env)
+	}
+	if tc.release {
+		tagForRelease(t, srv, sc)
 	}
 	handlers := map[string]lambda.Handler{}
 	job := nodeJob{Functions: map[string]string{}, Input: event, Redrive: tc.redrive}

@@ -41,6 +41,10 @@ func ec2Error(op, instanceID string, err error) error {
 	switch steperr.Code(err) {
 	case "InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed":
 		return &steperr.InstanceNotFound{InstanceID: instanceID}
+	case "IncorrectInstanceState":
+		// EC2 refuses attribute changes once the instance is shutting down or terminated: nothing is left to
+		// preserve, and no retry changes it.
+		return &steperr.InstanceNotIsolatable{InstanceID: instanceID, Reason: op + ": the instance is terminated or shutting down (" + steperr.Code(err) + ")"}
 	}
 	return steperr.FromAWS(op, err)
 }

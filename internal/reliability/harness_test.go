@@ -136,12 +136,12 @@ type options struct {
 	profileName string
 }
 
-// defaultOptions: simulated time 20 times faster; the product's per-attempt timeout (awscfg.AttemptTimeout, 20 s)
+// scaledOptions (the former default, kept for SOAK_CLOCK=scaled): simulated time 20 times faster; the product's per-attempt timeout (awscfg.AttemptTimeout, 20 s)
 // in simulated time, against task timeouts of 60-90 s (the functions' 30-60 s Lambda timeouts plus 30 s). A call
 // that hangs costs the step one attempt timeout, and the SDK retries it; a step whose calls hang three times in
 // one run times out as a task. (The runner has no Lambda timeout: a deployed 30 s function would time out after
 // one hang fewer, with the same outcome, a timed-out task the Catch reports.)
-func defaultOptions() options {
+func scaledOptions() options {
 	const speed = 20
 	return options{speed: speed, attemptTimeout: awscfg.AttemptTimeout / speed, seed: 1}
 }

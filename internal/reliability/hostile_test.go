@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"testing/synctest"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -52,8 +53,12 @@ type hostileEvent struct {
 // once, in a notification that stays bounded and cannot act in chat; a valid event with hostile content must
 // isolate. No task may fail with an unnamed error.
 func TestHostileEvents(t *testing.T) {
+	synctest.Test(t, hostileEvents)
+}
+
+func hostileEvents(t *testing.T) {
 	sc, instances := fleet(8)
-	e := newEnv(t, sc, defaultOptions())
+	e := newEnv(t, sc, virtualOptions())
 	target := instances[0].ID // what the refused events name: it must stay untouched
 	next := 1                 // the next instance a valid event isolates
 	valid := func(change func(ev map[string]any)) (json.RawMessage, bool) {
@@ -172,7 +177,7 @@ func TestHostileEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
+		runCase(t, c.name, func(t testing.TB) {
 			e.srv.ResetCalls()
 			sent := len(e.srv.Messages())
 			ex := e.runners[secgroup.ModeDirect].Start(ctx, fmt.Sprintf("hostile-%02d", i), c.event)
@@ -230,6 +235,40 @@ func TestHostileEvents(t *testing.T) {
 	}
 }
 
+// caseT reports a case's failures under its name, and its Fatalf ends only that case: T.Run cannot be called
+// inside a synctest bubble.
+type caseT struct {
+	*testing.T
+	name string
+}
+
+type caseFatal struct{}
+
+func (c caseT) Errorf(format string, a ...any) {
+	c.T.Helper()
+	c.T.Errorf("%s: "+format, append([]any{c.name}, a...)...)
+}
+
+func (c caseT) Fatalf(format string, a ...any) {
+	c.T.Helper()
+	c.Errorf(format, a...)
+	panic(caseFatal{})
+}
+
+func (c caseT) Fatal(a ...any) { c.Fatalf("%s", fmt.Sprint(a...)) }
+
+// runCase runs one case of a table inside the bubble.
+func runCase(t *testing.T, name string, f func(t testing.TB)) {
+	defer func() {
+		if r := recover(); r != nil {
+			if _, ok := r.(caseFatal); !ok {
+				panic(r)
+			}
+		}
+	}()
+	f(caseT{T: t, name: name})
+}
+
 // stateRun is the last run of a state in the execution's history.
 func stateRun(ex *asl.Execution, name string) asl.StateRun {
 	var last asl.StateRun
@@ -269,7 +308,7 @@ func truncate(s string, n int) string {
 
 // checkMessage: a notification stays within SNS's limits, its chat body is an AWS Chatbot notification, and no
 // value in it can act in chat (mentions, links).
-func checkMessage(t *testing.T, m sim.Message) {
+func checkMessage(t testing.TB, m sim.Message) {
 	t.Helper()
 	if len(m.Message) > 256<<10 || len(m.Subject) > 100 {
 		t.Errorf("message of %d bytes, subject of %d", len(m.Message), len(m.Subject))

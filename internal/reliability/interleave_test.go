@@ -771,17 +771,22 @@ func (pl *player) check(ctx context.Context) outcome {
 	for _, f := range files {
 		for _, inc := range f.Incidents {
 			rec := inc.PreIsolation.Record
+			opened := inc.OpenedAt.Sub(pl.begin).Round(time.Millisecond).String()
+			if len(inc.Executions) > 0 {
+				opened += " by " + inc.Executions[0].ExecutionName
+			}
+			opened += fmt.Sprintf(" from an observation recorded at %s", rec.RecordedAt.Sub(pl.begin).Round(time.Millisecond))
 			for _, n := range rec.NetworkInterfaces {
 				for _, g := range n.Groups {
 					if !applicationGroups[g] && !seen[n.ID+g] {
 						seen[n.ID+g] = true
-						bad("b: incident opened %s records %s on the isolation group %s as its pre-isolation state", inc.OpenedAt.Format(time.TimeOnly), n.ID, g)
+						bad("b: incident opened at %s records %s on %s, not an application group, as its pre-isolation state", opened, n.ID, g)
 					}
 				}
 			}
 			if p := rec.ProfileAssociation; p != nil && p.ProfileARN == isoProfile && !seen["profile"] {
 				seen["profile"] = true
-				bad("b: incident opened %s records the isolation profile as its pre-isolation profile", inc.OpenedAt.Format(time.TimeOnly))
+				bad("b: incident opened at %s records the isolation profile as its pre-isolation profile", opened)
 			}
 		}
 	}

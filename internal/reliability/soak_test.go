@@ -105,7 +105,7 @@ func TestFaultSoak(t *testing.T) {
 		// The soak as it was before the virtual clock, for comparison: simulated time 20 times real time, so
 		// task timeouts race the wall clock, and CPU starvation becomes simulated time.
 		t.Logf("SOAK_CLOCK=scaled: simulated time runs 20 times faster than the wall clock")
-		faultSoak(t, n, seed, defaultOptions())
+		faultSoak(t, n, seed, scaledOptions())
 	} else {
 		synctest.Test(t, func(t *testing.T) { faultSoak(t, n, seed, virtualOptions()) })
 	}

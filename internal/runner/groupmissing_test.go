@@ -2,8 +2,6 @@ package runner_test
 
 import (
 	"context"
-	"log/slog"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -12,12 +10,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
-	ec2isolation "github.com/ec2-isolation/ec2-isolation"
 	"github.com/ec2-isolation/ec2-isolation/internal/asl"
 	"github.com/ec2-isolation/ec2-isolation/internal/runner"
 	"github.com/ec2-isolation/ec2-isolation/internal/sim"
 	"github.com/ec2-isolation/ec2-isolation/internal/simtest"
-	"github.com/ec2-isolation/ec2-isolation/internal/stackenv"
 )
 
 const (
@@ -31,18 +27,8 @@ const (
 // scenario's injected errors.
 func warmWithDeletedGroup(t *testing.T, faults []sim.ErrorFault) (*runner.Runner, *sim.Server, []byte) {
 	t.Helper()
-	sc, err := sim.LoadScenario("../../cmd/isolation/scenarios/default.json")
-	if err != nil {
-		t.Fatal(err)
-	}
+	sc := defaultScenario(t)
 	sc.Faults = sim.Faults{Errors: faults}
-	sc.Behaviour = sim.Behaviour{}
-	for i := range sc.InstanceProfiles {
-		sc.InstanceProfiles[i].VisibleAfter = 0
-		if r := sc.InstanceProfiles[i].Role; r != "" && !slices.ContainsFunc(sc.Roles, func(x sim.Role) bool { return x.Name == r }) {
-			sc.Roles = append(sc.Roles, sim.Role{Name: r})
-		}
-	}
 	// Usable as they are (managed, no rule: a non-nil empty Egress, else the simulator adds the default one).
 	managed := map[string]string{"ec2-isolation:managed": "true"}
 	sc.SecurityGroups = append(sc.SecurityGroups,
@@ -69,17 +55,7 @@ func warmWithDeletedGroup(t *testing.T, faults []sim.ErrorFault) (*runner.Runner
 			t.Errorf("delete %s: %v", warmGroupA, err)
 		}
 	}
-	env := stackenv.ForSim(sc, srv.Region(), srv.AccountID(), nil)
-	r, err := runner.New(runner.Config{Definition: ec2isolation.Definition, Region: srv.Region(), Account: srv.AccountID(),
-		AWS: srv.AWSConfig, Env: stackenv.Getenv(env), Log: slog.New(slog.DiscardHandler), Engine: opts})
-	if err != nil {
-		t.Fatal(err)
-	}
-	event, err := ec2isolation.Events.ReadFile("events/isolate.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r, srv, event
+	return isolationRunner(t, srv, sc, opts), srv, isolateEvent(t)
 }
 
 // containedOnFreshGroups checks every ENI of the instance is on exactly one group: its VPC's isolation group, a

@@ -2,7 +2,6 @@ package runner_test
 
 import (
 	"context"
-	"log/slog"
 	"slices"
 	"strings"
 	"testing"
@@ -13,12 +12,9 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
-	ec2isolation "github.com/ec2-isolation/ec2-isolation"
 	"github.com/ec2-isolation/ec2-isolation/internal/asl"
-	"github.com/ec2-isolation/ec2-isolation/internal/runner"
 	"github.com/ec2-isolation/ec2-isolation/internal/sim"
 	"github.com/ec2-isolation/ec2-isolation/internal/simtest"
-	"github.com/ec2-isolation/ec2-isolation/internal/stackenv"
 	"github.com/ec2-isolation/ec2-isolation/internal/workflow"
 )
 
@@ -30,23 +26,9 @@ const timeoutInstance = "i-0a1b2c3d4e5f60718"
 // outlasts the task timeout by far, so the Task always times out (States.Timeout), whatever the machine's load.
 func timedOut(t *testing.T, state, function, action string) (e *asl.Execution, srv *sim.Server, bucket string) {
 	t.Helper()
-	sc, err := sim.LoadScenario("../../cmd/isolation/scenarios/default.json")
-	if err != nil {
-		t.Fatal(err)
-	}
+	sc := defaultScenario(t)
 	sc.Faults = sim.Faults{Errors: []sim.ErrorFault{{Action: action, Caller: function, Timeout: time.Hour}}}
-	sc.Behaviour = sim.Behaviour{}
-	for i := range sc.InstanceProfiles {
-		sc.InstanceProfiles[i].VisibleAfter = 0
-		if r := sc.InstanceProfiles[i].Role; r != "" && !slices.ContainsFunc(sc.Roles, func(x sim.Role) bool { return x.Name == r }) {
-			sc.Roles = append(sc.Roles, sim.Role{Name: r})
-		}
-	}
-	if len(sc.Buckets) == 0 {
-		sc.Buckets = []sim.S3Bucket{{Name: "ec2-isolation-incidents", Versioning: true}}
-	}
 	srv = simtest.Start(t, sc)
-	env := stackenv.ForSim(sc, srv.Region(), srv.AccountID(), nil)
 	opts := asl.Scaled(1000, time.Now)
 	opts.WithTimeout = func(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
 		if asl.StateName(ctx) == state {
@@ -54,16 +36,7 @@ func timedOut(t *testing.T, state, function, action string) (e *asl.Execution, s
 		}
 		return context.WithTimeout(ctx, d)
 	}
-	r, err := runner.New(runner.Config{Definition: ec2isolation.Definition, Region: srv.Region(), Account: srv.AccountID(),
-		AWS: srv.AWSConfig, Env: stackenv.Getenv(env), Log: slog.New(slog.DiscardHandler), Engine: opts})
-	if err != nil {
-		t.Fatal(err)
-	}
-	event, err := ec2isolation.Events.ReadFile("events/isolate.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e = r.Start(t.Context(), "timeout-"+strings.ReplaceAll(state, " ", "-"), event)
+	e = isolationRunner(t, srv, sc, opts).Start(t.Context(), "timeout-"+strings.ReplaceAll(state, " ", "-"), isolateEvent(t))
 	if e.Status != asl.StatusFailed || e.Error != "IsolationFailed" {
 		t.Fatalf("execution %s %s %s, want FAILED with IsolationFailed (at Notify failure)", e.Status, e.Error, e.Cause)
 	}

@@ -130,9 +130,10 @@ func TestContainmentRoundTrips(t *testing.T) {
 			if tt.warm {
 				sc.SecurityGroups = append(sc.SecurityGroups, existing(tt.mode)...)
 			}
-			// Every answer takes 50 ms, so that calls made at once are in flight together whatever the
-			// scheduling (the measure is the order of calls, not their time).
-			sc.Faults.Latency.Default = 50 * time.Millisecond
+			// Every answer takes 200 ms, so that calls made at once are in flight together whatever the
+			// scheduling (the measure is the order of calls, not their time): at 50 ms a goroutine started late
+			// on a loaded 2-core machine once counted as a round trip of its own.
+			sc.Faults.Latency.Default = 200 * time.Millisecond
 			srv := start(t, sc)
 
 			if ran := contain(t, srv, tt.instance, tt.mode); ran != tt.wantEnsure {

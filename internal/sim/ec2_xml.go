@@ -86,11 +86,13 @@ type xStateReason struct {
 }
 
 type xInstance struct {
-	InstanceID          string                        `xml:"instanceId"`
-	ImageID             string                        `xml:"imageId"`
-	State               xInstanceState                `xml:"instanceState"`
-	PrivateDNSName      string                        `xml:"privateDnsName"`
-	InstanceType        string                        `xml:"instanceType"`
+	InstanceID     string         `xml:"instanceId"`
+	ImageID        string         `xml:"imageId"`
+	State          xInstanceState `xml:"instanceState"`
+	PrivateDNSName string         `xml:"privateDnsName"`
+	InstanceType   string         `xml:"instanceType"`
+	// InstanceLifecycle: "spot" or "scheduled", absent for On-Demand
+	// (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_Instance.html).
 	InstanceLifecycle   string                        `xml:"instanceLifecycle,omitempty"`
 	LaunchTime          string                        `xml:"launchTime"`
 	Placement           xPlacement                    `xml:"placement"`

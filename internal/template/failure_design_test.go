@@ -64,9 +64,8 @@ var houseRetry = []retrier{
 	{ErrorEquals: []string{"ProfileNotReady"}, IntervalSeconds: 2, BackoffRate: 2, MaxAttempts: 6, MaxDelaySeconds: 20, JitterStrategy: "FULL"},
 }
 
-// extraRetrier is a task's retrier besides the house list: Notify failure's timeout retrier (first, required: it
-// has no Catch) and the release's wait for a running isolation on "Read incident record" (optional here: slice B
-// of issue 12 adds it).
+// extraRetrier is a task's retrier besides the house list: Notify failure's timeout retrier (first: it has no
+// Catch) and the release's wait for a running isolation on "Read incident record" (issue 12, case 7).
 type extraRetrier struct {
 	retrier
 	first, required bool
@@ -76,7 +75,7 @@ var extraRetriers = map[string]extraRetrier{
 	"Notify failure": {retrier{ErrorEquals: []string{"States.Timeout", "Sandbox.Timedout", "Lambda.Unknown"},
 		IntervalSeconds: 2, BackoffRate: 2, MaxAttempts: 3, MaxDelaySeconds: 30, JitterStrategy: "FULL"}, true, true},
 	"Read incident record": {retrier{ErrorEquals: []string{"IsolationInProgress"},
-		IntervalSeconds: 5, BackoffRate: 1.5, MaxAttempts: 20, MaxDelaySeconds: 30, JitterStrategy: "FULL"}, false, false},
+		IntervalSeconds: 5, BackoffRate: 1.5, MaxAttempts: 20, MaxDelaySeconds: 30, JitterStrategy: "FULL"}, false, true},
 }
 
 // neverRetried are the step errors no retry fixes (statemachine/README.md): no retrier may name them.
@@ -351,6 +350,13 @@ func TestFailureDesignCheckerFindsMistakes(t *testing.T) {
 		"Notify failure's timeout retrier removed": {mutate(func(m designMachine) {
 			state(m, "Notify failure", func(s *designState) { s.Retry = s.Retry[1:] })
 		}), "Notify failure: missing its retrier"},
+		"the release's wait for a running isolation removed": {func() designMachine {
+			m := loadDesign(t, "statemachine/release.asl.json")
+			s := m.States["Read incident record"]
+			s.Retry = slices.DeleteFunc(slices.Clone(s.Retry), func(r retrier) bool { return slices.Contains(r.ErrorEquals, "IsolationInProgress") })
+			m.States["Read incident record"] = s
+			return m
+		}(), "Read incident record: missing its retrier"},
 		"Notify failure caught": {mutate(func(m designMachine) {
 			state(m, "Notify failure", func(s *designState) {
 				s.Catch = []catcher{{ErrorEquals: []string{"States.ALL"}, Next: "Isolation failed"}}

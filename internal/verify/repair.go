@@ -205,6 +205,9 @@ func (v *verification) noteAdded(ctx context.Context, rb *readBack) error {
 	for _, id := range rb.iso {
 		ours[id] = true
 	}
+	for _, id := range v.in.Record.ManagedGroups { // every managed group Validate saw
+		ours[id] = true
+	}
 	delete(ours, "")
 	var unknown []string
 	for _, n := range news {

@@ -625,3 +625,49 @@ func TestReadFailures(t *testing.T) {
 		})
 	}
 }
+
+// Issue 12 case 3 with no group of ours yet in that VPC: the read-back has Ensure make one under the derived name
+// (never touching the foreign group), contains the ENI on it; a retry finds it contained (by its tags) and
+// changes nothing.
+func TestForeignGroupOnlyThenRetry(t *testing.T) {
+	sc := scenario()
+	sc.SecurityGroups = append(sc.SecurityGroups, sim.SecurityGroup{ID: "sg-0f0", VpcID: vpcB, Name: groupName,
+		Description: "someone else's", Ingress: []sim.Rule{{Protocol: "-1", CIDR: "0.0.0.0/0"}}})
+	srv := startWith(t, sc)
+	in := isolate(t, srv, secgroup.ModeDirect)
+	srv.Update(func(a *sim.Account) {
+		_ = a.DetachNetworkInterface("eni-0b9")
+		if err := a.AttachNetworkInterface("eni-0b9", instance, 2); err != nil {
+			t.Fatal(err)
+		}
+	})
+	h := verifier(srv, secgroup.ModeDirect)
+	out, err := h.Handle(context.Background(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := read(t, srv)
+	derived := r.groupNamed(vpcB, secgroup.DerivedName(groupName))
+	if derived == "" || !out.Contained {
+		t.Fatalf("no group %s in %s; %+v", secgroup.DerivedName(groupName), vpcB, out)
+	}
+	if got := r.enis()["eni-0b9"]; !slices.Equal(got, []string{derived}) {
+		t.Errorf("eni-0b9 carries %v, want only %s", got, derived)
+	}
+	if sg := r.group(derived); len(sg.IpPermissions)+len(sg.IpPermissionsEgress) != 0 || !secgroup.Managed(&sg) {
+		t.Errorf("derived group %+v", sg)
+	}
+	if len(r.group("sg-0f0").IpPermissions) != 1 {
+		t.Error("the foreign group was changed")
+	}
+	if len(out.Open) != 1 || !strings.Contains(out.Open[0], "sg-0f0 has the isolation group's name") {
+		t.Errorf("open %q, want the foreign group named", out.Open)
+	}
+
+	srv.ResetCalls()
+	in.Attempt = 1
+	again, err := h.Handle(context.Background(), in)
+	if err != nil || !again.Contained || again.Rounds != 1 || len(simtest.Mutating(srv)) != 0 {
+		t.Errorf("retry: %+v %v, mutating %v; want contained at once, no change", again, err, simtest.Mutating(srv))
+	}
+}

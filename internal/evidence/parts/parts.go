@@ -93,6 +93,13 @@ func Error(step string, total int, errs []error) error {
 			return &steperr.Transient{Op: op, Err: joined}
 		}
 	}
+	// An instance that is gone (terminated mid-run) is the reason, whatever the other parts answered.
+	for _, err := range errs {
+		var gone *steperr.InstanceNotIsolatable
+		if errors.As(err, &gone) {
+			return gone
+		}
+	}
 	// Every part failing for the same named reason (an unknown instance fails every EC2 part) is that reason.
 	first := unwrapNamed(errs[0])
 	for _, err := range errs[1:] {

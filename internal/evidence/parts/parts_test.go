@@ -58,6 +58,8 @@ func TestError(t *testing.T) {
 			"*steperr.InstanceNotFound", []string{"i-1"}},
 		{"unknown instance and a refusal", []error{named(&steperr.InstanceNotFound{InstanceID: "i-1"}), named(aws("y"))},
 			"*steperr.AWSError", []string{"i-1", "y"}},
+		{"terminated mid-run and a refusal", []error{named(aws("x")), named(&steperr.InstanceNotIsolatable{InstanceID: "i-1", Reason: "terminated"})},
+			"*steperr.InstanceNotIsolatable", []string{"i-1", "terminated"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
