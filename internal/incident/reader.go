@@ -185,6 +185,7 @@ func (h *Reader) Handle(ctx context.Context, in workflow.ValidateInput) (workflo
 		InstanceID: t.InstanceID, InstanceARN: t.ARN, ExecutionName: in.ExecutionName,
 		Incident: workflow.IncidentRef{
 			Bucket: h.s.Bucket, Key: key, VersionID: rec.version, OpenedAt: inc.OpenedAt, PreIsolation: inc.PreIsolation,
+			Isolations: isolationNames(inc),
 		},
 	}
 	log.Info("incident to release", "key", key, "version", rec.version, "openedAt", inc.OpenedAt)
@@ -202,6 +203,17 @@ func running(inc *workflow.Incident) *workflow.ExecutionEntry {
 		}
 	}
 	return nil
+}
+
+// isolationNames lists the incident's isolation executions.
+func isolationNames(inc *workflow.Incident) []string {
+	var names []string
+	for _, e := range inc.Executions {
+		if e.Workflow == workflow.WorkflowIsolation {
+			names = append(names, e.ExecutionName)
+		}
+	}
+	return names
 }
 
 // tagValue is the value of the instance's tag key, and whether it has the tag.

@@ -57,7 +57,8 @@ func TestReadReturnsTheOpenIncidentWithoutChangingAnything(t *testing.T) {
 	}
 	want := workflow.ReleaseInput{
 		InstanceID: instanceID, InstanceARN: arn, ExecutionName: "rel-1",
-		Incident: workflow.IncidentRef{Bucket: bucket, Key: key, VersionID: version, OpenedAt: opened, PreIsolation: f.Incidents[0].PreIsolation},
+		Incident: workflow.IncidentRef{Bucket: bucket, Key: key, VersionID: version, OpenedAt: opened, PreIsolation: f.Incidents[0].PreIsolation,
+			Isolations: []string{"iso-1"}},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("release input (-want +got):\n%s", diff)

@@ -311,8 +311,11 @@ func (r *Recorder) Close(ctx context.Context, phase string, in workflow.NotifyIn
 	// A release may close the incident only if no isolation joined it while the release restored: that isolation
 	// may have contained the instance again after the restore, so the release cannot claim success.
 	var readIsolations map[string]bool
-	if phase == PhaseRelease && outcome == workflow.OutcomeSucceeded && in.Incident != nil && in.Incident.VersionID != "" {
-		readIsolations = r.isolationsAt(ctx, key, in.Incident.VersionID, in.Incident.OpenedAt, log)
+	if phase == PhaseRelease && outcome == workflow.OutcomeSucceeded && in.Incident != nil && len(in.Incident.Isolations) > 0 {
+		readIsolations = map[string]bool{}
+		for _, name := range in.Incident.Isolations {
+			readIsolations[name] = true
+		}
 	}
 	var pre *workflow.PreIsolationState
 	var idx int
@@ -480,28 +483,6 @@ func incidentOf(f *workflow.IncidentFile, execution, wf string) int {
 		return len(f.Incidents) - 1
 	}
 	return -1
-}
-
-// isolationsAt names the isolation executions of the incident opened at openedAt in one version of the record
-// (the version "Read incident record" read); nil when that version cannot be read (the check is then skipped).
-func (r *Recorder) isolationsAt(ctx context.Context, key, version string, openedAt time.Time, log *slog.Logger) map[string]bool {
-	l, err := r.store.loadVersion(ctx, key, version)
-	if err != nil || l.file == nil {
-		log.Warn("cannot read the version of the record the release read; not checking for isolations during the release", "version", version, "error", err)
-		return nil
-	}
-	for _, inc := range l.file.Incidents {
-		if inc.OpenedAt.Equal(openedAt) {
-			names := map[string]bool{}
-			for _, e := range inc.Executions {
-				if e.Workflow == workflow.WorkflowIsolation {
-					names[e.ExecutionName] = true
-				}
-			}
-			return names
-		}
-	}
-	return nil
 }
 
 // listedInClosed: the isolation execution belongs to an incident already released (a redrive long after): its

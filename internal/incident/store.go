@@ -59,16 +59,7 @@ func (e *errUnreadable) Unwrap() error { return e.err }
 // load reads the record. The function's role needs s3:ListBucket on the bucket besides s3:GetObject: without it
 // S3 answers a missing key with 403 AccessDenied (an AWSError here) instead of 404 NoSuchKey.
 func (s store) load(ctx context.Context, key string) (loaded, error) {
-	return s.loadVersion(ctx, key, "")
-}
-
-// loadVersion reads one version of the record ("" for the current one).
-func (s store) loadVersion(ctx context.Context, key, version string) (loaded, error) {
-	in := &s3.GetObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(key)}
-	if version != "" {
-		in.VersionId = aws.String(version)
-	}
-	out, err := s.s3.GetObject(ctx, in)
+	out, err := s.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(key)})
 	var (
 		noKey    *types.NoSuchKey
 		noBucket *types.NoSuchBucket

@@ -117,6 +117,9 @@ type IncidentRef struct {
 	Opened       bool              `json:"opened"`
 	OpenedAt     time.Time         `json:"openedAt"`
 	PreIsolation PreIsolationState `json:"preIsolation"`
+	// Isolations names the incident's isolation executions when "Read incident record" read it: "Record release"
+	// does not close the incident over one that joined since (it may have contained the instance again).
+	Isolations []string `json:"isolations,omitempty"`
 }
 
 // RevokeInput is the input of "Revoke credentials" (isolation) and "Lift credential revocation" (release).
