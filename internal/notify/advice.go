@@ -119,6 +119,19 @@ func stackAccount(in workflow.NotifyInput) string {
 	return parts[4]
 }
 
+// notContained: the final read-back failed the execution because the instance is still open.
+func notContained(in workflow.NotifyInput) bool {
+	if isRelease(in) || in.Outcome != workflow.OutcomeFailed {
+		return false
+	}
+	for _, f := range in.Failures {
+		if f.Error == "NotContained" {
+			return true
+		}
+	}
+	return false
+}
+
 // refusedAtStart: every failure is the first state refusing its input: nothing was changed.
 func refusedAtStart(in workflow.NotifyInput) bool {
 	if in.Outcome != workflow.OutcomeFailed || len(in.Failures) == 0 {

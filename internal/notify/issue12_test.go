@@ -190,3 +190,17 @@ func TestMissingPreIsolationStateIsWarned(t *testing.T) {
 		"A release will be refused", "unknown: every observation")
 	containsAll(t, "chat", chatText(p), "the pre-isolation state is unknown")
 }
+
+// TestNotContainedIsTheHeadline (issue 12, case 2): a read-back that still finds the instance open fails the
+// execution with NotContained; subject, email and chat title say NOT contained, not only the cause.
+func TestNotContainedIsTheHeadline(t *testing.T) {
+	in := failed()
+	in.Apply = succeeded().Apply
+	in.Failures = []workflow.Failure{{State: "Verify containment", Error: "NotContained",
+		Cause: `{"errorMessage":"instance i-0123456789abcdef0 is NOT contained: sg-0isoa has 1 inbound rule","errorType":"NotContained"}`}}
+	p := render(t, in)
+	containsAll(t, "subject", p.msg.Subject, "NOT contained", instance)
+	containsAll(t, "email", p.email, "WARNING: the instance is NOT contained", "sg-0isoa has 1 inbound rule")
+	containsAll(t, "chat title", p.chatbot.Content.Title, "NOT contained")
+	containsAll(t, "chat", chatText(p), "NOT contained")
+}

@@ -77,6 +77,8 @@ func render(in workflow.NotifyInput) (message, error) {
 		subj = fmt.Sprintf("EC2 release FAILED for %s at %s", shownID, in.Failures[0].State)
 	case in.Outcome == workflow.OutcomeSucceeded:
 		subj = "EC2 isolation SUCCEEDED: " + shownID + " is isolated"
+	case notContained(in):
+		subj = fmt.Sprintf("EC2 isolation FAILED: %s is NOT contained", shownID)
 	default:
 		subj = fmt.Sprintf("EC2 isolation FAILED for %s at %s", shownID, in.Failures[0].State)
 	}
@@ -139,6 +141,10 @@ func email(in workflow.NotifyInput) string {
 	default:
 		p("Isolation of EC2 instance %s FAILED at %s.", id, strings.Join(states, " and "))
 		switch {
+		case notContained(in):
+			p("")
+			p("WARNING: the instance is NOT contained: the final read-back still found it open after containing it again.")
+			p("See WHAT FAILED for what is open; contain it by hand (e.g. a network ACL, or stop the instance).")
 		case refusedAtStart(in):
 			p("")
 			p("The isolation was refused: nothing was changed.")
@@ -502,6 +508,9 @@ func chatbot(in workflow.NotifyInput, shownID string) chatbotNotification {
 		n.Metadata.Summary = chatText("EC2 isolation failed for "+shownID+" at "+f.State, 250)
 		p("*Isolation of* %s *failed* (execution %s).", c(id), c(in.ExecutionName))
 		switch {
+		case notContained(in):
+			n.Content.Title = ":rotating_light: " + chatText("EC2 isolation FAILED: "+shownID+" is NOT contained", 250)
+			p(":warning: *The instance is NOT contained*: the final read-back still found it open after containing it again.")
 		case refusedAtStart(in):
 			p("The isolation was refused: nothing was changed.")
 		case in.Apply == nil && (in.Verify == nil || !in.Verify.Contained):
