@@ -9,16 +9,13 @@ import (
 	"io"
 	"slices"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
-	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	elb "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 
 	"github.com/ec2-isolation/ec2-isolation/internal/inspect"
 	"github.com/ec2-isolation/ec2-isolation/internal/sim"
-	"github.com/ec2-isolation/ec2-isolation/internal/workflow"
 )
 
 // restoreCheck compares every restorable attribute after the release with its value before the isolation.
@@ -87,23 +84,9 @@ func withTagValue(event json.RawMessage, key, value string) (json.RawMessage, er
 }
 
 // applyTagChange makes the tag change the event reports on the simulated instance, as the responder's tag that
-// produced it did: the workflows decide from the instance's current tags. An event that names no instance of
-// the account changes nothing (the workflow refuses it).
-func applyTagChange(ctx context.Context, srv *sim.Server, event json.RawMessage) {
-	var ev workflow.TagEvent
-	if json.Unmarshal(event, &ev) != nil || ev.InstanceID() == "" {
-		return
-	}
-	var tags []ec2types.Tag
-	for _, k := range ev.Detail.ChangedTagKeys {
-		if v, ok := ev.Detail.Tags[k]; ok {
-			tags = append(tags, ec2types.Tag{Key: aws.String(k), Value: aws.String(v)})
-		}
-	}
-	if len(tags) == 0 {
-		return
-	}
-	_, _ = ec2.NewFromConfig(srv.AWSConfig("responder")).CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{ev.InstanceID()}, Tags: tags})
+// produced it did: the workflows act on the current tag.
+func applyTagChange(_ context.Context, srv *sim.Server, event json.RawMessage) {
+	srv.ApplyTagEvent(event)
 }
 
 func printRestored(w io.Writer, c *restoreCheck) {

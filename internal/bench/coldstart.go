@@ -118,6 +118,7 @@ func (b *bench) coldStarts(ctx context.Context) ([]ColdStart, time.Duration, err
 		if err != nil {
 			return nil, 0, err
 		}
+		h.srv.ApplyTagEvent(ev) // the responder's release tag: the release acts on the current tag
 		re := rh.start(ctx, "bench-cold-start-release", ev)
 		if re.Status != asl.StatusSucceeded {
 			return nil, 0, fmt.Errorf("release of %s for the functions' events: %s %s: %s", released.ID, re.Status, re.Error, re.Cause)
