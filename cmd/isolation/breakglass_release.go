@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,14 +8,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"slices"
-	"strings"
-	"sync"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
-	"github.com/aws/aws-sdk-go-v2/service/sns"
 
 	ec2isolation "github.com/ec2-isolation/ec2-isolation"
 	"github.com/ec2-isolation/ec2-isolation/internal/asl"
@@ -75,14 +69,9 @@ func releaseCommand(ctx context.Context, args []string, stdin io.Reader, stdout,
 		return exitUsage
 	}
 	fail := func(err error) int { fmt.Fprintln(stderr, "isolation release:", err); return exitUsage }
-	acc, err := openAccount(ctx, f.accountFlags)
-	switch {
-	case err != nil:
+	acc, err := openUsableAccount(ctx, f.accountFlags)
+	if err != nil {
 		return fail(err)
-	case acc.idErr != nil:
-		return fail(acc.idErr)
-	case acc.namesErr != nil:
-		return fail(acc.namesErr)
 	}
 	env := acc.names.Env()
 	value := f.releaseValue
@@ -111,7 +100,8 @@ func releaseCommand(ctx context.Context, args []string, stdin io.Reader, stdout,
 		fmt.Fprintf(stdout, "  tag: %s=%s, set first (a deployed stack's rule starts its own release too: both do only what is missing)\n", key, value)
 		fmt.Fprintln(stdout, "  then: restore what the incident record holds (each ENI's groups, the instance profile, the evidence settings)")
 	}
-	if !f.yes && !confirmRelease(stdin, stderr, f.instance, acc) {
+	question := fmt.Sprintf("Release %s in account %s (%s)? Its pre-isolation network access and instance profile come back.", f.instance, acc.id.Account, acc.cfg.Region)
+	if !f.yes && !confirm(stdin, stderr, question, f.instance) {
 		fmt.Fprintln(stderr, "isolation release: not confirmed; nothing was changed (--yes skips the question)")
 		return exitDeclined
 	}
@@ -125,27 +115,7 @@ func releaseCommand(ctx context.Context, args []string, stdin io.Reader, stdout,
 	if f.logs {
 		logOut = stderr
 	}
-	var (
-		mu        sync.Mutex
-		published []notificationShown
-	)
-	r, err := runner.New(runner.Config{
-		Definition: ec2isolation.ReleaseDefinition, StateMachineName: runner.ReleaseStateMachineName,
-		Region: acc.cfg.Region, Account: acc.id.Account,
-		AWS: func(function string) aws.Config {
-			cfg := acc.cfg.Copy()
-			if function == "notify" {
-				cfg.APIOptions = append(slices.Clip(cfg.APIOptions), capturePublish(func(in *sns.PublishInput) {
-					mu.Lock()
-					defer mu.Unlock()
-					published = append(published, showMessage(aws.ToString(in.Subject), aws.ToString(in.Message), aws.ToString(in.MessageStructure)))
-				}))
-			}
-			return cfg
-		},
-		Env: func(k string) string { return env[k] },
-		Log: slog.New(slog.NewJSONHandler(logOut, nil)),
-	})
+	r, published, err := localRunner(acc, ec2isolation.ReleaseDefinition, runner.ReleaseStateMachineName, env, slog.New(slog.NewJSONHandler(logOut, nil)))
 	if err != nil {
 		return fail(err)
 	}
@@ -159,9 +129,7 @@ func releaseCommand(ctx context.Context, args []string, stdin io.Reader, stdout,
 	if after, err := inspect.Read(ctx, client, f.instance); err == nil {
 		res.After = &after
 	}
-	mu.Lock()
-	res.Notifications = published
-	mu.Unlock()
+	res.Notifications = published()
 	if f.json {
 		if err := writeJSON(stdout, res); err != nil {
 			return fail(err)
@@ -174,17 +142,4 @@ func releaseCommand(ctx context.Context, args []string, stdin io.Reader, stdout,
 		return exitFailed
 	}
 	return exitOK
-}
-
-// confirmRelease asks on stderr and reads the answer from stdin: "yes" or the instance id.
-func confirmRelease(stdin io.Reader, stderr io.Writer, instance string, acc account) bool {
-	fmt.Fprintf(stderr, "\nRelease %s in account %s (%s)? Its pre-isolation network access and instance profile come back.\nType yes or the instance id to go on: ",
-		instance, acc.id.Account, acc.cfg.Region)
-	line, err := bufio.NewReader(stdin).ReadString('\n')
-	if err != nil && line == "" {
-		fmt.Fprintln(stderr)
-		return false
-	}
-	answer := strings.TrimSpace(line)
-	return answer == "yes" || answer == instance
 }

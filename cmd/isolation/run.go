@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -179,14 +180,9 @@ func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		return exitUsage
 	}
 	fail := func(err error) int { fmt.Fprintln(stderr, "isolation run:", err); return exitUsage }
-	acc, err := openAccount(ctx, f.accountFlags)
-	switch {
-	case err != nil:
+	acc, err := openUsableAccount(ctx, f.accountFlags)
+	if err != nil {
 		return fail(err)
-	case acc.idErr != nil:
-		return fail(acc.idErr)
-	case acc.namesErr != nil:
-		return fail(acc.namesErr)
 	}
 	logOut := io.Discard
 	if f.logs {
@@ -235,7 +231,8 @@ func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	if !f.json {
 		printPlan(stdout, acc, rec)
 	}
-	if !f.yes && !confirm(stdin, stderr, f.instance, acc) {
+	question := fmt.Sprintf("Isolate %s in account %s (%s)? Its network access is cut and its instance profile replaced.", f.instance, acc.id.Account, acc.cfg.Region)
+	if !f.yes && !confirm(stdin, stderr, question, f.instance) {
 		fmt.Fprintln(stderr, "isolation run: not confirmed; nothing was changed (--yes skips the question)")
 		return exitDeclined
 	}
@@ -266,29 +263,7 @@ func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, std
 
 // isolate runs the state machine and reads the instance before and after.
 func isolate(ctx context.Context, acc account, f runFlags, event workflow.TagEvent, name string, log *slog.Logger) (result, error) {
-	var (
-		mu        sync.Mutex
-		published []notificationShown
-	)
-	r, err := runner.New(runner.Config{
-		Definition: ec2isolation.Definition,
-		Region:     acc.cfg.Region,
-		Account:    acc.id.Account,
-		AWS: func(function string) aws.Config {
-			cfg := acc.cfg.Copy()
-			if function == "notify" {
-				// Keep what was published, to print it as simulate does (a real topic cannot be read back).
-				cfg.APIOptions = append(slices.Clip(cfg.APIOptions), capturePublish(func(in *sns.PublishInput) {
-					mu.Lock()
-					defer mu.Unlock()
-					published = append(published, showMessage(aws.ToString(in.Subject), aws.ToString(in.Message), aws.ToString(in.MessageStructure)))
-				}))
-			}
-			return cfg
-		},
-		Env: acc.env(),
-		Log: log,
-	})
+	r, published, err := localRunner(acc, ec2isolation.Definition, "", acc.names.Env(), log)
 	if err != nil {
 		return result{}, err
 	}
@@ -310,9 +285,7 @@ func isolate(ctx context.Context, acc account, f runFlags, event workflow.TagEve
 	res.Problems = notIsolated(res.After, err, acc.names)
 	isolated := len(res.Problems) == 0
 	res.Isolated = &isolated
-	mu.Lock()
-	res.Notifications = published
-	mu.Unlock()
+	res.Notifications = published()
 	return res, nil
 }
 
@@ -361,10 +334,9 @@ func capturePublish(sink func(*sns.PublishInput)) func(*middleware.Stack) error 
 	}
 }
 
-// confirm asks on stderr and reads the answer from stdin: "yes" or the instance id.
-func confirm(stdin io.Reader, stderr io.Writer, instance string, acc account) bool {
-	fmt.Fprintf(stderr, "\nIsolate %s in account %s (%s)? Its network access is cut and its instance profile replaced.\nType yes or the instance id to go on: ",
-		instance, acc.id.Account, acc.cfg.Region)
+// confirm asks question on stderr and reads the answer from stdin: "yes" or the instance id.
+func confirm(stdin io.Reader, stderr io.Writer, question, instance string) bool {
+	fmt.Fprintf(stderr, "\n%s\nType yes or the instance id to go on: ", question)
 	line, err := bufio.NewReader(stdin).ReadString('\n')
 	if err != nil && line == "" {
 		fmt.Fprintln(stderr)
@@ -372,6 +344,40 @@ func confirm(stdin io.Reader, stderr io.Writer, instance string, acc account) bo
 	}
 	answer := strings.TrimSpace(line)
 	return answer == "yes" || answer == instance
+}
+
+// openUsableAccount is openAccount, failing unless the caller's identity and the stack's settings were read.
+func openUsableAccount(ctx context.Context, a accountFlags) (account, error) {
+	acc, err := openAccount(ctx, a)
+	return acc, cmp.Or(err, acc.idErr, acc.namesErr)
+}
+
+// localRunner runs def (machine: its name in execution ARNs, "" for the isolation's) in this process against the
+// account with env as the functions' environment. published returns what "Notify" published, to print it as
+// simulate does (a real topic cannot be read back).
+func localRunner(acc account, def []byte, machine string, env map[string]string, log *slog.Logger) (r *runner.Runner, published func() []notificationShown, err error) {
+	var (
+		mu    sync.Mutex
+		shown []notificationShown
+	)
+	r, err = runner.New(runner.Config{
+		Definition: def, StateMachineName: machine,
+		Region: acc.cfg.Region, Account: acc.id.Account,
+		AWS: func(function string) aws.Config {
+			cfg := acc.cfg.Copy()
+			if function == "notify" {
+				cfg.APIOptions = append(slices.Clip(cfg.APIOptions), capturePublish(func(in *sns.PublishInput) {
+					mu.Lock()
+					defer mu.Unlock()
+					shown = append(shown, showMessage(aws.ToString(in.Subject), aws.ToString(in.Message), aws.ToString(in.MessageStructure)))
+				}))
+			}
+			return cfg
+		},
+		Env: func(k string) string { return env[k] },
+		Log: log,
+	})
+	return r, func() []notificationShown { mu.Lock(); defer mu.Unlock(); return slices.Clone(shown) }, err
 }
 
 func printPlan(w io.Writer, acc account, rec workflow.Record) {
