@@ -474,20 +474,27 @@ func direction(action string) string {
 func peers(perms []types.IpPermission) string {
 	var out []string
 	for _, p := range singlePeer(perms) {
-		for _, r := range p.IpRanges {
-			out = append(out, aws.ToString(r.CidrIp))
-		}
-		for _, r := range p.Ipv6Ranges {
-			out = append(out, aws.ToString(r.CidrIpv6))
-		}
-		for _, r := range p.PrefixListIds {
-			out = append(out, aws.ToString(r.PrefixListId))
-		}
-		for _, r := range p.UserIdGroupPairs {
-			out = append(out, aws.ToString(r.GroupId))
-		}
+		out = append(out, PeerNames(p)...)
 	}
 	return strings.Join(out, ", ")
+}
+
+// PeerNames names each peer of one rule: its CIDRs, prefix lists and groups.
+func PeerNames(p types.IpPermission) []string {
+	var out []string
+	for _, r := range p.IpRanges {
+		out = append(out, aws.ToString(r.CidrIp))
+	}
+	for _, r := range p.Ipv6Ranges {
+		out = append(out, aws.ToString(r.CidrIpv6))
+	}
+	for _, r := range p.PrefixListIds {
+		out = append(out, aws.ToString(r.PrefixListId))
+	}
+	for _, r := range p.UserIdGroupPairs {
+		out = append(out, aws.ToString(r.GroupId))
+	}
+	return out
 }
 
 // Managed reports whether the group carries the tag this product puts on the groups it creates (the roles may

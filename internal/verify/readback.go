@@ -361,19 +361,7 @@ func rules(perms []types.IpPermission, egress bool) []string {
 	var out []string
 	for _, p := range perms {
 		what := traffic(p)
-		var peers []string
-		for _, r := range p.IpRanges {
-			peers = append(peers, aws.ToString(r.CidrIp))
-		}
-		for _, r := range p.Ipv6Ranges {
-			peers = append(peers, aws.ToString(r.CidrIpv6))
-		}
-		for _, r := range p.PrefixListIds {
-			peers = append(peers, aws.ToString(r.PrefixListId))
-		}
-		for _, r := range p.UserIdGroupPairs {
-			peers = append(peers, aws.ToString(r.GroupId))
-		}
+		peers := secgroup.PeerNames(p)
 		if len(peers) == 0 {
 			peers = []string{"(no peer)"}
 		}
