@@ -818,7 +818,7 @@ func TestIAMReviewNotificationsReachTheEncryptedTopic(t *testing.T) {
 		case string(principal) == `{"Service":"cloudwatch.amazonaws.com"}`:
 			cloudwatchKey = true
 		case string(principal) == `{"AWS":"*"}` &&
-			strings.Contains(string(cond), `"kms:ViaService":{"Fn::Sub":"sns.${AWS::Region}.amazonaws.com"}`) &&
+			strings.Contains(string(cond), `"kms:ViaService":{"Fn::Sub":"sns.${AWS::Region}.${AWS::URLSuffix}"}`) &&
 			strings.Contains(string(cond), `"kms:CallerAccount":{"Ref":"AWS::AccountId"}`):
 			viaSNS = true
 		}
