@@ -198,4 +198,3 @@ func Identify(ctx context.Context, api IdentityAPI) (Identity, error) {
 	}
 	return id, nil
 }
-
