@@ -10,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path"
 	"strings"
 	"time"
 
@@ -75,8 +74,11 @@ func parseSimulateFlags(args []string, stderr io.Writer) (simulateFlags, error) 
 	if fs.NArg() > 0 {
 		return f, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	if f.speed <= 0 {
-		return f, fmt.Errorf("-speed must be positive, got %v", f.speed)
+	if err := checkSpeed(f.speed); err != nil {
+		return f, err
+	}
+	if err := checkTracking(f.tracking); err != nil {
+		return f, err
 	}
 	scenarioSet := false
 	fs.Visit(func(fl *flag.Flag) { scenarioSet = scenarioSet || fl.Name == "scenario" })
@@ -84,7 +86,7 @@ func parseSimulateFlags(args []string, stderr io.Writer) (simulateFlags, error) 
 		f.scenario = "release"
 	}
 	if f.release && f.releaseValue == f.tagValue {
-		return f, fmt.Errorf("-release-value must differ from -tag-value (both %q)", f.tagValue)
+		return f, fmt.Errorf("--release-value must differ from --tag-value (both %q)", f.tagValue)
 	}
 	return f, nil
 }
@@ -96,14 +98,6 @@ func builtinScenarios() []string {
 		names = append(names, strings.TrimSuffix(e.Name(), ".json"))
 	}
 	return names
-}
-
-// loadScenario reads a built-in scenario by name, else a file.
-func loadScenario(name string) (sim.Scenario, error) {
-	if data, err := scenarios.ReadFile(path.Join("scenarios", name+".json")); err == nil {
-		return sim.ParseScenario(data)
-	}
-	return sim.LoadScenario(name)
 }
 
 func loadEvent(file string) (json.RawMessage, error) {
@@ -187,11 +181,11 @@ func simulate(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 func runSimulation(ctx context.Context, f simulateFlags, stderr io.Writer) (result, error) {
 	sc, err := loadScenario(f.scenario)
 	if err != nil {
-		return result{}, fmt.Errorf("scenario: %w", err)
+		return result{}, err
 	}
-	event, err := loadEvent(f.event)
+	event, err := loadEventChecked(f.event)
 	if err != nil {
-		return result{}, fmt.Errorf("event: %w", err)
+		return result{}, fmt.Errorf("--event: %w", err)
 	}
 	if len(sc.Topics) == 0 {
 		return result{}, errors.New("scenario: it has no SNS topic for the notifications")

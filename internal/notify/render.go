@@ -210,7 +210,7 @@ func email(in workflow.NotifyInput) string {
 			p("drops them. ICMP, and flows through a Network or Gateway Load Balancer, a NAT gateway or a transit")
 			p("gateway, stay tracked.")
 		} else {
-			p("e.g. an open SSH session or a reverse shell (see CONNECTION_TRACKING=untrack-first).")
+			p("e.g. an open SSH session or a reverse shell (see the stack parameter ConnectionTracking=untrack-first).")
 		}
 	}
 
