@@ -115,7 +115,8 @@ func releaseCommand(ctx context.Context, args []string, stdin io.Reader, stdout,
 	if f.logs {
 		logOut = stderr
 	}
-	r, published, err := localRunner(acc, ec2isolation.ReleaseDefinition, runner.ReleaseStateMachineName, env, slog.New(slog.NewJSONHandler(logOut, nil)))
+	show := newProgress(stderr, f.json, time.Now)
+	r, published, err := localRunner(acc, ec2isolation.ReleaseDefinition, runner.ReleaseStateMachineName, env, slog.New(slog.NewJSONHandler(logOut, nil)), show)
 	if err != nil {
 		return fail(err)
 	}
@@ -124,7 +125,9 @@ func releaseCommand(ctx context.Context, args []string, stdin io.Reader, stdout,
 		res.Before = &before
 	}
 	name := fmt.Sprintf("release-%s-%s", f.instance, time.Now().UTC().Format("20060102T150405Z"))
+	show.begin("Execution " + name + ":")
 	exec := r.Start(ctx, name, event)
+	show.end()
 	res.Executions = append(res.Executions, report(exec))
 	if after, err := inspect.Read(ctx, client, f.instance); err == nil {
 		res.After = &after

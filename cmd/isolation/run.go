@@ -243,7 +243,7 @@ func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		fmt.Fprintf(stderr, "isolation run: cannot set the tag %s=%s on %s, nothing was changed: %v\n", acc.names.TagKey, acc.names.TagValue, f.instance, err)
 		return exitFailed
 	}
-	res, err := isolate(ctx, acc, f, event, name, log)
+	res, err := isolate(ctx, acc, f, event, name, log, newProgress(stderr, f.json, time.Now))
 	if err != nil {
 		return fail(err)
 	}
@@ -262,8 +262,8 @@ func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, std
 }
 
 // isolate runs the state machine and reads the instance before and after.
-func isolate(ctx context.Context, acc account, f runFlags, event workflow.TagEvent, name string, log *slog.Logger) (result, error) {
-	r, published, err := localRunner(acc, ec2isolation.Definition, "", acc.names.Env(), log)
+func isolate(ctx context.Context, acc account, f runFlags, event workflow.TagEvent, name string, log *slog.Logger, show *progress) (result, error) {
+	r, published, err := localRunner(acc, ec2isolation.Definition, "", acc.names.Env(), log, show)
 	if err != nil {
 		return result{}, err
 	}
@@ -276,7 +276,9 @@ func isolate(ctx context.Context, acc account, f runFlags, event workflow.TagEve
 	if before, err := inspect.Read(ctx, reader, f.instance); err == nil {
 		res.Before = &before
 	}
+	show.begin("Execution " + name + ":")
 	exec := r.Start(ctx, name, input)
+	show.end()
 	res.Executions = append(res.Executions, report(exec))
 	after, err := inspect.Read(ctx, reader, f.instance)
 	if err == nil {
@@ -355,7 +357,7 @@ func openUsableAccount(ctx context.Context, a accountFlags) (account, error) {
 // localRunner runs def (machine: its name in execution ARNs, "" for the isolation's) in this process against the
 // account with env as the functions' environment. published returns what "Notify" published, to print it as
 // simulate does (a real topic cannot be read back).
-func localRunner(acc account, def []byte, machine string, env map[string]string, log *slog.Logger) (r *runner.Runner, published func() []notificationShown, err error) {
+func localRunner(acc account, def []byte, machine string, env map[string]string, log *slog.Logger, show *progress) (r *runner.Runner, published func() []notificationShown, err error) {
 	var (
 		mu    sync.Mutex
 		shown []notificationShown
@@ -374,8 +376,9 @@ func localRunner(acc account, def []byte, machine string, env map[string]string,
 			}
 			return cfg
 		},
-		Env: func(k string) string { return env[k] },
-		Log: log,
+		Env:        func(k string) string { return env[k] },
+		Log:        log,
+		OnProgress: show.callback(),
 	})
 	return r, func() []notificationShown { mu.Lock(); defer mu.Unlock(); return slices.Clone(shown) }, err
 }

@@ -207,7 +207,8 @@ func runSimulation(ctx context.Context, f simulateFlags, stderr io.Writer) (resu
 		"CONNECTION_TRACKING": f.tracking,
 	})
 	log := slog.New(slog.NewJSONHandler(logOut, nil))
-	r, err := simRunner(srv, clock, env, log, ec2isolation.Definition, runner.StateMachineName)
+	show := newProgress(stderr, f.json, clock.Now)
+	r, err := simRunner(srv, clock, env, log, ec2isolation.Definition, runner.StateMachineName, show)
 	if err != nil {
 		return result{}, err
 	}
@@ -228,10 +229,15 @@ func runSimulation(ctx context.Context, f simulateFlags, stderr io.Writer) (resu
 	}
 	name := "simulate-" + clock.Now().UTC().Format("20060102T150405")
 	applyTagChange(ctx, srv, event)
+	show.begin("Execution " + name + ":")
 	exec := r.Start(ctx, name, event)
+	show.end()
 	res.Executions = append(res.Executions, report(exec))
 	if f.redrive && exec.Status != asl.StatusSucceeded {
-		if err := r.Redrive(ctx, exec); err != nil {
+		show.begin("Redrive of " + name + ":")
+		err := r.Redrive(ctx, exec)
+		show.end()
+		if err != nil {
 			return result{}, err
 		}
 		res.Executions = append(res.Executions, report(exec))
@@ -242,7 +248,7 @@ func runSimulation(ctx context.Context, f simulateFlags, stderr io.Writer) (resu
 		}
 	}
 	if f.release && exec.Status == asl.StatusSucceeded {
-		rr, err := simRunner(srv, clock, env, log, ec2isolation.ReleaseDefinition, runner.ReleaseStateMachineName)
+		rr, err := simRunner(srv, clock, env, log, ec2isolation.ReleaseDefinition, runner.ReleaseStateMachineName, show)
 		if err != nil {
 			return result{}, err
 		}
@@ -251,7 +257,10 @@ func runSimulation(ctx context.Context, f simulateFlags, stderr io.Writer) (resu
 			return result{}, fmt.Errorf("release event: %w", err)
 		}
 		applyTagChange(ctx, srv, releaseEvent)
-		rel := rr.Start(ctx, "release-"+clock.Now().UTC().Format("20060102T150405"), releaseEvent)
+		relName := "release-" + clock.Now().UTC().Format("20060102T150405")
+		show.begin("Execution " + relName + ":")
+		rel := rr.Start(ctx, relName, releaseEvent)
+		show.end()
 		res.Executions = append(res.Executions, report(rel))
 		if released, err := inspect.Read(ctx, reader, id); err == nil {
 			res.Released = &released
@@ -270,8 +279,9 @@ func runSimulation(ctx context.Context, f simulateFlags, stderr io.Writer) (resu
 }
 
 // simRunner runs a definition (isolation or release) with the real handlers against the simulator, on its clock.
-func simRunner(srv *sim.Server, clock *sim.ScaledClock, env map[string]string, log *slog.Logger, definition []byte, name string) (*runner.Runner, error) {
+func simRunner(srv *sim.Server, clock *sim.ScaledClock, env map[string]string, log *slog.Logger, definition []byte, name string, show *progress) (*runner.Runner, error) {
 	return runner.New(runner.Config{
+		OnProgress:       show.callback(),
 		Definition:       definition,
 		StateMachineName: name,
 		Region:           srv.Region(),

@@ -166,3 +166,31 @@ func TestSimulateRefusesBadInputBeforeAnyExecution(t *testing.T) {
 		}
 	}
 }
+
+// Live progress (issue 15, item 5): piped, every state of the execution is a plain "started" line and a "done"
+// line on stderr as it happens (the report stays on stdout); --json adds nothing.
+func TestSimulateShowsProgressUnlessJSON(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"simulate", "--speed", "20"}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	progress := errOut.String()
+	for _, state := range []string{"Validate and record", "Contain", "Apply isolation security group", "Verify containment", "Snapshot volumes", "Notify success"} {
+		started := regexp.MustCompile(`(?m)^  \+\S+\s+started\s+` + regexp.QuoteMeta(state) + `$`)
+		done := regexp.MustCompile(`(?m)^  \+\S+\s+done\s+` + regexp.QuoteMeta(state) + ` in \S+$`)
+		if !started.MatchString(progress) || !done.MatchString(progress) {
+			t.Errorf("progress lacks the start or the end of %q:\n%s", state, progress)
+		}
+	}
+	if !strings.Contains(progress, "SUCCEEDED") || strings.Contains(out.String(), "started ") {
+		t.Errorf("want the execution's end on stderr and no progress on stdout; stderr:\n%s", progress)
+	}
+	if strings.Contains(progress, "\033[") {
+		t.Error("terminal control sequences in piped output")
+	}
+	out.Reset()
+	errOut.Reset()
+	if code := run(context.Background(), []string{"simulate", "--speed", "20", "--json"}, &out, &errOut); code != 0 || errOut.Len() != 0 {
+		t.Errorf("--json: exit %d, stderr %q; want 0 and nothing", code, errOut.String())
+	}
+}
