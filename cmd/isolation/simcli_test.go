@@ -18,13 +18,13 @@ import (
 // onSim starts the simulator with a built-in scenario (without its faults and delays) and points the standard AWS
 // configuration at it, as an engineer's shell would with AWS_ENDPOINT_URL. It returns the server and the flags
 // that name the stack's resources in it (the simulator has no CloudFormation: the settings come from flags).
-func onSim(t *testing.T, scenario string) (*sim.Server, []string) {
+func onSim(t *testing.T, scenario string, faults ...sim.ErrorFault) (*sim.Server, []string) {
 	t.Helper()
 	sc, err := loadScenario(scenario)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sc.Faults, sc.Behaviour = sim.Faults{}, sim.Behaviour{}
+	sc.Faults, sc.Behaviour = sim.Faults{Errors: faults}, sim.Behaviour{}
 	for i := range sc.InstanceProfiles {
 		sc.InstanceProfiles[i].VisibleAfter = 0
 	}
@@ -116,5 +116,31 @@ func TestVersion(t *testing.T) {
 	code, out, _ := cli(t, "", "--version")
 	if code != exitOK || !strings.HasPrefix(out, "isolation ") || !strings.Contains(out, "go1.") {
 		t.Errorf("--version: exit %d, %q", code, out)
+	}
+}
+
+// A failed local run says to run the command again, in the notification and on stderr: there is no Step
+// Functions execution to redrive (issue 15, item 4). Running it again, the fault gone, isolates.
+func TestFailedRunSaysRunAgainNotRedrive(t *testing.T) {
+	const instance = "i-0a1b2c3d4e5f60718"
+	denied := sim.ErrorFault{Service: "ec2", Action: "CreateSnapshots", Code: "UnauthorizedOperation", Status: 403,
+		Message: "You are not authorized to perform this operation.", Count: 1}
+	_, names := onSim(t, "release", denied)
+	args := append([]string{"run", "--instance", instance, "--yes"}, names...)
+	code, out, errOut := cli(t, "", args...)
+	if code != exitFailed {
+		t.Fatalf("run with CreateSnapshots denied: exit %d, want 1\n%s\n%s", code, out, errOut)
+	}
+	rerun := commandLine("run", args[1:])
+	for what, text := range map[string]string{"stdout (the notification)": out, "stderr": errOut} {
+		if strings.Contains(text, "redrive-execution") {
+			t.Errorf("%s advises redrive-execution for a local run:\n%s", what, text)
+		}
+		if !strings.Contains(text, "run the command again") && !strings.Contains(text, "run the same command again") || !strings.Contains(text, rerun) {
+			t.Errorf("%s does not say to run %q again:\n%s", what, rerun, text)
+		}
+	}
+	if code, out, errOut := cli(t, "", args...); code != exitOK || !strings.Contains(out, "Isolated: yes") {
+		t.Errorf("the same command again: exit %d\n%s\n%s", code, out, errOut)
 	}
 }
