@@ -41,11 +41,11 @@ func TestIsolateThenRelease(t *testing.T) {
 	t.Cleanup(srv.Close)
 	env := stackenv.ForSim(sc, srv.Region(), srv.AccountID(), nil)
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
-	isolation, err := simRunner(srv, clock, env, log, ec2isolation.Definition, runner.StateMachineName)
+	isolation, err := simRunner(srv, clock, env, log, ec2isolation.Definition, runner.StateMachineName, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	release, err := simRunner(srv, clock, env, log, ec2isolation.ReleaseDefinition, runner.ReleaseStateMachineName)
+	release, err := simRunner(srv, clock, env, log, ec2isolation.ReleaseDefinition, runner.ReleaseStateMachineName, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -99,6 +99,9 @@ func render(in workflow.NotifyInput) (message, error) {
 
 // redrive says how to redrive the execution: the CLI command and, in the aws partition, the console page.
 func redrive(in workflow.NotifyInput) (cli, console string) {
+	if in.RerunCommand != "" {
+		return in.RerunCommand, ""
+	}
 	m := executionARNPattern.FindStringSubmatch(in.ExecutionARN)
 	if m == nil {
 		name := plain(in.ExecutionName, maxValue)
@@ -210,7 +213,7 @@ func email(in workflow.NotifyInput) string {
 			p("drops them. ICMP, and flows through a Network or Gateway Load Balancer, a NAT gateway or a transit")
 			p("gateway, stay tracked.")
 		} else {
-			p("e.g. an open SSH session or a reverse shell (see CONNECTION_TRACKING=untrack-first).")
+			p("e.g. an open SSH session or a reverse shell (see the stack parameter ConnectionTracking=untrack-first).")
 		}
 	}
 
@@ -218,12 +221,20 @@ func email(in workflow.NotifyInput) string {
 		cli, console := redrive(in)
 		p("")
 		p("HOW TO RESUME")
-		p("Fix the cause, then redrive the execution. It restarts at the failed state; every step is idempotent")
-		p("and does only what is missing.")
-		p("  %s", cli)
-		if console != "" {
+		switch {
+		case in.RerunCommand != "":
+			p("This execution ran on a responder's machine: there is no Step Functions execution to redrive. Fix the")
+			p("cause, then run the command again; every step is idempotent and does only what is missing.")
+			p("  %s", cli)
+		case console != "":
+			p("Fix the cause, then redrive the execution. It restarts at the failed state; every step is idempotent")
+			p("and does only what is missing.")
+			p("  %s", cli)
 			p("or in the Step Functions console: %s -> Redrive", console)
-		} else {
+		default:
+			p("Fix the cause, then redrive the execution. It restarts at the failed state; every step is idempotent")
+			p("and does only what is missing.")
+			p("  %s", cli)
 			p("or in the Step Functions console: the execution -> Redrive")
 		}
 	}
@@ -490,8 +501,7 @@ func chatbot(in workflow.NotifyInput, shownID string) chatbotNotification {
 		}
 		if !refused(in) && !adviseFor(in, c).noRedrive {
 			cli, console := redrive(in)
-			n.Content.NextSteps = append(n.Content.NextSteps,
-				"Fix the cause, then redrive the execution (it restarts at the failed state; every step is idempotent): "+code(cli, 400))
+			n.Content.NextSteps = append(n.Content.NextSteps, resumeStep(in, cli))
 			if console != "" {
 				n.Content.NextSteps = append(n.Content.NextSteps, "Or in the Step Functions console: "+console)
 			}
@@ -522,8 +532,7 @@ func chatbot(in workflow.NotifyInput, shownID string) chatbotNotification {
 		}
 		if !adviseFor(in, c).noRedrive {
 			cli, console := redrive(in)
-			n.Content.NextSteps = append(n.Content.NextSteps,
-				"Fix the cause, then redrive the execution (it restarts at the failed state; every step is idempotent): "+code(cli, 400))
+			n.Content.NextSteps = append(n.Content.NextSteps, resumeStep(in, cli))
 			if console != "" {
 				n.Content.NextSteps = append(n.Content.NextSteps, "Or in the Step Functions console: "+console)
 			}
@@ -566,4 +575,12 @@ func chatbot(in workflow.NotifyInput, shownID string) chatbotNotification {
 		n.Content.Keywords = append(n.Content.Keywords, shownID)
 	}
 	return n
+}
+
+// resumeStep is the chat's next step after a failure: redrive, or for a local run, run the command again.
+func resumeStep(in workflow.NotifyInput, cli string) string {
+	if in.RerunCommand != "" {
+		return "Fix the cause, then run the command again (it ran on a responder's machine; every step is idempotent): " + code(cli, 400)
+	}
+	return "Fix the cause, then redrive the execution (it restarts at the failed state; every step is idempotent): " + code(cli, 400)
 }

@@ -331,6 +331,10 @@ type NotifyInput struct {
 	// RedriveCount is $$.Execution.RedriveCount as "Notify failure" runs. When it is greater than every
 	// failure's RedriveCount, this run is a redrive resuming: Notify publishes nothing and answers ResumeAt.
 	RedriveCount int `json:"redriveCount"`
+	// RerunCommand (slice L, issue 15) is not part of the state's input: Notify sets it from its settings when
+	// the execution runs on a responder's machine (isolation run/release), where there is no Step Functions
+	// execution to redrive and running the command again resumes it.
+	RerunCommand string `json:"-"`
 }
 
 // UnmarshalJSON decodes the input of "Notify success" / "Notify failure". The event ($$.Execution.Input) is the
