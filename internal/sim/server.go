@@ -64,7 +64,7 @@ type Server struct {
 	srv        *http.Server
 	url        string
 	closing    sync.Once
-	inProcess  bool // WithInProcess: no listener
+	inProcess  bool       // WithInProcess: no listener
 	sink       func(Call) // WithCallSink: calls handed over instead of kept
 }
 
