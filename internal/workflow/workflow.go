@@ -167,6 +167,9 @@ type InstanceInput struct {
 	InstanceID    string `json:"instanceId"`
 	ExecutionName string `json:"executionName"`
 	Reason        string `json:"reason,omitempty"`
+	// Volumes (slice S, issue 16) are the EBS volumes "Validate and record" read: "Snapshot volumes" uses them
+	// instead of describing the instance again. Absent or empty: the step describes the instance.
+	Volumes []Volume `json:"volumes,omitempty"`
 }
 
 // DisassociateOutput says which associations "Disassociate profile" removed (none when there were none).
