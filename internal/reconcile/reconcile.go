@@ -237,7 +237,9 @@ func (h *Handler) list(ctx context.Context) ([]ec2types.Instance, []string, erro
 			}
 		}
 	}
-	slices.SortFunc(tagged, func(a, b ec2types.Instance) int { return strings.Compare(aws.ToString(a.InstanceId), aws.ToString(b.InstanceId)) })
+	slices.SortFunc(tagged, func(a, b ec2types.Instance) int {
+		return strings.Compare(aws.ToString(a.InstanceId), aws.ToString(b.InstanceId))
+	})
 	slices.Sort(vpcs)
 	return tagged, slices.Compact(vpcs), nil
 }
