@@ -179,6 +179,12 @@ func email(in workflow.NotifyInput) string {
 		p("Instance:   %s (%s)", v(r.InstanceID), v(r.InstanceARN))
 		p("Account:    %s, region %s, zone %s", v(r.Account), v(r.Region), v(r.AvailabilityZone))
 		p("Reason:     %s", v(r.Reason))
+		if rc := r.Reconcile; rc != nil {
+			p("Started by: the reconciler, not the tag event: %s", v(rc.Reason))
+			for _, o := range rc.Open {
+				p("            open: %s", v(o))
+			}
+		}
 	}
 
 	if in.Outcome == workflow.OutcomeFailed {
@@ -545,6 +551,9 @@ func chatbot(in workflow.NotifyInput, shownID string) chatbotNotification {
 	}
 	if in.Record != nil {
 		p("*Reason:* %s", c(in.Record.Reason))
+		if rc := in.Record.Reconcile; rc != nil {
+			p("*Started by the reconciler:* %s", c(rc.Reason))
+		}
 	}
 	if done := doneLines(in, maxChatItems, c); len(done) > 0 {
 		if in.Outcome == workflow.OutcomeSucceeded {

@@ -64,8 +64,9 @@ type Server struct {
 	srv        *http.Server
 	url        string
 	closing    sync.Once
-	inProcess  bool       // WithInProcess: no listener
-	sink       func(Call) // WithCallSink: calls handed over instead of kept
+	inProcess  bool         // WithInProcess: no listener
+	sink       func(Call)   // WithCallSink: calls handed over instead of kept
+	states     *statesState // Step Functions (states.go); guarded by mu
 }
 
 // Option configures a Server.
@@ -252,6 +253,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	service, caller := parseAuthorization(r.Header.Get("Authorization"))
+	if service == "states" {
+		s.serveStates(w, r, body, caller, start)
+		return
+	}
 	var req *request
 	if service == "s3" {
 		req = s3Request(r, body)
