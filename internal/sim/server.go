@@ -414,6 +414,9 @@ func (s *Server) act(req *request) answer {
 	if h == nil {
 		return answer{err: errf(400, "InvalidAction", "The action %s is not valid for this web service.", req.action)}
 	}
+	if err := a.denied(req); err != nil {
+		return answer{err: err}
+	}
 	payload, err := h(a, req)
 	if err != nil {
 		return answer{err: err}
