@@ -329,6 +329,7 @@ func TestRolesAllowExactlyWhatTheCodeCalls(t *testing.T) {
 	noProfile := loadScenario(t) // the isolation profile removed by hand: associated again
 	noProfile.Instances[0].Profile = ""
 	calls = append(calls, verifyOpen(t, noProfile, nil)...)
+	calls = append(calls, reconcileCalls(t)...)
 
 	got := permissions.Required(calls)
 	want := tmpl.FunctionActions()

@@ -28,6 +28,7 @@ func Defaults() map[string]string {
 		"KEEP_VOLUMES":                  "true",
 		"DETACH_AUTO_SCALING":           "true",
 		"DEREGISTER_TARGETS":            "true",
+		"PRECREATE_GROUPS":              "true", // the reconciler's (issue 14)
 	}
 }
 
