@@ -226,6 +226,4 @@ var Functions = []Function{
 	function("restore-instance-profile", "RestoreInstanceProfileFunctionArn", steps.RestoreInstanceProfile),
 	function("lift-credential-revocation", "LiftCredentialRevocationFunctionArn", steps.LiftCredentialRevocation),
 	function("restore-evidence-settings", "RestoreEvidenceSettingsFunctionArn", steps.RestoreEvidenceSettings),
-	// The reconciler (issue 14) is in no definition: it starts them (internal/reconcile/simrun runs it).
-	function("reconcile", "ReconcileFunctionArn", steps.Reconcile),
 }
