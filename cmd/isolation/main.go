@@ -30,6 +30,7 @@ commands:
   run        break-glass: run it from this machine against the configured AWS account (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL)
   preflight  check, changing nothing, that the configured account could isolate an instance
   release    break-glass: set the release tag and run the release state machine from this machine
+  status     every tagged instance: its declared state, whether it is in it, what is open, its incident
   bench      measure the containment path, cold starts, a tagging storm and the cost (docs/PERFORMANCE.md)
 `
 
@@ -54,6 +55,8 @@ func runWithInput(ctx context.Context, args []string, stdin io.Reader, stdout, s
 		return releaseCommand(ctx, args[1:], stdin, stdout, stderr)
 	case "bench":
 		return benchCommand(ctx, args[1:], stdout, stderr)
+	case "status":
+		return statusCommand(ctx, args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
