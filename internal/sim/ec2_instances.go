@@ -200,27 +200,32 @@ func describeInstances(a *Account, req *request) (any, *apiError) {
 	if req.dryRun {
 		return nil, nil
 	}
+	// Read-only: the ENIs and associations are indexed once for the whole answer, not scanned per instance.
+	defer a.indexInstances()()
 	out := &describeInstancesOut{}
 	fs := req.p.filters()
+	var match []*instance
 	for _, inst := range a.instances.all() {
 		if len(ids) > 0 && !slices.Contains(ids, inst.id) {
 			continue
 		}
-		match, err := matchFilters(fs, a.tags[inst.id], a.instanceFilterFields(inst))
+		ok, err := matchFilters(fs, a.tags[inst.id], a.instanceFilterFields(inst))
 		if err != nil {
 			return nil, err
 		}
-		if !match {
-			continue
+		if ok {
+			match = append(match, inst)
 		}
-		out.Reservations = append(out.Reservations, xReservation{ReservationID: derivedID("r", inst.id), OwnerID: a.id,
-			Instances: []xInstance{a.instanceXML(inst)}})
 	}
-	from, to, next, perr := ec2Page(req, len(out.Reservations), len(ids) > 0)
+	from, to, next, perr := ec2Page(req, len(match), len(ids) > 0)
 	if perr != nil {
 		return nil, perr
 	}
-	out.Reservations, out.NextToken = out.Reservations[from:to], next
+	for _, inst := range match[from:to] {
+		out.Reservations = append(out.Reservations, xReservation{ReservationID: derivedID("r", inst.id), OwnerID: a.id,
+			Instances: []xInstance{a.instanceXML(inst)}})
+	}
+	out.NextToken = next
 	return out, nil
 }
 
