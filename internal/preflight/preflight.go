@@ -248,8 +248,8 @@ func (p *prober) instance(ctx context.Context, region string) *workflow.Record {
 	if rec.ProfileAssociation != nil {
 		prof = "profile " + rec.ProfileAssociation.ProfileARN
 	}
-	p.add(Check{Name: name, Status: Pass, Detail: fmt.Sprintf("%s, %d ENIs in %d VPCs (%s), %d volumes, %s",
-		rec.State, len(rec.NetworkInterfaces), len(rec.VpcIDs), strings.Join(rec.VpcIDs, ", "), vols, prof)})
+	p.add(Check{Name: name, Status: Pass, Detail: fmt.Sprintf("%s, %s in %s (%s), %s, %s",
+		rec.State, Count(len(rec.NetworkInterfaces), "ENI"), Count(len(rec.VpcIDs), "VPC"), strings.Join(rec.VpcIDs, ", "), Count(vols, "volume"), prof)})
 	return &rec
 }
 
@@ -367,7 +367,7 @@ func (p *prober) interfaces(ctx context.Context, rec *workflow.Record, groups ma
 
 // snapshots checks that the instance's volumes may be snapshotted, with the tags the workflow puts on them.
 func (p *prober) snapshots(ctx context.Context, rec *workflow.Record) {
-	name := fmt.Sprintf("snapshot %d volumes", len(rec.Volumes))
+	name := "snapshot " + Count(len(rec.Volumes), "volume")
 	if _, err := p.c.EC2.DescribeSnapshots(ctx, &ec2.DescribeSnapshotsInput{OwnerIds: []string{"self"}, Filters: []types.Filter{
 		{Name: aws.String("tag:" + snapshot.TagInstanceID), Values: []string{rec.InstanceID}},
 	}}); err != nil {
@@ -593,4 +593,12 @@ func quote(s string) string { return fmt.Sprintf("%q", s) }
 func isProfileNamed(arn, name string) bool {
 	_, res, ok := strings.Cut(arn, ":instance-profile/")
 	return ok && strings.EqualFold(res[strings.LastIndex(res, "/")+1:], name)
+}
+
+// Count is "1 thing" or "n things" (an English plural in s).
+func Count(n int, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return fmt.Sprintf("%d %ss", n, thing)
 }

@@ -269,3 +269,26 @@ func TestChecksExistingGroupWithRules(t *testing.T) {
 		}
 	}
 }
+
+// One ENI, one VPC, one volume: said in the singular (issue 15, item 9).
+func TestChecksCountInEnglish(t *testing.T) {
+	sc := account()
+	sc.Instances[0].NetworkInterfaces = sc.Instances[0].NetworkInterfaces[:1]
+	sc.Instances[0].Volumes = sc.Instances[0].Volumes[:1]
+	rep, _ := check(t, sc, names)
+	var instance, snapshot string
+	for _, c := range rep.Checks {
+		switch {
+		case c.Name == "instance "+instanceID:
+			instance = c.Detail
+		case strings.HasPrefix(c.Name, "snapshot "):
+			snapshot = c.Name
+		}
+	}
+	if !strings.Contains(instance, "1 ENI in 1 VPC (") || !strings.Contains(instance, ", 1 volume,") {
+		t.Errorf("instance check says %q, want 1 ENI in 1 VPC, 1 volume", instance)
+	}
+	if snapshot != "snapshot 1 volume" {
+		t.Errorf("snapshot check named %q, want %q", snapshot, "snapshot 1 volume")
+	}
+}
