@@ -179,6 +179,12 @@ func email(in workflow.NotifyInput) string {
 		p("Instance:   %s (%s)", v(r.InstanceID), v(r.InstanceARN))
 		p("Account:    %s, region %s, zone %s", v(r.Account), v(r.Region), v(r.AvailabilityZone))
 		p("Reason:     %s", v(r.Reason))
+		if rc := r.Reconcile; rc != nil {
+			p("Started by: the reconciler, not the tag event: %s", v(rc.Reason))
+			for _, o := range rc.Open {
+				p("            open: %s", v(o))
+			}
+		}
 	}
 
 	if in.Outcome == workflow.OutcomeFailed {
@@ -391,6 +397,13 @@ func doneLines(in workflow.NotifyInput, max int, v func(string) string) []string
 				how = already
 			}
 			p("    role %s: inline policy %s %s", v(role.RoleName), v(role.PolicyName), how)
+			if role.Until != nil && role.DeniedBefore != nil {
+				// Issue 13: credentials copied before the release stay valid for hours; the policy outlives the release.
+				p("      it still denies the instance's credentials issued before %s (any copied before the release), "+
+					"and stays until %s, when none of them can still be valid (the longest a temporary credential lives: 36 hours); "+
+					"then `isolation cleanup` or the reconciler deletes it, or: aws iam delete-role-policy --role-name %s --policy-name %s",
+					role.DeniedBefore.UTC().Format(time.RFC3339Nano), role.Until.UTC().Format(time.RFC3339), v(role.RoleName), v(role.PolicyName))
+			}
 		}
 		for _, s := range r.Skipped {
 			p("    skipped: %s", v(s))
@@ -426,7 +439,7 @@ func doneLines(in workflow.NotifyInput, max int, v func(string) string) []string
 	changes("Evidence preserved (Preserve evidence)", in.Preserve)
 	changes("Security groups restored (Restore security groups)", in.RestoreGroups)
 	changes("Instance profile restored (Restore instance profile)", in.RestoreProfile)
-	revocation("Credential revocation lifted (Lift credential revocation)", in.LiftRevocation, "removed", "already removed")
+	revocation("Credential revocation lifted (Lift credential revocation)", in.LiftRevocation, "replaced: fresh credentials work", "already replaced")
 	changes("Evidence settings restored (Restore evidence settings)", in.RestoreEvidence)
 	if s := in.Snapshot; s != nil {
 		note := ""
@@ -551,6 +564,9 @@ func chatbot(in workflow.NotifyInput, shownID string) chatbotNotification {
 	}
 	if in.Record != nil {
 		p("*Reason:* %s", c(in.Record.Reason))
+		if rc := in.Record.Reconcile; rc != nil {
+			p("*Started by the reconciler:* %s", c(rc.Reason))
+		}
 	}
 	if done := doneLines(in, maxChatItems, c); len(done) > 0 {
 		if in.Outcome == workflow.OutcomeSucceeded {

@@ -24,6 +24,26 @@ type TagEvent struct {
 	Region     string    `json:"region"`
 	Resources  []string  `json:"resources"`
 	Detail     TagDetail `json:"detail"`
+	// Reconcile is set when the reconciler (issue 14), not EventBridge, started the execution: the instance's
+	// current tag, with no execution seen for it. Nil for a real event.
+	Reconcile *Reconcile `json:"reconcile,omitempty"`
+}
+
+// Reasons the reconciler gives for an execution it starts.
+const (
+	ReasonLostEvent        = "the tag event was not seen"
+	ReasonDrift            = "isolation was undone by hand: drift"
+	ReasonLostReleaseEvent = "the release tag event was not seen"
+)
+
+// Reconcile is why the reconciler started an execution.
+type Reconcile struct {
+	// Reason is one of the Reason constants.
+	Reason string `json:"reason"`
+	// Open is what the reconciler's read-back found open, in the words of "Verify containment".
+	Open []string `json:"open,omitempty"`
+	// Pass names the reconciler's pass (its scheduled time).
+	Pass string `json:"pass,omitempty"`
 }
 
 // InstanceID is the instance id the event's only resource names (arn:…:instance/i-…), or "" when it names no
@@ -133,6 +153,8 @@ type Record struct {
 	// ManagedGroups are the ids of the security groups tagged ec2-isolation:managed=true that "Validate and
 	// record" saw (any VPC, any name): the groups that are isolation artifacts on an ENI.
 	ManagedGroups []string `json:"managedGroups,omitempty"`
+	// Reconcile (issue 14) is the event's: set when the reconciler started the execution, and why.
+	Reconcile *Reconcile `json:"reconcile,omitempty"`
 }
 
 // Genuine reports whether the record is an observation of the instance before any isolation change: it shows no
@@ -167,6 +189,9 @@ type InstanceInput struct {
 	InstanceID    string `json:"instanceId"`
 	ExecutionName string `json:"executionName"`
 	Reason        string `json:"reason,omitempty"`
+	// Volumes (slice S, issue 16) are the EBS volumes "Validate and record" read: "Snapshot volumes" uses them
+	// instead of describing the instance again. Absent or empty: the step describes the instance.
+	Volumes []Volume `json:"volumes,omitempty"`
 }
 
 // DisassociateOutput says which associations "Disassociate profile" removed (none when there were none).
