@@ -27,6 +27,7 @@ import (
 	"github.com/ec2-isolation/ec2-isolation/internal/secgroup"
 	"github.com/ec2-isolation/ec2-isolation/internal/snapshot"
 	"github.com/ec2-isolation/ec2-isolation/internal/steperr"
+	"github.com/ec2-isolation/ec2-isolation/internal/targets"
 	"github.com/ec2-isolation/ec2-isolation/internal/validate"
 	"github.com/ec2-isolation/ec2-isolation/internal/workflow"
 )
@@ -91,6 +92,7 @@ type EC2API interface {
 	ModifyNetworkInterfaceAttribute(ctx context.Context, in *ec2.ModifyNetworkInterfaceAttributeInput, opts ...func(*ec2.Options)) (*ec2.ModifyNetworkInterfaceAttributeOutput, error)
 	CreateSnapshots(ctx context.Context, in *ec2.CreateSnapshotsInput, opts ...func(*ec2.Options)) (*ec2.CreateSnapshotsOutput, error)
 	CreateTags(ctx context.Context, in *ec2.CreateTagsInput, opts ...func(*ec2.Options)) (*ec2.CreateTagsOutput, error)
+	ModifyInstanceAttribute(ctx context.Context, in *ec2.ModifyInstanceAttributeInput, opts ...func(*ec2.Options)) (*ec2.ModifyInstanceAttributeOutput, error)
 }
 
 // IAMAPI is the part of the IAM client the checks use.
@@ -110,6 +112,10 @@ type Clients struct {
 	EC2 EC2API
 	IAM IAMAPI
 	SNS SNSAPI
+	// S3, AutoScaling and ELB (issue 15, item 2) may be nil too: their checks are then unverified.
+	S3          S3API
+	AutoScaling AutoScalingAPI
+	ELB         targets.API
 }
 
 // Input says what to check.
@@ -142,6 +148,7 @@ func Run(ctx context.Context, c Clients, in Input) Report {
 	}
 	roleARN := p.profile(ctx)
 	p.topic(ctx)
+	p.bucket(ctx)
 
 	if in.InstanceID == "" {
 		p.add(Check{Name: "instance", Status: Skipped, Detail: "no --instance: only the account-wide checks ran"})
@@ -152,6 +159,8 @@ func Run(ctx context.Context, c Clients, in Input) Report {
 		p.interfaces(ctx, rec, groups)
 		p.snapshots(ctx, rec)
 		p.associations(ctx, rec, roleARN)
+		p.evidence(ctx, rec)
+		p.revocation(ctx, rec)
 	}
 	p.publish(ctx)
 	return p.rep
@@ -555,7 +564,8 @@ func deniedAction(err error) string {
 	if !errors.As(err, &oe) {
 		return ""
 	}
-	prefix := map[string]string{"EC2": "ec2", "IAM": "iam", "SNS": "sns", "STS": "sts", "CloudFormation": "cloudformation"}[oe.ServiceID]
+	prefix := map[string]string{"EC2": "ec2", "IAM": "iam", "SNS": "sns", "STS": "sts", "CloudFormation": "cloudformation",
+		"S3": "s3", "Auto Scaling": "autoscaling", "Elastic Load Balancing v2": "elasticloadbalancing"}[oe.ServiceID]
 	if prefix == "" {
 		prefix = strings.ToLower(oe.ServiceID)
 	}
@@ -601,4 +611,8 @@ func Count(n int, thing string) string {
 		return "1 " + thing
 	}
 	return fmt.Sprintf("%d %ss", n, thing)
+}
+
+func iamProfileInput(name string) *iam.GetInstanceProfileInput {
+	return &iam.GetInstanceProfileInput{InstanceProfileName: aws.String(name)}
 }
