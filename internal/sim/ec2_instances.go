@@ -202,7 +202,11 @@ func describeInstances(a *Account, req *request) (any, *apiError) {
 	}
 	out := &describeInstancesOut{}
 	fs := req.p.filters()
-	for _, inst := range a.instances.all() {
+	all := a.instances.all
+	if len(ids) == 1 { // the common call: one instance, looked up rather than found among them all
+		all = func() []*instance { return []*instance{a.instances.get(ids[0])} }
+	}
+	for _, inst := range all() {
 		if len(ids) > 0 && !slices.Contains(ids, inst.id) {
 			continue
 		}
