@@ -250,6 +250,7 @@ func (b *bench) storm(ctx context.Context, concurrency int) (StormResult, error)
 	}
 	var wg sync.WaitGroup
 	var admittedLast atomic.Int64
+	sfn := &tokenWaiter{clock: h.clock, bucket: startExecutionBucket}
 	if w := b.opts.Window; w > 0 {
 		// The starter: the queue hands out events in tag order; each of w slots starts the next execution when
 		// its previous one ended, after StartExecution's bucket grants a token.
@@ -258,7 +259,6 @@ func (b *bench) storm(ctx context.Context, concurrency int) (StormResult, error)
 			next <- k
 		}
 		close(next)
-		sfn := &tokenWaiter{clock: h.clock, bucket: startExecutionBucket}
 		for range min(w, n) {
 			wg.Go(func() {
 				for k := range next {
@@ -269,8 +269,13 @@ func (b *bench) storm(ctx context.Context, concurrency int) (StormResult, error)
 			})
 		}
 	} else {
+		// EventBridge calls StartExecution once per event; a throttled call is retried by the target's retry
+		// policy (template.yaml: 185 attempts within 24 hours), modelled as waiting for StartExecution's bucket.
 		for k := range n {
-			wg.Go(func() { run(k) })
+			wg.Go(func() {
+				sfn.take()
+				run(k)
+			})
 		}
 	}
 	wg.Wait()
