@@ -23,8 +23,10 @@ go vet ./... || status=1
 step staticcheck
 go run "honnef.co/go/tools/cmd/staticcheck@${STATICCHECK_VERSION}" ./... || status=1
 
-step cfn-lint template.yaml
-cfn-lint template.yaml || { echo "cfn-lint exit $? (2 = errors, 4 = warnings; both fail)"; status=1; }
+for tpl in template.yaml organization/security-account.yaml; do
+	step "cfn-lint $tpl"
+	cfn-lint "$tpl" || { echo "cfn-lint exit $? (2 = errors, 4 = warnings; both fail)"; status=1; }
+done
 
 # Each definition as Step Functions sees it after the template's DefinitionSubstitutions.
 substituted=$(mktemp -d)

@@ -44,6 +44,8 @@ type Account struct {
 	asGroups     table[asGroup]
 	tags         map[string]map[string]string // resource id -> tags
 	messages     []Message
+	// sessions are instance role credentials handed out by InstanceCredentials (iam_eval.go), by access key id.
+	sessions map[string]*instanceSession
 }
 
 type vpc struct {

@@ -220,6 +220,11 @@ func describeInstances(a *Account, req *request) (any, *apiError) {
 		out.Reservations = append(out.Reservations, xReservation{ReservationID: derivedID("r", inst.id), OwnerID: a.id,
 			Instances: []xInstance{a.instanceXML(inst)}})
 	}
+	from, to, next, perr := ec2Page(req, len(out.Reservations), len(ids) > 0)
+	if perr != nil {
+		return nil, perr
+	}
+	out.Reservations, out.NextToken = out.Reservations[from:to], next
 	return out, nil
 }
 

@@ -173,5 +173,10 @@ func describeAssociations(a *Account, req *request) (any, *apiError) {
 			out.Associations = append(out.Associations, a.associationXML(as))
 		}
 	}
+	from, to, next, perr := ec2Page(req, len(out.Associations), len(ids) > 0)
+	if perr != nil {
+		return nil, perr
+	}
+	out.Associations, out.NextToken = out.Associations[from:to], next
 	return out, nil
 }

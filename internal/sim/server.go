@@ -64,8 +64,9 @@ type Server struct {
 	srv        *http.Server
 	url        string
 	closing    sync.Once
-	inProcess  bool       // WithInProcess: no listener
-	sink       func(Call) // WithCallSink: calls handed over instead of kept
+	inProcess  bool         // WithInProcess: no listener
+	sink       func(Call)   // WithCallSink: calls handed over instead of kept
+	states     *statesState // Step Functions (states.go); guarded by mu
 }
 
 // Option configures a Server.
@@ -252,6 +253,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	service, caller := parseAuthorization(r.Header.Get("Authorization"))
+	if service == "states" {
+		s.serveStates(w, r, body, caller, start)
+		return
+	}
 	var req *request
 	if service == "s3" {
 		req = s3Request(r, body)
@@ -398,6 +403,8 @@ func (s *Server) act(req *request) answer {
 		h = autoscalingHandlers[req.action]
 	case "elasticloadbalancing":
 		h = elbv2Handlers[req.action]
+	case "sts":
+		h = stsHandlers[req.action]
 	default:
 		return answer{err: errf(400, "InvalidAction", "The service %q is not simulated.", req.service)}
 	}
@@ -406,6 +413,9 @@ func (s *Server) act(req *request) answer {
 	}
 	if h == nil {
 		return answer{err: errf(400, "InvalidAction", "The action %s is not valid for this web service.", req.action)}
+	}
+	if err := a.denied(req); err != nil {
+		return answer{err: err}
 	}
 	payload, err := h(a, req)
 	if err != nil {
@@ -423,7 +433,7 @@ func (s *Server) act(req *request) answer {
 
 // queryVersions are the API versions of the Query services other than EC2.
 var queryVersions = map[string]string{"2010-03-31": "sns", "2010-05-08": "iam", "2011-01-01": "autoscaling",
-	"2015-12-01": "elasticloadbalancing"}
+	"2015-12-01": "elasticloadbalancing", "2011-06-15": "sts"}
 
 // handler runs one action on the account. A mutating handler must validate everything first and return before
 // changing anything when req.dryRun is set.

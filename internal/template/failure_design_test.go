@@ -51,6 +51,8 @@ type designState struct {
 type designMachine struct {
 	StartAt string
 	States  map[string]designState
+	// TimeoutSeconds is the execution timeout (issue 13, item 8; 0 in a branch).
+	TimeoutSeconds int
 }
 
 // houseRetry is statemachine/README.md's table: the same list, in this order, on every Task of both machines.

@@ -106,7 +106,10 @@ var sarActions = map[string]sarAction{
 	// Issue 7. Where keys is nil, the SAR's condition keys are not copied: no statement of the template puts a
 	// condition on that action (a condition added later fails the check until its keys are copied here).
 	"ec2:ModifyInstanceAttribute": {resources: []sarResource{
-		{typ: "ec2:instance", required: true, inCall: true, keys: sarInstanceKeys}}},
+		{typ: "ec2:instance", required: true, inCall: true, keys: sarInstanceKeys},
+		// Issue 13 item 12: with BlockDeviceMappings (each volume's DeleteOnTermination) the call may authorise the
+		// volumes too.
+		{typ: "ec2:volume", inCall: true}}},
 	"iam:GetInstanceProfile": {resources: []sarResource{{typ: "iam:instance-profile", required: true, inCall: true}}},
 	"iam:GetRolePolicy":      {resources: []sarResource{{typ: "iam:role", required: true, inCall: true}}},
 	"iam:PutRolePolicy": {resources: []sarResource{
@@ -165,6 +168,11 @@ var sarTagOnCreate = map[string]string{
 // arnOwnedElsewhere: EC2 resource types whose ARN can carry another account than the caller's: a subnet shared
 // through AWS RAM, and its VPC, belong to the VPC owner.
 var arnOwnedElsewhere = map[string]bool{"vpc": true, "subnet": true}
+
+// arnMayBeElsewhere: types whose ARN may name this account or any (issue 13 item 13): the release puts back the
+// pre-isolation security groups, which in a shared VPC may belong to the VPC owner; the isolation groups are this
+// account's own.
+var arnMayBeElsewhere = map[string]bool{"security-group": true}
 
 var subARN = regexp.MustCompile(`^arn:\$\{AWS::Partition\}:([a-z0-9-]+):(\$\{AWS::Region\}|[^:]*):(\$\{AWS::AccountId\}|[^:]*):(.+)$`)
 
@@ -226,6 +234,7 @@ func resolveResource(tpl *Template, v any, bad func(string, ...any)) policyResou
 				bad("Resource %q: snapshot ARNs have no account (arn:PARTITION:ec2:REGION::snapshot/ID)", s)
 			case arnOwnedElsewhere[typ] && account != "*":
 				bad("Resource %q: a %s ARN carries its owner's account, another account for a shared VPC: use * as the account", s, typ)
+			case arnMayBeElsewhere[typ] && account == "*":
 			case typ != "snapshot" && !arnOwnedElsewhere[typ] && account != "${AWS::AccountId}":
 				bad("Resource %q: account %q, want ${AWS::AccountId}", s, account)
 			}
@@ -605,15 +614,19 @@ func subOf(v any) string {
 func TestIAMReviewFunctionLogGroups(t *testing.T) {
 	tpl := load(t)
 	names := map[string]string{}
-	// The template's comment promises stack names of up to 37 characters (function names have at most 64).
-	const maxStackName = 37
+	// Function names have at most 64 characters: NamePrefix's MaxLength is what CloudFormation checks before it
+	// creates anything (issue 13, item 14; a stack name cannot be checked, see TestNamePrefixBoundsEveryName).
+	maxPrefix, _ := tpl.Parameters["NamePrefix"]["MaxLength"].(int)
+	if maxPrefix == 0 {
+		t.Fatal("parameter NamePrefix has no MaxLength")
+	}
 	for _, f := range tpl.Functions() {
 		fn := subOf(tpl.Resources[f.LogicalID].Properties["FunctionName"])
-		if want := "${AWS::StackName}-" + f.Dir; fn != want {
+		if want := "${NamePrefix}-" + f.Dir; fn != want {
 			t.Errorf("%s FunctionName = %v, want !Sub %s", f.LogicalID, tpl.Resources[f.LogicalID].Properties["FunctionName"], want)
 		}
-		if n := maxStackName + len("-"+f.Dir); n > 64 {
-			t.Errorf("%s: a %d-character stack name makes a %d-character function name (Lambda allows 64)", f.LogicalID, maxStackName, n)
+		if n := maxPrefix + len("-"+f.Dir); n > 64 {
+			t.Errorf("%s: a %d-character NamePrefix makes a %d-character function name (Lambda allows 64)", f.LogicalID, maxPrefix, n)
 		}
 		lc, _ := tpl.Resources[f.LogicalID].Properties["LoggingConfig"].(map[string]any)
 		group := refOf(lc["LogGroup"])
@@ -814,7 +827,7 @@ func TestIAMReviewNotificationsReachTheEncryptedTopic(t *testing.T) {
 		case string(principal) == `{"Service":"cloudwatch.amazonaws.com"}`:
 			cloudwatchKey = true
 		case string(principal) == `{"AWS":"*"}` &&
-			strings.Contains(string(cond), `"kms:ViaService":{"Fn::Sub":"sns.${AWS::Region}.amazonaws.com"}`) &&
+			strings.Contains(string(cond), `"kms:ViaService":{"Fn::Sub":"sns.${AWS::Region}.${AWS::URLSuffix}"}`) &&
 			strings.Contains(string(cond), `"kms:CallerAccount":{"Ref":"AWS::AccountId"}`):
 			viaSNS = true
 		}

@@ -295,11 +295,13 @@ func TestIAMWritesAreConfinedToRevocableRoles(t *testing.T) {
 	tpl := load(t)
 	writers := map[string]string{
 		"RevokeCredentialsRole":        "iam:PutRolePolicy",
-		"LiftCredentialRevocationRole": "iam:DeleteRolePolicy",
+		"LiftCredentialRevocationRole": "iam:PutRolePolicy", // replaces the revoking policy (issue 13)
 		"RestoreInstanceProfileRole":   "iam:PassRole",
 	}
 	revocable := map[string]any{"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${RevocableRoles}"}
-	stackRoles := map[string]any{"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${AWS::StackName}-*"}
+	// The stack's roles are told apart by their path (issue 13, item 11), not by their generated names, which
+	// CloudFormation truncates for a long stack name (StackSets' StackSet-<set>-<uuid> names are long).
+	stackRoles := map[string]any{"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${AWS::StackName}/*"}
 	for role, stmts := range allowStatements(t, tpl) {
 		for _, st := range stmts {
 			for _, a := range st.Action {

@@ -28,6 +28,8 @@ type Template struct {
 	Globals    map[string]map[string]any
 	Resources  map[string]Resource
 	Outputs    map[string]map[string]any
+	// Mappings is the Mappings section (issue 13: the log levels).
+	Mappings map[string]any
 }
 
 // Resource is one entry of Resources.
@@ -92,6 +94,7 @@ func Parse(b []byte) (*Template, error) {
 	t.Conditions, _ = root["Conditions"].(map[string]any)
 	t.Globals = mapOfMaps(root["Globals"])
 	t.Outputs = mapOfMaps(root["Outputs"])
+	t.Mappings, _ = root["Mappings"].(map[string]any)
 	resources, ok := root["Resources"].(map[string]any)
 	if !ok {
 		return nil, errors.New("template has no Resources mapping")
