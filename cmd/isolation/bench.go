@@ -35,7 +35,7 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs.IntVar(&o.Storm, "storm", 1000, "instances tagged at once in the storm")
 	fs.Float64Var(&o.StormFactor, "storm-speed", 10, "the storm's simulated clock runs this many times faster than real time")
 	conc := fs.String("concurrency", "template", "comma-separated reserved concurrencies of each function, one storm each (template: template.yaml's FunctionConcurrency default, as deployed; 0: none)")
-	fs.IntVar(&o.Window, "window", 100, "admission window: at most this many executions running at once, started in tag order (0: every execution started at the tag)")
+	fs.IntVar(&o.Window, "window", 60, "admission window: at most this many executions running at once, started in tag order (0: every execution started at the tag)")
 	fs.IntVar(&o.AccountConcurrency, "account-concurrency", 1000, "the account's Lambda concurrency shared by the functions without a reservation (Lambda's default quota; 0: unlimited)")
 	o.Env = map[string]string{}
 	fs.Func("env", "KEY=VALUE: override a function environment variable (stack parameter), repeatable", func(v string) error {
