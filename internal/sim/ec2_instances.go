@@ -200,12 +200,17 @@ func describeInstances(a *Account, req *request) (any, *apiError) {
 	if req.dryRun {
 		return nil, nil
 	}
-	// Read-only: the ENIs and associations are indexed once for the whole answer, not scanned per instance.
-	defer a.indexInstances()()
 	out := &describeInstancesOut{}
 	fs := req.p.filters()
+	all := a.instances.all
+	if len(ids) == 1 { // the common call: one instance, looked up rather than found among them all
+		all = func() []*instance { return []*instance{a.instances.get(ids[0])} }
+	} else {
+		// Read-only: the ENIs and associations are indexed once for the whole answer, not scanned per instance.
+		defer a.indexInstances()()
+	}
 	var match []*instance
-	for _, inst := range a.instances.all() {
+	for _, inst := range all() {
 		if len(ids) > 0 && !slices.Contains(ids, inst.id) {
 			continue
 		}
