@@ -164,6 +164,10 @@ type EvidenceInput struct {
 	// reads what it changes itself (Observed).
 	Record       *Record           `json:"record,omitempty"`
 	PreIsolation PreIsolationState `json:"preIsolation"`
+	// Rerun (issue 13 item 3): the first run of "Preserve evidence" takes termination protection, shutdown
+	// behaviour and each volume's delete-on-termination from Record (Validate read them moments before: three
+	// reads fewer); a retry or a redrive reads them again, since the first run may have changed them.
+	Rerun
 }
 
 // EvidenceObserved is what "Preserve evidence" saw before changing it: "Record outcome" adds it to the
