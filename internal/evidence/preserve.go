@@ -97,7 +97,9 @@ func (h *Preserve) Handle(ctx context.Context, in workflow.EvidenceInput) (workf
 		rec = in.Record
 	}
 	add(h.settings.TerminationProtection, "termination protection", EnvTerminationProtection,
-		func(ctx context.Context, r *parts.Result) error { return h.terminationProtection(ctx, id, spot, rec, r) })
+		func(ctx context.Context, r *parts.Result) error {
+			return h.terminationProtection(ctx, id, spot, rec, r)
+		})
 	add(h.settings.StopOnShutdown, "shutdown behaviour", EnvStopOnShutdown,
 		func(ctx context.Context, r *parts.Result) error { return h.stopOnShutdown(ctx, id, rec, r) })
 	add(h.settings.KeepVolumes, "delete-on-termination", EnvKeepVolumes,
