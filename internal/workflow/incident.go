@@ -9,6 +9,9 @@ import (
 const (
 	WorkflowIsolation = "isolation"
 	WorkflowRelease   = "release"
+	// WorkflowNearMiss: the isolation tag was set to a value that starts nothing (issue 13 item 5); EventBridge
+	// invokes Notify directly, no execution runs.
+	WorkflowNearMiss = "near-miss"
 )
 
 // Change is one change a step made to the account, for the incident record and the notification.

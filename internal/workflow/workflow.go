@@ -331,6 +331,16 @@ type NotifyInput struct {
 	// RedriveCount is $$.Execution.RedriveCount as "Notify failure" runs. When it is greater than every
 	// failure's RedriveCount, this run is a redrive resuming: Notify publishes nothing and answers ResumeAt.
 	RedriveCount int `json:"redriveCount"`
+	// NearMiss is set by the near-miss rule's input transformer (Workflow WorkflowNearMiss, issue 13 item 5):
+	// the stack's tag key and values, to say why the event's value started nothing.
+	NearMiss *NearMiss `json:"nearMiss,omitempty"`
+}
+
+// NearMiss names the isolation tag key and the two values that start a workflow.
+type NearMiss struct {
+	TagKey       string `json:"tagKey"`
+	IsolateValue string `json:"isolateValue"`
+	ReleaseValue string `json:"releaseValue"`
 }
 
 // UnmarshalJSON decodes the input of "Notify success" / "Notify failure". The event ($$.Execution.Input) is the
