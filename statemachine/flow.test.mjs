@@ -85,7 +85,7 @@ test('success: every task gets exactly its workflow input; the outcome is record
   assert.deepEqual(ins('Revoke credentials'), [
     { instanceId: record.instanceId, instanceArn: record.instanceArn, executionName: 'exec-1', profileArn },
   ]);
-  assert.deepEqual(ins('Preserve evidence'), [{ instanceId: record.instanceId, executionName: 'exec-1', record }]);
+  assert.deepEqual(ins('Preserve evidence'), [{ instanceId: record.instanceId, executionName: 'exec-1', record, attempt: 0, redriveCount: 0 }]);
   assert.deepEqual(ins('Verify containment'), [
     { instanceId: record.instanceId, executionName: 'exec-1', record, groups, apply, attempt: 0, redriveCount: 0 },
   ]);

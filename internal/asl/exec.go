@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/ec2-isolation/ec2-isolation/internal/partition"
 	"math"
 	mrand "math/rand/v2"
 	"strconv"
@@ -110,7 +111,7 @@ const (
 // Execution is one execution of a Machine. Start and Redrive run it synchronously and update it in place; do not
 // read it while either is running (History is the exception: it is safe to read concurrently).
 type Execution struct {
-	ID          string // arn:aws:states:REGION:ACCOUNT:execution:MACHINE:NAME
+	ID          string // arn:PARTITION:states:REGION:ACCOUNT:execution:MACHINE:NAME
 	Name        string
 	Input       json.RawMessage
 	StartTime   time.Time
@@ -157,7 +158,7 @@ func (m *Machine) Start(ctx context.Context, name string, input json.RawMessage,
 		input = json.RawMessage("{}")
 	}
 	e := &Execution{
-		ID:        fmt.Sprintf("arn:aws:states:%s:%s:execution:%s:%s", o.Region, o.Account, o.StateMachineName, name),
+		ID:        fmt.Sprintf("arn:%s:states:%s:%s:execution:%s:%s", partition.Of(o.Region), o.Region, o.Account, o.StateMachineName, name),
 		Name:      name,
 		Input:     input,
 		StartTime: o.Now(),

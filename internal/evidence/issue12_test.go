@@ -58,9 +58,11 @@ func TestPreserveInItsOwnBranchFindsAndReportsWhatItChanges(t *testing.T) {
 		t.Errorf("observed registrations (-want +got):\n%s", diff)
 	}
 
-	// Twice = once.
+	// Twice = once. A second run is a retry or a redrive: it reads again (the record predates the first run).
 	srv.ResetCalls()
-	again, err := h.Handle(ctx, branchInput(fleetRecord()))
+	rerun := branchInput(fleetRecord())
+	rerun.RedriveCount = 1
+	again, err := h.Handle(ctx, rerun)
 	if err != nil || len(again.Changes) != 0 {
 		t.Errorf("second run = %+v, %v; want no change", again, err)
 	}

@@ -90,12 +90,20 @@ func (h *Preserve) Handle(ctx context.Context, in workflow.EvidenceInput) (workf
 			ps = append(ps, off(what, env))
 		}
 	}
+	// The first run trusts Validate's record (DescribeInstances has each mapping's delete-on-termination, and
+	// DescribeInstanceAttribute blockDeviceMapping would be one more call); a rerun reads again.
+	var rec *workflow.Record
+	if in.Record != nil && !in.Again() {
+		rec = in.Record
+	}
 	add(h.settings.TerminationProtection, "termination protection", EnvTerminationProtection,
-		func(ctx context.Context, r *parts.Result) error { return h.terminationProtection(ctx, id, spot, r) })
+		func(ctx context.Context, r *parts.Result) error {
+			return h.terminationProtection(ctx, id, spot, rec, r)
+		})
 	add(h.settings.StopOnShutdown, "shutdown behaviour", EnvStopOnShutdown,
-		func(ctx context.Context, r *parts.Result) error { return h.stopOnShutdown(ctx, id, r) })
+		func(ctx context.Context, r *parts.Result) error { return h.stopOnShutdown(ctx, id, rec, r) })
 	add(h.settings.KeepVolumes, "delete-on-termination", EnvKeepVolumes,
-		func(ctx context.Context, r *parts.Result) error { return h.keepVolumes(ctx, id, r) })
+		func(ctx context.Context, r *parts.Result) error { return h.keepVolumes(ctx, id, rec, r) })
 	add(h.settings.DetachAutoScaling, "Auto Scaling", EnvDetachAutoScaling,
 		func(ctx context.Context, r *parts.Result) (err error) {
 			observedASG, err = h.detach(ctx, id, r)
@@ -143,14 +151,22 @@ func spotRefusal(err error) bool {
 
 const spotSkip = "termination protection: %s is a Spot Instance, which EC2 does not allow to have termination protection (the other evidence settings apply)"
 
-func (h *Preserve) terminationProtection(ctx context.Context, id string, spot bool, r *parts.Result) error {
+func (h *Preserve) terminationProtection(ctx context.Context, id string, spot bool, rec *workflow.Record, r *parts.Result) error {
 	if spot {
 		r.Skip(spotSkip, id)
 		return nil
 	}
-	on, err := terminationProtection(ctx, h.ec2, id)
-	if err != nil || on {
-		return err
+	var on bool
+	if rec != nil {
+		on = rec.DisableAPITermination
+	} else {
+		var err error
+		if on, err = terminationProtection(ctx, h.ec2, id); err != nil {
+			return err
+		}
+	}
+	if on {
+		return nil
 	}
 	if _, err := h.ec2.ModifyInstanceAttribute(ctx, &ec2.ModifyInstanceAttributeInput{
 		InstanceId: aws.String(id), DisableApiTermination: &types.AttributeBooleanValue{Value: aws.Bool(true)},
@@ -166,10 +182,18 @@ func (h *Preserve) terminationProtection(ctx context.Context, id string, spot bo
 	return nil
 }
 
-func (h *Preserve) stopOnShutdown(ctx context.Context, id string, r *parts.Result) error {
-	cur, err := shutdownBehavior(ctx, h.ec2, id)
-	if err != nil || cur == string(types.ShutdownBehaviorStop) {
-		return err
+func (h *Preserve) stopOnShutdown(ctx context.Context, id string, rec *workflow.Record, r *parts.Result) error {
+	var cur string
+	if rec != nil && rec.ShutdownBehavior != "" {
+		cur = rec.ShutdownBehavior
+	} else {
+		var err error
+		if cur, err = shutdownBehavior(ctx, h.ec2, id); err != nil {
+			return err
+		}
+	}
+	if cur == string(types.ShutdownBehaviorStop) {
+		return nil
 	}
 	if err := setShutdownBehavior(ctx, h.ec2, id, string(types.ShutdownBehaviorStop)); err != nil {
 		return err
@@ -188,10 +212,17 @@ func setShutdownBehavior(ctx context.Context, api EC2API, id, value string) erro
 }
 
 // keepVolumes turns delete-on-termination off, in one call, on every EBS volume that has it on.
-func (h *Preserve) keepVolumes(ctx context.Context, id string, r *parts.Result) error {
-	ms, err := blockDevices(ctx, h.ec2, id)
-	if err != nil {
-		return err
+func (h *Preserve) keepVolumes(ctx context.Context, id string, rec *workflow.Record, r *parts.Result) error {
+	var ms []ebsMapping
+	if rec != nil {
+		for _, v := range rec.Volumes {
+			ms = append(ms, ebsMapping{device: v.DeviceName, volume: v.VolumeID, deleteOnTermination: v.DeleteOnTermination})
+		}
+	} else {
+		var err error
+		if ms, err = blockDevices(ctx, h.ec2, id); err != nil {
+			return err
+		}
 	}
 	var todo []ebsMapping
 	var devices []string

@@ -175,8 +175,10 @@ func Seed(ctx context.Context, c Clients, o SeedOptions) (Seeded, error) {
 	run := &ec2.RunInstancesInput{
 		ImageId: img.Images[0].ImageId, InstanceType: types.InstanceTypeT3Micro, MinCount: aws.Int32(1), MaxCount: aws.Int32(1),
 		BlockDeviceMappings: []types.BlockDeviceMapping{
-			{DeviceName: aws.String("/dev/xvda"), Ebs: &types.EbsBlockDevice{VolumeSize: aws.Int32(8)}},
-			{DeviceName: aws.String("/dev/sdf"), Ebs: &types.EbsBlockDevice{VolumeSize: aws.Int32(4)}},
+			// Delete-on-termination on (the root volume's default on AWS): Preserve evidence must turn it off,
+			// and verify checks it did (issue 13 item 3).
+			{DeviceName: aws.String("/dev/xvda"), Ebs: &types.EbsBlockDevice{VolumeSize: aws.Int32(8), DeleteOnTermination: aws.Bool(true)}},
+			{DeviceName: aws.String("/dev/sdf"), Ebs: &types.EbsBlockDevice{VolumeSize: aws.Int32(4), DeleteOnTermination: aws.Bool(true)}},
 		},
 		// Tagged as the responder does before the event: the workflow acts on the instance's current tag.
 		TagSpecifications: []types.TagSpecification{{ResourceType: types.ResourceTypeInstance, Tags: []types.Tag{

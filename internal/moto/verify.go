@@ -234,8 +234,17 @@ func verifyEvidence(ctx context.Context, c Clients, s Seeded) []string {
 	if !r.TerminationProtection || r.ShutdownBehavior != "stop" {
 		bad("termination protection %v, shutdown behaviour %q: want on and stop", r.TerminationProtection, r.ShutdownBehavior)
 	}
-	for v, del := range r.DeleteOnTermination {
-		if del {
+	// moto answers DescribeInstanceAttribute blockDeviceMapping with no mapping (docs/moto.md), so r's flags prove
+	// nothing there: DescribeInstances has them, and every seeded volume must be found and off.
+	flags, err := deleteOnTermination(ctx, c.EC2, s.InstanceID)
+	if err != nil {
+		bad("%v", err)
+	}
+	for _, v := range s.Volumes {
+		switch del, ok := flags[v]; {
+		case !ok:
+			bad("volume %s is not attached to %s any more", v, s.InstanceID)
+		case del:
 			bad("volume %s is still deleted on termination", v)
 		}
 	}
@@ -270,4 +279,24 @@ func verifyEvidence(ctx context.Context, c Clients, s Seeded) []string {
 		}
 	}
 	return problems
+}
+
+// deleteOnTermination maps each EBS volume of the instance to its delete-on-termination flag, as DescribeInstances
+// reports it.
+func deleteOnTermination(ctx context.Context, c *ec2.Client, instance string) (map[string]bool, error) {
+	out, err := c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{instance}})
+	if err != nil {
+		return nil, fmt.Errorf("describe %s: %w", instance, err)
+	}
+	flags := map[string]bool{}
+	for _, r := range out.Reservations {
+		for _, i := range r.Instances {
+			for _, b := range i.BlockDeviceMappings {
+				if b.Ebs != nil {
+					flags[aws.ToString(b.Ebs.VolumeId)] = aws.ToBool(b.Ebs.DeleteOnTermination)
+				}
+			}
+		}
+	}
+	return flags, nil
 }

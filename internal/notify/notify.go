@@ -90,6 +90,9 @@ func (h *Handler) Handle(ctx context.Context, in workflow.NotifyInput) (workflow
 		state = stateFailure
 	}
 	log := h.log.With("instance", instanceID(in), "execution", in.ExecutionName, "step", state)
+	if in.Workflow == workflow.WorkflowNearMiss {
+		return h.nearMiss(ctx, in, log)
+	}
 	if err := check(in, state); err != nil {
 		log.Error("invalid input", "error", err)
 		return workflow.NotifyOutput{}, err

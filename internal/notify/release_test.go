@@ -140,6 +140,7 @@ func TestNotifyIsolationReportsRecordRevocationAndEvidence(t *testing.T) {
 	in.Revoke = &workflow.RevokeOutput{
 		Roles:   []workflow.RevokedRole{{RoleName: "web-role", PolicyName: "ec2-isolation-revoke-" + instance, Changed: true}},
 		Skipped: []string{"role other/db-role is outside the stack's revocable roles (REVOCABLE_ROLES=app/*): not revoked"},
+		Changes: []workflow.Change{{At: time.Date(2026, 11, 22, 10, 0, 2, 0, time.UTC), Step: "Revoke credentials", Resource: "web-role", Action: "PutRolePolicy"}},
 	}
 	in.Preserve = &workflow.StepChanges{Changes: []workflow.Change{
 		{Step: "Preserve evidence", Resource: instance, Action: "ModifyInstanceAttribute", Detail: "termination protection on"},
@@ -151,6 +152,8 @@ func TestNotifyIsolationReportsRecordRevocationAndEvidence(t *testing.T) {
 	p := onlyMessage(t, srv)
 	containsAll(t, "email", p.email, "ISOLATED", "s3://ec2-isolation-incidents/"+recordKey, "version v-first", "opened by this execution",
 		"role web-role: inline policy ec2-isolation-revoke-"+instance+" denies the instance's credentials",
+		// Issue 13, documented limits: when revocation was requested, not that it is in force.
+		"requested at 2026-11-22T10:00:02Z: IAM applies it everywhere within seconds to minutes",
 		"skipped: role other/db-role is outside", "ModifyInstanceAttribute "+instance+": termination protection on",
 		"DetachInstances web-asg: desired capacity kept")
 	containsAll(t, "chat description", p.chatbot.Content.Description, "`s3://ec2-isolation-incidents/"+recordKey+"`", "`web-role`", "`DetachInstances`")

@@ -397,6 +397,12 @@ func doneLines(in workflow.NotifyInput, max int, v func(string) string) []string
 				how = already
 			}
 			p("    role %s: inline policy %s %s", v(role.RoleName), v(role.PolicyName), how)
+			for _, ch := range r.Changes {
+				if ch.Resource == role.RoleName && !ch.At.IsZero() {
+					// Issue 13: IAM is eventually consistent; say when, not that it is in force.
+					p("      requested at %s: IAM applies it everywhere within seconds to minutes", ch.At.UTC().Format(time.RFC3339))
+				}
+			}
 			if role.Until != nil && role.DeniedBefore != nil {
 				// Issue 13: credentials copied before the release stay valid for hours; the policy outlives the release.
 				p("      it still denies the instance's credentials issued before %s (any copied before the release), "+

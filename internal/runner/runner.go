@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/ec2-isolation/ec2-isolation/internal/partition"
 	"log/slog"
 	"reflect"
 	"strings"
@@ -90,7 +91,7 @@ func (e *environments) put(h lambda.Handler) {
 
 // FunctionARN is the ARN the runner gives a function: the deployed stack's naming.
 func FunctionARN(region, account, name string) string {
-	return fmt.Sprintf("arn:aws:lambda:%s:%s:function:%s-%s", region, account, StateMachineName, name)
+	return fmt.Sprintf("arn:%s:lambda:%s:%s:function:%s-%s", partition.Of(region), region, account, StateMachineName, name)
 }
 
 // New builds the handler of every function the definition names and loads the definition with the functions'

@@ -273,7 +273,7 @@ func newAccount(sc Scenario, clock Clock) (*Account, error) {
 	for _, p := range sc.InstanceProfiles {
 		arn := p.ARN
 		if arn == "" {
-			arn = fmt.Sprintf("arn:aws:iam::%s:instance-profile/%s", a.id, p.Name)
+			arn = fmt.Sprintf("arn:%s:iam::%s:instance-profile/%s", Partition(a.region), a.id, p.Name)
 		}
 		a.profiles.put(p.Name, &profile{name: p.Name, arn: arn, id: profileID(p.Name),
 			role: p.Role, visibleAt: now.Add(p.VisibleAfter)})
@@ -318,7 +318,7 @@ func newAccount(sc Scenario, clock Clock) (*Account, error) {
 	}
 	for _, g := range sc.AutoScaling {
 		ag := &asGroup{name: g.Name, min: g.MinSize, max: g.MaxSize, desired: g.DesiredCapacity, created: past,
-			arn: fmt.Sprintf("arn:aws:autoscaling:%s:%s:autoScalingGroup:%s:autoScalingGroupName/%s", a.region, a.id,
+			arn: fmt.Sprintf("arn:%s:autoscaling:%s:%s:autoScalingGroup:%s:autoScalingGroupName/%s", Partition(a.region), a.region, a.id,
 				uuidFrom("act-0"+derivedID("", "asg/"+g.Name)[2:]), g.Name)}
 		for _, in := range g.Instances {
 			lc := in.LifecycleState
@@ -678,7 +678,7 @@ func (sc *Scenario) validateLoadBalancing() error {
 		arn := t.ARN
 		if arn == "" {
 			arn = targetGroupARN(sc.region(), sc.accountID(), t.Name)
-		} else if !strings.HasPrefix(arn, "arn:aws:elasticloadbalancing:") || !strings.Contains(arn, ":targetgroup/"+t.Name+"/") {
+		} else if !strings.HasPrefix(arn, "arn:"+Partition(sc.region())+":elasticloadbalancing:") || !strings.Contains(arn, ":targetgroup/"+t.Name+"/") {
 			return fmt.Errorf("target group %s: arn %q is not a target group ARN of that name", t.Name, arn)
 		}
 		if tgs[t.Name] || tgs[arn] {
@@ -739,7 +739,7 @@ var tgName = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,30}[A-Za-z0-9])?$`)
 // services are the SigV4 signing names of the simulated services (Call.Service, ErrorFault.Service).
 var services = []string{"ec2", "sns", "s3", "iam", "autoscaling", "elasticloadbalancing"}
 
-var managedPolicyARN = regexp.MustCompile(`^arn:aws:iam::(aws|[0-9]{12}):policy/([\w+=,.@-]+/)*[\w+=,.@-]+$`)
+var managedPolicyARN = regexp.MustCompile(`^arn:aws[a-z-]*:iam::(aws|[0-9]{12}):policy/([\w+=,.@-]+/)*[\w+=,.@-]+$`)
 
 // bucketName is S3's general purpose bucket naming rule (lower case letters, digits, dots, hyphens; 3 to 63).
 var bucketName = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
@@ -853,7 +853,7 @@ func (a *Account) groupByName(vpcID, name string) *secGroup {
 }
 
 func (a *Account) createTopic(name string) *topic {
-	arn := fmt.Sprintf("arn:aws:sns:%s:%s:%s", a.region, a.id, name)
+	arn := fmt.Sprintf("arn:%s:sns:%s:%s:%s", Partition(a.region), a.region, a.id, name)
 	if t := a.topics.get(arn); t != nil {
 		return t
 	}
@@ -1062,7 +1062,7 @@ func (a *Account) SetAssociationState(instanceID, state string) error {
 
 // AddInstanceProfile makes a new instance profile known to EC2 after visibleAfter (IAM eventual consistency).
 func (a *Account) AddInstanceProfile(name, role string, visibleAfter time.Duration) {
-	arn := fmt.Sprintf("arn:aws:iam::%s:instance-profile/%s", a.id, name)
+	arn := fmt.Sprintf("arn:%s:iam::%s:instance-profile/%s", Partition(a.region), a.id, name)
 	a.profiles.put(name, &profile{name: name, arn: arn, id: profileID(name), role: role,
 		visibleAt: a.clock.Now().Add(visibleAfter)})
 	if role != "" && a.roles.get(role) == nil {

@@ -9,7 +9,7 @@ import (
 )
 
 func (a *Account) groupArn(id string) string {
-	return fmt.Sprintf("arn:aws:ec2:%s:%s:security-group/%s", a.region, a.id, id)
+	return fmt.Sprintf("arn:%s:ec2:%s:%s:security-group/%s", Partition(a.region), a.region, a.id, id)
 }
 
 // permissions groups a group's rules into IpPermissions as EC2 describes them: one per (protocol, ports).
@@ -357,7 +357,7 @@ func authorize(a *Account, req *request, egress bool) (any, *apiError) {
 		r.id = a.newID("sgr")
 		x := xSecurityGroupRule{SecurityGroupRuleID: r.id, GroupID: g.id, GroupOwnerID: a.id, IsEgress: egress,
 			IPProtocol: r.protocol, FromPort: r.from, ToPort: r.to, CidrIPv4: r.cidr, CidrIPv6: r.cidr6,
-			Description: r.desc, SecurityGroupRuleArn: fmt.Sprintf("arn:aws:ec2:%s:%s:security-group-rule/%s", a.region, a.id, r.id)}
+			Description: r.desc, SecurityGroupRuleArn: fmt.Sprintf("arn:%s:ec2:%s:%s:security-group-rule/%s", Partition(a.region), a.region, a.id, r.id)}
 		if r.peerSG != "" {
 			x.ReferencedGroupInfo = &xReferencedGroup{GroupID: r.peerSG, UserID: a.id}
 		}

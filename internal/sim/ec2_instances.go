@@ -681,7 +681,7 @@ func describeSubnets(a *Account, req *request) (any, *apiError) {
 			continue
 		}
 		out.Subnets = append(out.Subnets, xSubnet{SubnetID: s.id, State: "available", VpcID: s.vpcID, OwnerID: a.id,
-			SubnetArn: fmt.Sprintf("arn:aws:ec2:%s:%s:subnet/%s", a.region, a.id, s.id), CidrBlock: s.cidr,
+			SubnetArn: fmt.Sprintf("arn:%s:ec2:%s:%s:subnet/%s", Partition(a.region), a.region, a.id, s.id), CidrBlock: s.cidr,
 			AvailableIPAddressCount: 250, AvailabilityZone: s.az, AvailabilityZoneID: azID(s.az),
 			Tags: tagList(a.tags[s.id])})
 	}

@@ -36,7 +36,7 @@ type target struct {
 func (t *target) draining() bool { return !t.drainUntil.IsZero() }
 
 func targetGroupARN(region, account, name string) string {
-	return fmt.Sprintf("arn:aws:elasticloadbalancing:%s:%s:targetgroup/%s/%s", region, account, name,
+	return fmt.Sprintf("arn:%s:elasticloadbalancing:%s:%s:targetgroup/%s/%s", Partition(region), region, account, name,
 		derivedID("", "tg/"+name)[2:18])
 }
 

@@ -46,7 +46,7 @@ func (a *Account) addRole(r Role, created time.Time) {
 		trust = defaultTrustPolicy
 	}
 	ro := &role{name: r.Name, path: path, id: "AROA" + strings.ToUpper(derivedID("", "role/"+r.Name)[1:18]),
-		arn: fmt.Sprintf("arn:aws:iam::%s:role%s%s", a.id, path, r.Name), trust: trust, created: created,
+		arn: fmt.Sprintf("arn:%s:iam::%s:role%s%s", Partition(a.region), a.id, path, r.Name), trust: trust, created: created,
 		inline: map[string]string{}, attached: slices.Clone(r.AttachedPolicies)}
 	for n, d := range r.InlinePolicies {
 		ro.inline[n] = string(d)

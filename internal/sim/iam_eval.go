@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ec2-isolation/ec2-isolation/internal/glob"
+	"github.com/ec2-isolation/ec2-isolation/internal/partition"
 )
 
 // Instance role credentials and the explicit denies of the role's inline policies.
@@ -59,17 +60,8 @@ func (a *Account) InstanceCredentials(instanceID string) (string, error) {
 	return key, nil
 }
 
-// Partition is the partition of a region: its ARNs start arn:<partition>:
-// (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference-arns.html: aws, aws-cn, aws-us-gov).
-func Partition(region string) string {
-	switch {
-	case strings.HasPrefix(region, "cn-"):
-		return "aws-cn"
-	case strings.HasPrefix(region, "us-gov-"):
-		return "aws-us-gov"
-	}
-	return "aws"
-}
+// Partition is the partition of a region: its ARNs start arn:<partition>: (aws, aws-cn, aws-us-gov, …).
+func Partition(region string) string { return partition.Of(region) }
 
 // denied answers a request signed with instance credentials that a Deny of the role's inline policies matches.
 func (a *Account) denied(req *request) *apiError {

@@ -57,7 +57,8 @@ func (a *Account) topic(arn string) (*topic, *apiError) {
 	if arn == "" {
 		return nil, errf(400, "InvalidParameter", "Invalid parameter: TopicArn")
 	}
-	if !strings.HasPrefix(arn, "arn:aws:sns:") || strings.Count(arn, ":") != 5 {
+	// ARNs of the account's partition (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference-arns.html).
+	if !strings.HasPrefix(arn, "arn:"+Partition(a.region)+":sns:") || strings.Count(arn, ":") != 5 {
 		return nil, errf(400, "InvalidParameter", "Invalid parameter: TopicArn")
 	}
 	t := a.topics.get(arn)

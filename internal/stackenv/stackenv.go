@@ -5,6 +5,7 @@ package stackenv
 
 import (
 	"fmt"
+	"github.com/ec2-isolation/ec2-isolation/internal/partition"
 	"maps"
 
 	"github.com/ec2-isolation/ec2-isolation/internal/sim"
@@ -40,7 +41,7 @@ func Defaults() map[string]string {
 func ForSim(sc sim.Scenario, region, account string, overrides map[string]string) map[string]string {
 	env := Defaults()
 	if len(sc.Topics) > 0 {
-		env["TOPIC_ARN"] = fmt.Sprintf("arn:aws:sns:%s:%s:%s", region, account, sc.Topics[0].Name)
+		env["TOPIC_ARN"] = fmt.Sprintf("arn:%s:sns:%s:%s:%s", partition.Of(region), region, account, sc.Topics[0].Name)
 	}
 	if len(sc.Buckets) > 0 {
 		env["INCIDENT_BUCKET"] = sc.Buckets[0].Name

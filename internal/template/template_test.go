@@ -658,7 +658,7 @@ func matches(pattern, event map[string]any) bool {
 			if arr, ok := ev.([]any); ok {
 				values = arr
 			}
-			if !slices.ContainsFunc(values, func(v any) bool { return slices.Contains(p, v) }) {
+			if !slices.ContainsFunc(values, func(v any) bool { return slices.ContainsFunc(p, func(want any) bool { return matchesValue(want, v) }) }) {
 				return false
 			}
 		default:
@@ -666,6 +666,19 @@ func matches(pattern, event map[string]any) bool {
 		}
 	}
 	return true
+}
+
+// matchesValue: one element of a pattern's list against one value: equal, or {"anything-but": [values]} (issue 13
+// item 5: a value of the event that is none of them; EventBridge content filtering, anything-but matching).
+func matchesValue(want, v any) bool {
+	if m, ok := want.(map[string]any); ok {
+		but, ok := m["anything-but"].([]any)
+		if !ok || len(m) != 1 {
+			panic(fmt.Sprintf("pattern form %v not supported", m))
+		}
+		return !slices.Contains(but, v)
+	}
+	return want == v
 }
 
 func TestSampleEventsAgainstTheRule(t *testing.T) {

@@ -2,9 +2,9 @@ package validate
 
 import (
 	"fmt"
+	"github.com/ec2-isolation/ec2-isolation/internal/partition"
 	"regexp"
 	"slices"
-	"strings"
 
 	"github.com/ec2-isolation/ec2-isolation/internal/steperr"
 	"github.com/ec2-isolation/ec2-isolation/internal/workflow"
@@ -84,14 +84,4 @@ func ParseEvent(ev workflow.TagEvent, s Settings, region string) (Target, error)
 }
 
 // partitionOf is the AWS partition of a region: events of a region carry ARNs of its partition.
-func partitionOf(region string) string {
-	for _, p := range []struct{ prefix, partition string }{
-		{"cn-", "aws-cn"}, {"us-gov-", "aws-us-gov"}, {"us-isob-", "aws-iso-b"}, {"us-isof-", "aws-iso-f"},
-		{"us-iso-", "aws-iso"}, {"eu-isoe-", "aws-iso-e"}, {"eusc-", "aws-eusc"},
-	} {
-		if strings.HasPrefix(region, p.prefix) {
-			return p.partition
-		}
-	}
-	return "aws"
-}
+func partitionOf(region string) string { return partition.Of(region) }

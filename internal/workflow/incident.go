@@ -9,6 +9,9 @@ import (
 const (
 	WorkflowIsolation = "isolation"
 	WorkflowRelease   = "release"
+	// WorkflowNearMiss: the isolation tag was set to a value that starts nothing (issue 13 item 5); EventBridge
+	// invokes Notify directly, no execution runs.
+	WorkflowNearMiss = "near-miss"
 )
 
 // Change is one change a step made to the account, for the incident record and the notification.
@@ -164,6 +167,10 @@ type EvidenceInput struct {
 	// reads what it changes itself (Observed).
 	Record       *Record           `json:"record,omitempty"`
 	PreIsolation PreIsolationState `json:"preIsolation"`
+	// Rerun (issue 13 item 3): the first run of "Preserve evidence" takes termination protection, shutdown
+	// behaviour and each volume's delete-on-termination from Record (Validate read them moments before: three
+	// reads fewer); a retry or a redrive reads them again, since the first run may have changed them.
+	Rerun
 }
 
 // EvidenceObserved is what "Preserve evidence" saw before changing it: "Record outcome" adds it to the

@@ -360,6 +360,16 @@ type NotifyInput struct {
 	// the execution runs on a responder's machine (isolation run/release), where there is no Step Functions
 	// execution to redrive and running the command again resumes it.
 	RerunCommand string `json:"-"`
+	// NearMiss is set by the near-miss rule's input transformer (Workflow WorkflowNearMiss, issue 13 item 5):
+	// the stack's tag key and values, to say why the event's value started nothing.
+	NearMiss *NearMiss `json:"nearMiss,omitempty"`
+}
+
+// NearMiss names the isolation tag key and the two values that start a workflow.
+type NearMiss struct {
+	TagKey       string `json:"tagKey"`
+	IsolateValue string `json:"isolateValue"`
+	ReleaseValue string `json:"releaseValue"`
 }
 
 // UnmarshalJSON decodes the input of "Notify success" / "Notify failure". The event ($$.Execution.Input) is the
