@@ -17,7 +17,7 @@ import (
 const (
 	OrganizationID    = "o-exampleorg01"
 	SecurityAccountID = "999999999999"
-	MemberAccountID   = "111111111111"
+	MemberAccountID   = "123456789012"
 	OutsideAccountID  = "333333333333"
 	// MemberKey and OutsiderKey are the access key ids of a member account's principal and an outsider's.
 	MemberKey   = "AKIDMEMBER"

@@ -29,8 +29,9 @@ func Defaults() map[string]string {
 		"DETACH_AUTO_SCALING":           "true",
 		"DEREGISTER_TARGETS":            "true",
 		// The organization's central topic and bucket (issue 13, item 15): none by default.
-		"CENTRAL_TOPIC_ARN": "",
-		"CENTRAL_BUCKET":    "",
+		"CENTRAL_TOPIC_ARN":     "",
+		"CENTRAL_BUCKET":        "",
+		"CENTRAL_BUCKET_REGION": "",
 	}
 }
 

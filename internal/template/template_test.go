@@ -720,7 +720,7 @@ func TestFunctionEnvironment(t *testing.T) {
 		"ApplySecurityGroupFunction":     {"CONNECTION_TRACKING", "LOG_LEVEL"},
 		"SnapshotVolumesFunction":        {"LOG_LEVEL"},
 		"NotifyFunction":                 {"CENTRAL_TOPIC_ARN", "LOG_LEVEL", "TOPIC_ARN"},
-		"RecordIncidentFunction":         {"CENTRAL_BUCKET", "INCIDENT_BUCKET", "LOG_LEVEL"},
+		"RecordIncidentFunction":         {"CENTRAL_BUCKET", "CENTRAL_BUCKET_REGION", "INCIDENT_BUCKET", "LOG_LEVEL"},
 		"RevokeCredentialsFunction":      {"LOG_LEVEL", "REVOCABLE_ROLES", "REVOKE_CREDENTIALS"},
 		"PreserveEvidenceFunction": {"DEREGISTER_TARGETS", "DETACH_AUTO_SCALING", "ENABLE_TERMINATION_PROTECTION",
 			"KEEP_VOLUMES", "LOG_LEVEL", "STOP_ON_SHUTDOWN"},
