@@ -56,7 +56,11 @@ test('release: every task gets exactly its workflow input; the record is written
   assert.deepEqual(ins('Restore security groups'), [releaseInput]);
   assert.deepEqual(ins('Restore instance profile'), [releaseInput]);
   assert.deepEqual(ins('Restore evidence settings'), [releaseInput]);
-  assert.deepEqual(ins('Lift credential revocation'), [{ instanceId, instanceArn, executionName: 'exec-1', profileArn }]);
+  // releaseStartedAt: credentials issued before the release stay denied (issue 13).
+  // The library sets $$.Execution.StartTime itself: check its shape.
+  const [{ releaseStartedAt, ...lift }] = ins('Lift credential revocation');
+  assert.match(releaseStartedAt, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/);
+  assert.deepEqual(lift, { instanceId, instanceArn, executionName: 'exec-1', profileArn });
   const outputs = { incident, restoreGroups, restoreProfile, liftRevocation, restoreEvidence };
   assert.deepEqual(ins('Record release'), [
     { phase: 'release', outcome: 'SUCCEEDED', ...common, ...outputs, failures: [], redriveCount: 0 },

@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -29,10 +31,12 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs.DurationVar(&o.Costs.Invoke, "invoke-cost", 25*time.Millisecond, "Lambda invoke overhead per invocation (warm)")
 	fs.DurationVar(&o.Costs.Transition, "transition-cost", 15*time.Millisecond, "Step Functions time per state transition")
 	fs.IntVar(&o.Runs, "runs", 5, "runs of each cold start (median)")
-	fs.IntVar(&o.PathRuns, "path-runs", 1, "runs of each containment path row (median)")
+	fs.IntVar(&o.PathRuns, "path-runs", 3, "runs of each containment path row (median)")
 	fs.IntVar(&o.Storm, "storm", 1000, "instances tagged at once in the storm")
 	fs.Float64Var(&o.StormFactor, "storm-speed", 10, "the storm's simulated clock runs this many times faster than real time")
-	conc := fs.String("concurrency", "template", "comma-separated reserved concurrencies of each function, one storm each (template: template.yaml's FunctionConcurrency default, as deployed; 0: unlimited, a far longer run)")
+	conc := fs.String("concurrency", "template", "comma-separated reserved concurrencies of each function, one storm each (template: template.yaml's FunctionConcurrency default, as deployed; 0: none)")
+	fs.IntVar(&o.Window, "window", 100, "admission window: at most this many executions running at once, started in tag order (0: every execution started at the tag)")
+	fs.IntVar(&o.AccountConcurrency, "account-concurrency", 1000, "the account's Lambda concurrency shared by the functions without a reservation (Lambda's default quota; 0: unlimited)")
 	o.Env = map[string]string{}
 	fs.Func("env", "KEY=VALUE: override a function environment variable (stack parameter), repeatable", func(v string) error {
 		k, val, ok := strings.Cut(v, "=")
@@ -42,6 +46,8 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		o.Env[k] = val
 		return nil
 	})
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file (go tool pprof)")
+	memprofile := fs.String("memprofile", "", "write a heap profile at the end of the storm to this file (go tool pprof)")
 	only := fs.String("only", "", "comma-separated parts to run: path, coldstart, storm (default: all)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -53,8 +59,8 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		fmt.Fprintf(stderr, "isolation bench: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
-	if o.Runs < 1 || o.Storm < 1 || o.StormFactor <= 0 {
-		fmt.Fprintln(stderr, "isolation bench: -runs and -storm must be at least 1, -storm-speed positive")
+	if o.Runs < 1 || o.PathRuns < 1 || o.Storm < 1 || o.StormFactor <= 0 || o.Window < 0 || o.AccountConcurrency < 0 {
+		fmt.Fprintln(stderr, "isolation bench: -runs, -path-runs and -storm must be at least 1, -storm-speed positive, -window and -account-concurrency not negative")
 		return 2
 	}
 	for _, c := range strings.Split(*conc, ",") {
@@ -84,6 +90,20 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		fmt.Fprintln(stderr, "isolation bench:", err)
 		return 2
 	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fmt.Fprintln(stderr, "isolation bench:", err)
+			return 2
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(stderr, "isolation bench:", err)
+			return 2
+		}
+		defer pprof.StopCPUProfile()
+	}
+	o.HeapProfile = *memprofile
 	rep, err := bench.Run(ctx, o)
 	if err != nil {
 		fmt.Fprintln(stderr, "isolation bench:", err)

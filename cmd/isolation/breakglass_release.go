@@ -15,6 +15,7 @@ import (
 	ec2isolation "github.com/ec2-isolation/ec2-isolation"
 	"github.com/ec2-isolation/ec2-isolation/internal/asl"
 	"github.com/ec2-isolation/ec2-isolation/internal/inspect"
+	"github.com/ec2-isolation/ec2-isolation/internal/notify"
 	"github.com/ec2-isolation/ec2-isolation/internal/preflight"
 	"github.com/ec2-isolation/ec2-isolation/internal/runner"
 )
@@ -23,6 +24,7 @@ type releaseFlags struct {
 	accountFlags
 	releaseValue  string
 	yes, io, logs bool
+	rerun         string // the command line that resumes this release
 }
 
 func parseReleaseFlags(args []string, stderr io.Writer) (releaseFlags, error) {
@@ -55,6 +57,7 @@ flags:
 	if fs.NArg() > 0 {
 		return f, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
+	f.rerun = commandLine("release", args)
 	return f, f.check(true)
 }
 
@@ -85,6 +88,7 @@ func releaseCommand(ctx context.Context, args []string, stdin io.Reader, stdout,
 		return fail(fmt.Errorf("the release value %q is the isolation value", value))
 	}
 	env["RELEASE_TAG_VALUE"] = value
+	env[notify.EnvRerunCommand] = f.rerun
 	key := acc.names.TagKey
 
 	isolateEvent, err := json.Marshal(preflight.Event(acc.id, acc.cfg.Region, f.instance, acc.names, time.Now()))
@@ -115,7 +119,8 @@ func releaseCommand(ctx context.Context, args []string, stdin io.Reader, stdout,
 	if f.logs {
 		logOut = stderr
 	}
-	r, published, err := localRunner(acc, ec2isolation.ReleaseDefinition, runner.ReleaseStateMachineName, env, slog.New(slog.NewJSONHandler(logOut, nil)))
+	show := newProgress(stderr, f.json, time.Now)
+	r, published, err := localRunner(acc, ec2isolation.ReleaseDefinition, runner.ReleaseStateMachineName, env, slog.New(slog.NewJSONHandler(logOut, nil)), show)
 	if err != nil {
 		return fail(err)
 	}
@@ -124,7 +129,9 @@ func releaseCommand(ctx context.Context, args []string, stdin io.Reader, stdout,
 		res.Before = &before
 	}
 	name := fmt.Sprintf("release-%s-%s", f.instance, time.Now().UTC().Format("20060102T150405Z"))
+	show.begin("Execution " + name + ":")
 	exec := r.Start(ctx, name, event)
+	show.end()
 	res.Executions = append(res.Executions, report(exec))
 	if after, err := inspect.Read(ctx, client, f.instance); err == nil {
 		res.After = &after
@@ -139,6 +146,7 @@ func releaseCommand(ctx context.Context, args []string, stdin io.Reader, stdout,
 		printResult(stdout, res, f.io)
 	}
 	if exec.Status != asl.StatusSucceeded {
+		fmt.Fprintf(stderr, "isolation release: the release failed at %s. It ran in this process: there is nothing to redrive. Fix the cause, then run the same command again (every step does only what is missing):\n  %s\n", failedAt(res.Executions[0]), f.rerun)
 		return exitFailed
 	}
 	return exitOK

@@ -4,6 +4,8 @@
 //	isolation run --instance i-… [--dry-run] [--yes] [flags]   break-glass: the same, against the configured account
 //	isolation preflight [--instance i-…] [flags]   check, changing nothing, that the account could isolate it
 //	isolation release --instance i-… [--yes] [flags]   break-glass: set the release tag and run the release
+//	isolation record --instance i-… [--json] [flags]   print the instance's incident record
+//	isolation --version
 //
 // Run `isolation <command> -h` for the flags.
 package main
@@ -30,7 +32,10 @@ commands:
   run        break-glass: run it from this machine against the configured AWS account (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL)
   preflight  check, changing nothing, that the configured account could isolate an instance
   release    break-glass: set the release tag and run the release state machine from this machine
+  record     print an instance's incident record (--json: as stored)
   bench      measure the containment path, cold starts, a tagging storm and the cost (docs/PERFORMANCE.md)
+
+isolation --version prints the version.
 `
 
 // run is runWithInput without standard input (a confirmation question reads end of file: not confirmed).
@@ -52,6 +57,10 @@ func runWithInput(ctx context.Context, args []string, stdin io.Reader, stdout, s
 		return preflightCommand(ctx, args[1:], stdout, stderr)
 	case "release":
 		return releaseCommand(ctx, args[1:], stdin, stdout, stderr)
+	case "record":
+		return recordCommand(ctx, args[1:], stdout, stderr)
+	case "-version", "--version", "version":
+		return printVersion(stdout)
 	case "bench":
 		return benchCommand(ctx, args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":

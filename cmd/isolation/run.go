@@ -30,6 +30,7 @@ import (
 	"github.com/ec2-isolation/ec2-isolation/internal/asl"
 	"github.com/ec2-isolation/ec2-isolation/internal/awscfg"
 	"github.com/ec2-isolation/ec2-isolation/internal/inspect"
+	"github.com/ec2-isolation/ec2-isolation/internal/notify"
 	"github.com/ec2-isolation/ec2-isolation/internal/preflight"
 	"github.com/ec2-isolation/ec2-isolation/internal/runner"
 	"github.com/ec2-isolation/ec2-isolation/internal/secgroup"
@@ -132,6 +133,8 @@ func (acc account) env() steps.Env {
 type runFlags struct {
 	accountFlags
 	dryRun, yes, io, logs bool
+	// rerun is the command line that resumes this run (the failure notification and the last line say it).
+	rerun string
 }
 
 func parseRunFlags(args []string, stderr io.Writer) (runFlags, error) {
@@ -166,6 +169,7 @@ flags:
 	if fs.NArg() > 0 {
 		return f, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
+	f.rerun = commandLine("run", args)
 	return f, f.check(true)
 }
 
@@ -243,7 +247,7 @@ func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		fmt.Fprintf(stderr, "isolation run: cannot set the tag %s=%s on %s, nothing was changed: %v\n", acc.names.TagKey, acc.names.TagValue, f.instance, err)
 		return exitFailed
 	}
-	res, err := isolate(ctx, acc, f, event, name, log)
+	res, err := isolate(ctx, acc, f, event, name, log, newProgress(stderr, f.json, time.Now))
 	if err != nil {
 		return fail(err)
 	}
@@ -256,14 +260,44 @@ func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		printResult(stdout, res, f.io)
 	}
 	if last := res.Executions[len(res.Executions)-1]; last.Status != asl.StatusSucceeded || !*res.Isolated {
+		if last.Status != asl.StatusSucceeded {
+			fmt.Fprintf(stderr, "isolation run: the execution failed at %s. It ran in this process: there is nothing to redrive. Fix the cause, then run the same command again (every step does only what is missing):\n  %s\n", failedAt(last), f.rerun)
+		}
 		return exitFailed
 	}
 	return exitOK
 }
 
+// failedAt names the state where the execution failed (the last failed state of its history), else its error.
+func failedAt(e executionReport) string {
+	for i := len(e.States) - 1; i >= 0; i-- {
+		if s := e.States[i]; s.Status == asl.RunFailed && s.Type != "Fail" && !strings.HasPrefix(s.Name, "Notify") {
+			return fmt.Sprintf("%q (%s)", s.Name, s.Error)
+		}
+	}
+	return e.Error
+}
+
+// commandLine is the command as a responder would type it again, each argument quoted for a POSIX shell where
+// needed.
+func commandLine(command string, args []string) string {
+	out := "isolation " + command
+	for _, a := range args {
+		if a == "" || strings.ContainsFunc(a, func(r rune) bool {
+			return !(r == '-' || r == '_' || r == '.' || r == '/' || r == ':' || r == '=' || r == '@' || r == ',' || r == '+' || ('0' <= r && r <= '9') || ('a' <= r && r <= 'z') || ('A' <= r && r <= 'Z'))
+		}) {
+			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+		out += " " + a
+	}
+	return out
+}
+
 // isolate runs the state machine and reads the instance before and after.
-func isolate(ctx context.Context, acc account, f runFlags, event workflow.TagEvent, name string, log *slog.Logger) (result, error) {
-	r, published, err := localRunner(acc, ec2isolation.Definition, "", acc.names.Env(), log)
+func isolate(ctx context.Context, acc account, f runFlags, event workflow.TagEvent, name string, log *slog.Logger, show *progress) (result, error) {
+	env := acc.names.Env()
+	env[notify.EnvRerunCommand] = f.rerun
+	r, published, err := localRunner(acc, ec2isolation.Definition, "", env, log, show)
 	if err != nil {
 		return result{}, err
 	}
@@ -276,7 +310,9 @@ func isolate(ctx context.Context, acc account, f runFlags, event workflow.TagEve
 	if before, err := inspect.Read(ctx, reader, f.instance); err == nil {
 		res.Before = &before
 	}
+	show.begin("Execution " + name + ":")
 	exec := r.Start(ctx, name, input)
+	show.end()
 	res.Executions = append(res.Executions, report(exec))
 	after, err := inspect.Read(ctx, reader, f.instance)
 	if err == nil {
@@ -355,7 +391,7 @@ func openUsableAccount(ctx context.Context, a accountFlags) (account, error) {
 // localRunner runs def (machine: its name in execution ARNs, "" for the isolation's) in this process against the
 // account with env as the functions' environment. published returns what "Notify" published, to print it as
 // simulate does (a real topic cannot be read back).
-func localRunner(acc account, def []byte, machine string, env map[string]string, log *slog.Logger) (r *runner.Runner, published func() []notificationShown, err error) {
+func localRunner(acc account, def []byte, machine string, env map[string]string, log *slog.Logger, show *progress) (r *runner.Runner, published func() []notificationShown, err error) {
 	var (
 		mu    sync.Mutex
 		shown []notificationShown
@@ -374,8 +410,9 @@ func localRunner(acc account, def []byte, machine string, env map[string]string,
 			}
 			return cfg
 		},
-		Env: func(k string) string { return env[k] },
-		Log: log,
+		Env:        func(k string) string { return env[k] },
+		Log:        log,
+		OnProgress: show.callback(),
 	})
 	return r, func() []notificationShown { mu.Lock(); defer mu.Unlock(); return slices.Clone(shown) }, err
 }

@@ -10,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path"
 	"strings"
 	"time"
 
@@ -75,8 +74,11 @@ func parseSimulateFlags(args []string, stderr io.Writer) (simulateFlags, error) 
 	if fs.NArg() > 0 {
 		return f, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	if f.speed <= 0 {
-		return f, fmt.Errorf("-speed must be positive, got %v", f.speed)
+	if err := checkSpeed(f.speed); err != nil {
+		return f, err
+	}
+	if err := checkTracking(f.tracking); err != nil {
+		return f, err
 	}
 	scenarioSet := false
 	fs.Visit(func(fl *flag.Flag) { scenarioSet = scenarioSet || fl.Name == "scenario" })
@@ -84,7 +86,7 @@ func parseSimulateFlags(args []string, stderr io.Writer) (simulateFlags, error) 
 		f.scenario = "release"
 	}
 	if f.release && f.releaseValue == f.tagValue {
-		return f, fmt.Errorf("-release-value must differ from -tag-value (both %q)", f.tagValue)
+		return f, fmt.Errorf("--release-value must differ from --tag-value (both %q)", f.tagValue)
 	}
 	return f, nil
 }
@@ -96,14 +98,6 @@ func builtinScenarios() []string {
 		names = append(names, strings.TrimSuffix(e.Name(), ".json"))
 	}
 	return names
-}
-
-// loadScenario reads a built-in scenario by name, else a file.
-func loadScenario(name string) (sim.Scenario, error) {
-	if data, err := scenarios.ReadFile(path.Join("scenarios", name+".json")); err == nil {
-		return sim.ParseScenario(data)
-	}
-	return sim.LoadScenario(name)
 }
 
 func loadEvent(file string) (json.RawMessage, error) {
@@ -187,11 +181,11 @@ func simulate(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 func runSimulation(ctx context.Context, f simulateFlags, stderr io.Writer) (result, error) {
 	sc, err := loadScenario(f.scenario)
 	if err != nil {
-		return result{}, fmt.Errorf("scenario: %w", err)
+		return result{}, err
 	}
-	event, err := loadEvent(f.event)
+	event, err := loadEventChecked(f.event)
 	if err != nil {
-		return result{}, fmt.Errorf("event: %w", err)
+		return result{}, fmt.Errorf("--event: %w", err)
 	}
 	if len(sc.Topics) == 0 {
 		return result{}, errors.New("scenario: it has no SNS topic for the notifications")
@@ -213,7 +207,8 @@ func runSimulation(ctx context.Context, f simulateFlags, stderr io.Writer) (resu
 		"CONNECTION_TRACKING": f.tracking,
 	})
 	log := slog.New(slog.NewJSONHandler(logOut, nil))
-	r, err := simRunner(srv, clock, env, log, ec2isolation.Definition, runner.StateMachineName)
+	show := newProgress(stderr, f.json, clock.Now)
+	r, err := simRunner(srv, clock, env, log, ec2isolation.Definition, runner.StateMachineName, show)
 	if err != nil {
 		return result{}, err
 	}
@@ -234,10 +229,15 @@ func runSimulation(ctx context.Context, f simulateFlags, stderr io.Writer) (resu
 	}
 	name := "simulate-" + clock.Now().UTC().Format("20060102T150405")
 	applyTagChange(ctx, srv, event)
+	show.begin("Execution " + name + ":")
 	exec := r.Start(ctx, name, event)
+	show.end()
 	res.Executions = append(res.Executions, report(exec))
 	if f.redrive && exec.Status != asl.StatusSucceeded {
-		if err := r.Redrive(ctx, exec); err != nil {
+		show.begin("Redrive of " + name + ":")
+		err := r.Redrive(ctx, exec)
+		show.end()
+		if err != nil {
 			return result{}, err
 		}
 		res.Executions = append(res.Executions, report(exec))
@@ -248,7 +248,7 @@ func runSimulation(ctx context.Context, f simulateFlags, stderr io.Writer) (resu
 		}
 	}
 	if f.release && exec.Status == asl.StatusSucceeded {
-		rr, err := simRunner(srv, clock, env, log, ec2isolation.ReleaseDefinition, runner.ReleaseStateMachineName)
+		rr, err := simRunner(srv, clock, env, log, ec2isolation.ReleaseDefinition, runner.ReleaseStateMachineName, show)
 		if err != nil {
 			return result{}, err
 		}
@@ -257,7 +257,10 @@ func runSimulation(ctx context.Context, f simulateFlags, stderr io.Writer) (resu
 			return result{}, fmt.Errorf("release event: %w", err)
 		}
 		applyTagChange(ctx, srv, releaseEvent)
-		rel := rr.Start(ctx, "release-"+clock.Now().UTC().Format("20060102T150405"), releaseEvent)
+		relName := "release-" + clock.Now().UTC().Format("20060102T150405")
+		show.begin("Execution " + relName + ":")
+		rel := rr.Start(ctx, relName, releaseEvent)
+		show.end()
 		res.Executions = append(res.Executions, report(rel))
 		if released, err := inspect.Read(ctx, reader, id); err == nil {
 			res.Released = &released
@@ -276,8 +279,9 @@ func runSimulation(ctx context.Context, f simulateFlags, stderr io.Writer) (resu
 }
 
 // simRunner runs a definition (isolation or release) with the real handlers against the simulator, on its clock.
-func simRunner(srv *sim.Server, clock *sim.ScaledClock, env map[string]string, log *slog.Logger, definition []byte, name string) (*runner.Runner, error) {
+func simRunner(srv *sim.Server, clock *sim.ScaledClock, env map[string]string, log *slog.Logger, definition []byte, name string, show *progress) (*runner.Runner, error) {
 	return runner.New(runner.Config{
+		OnProgress:       show.callback(),
 		Definition:       definition,
 		StateMachineName: name,
 		Region:           srv.Region(),

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -62,7 +64,13 @@ func TestSimulateDefaultIsolates(t *testing.T) {
 	if res.Notifications[0].Default == "" {
 		t.Error("no default (Chatbot) body in the notification")
 	}
+	// A responder knows the stack's parameters and the command's flags, not the functions' environment.
+	if m := envName.FindString(res.Notifications[0].Email); m != "" {
+		t.Errorf("the notification names the environment variable %s, want the stack parameter's name", m)
+	}
 }
+
+var envName = regexp.MustCompile(`\b[A-Z]+_[A-Z_]+\b`)
 
 func TestSimulatePermanentFailureExitsNonZeroAndNotifies(t *testing.T) {
 	res, code := simulateJSON(t, "--scenario", "missing-profile")
@@ -114,5 +122,75 @@ func TestSimulateRefusesBadFlags(t *testing.T) {
 		if code := run(context.Background(), args, &out, &errOut); code != 2 || errOut.Len() == 0 {
 			t.Errorf("%q: exit %d, stderr %q; want 2 and a message", args, code, errOut.String())
 		}
+	}
+}
+
+// Bad input is refused before any execution starts (exit 2, nothing on stdout), with a message that says what
+// and where, in the flags' own names (issue 15, item 8).
+func TestSimulateRefusesBadInputBeforeAnyExecution(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := dir + "/" + name
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	notJSON := write("event.txt", "Isolate=true\n")
+	badScenario := write("bad.json", "{\n  \"vpcs\": [\n    {\"id\": \"vpc-1\",}\n  ]\n}\n")
+	unknownField := write("unknown.json", "{\n  \"vpcs\": [],\n    \"bogus\": 1\n}\n")
+	tests := []struct {
+		args []string
+		want []string // in stderr
+	}{
+		{[]string{"--speed", "NaN"}, []string{"--speed NaN", "from 0.01 to 1000"}},
+		{[]string{"--speed", "Inf"}, []string{"--speed +Inf"}},
+		{[]string{"--speed", "1e300"}, []string{"--speed 1e+300"}},
+		{[]string{"--speed", "-1"}, []string{"--speed -1"}},
+		{[]string{"--tracking", "untrack"}, []string{`--tracking "untrack"`, "ConnectionTracking"}},
+		{[]string{"--event", notJSON}, []string{notJSON + ":1:1 is not a JSON object"}},
+		{[]string{"--scenario", badScenario}, []string{badScenario + ":3:20"}},
+		{[]string{"--scenario", unknownField}, []string{unknownField + ":3:5", `unknown field "bogus"`}},
+		{[]string{"--scenario", "no-such-scenario"}, []string{`--scenario "no-such-scenario" is neither a built-in scenario (`, "default", "missing-profile", "redrive", "release"}},
+	}
+	for _, tt := range tests {
+		var out, errOut bytes.Buffer
+		code := run(context.Background(), append([]string{"simulate"}, tt.args...), &out, &errOut)
+		if code != 2 || out.Len() != 0 {
+			t.Errorf("%q: exit %d, stdout %q; want 2 and no report (no execution)", tt.args, code, out.String())
+		}
+		for _, w := range tt.want {
+			if !strings.Contains(errOut.String(), w) {
+				t.Errorf("%q: stderr %q lacks %q", tt.args, errOut.String(), w)
+			}
+		}
+	}
+}
+
+// Live progress (issue 15, item 5): piped, every state of the execution is a plain "started" line and a "done"
+// line on stderr as it happens (the report stays on stdout); --json adds nothing.
+func TestSimulateShowsProgressUnlessJSON(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"simulate", "--speed", "20"}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	progress := errOut.String()
+	for _, state := range []string{"Validate and record", "Contain", "Apply isolation security group", "Verify containment", "Snapshot volumes", "Notify success"} {
+		started := regexp.MustCompile(`(?m)^  \+\S+\s+started\s+` + regexp.QuoteMeta(state) + `$`)
+		done := regexp.MustCompile(`(?m)^  \+\S+\s+done\s+` + regexp.QuoteMeta(state) + ` in \S+$`)
+		if !started.MatchString(progress) || !done.MatchString(progress) {
+			t.Errorf("progress lacks the start or the end of %q:\n%s", state, progress)
+		}
+	}
+	if !strings.Contains(progress, "SUCCEEDED") || strings.Contains(out.String(), "started ") {
+		t.Errorf("want the execution's end on stderr and no progress on stdout; stderr:\n%s", progress)
+	}
+	if strings.Contains(progress, "\033[") {
+		t.Error("terminal control sequences in piped output")
+	}
+	out.Reset()
+	errOut.Reset()
+	if code := run(context.Background(), []string{"simulate", "--speed", "20", "--json"}, &out, &errOut); code != 0 || errOut.Len() != 0 {
+		t.Errorf("--json: exit %d, stderr %q; want 0 and nothing", code, errOut.String())
 	}
 }

@@ -38,10 +38,17 @@ type Options struct {
 	Storm       int
 	StormFactor float64
 	Concurrency []int
+	// Window is the admission window: at most this many executions run at once, started in tag order (the
+	// admission queue and starter; 0: every execution starts at the tag). AccountConcurrency is the account's
+	// Lambda concurrency, shared by the functions without a reservation (0: unlimited).
+	Window, AccountConcurrency int
 	// Env overrides the functions' environment (stack parameters), e.g. REVOKE_CREDENTIALS=false.
 	Env map[string]string
 	// Only, when not empty, runs only these parts: path, coldstart, storm (cost needs path).
 	Only map[string]bool
+	// HeapProfile, when set, is a file the storm writes a heap profile to while its executions' results are
+	// still held (go tool pprof).
+	HeapProfile string
 	// Progress receives one line per step (stderr).
 	Progress io.Writer
 }

@@ -41,8 +41,14 @@ type harness struct {
 	// limit, when positive, is each function's reserved concurrency: an invocation beyond it is refused with
 	// Lambda.TooManyRequestsException, as Lambda refuses a synchronous invoke over the reservation.
 	limit int
+	// account, when positive, is the account's unreserved concurrency, shared by every function: Lambda refuses
+	// an invoke beyond it with TooManyRequestsException (Reason: ConcurrentInvocationLimitExceeded).
+	// https://docs.aws.amazon.com/lambda/latest/dg/lambda-concurrency.html
+	account int
 
 	mu          sync.Mutex
+	running     int // invocations in flight, all functions
+	peak        int // the most at once
 	inflight    map[string]int
 	invocations []invocation
 	refused     int
@@ -63,8 +69,13 @@ type harnessConfig struct {
 	Costs  Costs
 	// Env is the functions' environment (stack parameters); TOPIC_ARN is set to the scenario's first topic.
 	Env map[string]string
-	// Concurrency is each function's reserved concurrency (0: unlimited).
-	Concurrency int
+	// Concurrency is each function's reserved concurrency (0: none); AccountConcurrency the account's
+	// concurrency that every function without a reservation shares (0: unlimited).
+	Concurrency, AccountConcurrency int
+	// InProcess serves the simulator without sockets (sim.WithInProcess): the same wire protocols, less CPU.
+	InProcess bool
+	// CallSink, when set, receives every call instead of the simulator keeping it (sim.WithCallSink).
+	CallSink func(sim.Call)
 	// Conns: keep this many idle connections per function (a storm's concurrent calls reuse them instead of
 	// opening one per call).
 	Conns int
@@ -85,7 +96,14 @@ func newHarness(c harnessConfig) (*harness, error) {
 	if srv == nil {
 		clock = newVirtualClock(c.Factor)
 		var err error
-		if srv, err = sim.Start(c.Scenario, sim.WithClock(clock)); err != nil {
+		opts := []sim.Option{sim.WithClock(clock)}
+		if c.InProcess {
+			opts = append(opts, sim.WithInProcess())
+		}
+		if c.CallSink != nil {
+			opts = append(opts, sim.WithCallSink(c.CallSink))
+		}
+		if srv, err = sim.Start(c.Scenario, opts...); err != nil {
 			clock.Close()
 			return nil, fmt.Errorf("start simulator: %w", err)
 		}
@@ -98,7 +116,7 @@ func newHarness(c harnessConfig) (*harness, error) {
 		env["TOPIC_ARN"] = fmt.Sprintf("arn:aws:sns:%s:%s:%s", srv.Region(), srv.AccountID(), c.Scenario.Topics[0].Name)
 	}
 	h := &harness{srv: srv, clock: clock, costs: c.Costs, names: map[string]string{}, limit: c.Concurrency,
-		inflight: map[string]int{}, owner: c.server == nil}
+		account: c.AccountConcurrency, inflight: map[string]int{}, owner: c.server == nil}
 	h.opts = clock.options()
 	h.opts.TransitionLatency = c.Costs.Transition
 	h.opts.Region, h.opts.Account, h.opts.StateMachineName = srv.Region(), srv.AccountID(), runner.StateMachineName
@@ -187,22 +205,29 @@ func (h *harness) start(ctx context.Context, name string, input json.RawMessage)
 // Invoke implements asl.Invoker: Lambda's invoke overhead, then the function through the runner.
 func (h *harness) Invoke(ctx context.Context, resource string, input json.RawMessage) (json.RawMessage, error) {
 	name := h.names[resource]
-	if h.limit > 0 {
-		h.mu.Lock()
-		if h.inflight[name] >= h.limit {
-			h.refused++
-			h.mu.Unlock()
-			return nil, &asl.TaskError{Name: "Lambda.TooManyRequestsException",
-				Cause: "Rate Exceeded. (Reason: ReservedFunctionConcurrentInvocationLimitExceeded)"}
-		}
-		h.inflight[name]++
+	h.mu.Lock()
+	switch {
+	case h.limit > 0 && h.inflight[name] >= h.limit:
+		h.refused++
 		h.mu.Unlock()
-		defer func() {
-			h.mu.Lock()
-			h.inflight[name]--
-			h.mu.Unlock()
-		}()
+		return nil, &asl.TaskError{Name: "Lambda.TooManyRequestsException",
+			Cause: "Rate Exceeded. (Reason: ReservedFunctionConcurrentInvocationLimitExceeded)"}
+	case h.limit <= 0 && h.account > 0 && h.running >= h.account:
+		h.refused++
+		h.mu.Unlock()
+		return nil, &asl.TaskError{Name: "Lambda.TooManyRequestsException",
+			Cause: "Rate Exceeded. (Reason: ConcurrentInvocationLimitExceeded)"}
 	}
+	h.inflight[name]++
+	h.running++
+	h.peak = max(h.peak, h.running)
+	h.mu.Unlock()
+	defer func() {
+		h.mu.Lock()
+		h.inflight[name]--
+		h.running--
+		h.mu.Unlock()
+	}()
 	if h.costs.Invoke > 0 {
 		if err := h.opts.Sleep(ctx, h.costs.Invoke); err != nil {
 			return nil, err

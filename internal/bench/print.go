@@ -46,39 +46,52 @@ func Print(w io.Writer, r *Report) {
 		p("\n")
 	}
 	for _, s := range r.Storms {
-		conc := "unlimited"
+		conc := "no reservation"
 		if s.Concurrency > 0 {
-			conc = fmt.Sprintf("%d per function (reserved concurrency; Lambda.TooManyRequestsException beyond)", s.Concurrency)
+			conc = fmt.Sprintf("reserved %d per function (Lambda.TooManyRequestsException beyond)", s.Concurrency)
 		}
-		p("### 3. Storm: %d instances tagged at once, Lambda concurrency %s\n\n", s.Instances, conc)
+		if s.AccountConcurrency > 0 {
+			conc += fmt.Sprintf(", account concurrency %d", s.AccountConcurrency)
+		}
+		adm := "every execution started at the tag"
+		if s.Window > 0 {
+			adm = fmt.Sprintf("admission window %d (at most %d executions running, started in tag order)", s.Window, s.Window)
+		}
+		p("### 3. Storm: %d instances tagged at once; %s; Lambda: %s\n\n", s.Instances, adm, conc)
 		p("EC2's documented token buckets, %v latency, the same invoke/transition costs; simulated clock x%g: %v real, of which %v CPU-starved and kept out of simulated time (longest stretch %v).\n\n",
 			o.Latency, s.Factor, s.Real.Round(time.Second), s.Excluded.Round(100*time.Millisecond), s.LagMax.Round(time.Millisecond))
 		p("| figure | value |\n|---|---|\n")
 		p("| isolated (every ENI only on the isolation group, read back) | %d / %d |\n", s.Isolated, s.Instances)
 		p("| failed executions | %d%s |\n", s.Failed, failedBy(s.FailedBy))
+		p("| evidence complete (termination protection, shutdown stop, volumes kept; read back) | %d / %d |\n", s.Evidence, s.Instances)
+		p("| snapshot of every volume / incident record | %d / %d |\n", s.Snapshots, s.Records)
+		if len(s.EvidenceMissing) > 0 {
+			p("| missing, e.g. | %s |\n", strings.Join(s.EvidenceMissing, "; "))
+		}
 		p("| AWS calls (HTTP requests) | %d |\n", s.Calls)
 		p("| SDK operations / SDK retries | %d / %d |\n", s.Operations, s.Calls-s.Operations)
 		p("| throttled answers (RequestLimitExceeded) | %d%s |\n", s.Throttled, byCount(s.ThrottledBy, 5))
 		p("| state machine Task retries | %d |\n", s.StateRetries)
-		if s.Concurrency > 0 {
-			p("| Lambda invocations refused (reserved concurrency) | %d |\n", s.LambdaRefused)
+		p("| Lambda invocations refused (concurrency) / most in flight at once | %d / %d |\n", s.LambdaRefused, s.LambdaPeak)
+		p("| state transitions, most in one second (quota %g/s) | %d |\n", stateTransitionBucket.RefillPerSecond, s.TransitionsPeak)
+		if s.Window > 0 {
+			p("| last execution started (tag -> StartExecution) | %v |\n", sec(s.AdmittedLast))
 		}
-		p("| makespan, all executions ended (simulated) | %v |\n", sec(s.Makespan))
+		p("| makespan, tag -> all executions ended (simulated) | %v |\n", sec(s.Makespan))
+		if bb := s.Binding(); bb.Time > 0 {
+			p("| binding bucket: %s, (%d − %g) / %g per s | %v |\n", bb.Action, bb.Calls, bb.Bucket.Capacity, bb.Bucket.RefillPerSecond, sec(bb.Time))
+			p("| makespan / that bound | %s |\n", ratio(s.Makespan, bb.Time))
+		}
 		if len(s.Bounds) > 0 {
 			b := s.Bounds[0]
 			p("| largest mutating bound: %s, (%d − %g) / %g per s | %v |\n", b.Action, b.Calls, b.Bucket.Capacity, b.Bucket.RefillPerSecond, sec(b.Time))
-			p("| makespan / that bound | %s |\n", ratio(s.Makespan, b.Time))
-		}
-		if len(s.ReadBounds) > 0 && (len(s.Bounds) == 0 || s.ReadBounds[0].Time > s.Bounds[0].Time) {
-			b := s.ReadBounds[0]
-			p("| largest bound of any bucket: %s, (%d − %g) / %g per s | %v |\n", b.Action, b.Calls, b.Bucket.Capacity, b.Bucket.RefillPerSecond, sec(b.Time))
-			p("| makespan / that bound | %s |\n", ratio(s.Makespan, b.Time))
 		}
 		cb := s.ContainBound
 		p("| containment makespan, last instance contained | %v |\n", sec(s.Containment))
 		p("| ModifyNetworkInterfaceAttribute bound, (%d − %g) / %g per s | %v |\n", cb.Calls, cb.Bucket.Capacity, cb.Bucket.RefillPerSecond, sec(cb.Time))
 		p("| containment makespan / that bound | %s |\n", ratio(s.Containment, cb.Time))
-		p("| time to containment p50 / p99 | %v / %v |\n", sec(s.P50), sec(s.P99))
+		p("| time to containment (tag -> contained) p50 / p99 | %v / %v |\n", sec(s.P50), sec(s.P99))
+		p("| p50 / makespan | %s |\n", ratio(s.P50, s.Makespan))
 		listBounds := func(what string, bounds []Bound, n int) {
 			var bs []string
 			for i, b := range bounds {

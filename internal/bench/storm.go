@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"os"
+	"runtime"
+	"runtime/pprof"
 	"slices"
 	"sort"
 	"strings"
@@ -79,6 +82,16 @@ func boundOf(action string, b sim.Bucket, n int) Bound {
 	return Bound{Action: action, Calls: n, Bucket: b, Time: time.Duration(t * float64(time.Second))}
 }
 
+// Step Functions' documented API quotas (https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html,
+// "Quotas related to API action throttling" and "state throttling"; us-east-1, us-west-2, eu-west-1): StartExecution
+// a bucket of 1,300 refilled at 300 per second, state transitions 5,000 refilled at 5,000 per second. The admission
+// starter's StartExecution calls take a token from the first; the second is counted (Transitions per second) and
+// printed beside its quota.
+var (
+	startExecutionBucket  = sim.Bucket{Capacity: 1300, RefillPerSecond: 300}
+	stateTransitionBucket = sim.Bucket{Capacity: 5000, RefillPerSecond: 5000}
+)
+
 // StormResult is the storm row.
 type StormResult struct {
 	Instances, Isolated, Failed int
@@ -88,31 +101,113 @@ type StormResult struct {
 	Throttled                   int               // RequestLimitExceeded answers
 	ThrottledBy                 map[string]int    // by action
 	StateRetries                int               // Task retries by the state machine
-	LambdaRefused               int               // invocations refused over the reserved concurrency
-	Makespan                    time.Duration     // first execution start -> last execution end
-	Containment                 time.Duration     // first execution start -> last instance contained
+	LambdaRefused               int               // invocations refused (reserved or account concurrency)
+	LambdaPeak                  int               // most invocations in flight at once, all functions
+	Makespan                    time.Duration     // tag -> last execution end
+	Containment                 time.Duration     // tag -> last instance contained
 	// ContainBound is ModifyNetworkInterfaceAttribute's bound; Bounds every mutating EC2 action's, largest first.
 	ContainBound Bound
 	Bounds       []Bound
 	// ReadBounds are the non-mutating buckets' bounds, largest first.
-	ReadBounds  []Bound
-	P50, P99    time.Duration // execution start -> its instance contained
+	ReadBounds []Bound
+	// P50, P99: the instance tagged -> contained (the wait for admission included).
+	P50, P99    time.Duration
 	Transitions int
-	Invocations []invocation
-	Factor      float64
-	Concurrency int
-	Real        time.Duration
+	// TransitionsPeak is the most state transitions in one simulated second (quota: stateTransitionBucket).
+	TransitionsPeak int
+	Invocations     []invocation
+	Factor          float64
+	Concurrency     int
+	// Window is the admission window (executions running at once; 0: every execution started at the tag) and
+	// AccountConcurrency the account's Lambda concurrency (0: unlimited).
+	Window, AccountConcurrency int
+	// AdmittedLast is when the last execution was started (tag -> its StartExecution).
+	AdmittedLast time.Duration
+	// Evidence: instances whose evidence was read back complete (termination protection on, shutdown behaviour
+	// stop, no volume deleted on termination, a snapshot of each volume, an incident record).
+	Evidence, Snapshots, Records int
+	EvidenceMissing              []string // a few examples of what was missing
+	Real                         time.Duration
 	// Excluded is the real time the process was starved of CPU, kept out of simulated time (virtualClock);
 	// LagMax the longest such stretch.
 	Excluded, LagMax time.Duration
 }
 
+// execSummary is what the storm keeps of an execution once it ended (the execution and its history are dropped:
+// 10,000 histories held to the end were most of the bench's memory).
+type execSummary struct {
+	instance             string
+	start, stop          time.Time
+	failed               bool
+	what, cause          string
+	transitions, retries int
+	entered              []time.Time // when each state was entered (transitions per second)
+}
+
+func summarise(e *asl.Execution) execSummary {
+	s := execSummary{instance: eventInstance(e), start: e.StartTime, stop: e.StopTime, failed: e.Status != asl.StatusSucceeded,
+		transitions: transitions(e)}
+	if s.failed {
+		s.what, s.cause = failureOf(e)
+	}
+	for _, ev := range e.History.Events() {
+		if ev.Type == asl.TaskScheduled && ev.RetryCount > 0 {
+			s.retries++
+			s.entered = append(s.entered, ev.Timestamp)
+		}
+		if strings.HasSuffix(string(ev.Type), "StateEntered") {
+			s.entered = append(s.entered, ev.Timestamp)
+		}
+	}
+	return s
+}
+
+// modifyCall is a successful ModifyNetworkInterfaceAttribute: the ENI, its groups (sorted) and the answer's time.
+type modifyCall struct {
+	eni    string
+	groups []string
+	end    time.Time
+}
+
+// callTally counts the simulator's calls as they are answered (sim.WithCallSink): a 10,000-instance storm makes
+// too many to keep.
+type callTally struct {
+	calls, throttled int
+	throttledBy      map[string]int
+	mutating, reads  map[string]int
+	modifies         []modifyCall
+}
+
+func (t *callTally) add(c sim.Call) {
+	t.calls++
+	if c.ErrorCode == "RequestLimitExceeded" {
+		t.throttled++
+		t.throttledBy[c.Action]++
+		return
+	}
+	switch {
+	case c.Service != "ec2":
+	case c.Mutating && !c.DryRun:
+		t.mutating[c.Action]++ // a call past the bucket took a token, whatever its answer
+	default:
+		t.reads[readBucketKey(c)]++
+	}
+	if c.Action == "ModifyNetworkInterfaceAttribute" && c.ErrorCode == "" && c.HTTPStatus == 200 {
+		set := indexed(c.Params, "SecurityGroupId")
+		slices.Sort(set)
+		t.modifies = append(t.modifies, modifyCall{eni: c.Params.Get("NetworkInterfaceId"), groups: set, end: c.End})
+	}
+}
+
 // storm tags n instances at once (copies of the base instance with one ENI, in a subnet of their own) and runs
-// their executions concurrently against EC2's token buckets.
+// their executions against EC2's token buckets. With an admission window (Options.Window) the tag events queue
+// and at most Window executions run at once, started in tag order as the admission starter does (queue ->
+// starter -> StartExecution); without one every execution starts at the tag, as an EventBridge rule targeting
+// the state machine does.
 func (b *bench) storm(ctx context.Context, concurrency int) (StormResult, error) {
 	n := b.opts.Storm
 	res := StormResult{Instances: n, Factor: b.opts.StormFactor, Concurrency: concurrency, FailedBy: map[string]int{}, ThrottledBy: map[string]int{},
-		FailureCause: map[string]string{}}
+		FailureCause: map[string]string{}, Window: b.opts.Window, AccountConcurrency: b.opts.AccountConcurrency}
 	sc, err := b.baseScenario()
 	if err != nil {
 		return res, err
@@ -129,8 +224,10 @@ func (b *bench) storm(ctx context.Context, concurrency int) (StormResult, error)
 	}
 	sc = withLatency(sc, b.opts.Latency, true)
 	var ops atomic.Int64
+	tally := &callTally{throttledBy: map[string]int{}, mutating: map[string]int{}, reads: map[string]int{}}
 	h, err := newHarness(harnessConfig{Scenario: sc, Factor: b.opts.StormFactor, Costs: b.opts.Costs, Env: b.env,
-		Concurrency: concurrency, Conns: 256, Operations: &ops})
+		Concurrency: concurrency, AccountConcurrency: b.opts.AccountConcurrency, Conns: 256, Operations: &ops,
+		InProcess: true, CallSink: tally.add})
 	if err != nil {
 		return res, err
 	}
@@ -142,76 +239,97 @@ func (b *bench) storm(ctx context.Context, concurrency int) (StormResult, error)
 			return res, err
 		}
 	}
-	execs := make([]*asl.Execution, n)
+	summaries := make([]execSummary, n)
 	excludedBefore, _ := h.clock.Excluded()
 	realStart := time.Now()
-	start := h.clock.Now()
+	start := h.clock.Now() // every instance tagged
+	run := func(k int) {
+		summaries[k] = summarise(h.start(ctx, fmt.Sprintf("storm-%05d", k), events[k]))
+		events[k] = nil
+	}
 	var wg sync.WaitGroup
-	for k := range n {
-		wg.Go(func() { execs[k] = h.start(ctx, fmt.Sprintf("storm-%04d", k), events[k]) })
+	var admittedLast atomic.Int64
+	if w := b.opts.Window; w > 0 {
+		// The starter: the queue hands out events in tag order; each of w slots starts the next execution when
+		// its previous one ended, after StartExecution's bucket grants a token.
+		next := make(chan int, n)
+		for k := range n {
+			next <- k
+		}
+		close(next)
+		sfn := &tokenWaiter{clock: h.clock, bucket: startExecutionBucket}
+		for range min(w, n) {
+			wg.Go(func() {
+				for k := range next {
+					sfn.take()
+					admittedLast.Store(int64(h.clock.Now().Sub(start)))
+					run(k)
+				}
+			})
+		}
+	} else {
+		for k := range n {
+			wg.Go(func() { run(k) })
+		}
 	}
 	wg.Wait()
+	if b.opts.HeapProfile != "" {
+		if err := writeHeapProfile(b.opts.HeapProfile); err != nil {
+			return res, err
+		}
+	}
+	res.AdmittedLast = time.Duration(admittedLast.Load())
 	res.Real = time.Since(realStart)
 	excluded, lags := h.clock.Excluded()
 	res.Excluded = excluded - excludedBefore
 	slices.Sort(lags)
 	res.LagMax = percentile(lags, 1)
-	calls := h.srv.Calls()
 	// Read back without throttling (the check is not part of the storm).
 	h.srv.Update(func(a *sim.Account) { a.Faults.TokenBuckets.Enabled = false })
 
 	end := start
-	for _, e := range execs {
-		if e.StopTime.After(end) {
-			end = e.StopTime
+	perSecond := map[int64]int{}
+	for _, e := range summaries {
+		if e.stop.After(end) {
+			end = e.stop
 		}
-		if e.Status != asl.StatusSucceeded {
+		if e.failed {
 			res.Failed++
-			what, cause := failureOf(e)
-			res.FailedBy[what]++
-			if res.FailureCause[what] == "" {
-				res.FailureCause[what] = truncate(cause, 400)
+			res.FailedBy[e.what]++
+			if res.FailureCause[e.what] == "" {
+				res.FailureCause[e.what] = truncate(e.cause, 400)
 			}
 		}
-		res.Transitions += transitions(e)
-		for _, ev := range e.History.Events() {
-			if ev.Type == asl.TaskScheduled && ev.RetryCount > 0 {
-				res.StateRetries++
-			}
+		res.Transitions += e.transitions
+		res.StateRetries += e.retries
+		for _, t := range e.entered {
+			perSecond[t.Sub(start).Milliseconds()/1000]++
 		}
+	}
+	for _, k := range perSecond {
+		res.TransitionsPeak = max(res.TransitionsPeak, k)
 	}
 	res.Makespan = end.Sub(start)
 	res.Operations = int(ops.Load())
 	res.Invocations = h.recorded()
 	h.mu.Lock()
-	res.LambdaRefused = h.refused
+	res.LambdaRefused, res.LambdaPeak = h.refused, h.peak
 	h.mu.Unlock()
 
 	// Every ENI of the storm's instances, read back through the SDK.
-	final, err := stormENIs(ctx, ec2.NewFromConfig(h.srv.AWSConfig("bench-check")))
+	client := ec2.NewFromConfig(h.srv.AWSConfig("bench-check"))
+	final, err := stormENIs(ctx, client)
 	if err != nil {
+		return res, err
+	}
+	if err := b.stormEvidence(ctx, h, client, ids, &res); err != nil {
 		return res, err
 	}
 	contained := map[string]bool{} // instance -> every ENI only on the isolation group
 	for inst, enis := range final {
 		contained[inst] = isolated(enis, b.groupName())
 	}
-	mutating, reads := map[string]int{}, map[string]int{}
-	for _, c := range calls {
-		res.Calls++
-		if c.ErrorCode == "RequestLimitExceeded" {
-			res.Throttled++
-			res.ThrottledBy[c.Action]++
-			continue
-		}
-		switch {
-		case c.Service != "ec2":
-		case c.Mutating && !c.DryRun:
-			mutating[c.Action]++ // a call past the bucket took a token, whatever its answer
-		default:
-			reads[readBucketKey(c)]++
-		}
-	}
+	res.Calls, res.Throttled, res.ThrottledBy = tally.calls, tally.throttled, tally.throttledBy
 	// Each ENI's containing call: the first successful modify that gave it its final groups; an instance is
 	// contained when its last ENI is.
 	eniFinal, eniInstance := map[string]eniState{}, map[string]string{}
@@ -222,28 +340,16 @@ func (b *bench) storm(ctx context.Context, concurrency int) (StormResult, error)
 	}
 	containedAt := map[string]time.Time{}
 	seen := map[string]bool{}
-	for _, c := range calls {
-		if c.Action != "ModifyNetworkInterfaceAttribute" || c.ErrorCode != "" || c.HTTPStatus != 200 {
+	sort.SliceStable(tally.modifies, func(i, j int) bool { return tally.modifies[i].end.Before(tally.modifies[j].end) })
+	for _, c := range tally.modifies {
+		e, ok := eniFinal[c.eni]
+		if !ok || seen[c.eni] || !slices.Equal(c.groups, e.groups) {
 			continue
 		}
-		eni := c.Params.Get("NetworkInterfaceId")
-		e, ok := eniFinal[eni]
-		if !ok || seen[eni] {
-			continue
+		seen[c.eni] = true
+		if inst := eniInstance[c.eni]; c.end.After(containedAt[inst]) {
+			containedAt[inst] = c.end
 		}
-		set := indexed(c.Params, "SecurityGroupId")
-		slices.Sort(set)
-		if !slices.Equal(set, e.groups) {
-			continue
-		}
-		seen[eni] = true
-		if inst := eniInstance[eni]; c.End.After(containedAt[inst]) {
-			containedAt[inst] = c.End
-		}
-	}
-	byName := map[string]*asl.Execution{}
-	for _, e := range execs {
-		byName[eventInstance(e)] = e
 	}
 	var times []time.Duration
 	lastContained := start
@@ -259,17 +365,17 @@ func (b *bench) storm(ctx context.Context, concurrency int) (StormResult, error)
 		if at.After(lastContained) {
 			lastContained = at
 		}
-		if e := byName[id]; e != nil {
-			times = append(times, at.Sub(e.StartTime))
-		}
+		// From the tag (every instance was tagged at start), not from its execution's start: the wait for
+		// admission is part of what the responder sees.
+		times = append(times, at.Sub(start))
 	}
 	res.Containment = lastContained.Sub(start)
 	sort.Slice(times, func(i, j int) bool { return times[i] < times[j] })
 	res.P50, res.P99 = percentile(times, 0.50), percentile(times, 0.99)
-	for action, k := range mutating {
+	for action, k := range tally.mutating {
 		res.Bounds = append(res.Bounds, bucketBound(action, k))
 	}
-	for key, k := range reads {
+	for key, k := range tally.reads {
 		b := nonMutatingBucket
 		if strings.HasSuffix(key, " (unfiltered)") {
 			b = unfilteredBucket
@@ -283,8 +389,48 @@ func (b *bench) storm(ctx context.Context, concurrency int) (StormResult, error)
 		}
 		return res.Bounds[i].Action < res.Bounds[j].Action
 	})
-	res.ContainBound = bucketBound("ModifyNetworkInterfaceAttribute", mutating["ModifyNetworkInterfaceAttribute"])
+	res.ContainBound = bucketBound("ModifyNetworkInterfaceAttribute", tally.mutating["ModifyNetworkInterfaceAttribute"])
 	return res, nil
+}
+
+// Binding is the largest bound over every bucket: the least makespan EC2's buckets allow for the calls made.
+func (s StormResult) Binding() Bound {
+	var b Bound
+	for _, x := range append(append([]Bound(nil), s.Bounds...), s.ReadBounds...) {
+		if x.Time > b.Time {
+			b = x
+		}
+	}
+	return b
+}
+
+// tokenWaiter takes a token from a bucket on the simulated clock, waiting for the refill when it is empty (the
+// starter waits, it does not fail: a throttled StartExecution is retried, not dropped).
+type tokenWaiter struct {
+	mu     sync.Mutex
+	clock  *virtualClock
+	bucket sim.Bucket
+	tokens float64
+	last   time.Time
+	init   bool
+}
+
+func (w *tokenWaiter) take() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for {
+		now := w.clock.Now()
+		if !w.init {
+			w.tokens, w.last, w.init = w.bucket.Capacity, now, true
+		}
+		w.tokens = math.Min(w.bucket.Capacity, w.tokens+now.Sub(w.last).Seconds()*w.bucket.RefillPerSecond)
+		w.last = now
+		if w.tokens >= 1 {
+			w.tokens--
+			return
+		}
+		w.clock.Sleep(time.Duration((1 - w.tokens) / w.bucket.RefillPerSecond * float64(time.Second)))
+	}
 }
 
 // eventInstance is the instance an execution's input names.
@@ -360,4 +506,17 @@ func failureOf(e *asl.Execution) (string, string) {
 		}
 	}
 	return e.Error, e.Cause
+}
+
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	runtime.GC()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

@@ -4,7 +4,14 @@
 // until they expire (hours). Revoke puts an inline policy on the role of the instance's pre-isolation profile
 // that denies every action to credentials used from this instance (the condition key ec2:SourceInstanceARN,
 // which IAM adds to every request signed with an instance's role credentials: AWS's documented way to revoke
-// one instance's session). Other instances of the same role keep working. Lift deletes that policy and only it.
+// one instance's session). Other instances of the same role keep working.
+//
+// Lift does not delete that policy: credentials stolen before the isolation would work again. It replaces it
+// (same name, one PutRolePolicy, no moment without a deny) with one that denies only the instance's credentials
+// issued before the release (aws:TokenIssueTime DateLessThan the release's start), so the restored profile's
+// fresh credentials work. That policy is needed until every credential issued before the release has expired:
+// its statement's Sid carries that time (ReleasedUntil reads it), after which `isolation cleanup` or the
+// reconciler deletes it.
 //
 // Both read first and change only what is missing: a second run makes no mutating call. A role outside the
 // stack's revocable roles (REVOCABLE_ROLES, the same pattern the template's IAM permissions are scoped to) is
@@ -20,6 +27,7 @@ import (
 	"net/url"
 	"reflect"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -50,12 +58,72 @@ func Document(instanceARN string) string {
 		`"Action":"*","Resource":"*","Condition":{"StringEquals":{"ec2:SourceInstanceARN":` + string(arn) + `}}}]}`
 }
 
+// KeepFor is how long after the release the released policy is still needed: the longest a temporary credential
+// can live. IAM: temporary security credentials are "valid for the specified duration, from 900 seconds (15
+// minutes) up to a maximum of 129,600 seconds (36 hours)"
+// (https://docs.aws.amazon.com/IAM/latest/UserGuide/id_credentials_temp_control-access_disable-perms.html), and
+// "IAM role credentials provided by Amazon EC2 instances assigned to the role are not subject to the specified
+// maximum session duration" (IAM UpdateRole, MaxSessionDuration): no shorter bound is documented for them.
+const KeepFor = 36 * time.Hour
+
+// releasedSid starts the Sid of a released policy's statement; the rest is the time after which the policy can be
+// deleted, as 20060102T150405Z (a Sid holds only letters and digits).
+const releasedSid = "DenyCredentialsIssuedBeforeReleaseUntil"
+
+const sidTime = "20060102T150405Z"
+
+// ReleasedDocument is the policy Lift leaves: the instance's credentials issued before releasedAt stay denied,
+// until releasedAt+KeepFor (rounded up to the second).
+func ReleasedDocument(instanceARN string, releasedAt time.Time) string {
+	releasedAt = releasedAt.UTC().Truncate(time.Millisecond)
+	until := releasedAt.Add(KeepFor + time.Second - 1).Truncate(time.Second)
+	arn, _ := json.Marshal(instanceARN)
+	// Milliseconds, as $$.Execution.StartTime has them: IAM dates are ISO 8601 (fractions allowed), and a
+	// credential issued in the second before the release must still be denied.
+	return `{"Version":"2012-10-17","Statement":[{"Sid":"` + releasedSid + until.Format(sidTime) + `","Effect":"Deny",` +
+		`"Action":"*","Resource":"*","Condition":{"StringEquals":{"ec2:SourceInstanceARN":` + string(arn) + `},` +
+		`"DateLessThan":{"aws:TokenIssueTime":"` + releasedAt.Format("2006-01-02T15:04:05.000Z") + `"}}}]}`
+}
+
+// ReleasedUntil reads a policy document (as put, or as IAM returns it: URL-encoded) of a role: ok is true when it
+// is a released policy (Lift's), which can be deleted after until; deniedBefore is its aws:TokenIssueTime bound.
+// A revoking policy (an instance still isolated) is never ok: never delete it.
+func ReleasedUntil(doc string) (until, deniedBefore time.Time, ok bool) {
+	if dec, err := url.PathUnescape(doc); err == nil {
+		doc = dec
+	}
+	var p struct {
+		Statement []struct {
+			Sid       string
+			Condition struct {
+				DateLessThan map[string]string
+			}
+		}
+	}
+	if json.Unmarshal([]byte(doc), &p) != nil || len(p.Statement) != 1 {
+		return until, deniedBefore, false
+	}
+	st := p.Statement[0]
+	rest, found := strings.CutPrefix(st.Sid, releasedSid)
+	if !found {
+		return until, deniedBefore, false
+	}
+	until, err := time.Parse(sidTime, rest)
+	if err != nil {
+		return until, deniedBefore, false
+	}
+	deniedBefore, err = time.Parse(time.RFC3339Nano, st.Condition.DateLessThan["aws:TokenIssueTime"])
+	if err != nil {
+		return until, deniedBefore, false
+	}
+	return until, deniedBefore, true
+}
+
 // API is the part of the IAM client the steps use.
 type API interface {
 	GetInstanceProfile(ctx context.Context, in *iam.GetInstanceProfileInput, opts ...func(*iam.Options)) (*iam.GetInstanceProfileOutput, error)
 	GetRolePolicy(ctx context.Context, in *iam.GetRolePolicyInput, opts ...func(*iam.Options)) (*iam.GetRolePolicyOutput, error)
 	PutRolePolicy(ctx context.Context, in *iam.PutRolePolicyInput, opts ...func(*iam.Options)) (*iam.PutRolePolicyOutput, error)
-	DeleteRolePolicy(ctx context.Context, in *iam.DeleteRolePolicyInput, opts ...func(*iam.Options)) (*iam.DeleteRolePolicyOutput, error)
 }
 
 // Handler serves "Revoke credentials" (Revoke) and "Lift credential revocation" (Lift).
@@ -87,7 +155,7 @@ func (h *Handler) Revoke(ctx context.Context, in workflow.RevokeInput) (workflow
 	return h.run(ctx, in, RevokeStep)
 }
 
-// Lift deletes the revoking policy from the role of the instance's pre-isolation profile.
+// Lift replaces the revoking policy on the role of the instance's pre-isolation profile with the released one.
 func (h *Handler) Lift(ctx context.Context, in workflow.RevokeInput) (workflow.RevokeOutput, error) {
 	return h.run(ctx, in, LiftStep)
 }
@@ -116,7 +184,7 @@ func (h *Handler) run(ctx context.Context, in workflow.RevokeInput, step string)
 	case isNoSuchEntity(err):
 		reason := fmt.Sprintf("instance profile %s no longer exists: its role is unknown", in.ProfileARN)
 		if step == LiftStep {
-			reason += fmt.Sprintf("; delete the inline policy %s from that role by hand", PolicyName(in.InstanceID))
+			reason += fmt.Sprintf("; the inline policy %s on that role (if the role still exists) keeps denying every credential of %s: delete it by hand", PolicyName(in.InstanceID), in.InstanceID)
 		}
 		out.Skipped = append(out.Skipped, reason)
 		log.Warn("skipped: instance profile gone", "profile", in.ProfileARN)
@@ -150,7 +218,16 @@ func (h *Handler) run(ctx context.Context, in workflow.RevokeInput, step string)
 		if step == RevokeStep {
 			rr, change, err = h.put(ctx, in, name)
 		} else {
-			rr, change, err = h.delete(ctx, in, name)
+			rr, change, err = h.lift(ctx, in, name)
+		}
+		if steperr.Code(err) == "LimitExceeded" && step == LiftStep {
+			// The released policy is longer than the revoking one it replaces. The revoking one stays: safe, but
+			// the restored profile's credentials are denied too.
+			out.Skipped = append(out.Skipped, fmt.Sprintf("role %s: its inline policies reached IAM's size limit (10,240 characters): "+
+				"the inline policy %s still denies EVERY credential of %s, fresh ones too; free room on the role and run the release again",
+				name, PolicyName(in.InstanceID), in.InstanceID))
+			log.Error("not lifted: the role's inline policies are full", "role", name, "error", err)
+			continue
 		}
 		if steperr.Code(err) == "LimitExceeded" {
 			// IAM caps a role's inline policies at 10,240 characters in all: about 40 instances of one role
@@ -201,28 +278,37 @@ func (h *Handler) put(ctx context.Context, in workflow.RevokeInput, role string)
 	}, nil
 }
 
-// delete removes the revoking policy from the role, if it is there.
-func (h *Handler) delete(ctx context.Context, in workflow.RevokeInput, role string) (workflow.RevokedRole, *workflow.Change, error) {
+// lift replaces the revoking policy with the released one, if it is still the revoking one.
+func (h *Handler) lift(ctx context.Context, in workflow.RevokeInput, role string) (workflow.RevokedRole, *workflow.Change, error) {
 	name := PolicyName(in.InstanceID)
 	rr := workflow.RevokedRole{RoleName: role, PolicyName: name}
-	_, err := h.api.GetRolePolicy(ctx, &iam.GetRolePolicyInput{RoleName: aws.String(role), PolicyName: aws.String(name)})
+	cur, err := h.api.GetRolePolicy(ctx, &iam.GetRolePolicyInput{RoleName: aws.String(role), PolicyName: aws.String(name)})
 	switch {
 	case isNoSuchEntity(err):
-		return rr, nil, nil // never put (revocation off) or already lifted
+		return rr, nil, nil // never put (revocation off), or deleted after it expired
 	case err != nil:
 		return rr, nil, steperr.FromAWS(fmt.Sprintf("get inline policy %s of role %s", name, role), err)
 	}
-	_, err = h.api.DeleteRolePolicy(ctx, &iam.DeleteRolePolicyInput{RoleName: aws.String(role), PolicyName: aws.String(name)})
-	switch {
-	case isNoSuchEntity(err):
-		return rr, nil, nil // lifted by a concurrent run
-	case err != nil:
-		return rr, nil, steperr.FromAWS(fmt.Sprintf("delete inline policy %s of role %s", name, role), err)
+	if until, before, ok := ReleasedUntil(aws.ToString(cur.PolicyDocument)); ok {
+		rr.Until, rr.DeniedBefore = &until, &before // lifted by an earlier run: its time stands
+		return rr, nil, nil
 	}
-	rr.Changed = true
+	releasedAt := h.now()
+	if in.ReleaseStartedAt != nil {
+		releasedAt = *in.ReleaseStartedAt
+	}
+	doc := ReleasedDocument(in.InstanceARN, releasedAt)
+	until, before, _ := ReleasedUntil(doc)
+	if _, err := h.api.PutRolePolicy(ctx, &iam.PutRolePolicyInput{
+		RoleName: aws.String(role), PolicyName: aws.String(name), PolicyDocument: aws.String(doc),
+	}); err != nil {
+		return rr, nil, steperr.FromAWS(fmt.Sprintf("replace inline policy %s on role %s", name, role), err)
+	}
+	rr.Changed, rr.Until, rr.DeniedBefore = true, &until, &before
 	return rr, &workflow.Change{
-		At: h.now().UTC(), Step: LiftStep, Resource: role, Action: "DeleteRolePolicy",
-		Detail: fmt.Sprintf("inline policy %s removed: credentials used from %s are no longer denied", name, in.InstanceARN),
+		At: h.now().UTC(), Step: LiftStep, Resource: role, Action: "PutRolePolicy",
+		Detail: fmt.Sprintf("inline policy %s now denies only credentials used from %s issued before %s (taken before the release); "+
+			"delete it after %s", name, in.InstanceARN, before.Format(time.RFC3339Nano), until.Format(time.RFC3339)),
 	}, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
@@ -162,22 +163,34 @@ func TestRevokeDeniesTheInstancesCredentialsAndLiftRemovesOnlyThat(t *testing.T)
 		t.Errorf("second Revoke = %+v, want the role unchanged", again)
 	}
 
-	// Lift removes the policy and nothing else.
-	lifted, err := h.Lift(ctx, input)
+	// Lift replaces the policy with the released one (same name) and changes nothing else.
+	releasedAt := time.Date(2026, 12, 5, 9, 30, 0, 123e6, time.UTC)
+	lift := input
+	lift.ReleaseStartedAt = &releasedAt
+	lifted, err := h.Lift(ctx, lift)
 	if err != nil {
 		t.Fatalf("Lift: %v", err)
 	}
-	if diff := cmp.Diff([]workflow.RevokedRole{{RoleName: "web-role", PolicyName: policyName, Changed: true}}, lifted.Roles); diff != "" {
+	until := releasedAt.Add(credentials.KeepFor).Truncate(time.Second).Add(time.Second)
+	if diff := cmp.Diff([]workflow.RevokedRole{{RoleName: "web-role", PolicyName: policyName, Changed: true,
+		DeniedBefore: &releasedAt, Until: &until}}, lifted.Roles); diff != "" {
 		t.Errorf("lifted roles (-want +got):\n%s", diff)
 	}
-	if len(lifted.Changes) != 1 || lifted.Changes[0].Action != "DeleteRolePolicy" || lifted.Changes[0].Step != "Lift credential revocation" {
+	if len(lifted.Changes) != 1 || lifted.Changes[0].Action != "PutRolePolicy" || lifted.Changes[0].Step != "Lift credential revocation" {
 		t.Errorf("lift changes = %+v", lifted.Changes)
 	}
-	if diff := cmp.Diff(before, readRole(t, client, "web-role")); diff != "" {
-		t.Errorf("after lift, the role differs from before isolation (-before +after):\n%s", diff)
+	released := readRole(t, client, "web-role")
+	if got, _, ok := credentials.ReleasedUntil(released.Inline[policyName]); !ok || !got.Equal(until) {
+		t.Errorf("released policy %s: until %v (%v), want %v", released.Inline[policyName], got, ok, until)
+	}
+	delete(released.Inline, policyName)
+	if diff := cmp.Diff(before, released); diff != "" {
+		t.Errorf("after lift, the role's other policies differ from before isolation (-before +after):\n%s", diff)
 	}
 	srv.ResetCalls()
-	if out, err := h.Lift(ctx, input); err != nil || len(out.Roles) != 1 || out.Roles[0].Changed {
+	later := releasedAt.Add(time.Hour) // a redrive of another release: the first release's time stands
+	lift.ReleaseStartedAt = &later
+	if out, err := h.Lift(ctx, lift); err != nil || len(out.Roles) != 1 || out.Roles[0].Changed || !out.Roles[0].Until.Equal(until) {
 		t.Errorf("second Lift = %+v, %v; want the role unchanged", out, err)
 	}
 	if m := mutating(srv); len(m) != 0 {

@@ -159,3 +159,13 @@ func (s store) update(ctx context.Context, key string, m mutation) (*workflow.In
 	return nil, "", &steperr.Transient{Op: fmt.Sprintf("write s3://%s/%s", s.bucket, key),
 		Err: fmt.Errorf("the record changed under %d attempts in a row", maxWriteAttempts)}
 }
+
+// Load reads the incident record of key from bucket (workflow.IncidentKey): nil when there is none. The reader
+// needs s3:GetObject and s3:ListBucket (without it a missing record is AccessDenied, not NoSuchKey).
+func Load(ctx context.Context, s3c S3API, bucket, key string) (*workflow.IncidentFile, error) {
+	l, err := store{s3: s3c, bucket: bucket}.load(ctx, key)
+	if errors.Is(err, errNoBucket) {
+		return nil, fmt.Errorf("incident bucket %s: %w", bucket, err)
+	}
+	return l.file, err
+}

@@ -33,16 +33,22 @@ const EnvCentralTopicARN = "CENTRAL_TOPIC_ARN"
 // Settings of the notify function.
 type Settings struct {
 	TopicARN string
+	// RerunCommand, set only by the local runs (isolation run / release: env EnvRerunCommand), replaces the redrive
+	// advice: such an execution exists only in the responder's process, and running the command again resumes it.
+	RerunCommand string
 	// CentralTopicARN also receives every notification published to TopicARN (issue 13, item 15).
 	CentralTopicARN string
 }
+
+// EnvRerunCommand carries Settings.RerunCommand; the stack never sets it.
+const EnvRerunCommand = "RERUN_COMMAND"
 
 // Standard topics only: Chatbot does not subscribe to FIFO topics, and a FIFO publish needs a message group.
 var topicARNPattern = regexp.MustCompile(`^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}$`)
 
 // SettingsFromEnv reads the settings (os.Getenv in a Lambda).
 func SettingsFromEnv(getenv func(string) string) (Settings, error) {
-	s := Settings{TopicARN: getenv(EnvTopicARN), CentralTopicARN: getenv(EnvCentralTopicARN)}
+	s := Settings{TopicARN: getenv(EnvTopicARN), RerunCommand: getenv(EnvRerunCommand), CentralTopicARN: getenv(EnvCentralTopicARN)}
 	return s, s.Check()
 }
 
@@ -119,6 +125,7 @@ func (h *Handler) Handle(ctx context.Context, in workflow.NotifyInput) (workflow
 		return workflow.NotifyOutput{ResumeAt: in.Failures[0].State}, nil
 	}
 
+	in.RerunCommand = h.s.RerunCommand
 	msg, err := render(in)
 	if err != nil {
 		return workflow.NotifyOutput{}, &steperr.InvalidInput{Step: state, Reason: err.Error()}

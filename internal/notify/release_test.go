@@ -17,6 +17,11 @@ const (
 )
 
 // released is the input of the release's "Notify success".
+var (
+	releaseStarted = time.Date(2026, 11, 23, 9, 0, 0, 250e6, time.UTC)
+	releasedUntil  = time.Date(2026, 11, 24, 21, 0, 1, 0, time.UTC)
+)
+
 func released() workflow.NotifyInput {
 	pre := succeeded().Record
 	return workflow.NotifyInput{
@@ -32,7 +37,8 @@ func released() workflow.NotifyInput {
 		RestoreProfile: &workflow.StepChanges{Changes: []workflow.Change{
 			{Step: "Restore instance profile", Resource: instance, Action: "ReplaceIamInstanceProfileAssociation", Detail: "isolation -> web"},
 		}},
-		LiftRevocation: &workflow.RevokeOutput{Roles: []workflow.RevokedRole{{RoleName: "web-role", PolicyName: "ec2-isolation-revoke-" + instance, Changed: true}}},
+		LiftRevocation: &workflow.RevokeOutput{Roles: []workflow.RevokedRole{{RoleName: "web-role", PolicyName: "ec2-isolation-revoke-" + instance, Changed: true,
+			DeniedBefore: &releaseStarted, Until: &releasedUntil}}},
 		RestoreEvidence: &workflow.StepChanges{
 			Changes: []workflow.Change{{Step: "Restore evidence settings", Resource: "web-asg", Action: "AttachInstances"}},
 			Skipped: []string{"target group tg-gone no longer exists"},
@@ -54,7 +60,11 @@ func TestNotifyReleaseSuccess(t *testing.T) {
 	containsAll(t, "email", p.email, "RELEASED", "rel-7",
 		"s3://ec2-isolation-incidents/"+recordKey, "v-after-release", "2026-11-22T10:00:01Z",
 		"ModifyNetworkInterfaceAttribute eni-0a1: sg-0isoa -> sg-0web,sg-0db", "ReplaceIamInstanceProfileAssociation",
-		"role web-role: inline policy ec2-isolation-revoke-"+instance+" removed", "AttachInstances web-asg",
+		"role web-role: inline policy ec2-isolation-revoke-"+instance+" replaced: fresh credentials work",
+		// Issue 13 item 1: until when the policy stays, and how it goes.
+		"still denies the instance's credentials issued before 2026-11-23T09:00:00.25Z", "stays until 2026-11-24T21:00:01Z",
+		"isolation cleanup", "aws iam delete-role-policy --role-name web-role --policy-name ec2-isolation-revoke-"+instance,
+		"AttachInstances web-asg",
 		"skipped: target group tg-gone no longer exists",
 		"PRE-ISOLATION STATE (what this release restores)", `"sg-0web"`)
 	containsAll(t, "chat title", p.chatbot.Content.Title, ":unlock:", instance, "released")

@@ -99,6 +99,9 @@ func render(in workflow.NotifyInput) (message, error) {
 
 // redrive says how to redrive the execution: the CLI command and, in the aws partition, the console page.
 func redrive(in workflow.NotifyInput) (cli, console string) {
+	if in.RerunCommand != "" {
+		return in.RerunCommand, ""
+	}
 	m := executionARNPattern.FindStringSubmatch(in.ExecutionARN)
 	if m == nil {
 		name := plain(in.ExecutionName, maxValue)
@@ -176,6 +179,12 @@ func email(in workflow.NotifyInput) string {
 		p("Instance:   %s (%s)", v(r.InstanceID), v(r.InstanceARN))
 		p("Account:    %s, region %s, zone %s", v(r.Account), v(r.Region), v(r.AvailabilityZone))
 		p("Reason:     %s", v(r.Reason))
+		if rc := r.Reconcile; rc != nil {
+			p("Started by: the reconciler, not the tag event: %s", v(rc.Reason))
+			for _, o := range rc.Open {
+				p("            open: %s", v(o))
+			}
+		}
 	}
 
 	if in.Outcome == workflow.OutcomeFailed {
@@ -210,7 +219,7 @@ func email(in workflow.NotifyInput) string {
 			p("drops them. ICMP, and flows through a Network or Gateway Load Balancer, a NAT gateway or a transit")
 			p("gateway, stay tracked.")
 		} else {
-			p("e.g. an open SSH session or a reverse shell (see CONNECTION_TRACKING=untrack-first).")
+			p("e.g. an open SSH session or a reverse shell (see the stack parameter ConnectionTracking=untrack-first).")
 		}
 	}
 
@@ -218,12 +227,20 @@ func email(in workflow.NotifyInput) string {
 		cli, console := redrive(in)
 		p("")
 		p("HOW TO RESUME")
-		p("Fix the cause, then redrive the execution. It restarts at the failed state; every step is idempotent")
-		p("and does only what is missing.")
-		p("  %s", cli)
-		if console != "" {
+		switch {
+		case in.RerunCommand != "":
+			p("This execution ran on a responder's machine: there is no Step Functions execution to redrive. Fix the")
+			p("cause, then run the command again; every step is idempotent and does only what is missing.")
+			p("  %s", cli)
+		case console != "":
+			p("Fix the cause, then redrive the execution. It restarts at the failed state; every step is idempotent")
+			p("and does only what is missing.")
+			p("  %s", cli)
 			p("or in the Step Functions console: %s -> Redrive", console)
-		} else {
+		default:
+			p("Fix the cause, then redrive the execution. It restarts at the failed state; every step is idempotent")
+			p("and does only what is missing.")
+			p("  %s", cli)
 			p("or in the Step Functions console: the execution -> Redrive")
 		}
 	}
@@ -380,6 +397,13 @@ func doneLines(in workflow.NotifyInput, max int, v func(string) string) []string
 				how = already
 			}
 			p("    role %s: inline policy %s %s", v(role.RoleName), v(role.PolicyName), how)
+			if role.Until != nil && role.DeniedBefore != nil {
+				// Issue 13: credentials copied before the release stay valid for hours; the policy outlives the release.
+				p("      it still denies the instance's credentials issued before %s (any copied before the release), "+
+					"and stays until %s, when none of them can still be valid (the longest a temporary credential lives: 36 hours); "+
+					"then `isolation cleanup` or the reconciler deletes it, or: aws iam delete-role-policy --role-name %s --policy-name %s",
+					role.DeniedBefore.UTC().Format(time.RFC3339Nano), role.Until.UTC().Format(time.RFC3339), v(role.RoleName), v(role.PolicyName))
+			}
 		}
 		for _, s := range r.Skipped {
 			p("    skipped: %s", v(s))
@@ -415,7 +439,7 @@ func doneLines(in workflow.NotifyInput, max int, v func(string) string) []string
 	changes("Evidence preserved (Preserve evidence)", in.Preserve)
 	changes("Security groups restored (Restore security groups)", in.RestoreGroups)
 	changes("Instance profile restored (Restore instance profile)", in.RestoreProfile)
-	revocation("Credential revocation lifted (Lift credential revocation)", in.LiftRevocation, "removed", "already removed")
+	revocation("Credential revocation lifted (Lift credential revocation)", in.LiftRevocation, "replaced: fresh credentials work", "already replaced")
 	changes("Evidence settings restored (Restore evidence settings)", in.RestoreEvidence)
 	if s := in.Snapshot; s != nil {
 		note := ""
@@ -490,8 +514,7 @@ func chatbot(in workflow.NotifyInput, shownID string) chatbotNotification {
 		}
 		if !refused(in) && !adviseFor(in, c).noRedrive {
 			cli, console := redrive(in)
-			n.Content.NextSteps = append(n.Content.NextSteps,
-				"Fix the cause, then redrive the execution (it restarts at the failed state; every step is idempotent): "+code(cli, 400))
+			n.Content.NextSteps = append(n.Content.NextSteps, resumeStep(in, cli))
 			if console != "" {
 				n.Content.NextSteps = append(n.Content.NextSteps, "Or in the Step Functions console: "+console)
 			}
@@ -522,8 +545,7 @@ func chatbot(in workflow.NotifyInput, shownID string) chatbotNotification {
 		}
 		if !adviseFor(in, c).noRedrive {
 			cli, console := redrive(in)
-			n.Content.NextSteps = append(n.Content.NextSteps,
-				"Fix the cause, then redrive the execution (it restarts at the failed state; every step is idempotent): "+code(cli, 400))
+			n.Content.NextSteps = append(n.Content.NextSteps, resumeStep(in, cli))
 			if console != "" {
 				n.Content.NextSteps = append(n.Content.NextSteps, "Or in the Step Functions console: "+console)
 			}
@@ -536,6 +558,9 @@ func chatbot(in workflow.NotifyInput, shownID string) chatbotNotification {
 	}
 	if in.Record != nil {
 		p("*Reason:* %s", c(in.Record.Reason))
+		if rc := in.Record.Reconcile; rc != nil {
+			p("*Started by the reconciler:* %s", c(rc.Reason))
+		}
 	}
 	if done := doneLines(in, maxChatItems, c); len(done) > 0 {
 		if in.Outcome == workflow.OutcomeSucceeded {
@@ -566,4 +591,12 @@ func chatbot(in workflow.NotifyInput, shownID string) chatbotNotification {
 		n.Content.Keywords = append(n.Content.Keywords, shownID)
 	}
 	return n
+}
+
+// resumeStep is the chat's next step after a failure: redrive, or for a local run, run the command again.
+func resumeStep(in workflow.NotifyInput, cli string) string {
+	if in.RerunCommand != "" {
+		return "Fix the cause, then run the command again (it ran on a responder's machine; every step is idempotent): " + code(cli, 400)
+	}
+	return "Fix the cause, then redrive the execution (it restarts at the failed state; every step is idempotent): " + code(cli, 400)
 }

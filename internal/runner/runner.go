@@ -47,6 +47,9 @@ type Config struct {
 	Log *slog.Logger
 	// Engine sets the engine's clock; Region, Account and StateMachineName are filled in.
 	Engine asl.Options
+	// OnProgress, if set, is told each state's start and end and the execution's end as they happen (from the
+	// goroutine of the state: concurrently for Parallel branches), e.g. for a live display.
+	OnProgress func(Progress)
 }
 
 // Runner holds the loaded machine and the built handlers. It is safe for concurrent executions.
@@ -121,6 +124,9 @@ func New(c Config) (*Runner, error) {
 		name = StateMachineName
 	}
 	r.opts.Region, r.opts.Account, r.opts.StateMachineName = c.Region, c.Account, name
+	if c.OnProgress != nil {
+		r.opts.OnEvent = observe(r.opts.OnEvent, c.OnProgress)
+	}
 	return r, nil
 }
 

@@ -33,6 +33,9 @@ type Account struct {
 	enis         table[eni]
 	volumes      table[volume]
 	associations table[association]
+	// pending are the associations that may still be associating or disassociating: tick settles only these (a
+	// storm of 10,000 instances has 10,000 associations, and tick runs on every call).
+	pending      []*association
 	snapshots    table[snapshot]
 	topics       table[topic]
 	buckets      table[bucket]
@@ -41,6 +44,8 @@ type Account struct {
 	asGroups     table[asGroup]
 	tags         map[string]map[string]string // resource id -> tags
 	messages     []Message
+	// sessions are instance role credentials handed out by InstanceCredentials (iam_eval.go), by access key id.
+	sessions map[string]*instanceSession
 	// organization and callers: who a request comes from, for resource policies (resourcepolicy.go).
 	organization string
 	callers      map[string]Caller
@@ -130,7 +135,7 @@ type snapshot struct {
 type topic struct {
 	arn, name string
 	attrs     map[string]string
-	policy    []policyStatement
+	policy    []resourceStatement
 }
 
 // table is a map that remembers insertion order, so Describe answers are stable.
@@ -365,6 +370,7 @@ func (a *Account) seedInstance(in Instance, past time.Time) error {
 		as := &association{id: a.newID("iip-assoc"), instanceID: in.ID, profile: a.profiles.get(in.Profile),
 			state: state, changed: a.clock.Now(), timestamp: past}
 		a.associations.put(as.id, as)
+		a.pend(as)
 	}
 	if inst.state == "terminated" {
 		a.terminate(inst)
@@ -857,16 +863,31 @@ func (a *Account) createTopic(name string) *topic {
 func (a *Account) tick() {
 	now := a.clock.Now()
 	a.tickTargets(now)
-	for _, as := range a.associations.all() {
-		if now.Sub(as.changed) < a.Behaviour.AssociationSettle {
-			continue
+	kept := a.pending[:0]
+	for _, as := range a.pending {
+		if a.associations.get(as.id) != as {
+			continue // deleted (replaced, or its instance terminated)
 		}
-		switch as.state {
-		case "associating":
-			as.state, as.changed = "associated", as.changed.Add(a.Behaviour.AssociationSettle)
-		case "disassociating":
-			as.state, as.changed = "disassociated", as.changed.Add(a.Behaviour.AssociationSettle)
+		if now.Sub(as.changed) >= a.Behaviour.AssociationSettle {
+			switch as.state {
+			case "associating":
+				as.state, as.changed = "associated", as.changed.Add(a.Behaviour.AssociationSettle)
+			case "disassociating":
+				as.state, as.changed = "disassociated", as.changed.Add(a.Behaviour.AssociationSettle)
+			}
 		}
+		if as.state == "associating" || as.state == "disassociating" {
+			kept = append(kept, as)
+		}
+	}
+	clear(a.pending[len(kept):])
+	a.pending = kept
+}
+
+// pend marks an association whose state may have to settle (tick).
+func (a *Account) pend(as *association) {
+	if as.state == "associating" || as.state == "disassociating" {
+		a.pending = append(a.pending, as)
 	}
 }
 
@@ -1023,6 +1044,7 @@ func (a *Account) SetAssociationState(instanceID, state string) error {
 		return fmt.Errorf("instance %s has no association", instanceID)
 	}
 	as.state, as.changed = state, a.clock.Now()
+	a.pend(as)
 	return nil
 }
 

@@ -81,11 +81,12 @@ func describeSecurityGroups(a *Account, req *request) (any, *apiError) {
 	}
 	now := a.clock.Now()
 	out := &describeSecurityGroupsOut{}
+	filters := req.p.filters() // parsed once, not per resource
 	for _, g := range a.groups.all() {
 		if !g.visible(now) || (len(ids) > 0 && !slices.Contains(ids, g.id)) {
 			continue
 		}
-		match, err := matchFilters(req.p.filters(), a.tags[g.id], func(name string) ([]string, bool) {
+		match, err := matchFilters(filters, a.tags[g.id], func(name string) ([]string, bool) {
 			switch name {
 			case "group-id":
 				return []string{g.id}, true

@@ -216,6 +216,11 @@ func describeInstances(a *Account, req *request) (any, *apiError) {
 		out.Reservations = append(out.Reservations, xReservation{ReservationID: derivedID("r", inst.id), OwnerID: a.id,
 			Instances: []xInstance{a.instanceXML(inst)}})
 	}
+	from, to, next, perr := ec2Page(req, len(out.Reservations), len(ids) > 0)
+	if perr != nil {
+		return nil, perr
+	}
+	out.Reservations, out.NextToken = out.Reservations[from:to], next
 	return out, nil
 }
 
@@ -587,11 +592,12 @@ func describeVpcs(a *Account, req *request) (any, *apiError) {
 		return nil, nil
 	}
 	out := &describeVpcsOut{}
+	filters := req.p.filters() // parsed once, not per resource
 	for _, v := range a.vpcs.all() {
 		if len(ids) > 0 && !slices.Contains(ids, v.id) {
 			continue
 		}
-		match, err := matchFilters(req.p.filters(), a.tags[v.id], func(name string) ([]string, bool) {
+		match, err := matchFilters(filters, a.tags[v.id], func(name string) ([]string, bool) {
 			switch name {
 			case "vpc-id":
 				return []string{v.id}, true
@@ -638,11 +644,12 @@ func describeSubnets(a *Account, req *request) (any, *apiError) {
 		return nil, nil
 	}
 	out := &describeSubnetsOut{}
+	filters := req.p.filters() // parsed once, not per resource
 	for _, s := range a.subnets.all() {
 		if len(ids) > 0 && !slices.Contains(ids, s.id) {
 			continue
 		}
-		match, err := matchFilters(req.p.filters(), a.tags[s.id], func(name string) ([]string, bool) {
+		match, err := matchFilters(filters, a.tags[s.id], func(name string) ([]string, bool) {
 			switch name {
 			case "subnet-id":
 				return []string{s.id}, true
@@ -687,6 +694,7 @@ func describeVolumes(a *Account, req *request) (any, *apiError) {
 		return nil, nil
 	}
 	out := &describeVolumesOut{}
+	filters := req.p.filters() // parsed once, not per resource
 	for _, v := range a.volumes.all() {
 		if len(ids) > 0 && !slices.Contains(ids, v.id) {
 			continue
@@ -699,7 +707,7 @@ func describeVolumes(a *Account, req *request) (any, *apiError) {
 				}
 			}
 		}
-		match, err := matchFilters(req.p.filters(), a.tags[v.id], func(name string) ([]string, bool) {
+		match, err := matchFilters(filters, a.tags[v.id], func(name string) ([]string, bool) {
 			switch name {
 			case "volume-id":
 				return []string{v.id}, true

@@ -68,6 +68,7 @@ func associateProfile(a *Account, req *request) (any, *apiError) {
 	now := a.clock.Now()
 	as := &association{id: a.newID("iip-assoc"), instanceID: id, profile: p, state: "associating", changed: now, timestamp: now}
 	a.associations.put(as.id, as)
+	a.pend(as)
 	return &associationOut{Association: a.associationXML(as)}, nil
 }
 
@@ -94,6 +95,7 @@ func disassociateProfile(a *Account, req *request) (any, *apiError) {
 		return nil, nil
 	}
 	as.state, as.changed = "disassociating", a.clock.Now()
+	a.pend(as)
 	return &associationOut{Association: a.associationXML(as)}, nil
 }
 
@@ -119,6 +121,7 @@ func replaceAssociation(a *Account, req *request) (any, *apiError) {
 	a.associations.del(as.id)
 	n := &association{id: a.newID("iip-assoc"), instanceID: as.instanceID, profile: p, state: "associating", changed: now, timestamp: now}
 	a.associations.put(n.id, n)
+	a.pend(n)
 	return &associationOut{Association: a.associationXML(n)}, nil
 }
 
@@ -133,6 +136,7 @@ func describeAssociations(a *Account, req *request) (any, *apiError) {
 		return nil, nil
 	}
 	out := &describeAssociationsOut{}
+	filters := req.p.filters() // parsed once, not per resource
 	for _, as := range a.associations.all() {
 		if len(ids) > 0 {
 			if !slices.Contains(ids, as.id) {
@@ -141,7 +145,7 @@ func describeAssociations(a *Account, req *request) (any, *apiError) {
 		} else if as.state == "disassociated" {
 			continue
 		}
-		match, err := matchFilters(req.p.filters(), nil, func(name string) ([]string, bool) {
+		match, err := matchFilters(filters, nil, func(name string) ([]string, bool) {
 			switch name {
 			case "instance-id":
 				return []string{as.instanceID}, true
@@ -157,5 +161,10 @@ func describeAssociations(a *Account, req *request) (any, *apiError) {
 			out.Associations = append(out.Associations, a.associationXML(as))
 		}
 	}
+	from, to, next, perr := ec2Page(req, len(out.Associations), len(ids) > 0)
+	if perr != nil {
+		return nil, perr
+	}
+	out.Associations, out.NextToken = out.Associations[from:to], next
 	return out, nil
 }

@@ -114,12 +114,13 @@ func describeSnapshots(a *Account, req *request) (any, *apiError) {
 	if !ours {
 		return out, nil
 	}
+	filters := req.p.filters() // parsed once, not per resource
 	for _, s := range a.snapshots.all() {
 		if len(ids) > 0 && !slices.Contains(ids, s.id) {
 			continue
 		}
 		state, progress, done := a.snapshotState(s)
-		match, err := matchFilters(req.p.filters(), a.tags[s.id], func(name string) ([]string, bool) {
+		match, err := matchFilters(filters, a.tags[s.id], func(name string) ([]string, bool) {
 			switch name {
 			case "snapshot-id":
 				return []string{s.id}, true

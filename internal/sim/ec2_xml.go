@@ -119,6 +119,7 @@ type xReservation struct {
 type describeInstancesOut struct {
 	ec2Head
 	Reservations []xReservation `xml:"reservationSet>item"`
+	NextToken    string         `xml:"nextToken,omitempty"`
 }
 
 type xNetworkInterfaceAttachment struct {
@@ -301,6 +302,7 @@ type associationOut struct {
 type describeAssociationsOut struct {
 	ec2Head
 	Associations []xAssociation `xml:"iamInstanceProfileAssociationSet>item"`
+	NextToken    string         `xml:"nextToken,omitempty"`
 }
 
 type xSnapshotInfo struct {

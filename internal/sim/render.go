@@ -35,6 +35,7 @@ var queryNamespaces = map[string]string{
 	"iam":                  "https://iam.amazonaws.com/doc/2010-05-08/",
 	"autoscaling":          "http://autoscaling.amazonaws.com/doc/2011-01-01/",
 	"elasticloadbalancing": "http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/",
+	"sts":                  "https://sts.amazonaws.com/doc/2011-06-15/",
 }
 
 // render serialises an answer in the service's wire format: status, extra headers, body.

@@ -46,7 +46,7 @@ func (a *Account) principalOf(accessKey string) Caller {
 	return Caller{Account: a.id, Organization: a.organization}
 }
 
-type policyStatement struct {
+type resourceStatement struct {
 	Sid       string                             `json:"Sid"`
 	Effect    string                             `json:"Effect"`
 	Principal json.RawMessage                    `json:"Principal"`
@@ -84,7 +84,7 @@ var (
 )
 
 // parseResourcePolicy checks a resource policy against what the simulator evaluates.
-func parseResourcePolicy(doc string) ([]policyStatement, error) {
+func parseResourcePolicy(doc string) ([]resourceStatement, error) {
 	var p struct {
 		Version   string          `json:"Version"`
 		Statement json.RawMessage `json:"Statement"`
@@ -100,7 +100,7 @@ func parseResourcePolicy(doc string) ([]policyStatement, error) {
 		}
 		raws = []map[string]json.RawMessage{one}
 	}
-	var out []policyStatement
+	var out []resourceStatement
 	for i, raw := range raws {
 		for k := range raw {
 			if !slices.Contains(policyElements, k) {
@@ -108,7 +108,7 @@ func parseResourcePolicy(doc string) ([]policyStatement, error) {
 			}
 		}
 		b, _ := json.Marshal(raw)
-		var st policyStatement
+		var st resourceStatement
 		if err := json.Unmarshal(b, &st); err != nil {
 			return nil, fmt.Errorf("statement %d: %w", i, err)
 		}
@@ -165,7 +165,7 @@ func (rc requestContext) expand(pattern string) (string, bool) {
 	return out, ok
 }
 
-func (st policyStatement) principalMatches(c Caller) bool {
+func (st resourceStatement) principalMatches(c Caller) bool {
 	var star string
 	if json.Unmarshal(st.Principal, &star) == nil {
 		return star == "*"
@@ -182,7 +182,7 @@ func (st policyStatement) principalMatches(c Caller) bool {
 	return false
 }
 
-func (st policyStatement) matches(rc requestContext) bool {
+func (st resourceStatement) matches(rc requestContext) bool {
 	if !st.principalMatches(rc.caller) {
 		return false
 	}
@@ -224,7 +224,7 @@ func conditionHolds(op, got string, present bool, want []string) bool {
 }
 
 // authorize evaluates the resource policy (nil: none) of a resource owned by this account.
-func (a *Account) authorize(policy []policyStatement, rc requestContext) bool {
+func (a *Account) authorize(policy []resourceStatement, rc requestContext) bool {
 	allowed := rc.caller.Account == a.id
 	for _, st := range policy {
 		if !st.matches(rc) {

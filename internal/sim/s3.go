@@ -32,7 +32,7 @@ var s3Handlers = map[string]handler{
 
 type bucket struct {
 	name       string
-	policy     []policyStatement // bucket policy (resourcepolicy.go)
+	policy     []resourceStatement // bucket policy (resourcepolicy.go)
 	versioning bool
 	created    time.Time
 	objects    map[string][]*objectVersion // key -> versions, oldest first

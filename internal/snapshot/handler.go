@@ -77,8 +77,13 @@ func (h *Handler) Handle(ctx context.Context, in workflow.InstanceInput) (workfl
 		return out, nil
 	}
 
-	// CreateSnapshots refuses an instance without EBS volumes; such an instance has nothing to keep.
-	volumes, err := h.ebsVolumes(ctx, in.InstanceID)
+	// CreateSnapshots refuses an instance without EBS volumes; such an instance has nothing to keep. The volumes
+	// "Validate and record" read spare a DescribeInstances (a terminated instance is then refused by
+	// CreateSnapshots itself: IncorrectInstanceState).
+	volumes, err := len(in.Volumes), error(nil)
+	if volumes == 0 {
+		volumes, err = h.ebsVolumes(ctx, in.InstanceID)
+	}
 	if err != nil {
 		log.Error("cannot describe instance", "error", err)
 		return out, err

@@ -106,7 +106,10 @@ var sarActions = map[string]sarAction{
 	// Issue 7. Where keys is nil, the SAR's condition keys are not copied: no statement of the template puts a
 	// condition on that action (a condition added later fails the check until its keys are copied here).
 	"ec2:ModifyInstanceAttribute": {resources: []sarResource{
-		{typ: "ec2:instance", required: true, inCall: true, keys: sarInstanceKeys}}},
+		{typ: "ec2:instance", required: true, inCall: true, keys: sarInstanceKeys},
+		// Issue 13 item 12: with BlockDeviceMappings (each volume's DeleteOnTermination) the call may authorise the
+		// volumes too.
+		{typ: "ec2:volume", inCall: true}}},
 	"iam:GetInstanceProfile": {resources: []sarResource{{typ: "iam:instance-profile", required: true, inCall: true}}},
 	"iam:GetRolePolicy":      {resources: []sarResource{{typ: "iam:role", required: true, inCall: true}}},
 	"iam:PutRolePolicy": {resources: []sarResource{
@@ -165,6 +168,11 @@ var sarTagOnCreate = map[string]string{
 // arnOwnedElsewhere: EC2 resource types whose ARN can carry another account than the caller's: a subnet shared
 // through AWS RAM, and its VPC, belong to the VPC owner.
 var arnOwnedElsewhere = map[string]bool{"vpc": true, "subnet": true}
+
+// arnMayBeElsewhere: types whose ARN may name this account or any (issue 13 item 13): the release puts back the
+// pre-isolation security groups, which in a shared VPC may belong to the VPC owner; the isolation groups are this
+// account's own.
+var arnMayBeElsewhere = map[string]bool{"security-group": true}
 
 var subARN = regexp.MustCompile(`^arn:\$\{AWS::Partition\}:([a-z0-9-]+):(\$\{AWS::Region\}|[^:]*):(\$\{AWS::AccountId\}|[^:]*):(.+)$`)
 
@@ -226,6 +234,7 @@ func resolveResource(tpl *Template, v any, bad func(string, ...any)) policyResou
 				bad("Resource %q: snapshot ARNs have no account (arn:PARTITION:ec2:REGION::snapshot/ID)", s)
 			case arnOwnedElsewhere[typ] && account != "*":
 				bad("Resource %q: a %s ARN carries its owner's account, another account for a shared VPC: use * as the account", s, typ)
+			case arnMayBeElsewhere[typ] && account == "*":
 			case typ != "snapshot" && !arnOwnedElsewhere[typ] && account != "${AWS::AccountId}":
 				bad("Resource %q: account %q, want ${AWS::AccountId}", s, account)
 			}

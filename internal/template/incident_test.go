@@ -295,7 +295,7 @@ func TestIAMWritesAreConfinedToRevocableRoles(t *testing.T) {
 	tpl := load(t)
 	writers := map[string]string{
 		"RevokeCredentialsRole":        "iam:PutRolePolicy",
-		"LiftCredentialRevocationRole": "iam:DeleteRolePolicy",
+		"LiftCredentialRevocationRole": "iam:PutRolePolicy", // replaces the revoking policy (issue 13)
 		"RestoreInstanceProfileRole":   "iam:PassRole",
 	}
 	revocable := map[string]any{"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${RevocableRoles}"}

@@ -309,7 +309,7 @@ var wantActions = map[string][]string{
 	"restore-security-groups": {"ec2:DescribeNetworkInterfaces", "ec2:ModifyNetworkInterfaceAttribute"},
 	"restore-instance-profile": {"ec2:AssociateIamInstanceProfile", "ec2:DescribeIamInstanceProfileAssociations",
 		"ec2:DisassociateIamInstanceProfile", "ec2:ReplaceIamInstanceProfileAssociation", "iam:PassRole"},
-	"lift-credential-revocation": {"iam:DeleteRolePolicy", "iam:GetInstanceProfile", "iam:GetRolePolicy"},
+	"lift-credential-revocation": {"iam:GetInstanceProfile", "iam:GetRolePolicy", "iam:PutRolePolicy"},
 	"restore-evidence-settings": {"autoscaling:AttachInstances", "autoscaling:DescribeAutoScalingGroups",
 		"autoscaling:DescribeAutoScalingInstances", "autoscaling:SetInstanceProtection", "ec2:DescribeInstanceAttribute",
 		"ec2:ModifyInstanceAttribute", "elasticloadbalancing:DescribeTargetHealth", "elasticloadbalancing:RegisterTargets"},

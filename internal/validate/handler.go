@@ -104,6 +104,7 @@ func (h *Handler) Observe(ctx context.Context, in workflow.ValidateInput) (workf
 	}
 	rec.Reason = "tag " + h.settings.TagKey + "=" + h.settings.TagValue
 	rec.RecordedAt = readAt
+	rec.Reconcile = in.Event.Reconcile
 	rec.IsolationGroups, rec.GroupsReady = h.settings.Groups.Ready(rec.VpcIDs, st.Groups)
 	rec.ManagedGroups = managedIDs(st.Managed)
 	rec.Artifacts = artifacts(rec, h.settings.ProfileName)

@@ -99,34 +99,7 @@ func (v *verification) read(ctx context.Context) (*readBack, error) {
 		return nil, assocErr // classified by profile.Associations
 	}
 
-	rb := &readBack{tags: map[string]string{}, groups: map[string]types.SecurityGroup{}, iso: map[string]string{},
-		foreign: map[string]string{}}
-	if inst.State != nil {
-		rb.state = string(inst.State.Name)
-	}
-	for _, t := range inst.Tags {
-		rb.tags[aws.ToString(t.Key)] = aws.ToString(t.Value)
-	}
-	for _, n := range inst.NetworkInterfaces {
-		e := iface{id: aws.ToString(n.NetworkInterfaceId), vpc: aws.ToString(n.VpcId), subnet: aws.ToString(n.SubnetId), groups: []string{}}
-		if n.Attachment != nil {
-			e.deviceIndex = aws.ToInt32(n.Attachment.DeviceIndex)
-		}
-		for _, g := range n.Groups {
-			e.groups = append(e.groups, aws.ToString(g.GroupId))
-		}
-		rb.enis = append(rb.enis, e)
-	}
-	slices.SortFunc(rb.enis, func(a, b iface) int {
-		return cmp.Or(cmp.Compare(a.deviceIndex, b.deviceIndex), cmp.Compare(a.id, b.id))
-	})
-	for _, a := range as {
-		if a.State != types.IamInstanceProfileAssociationStateDisassociated {
-			rb.assocs = append(rb.assocs, assoc{id: aws.ToString(a.AssociationId), arn: profile.ProfileARN(a), state: string(a.State)})
-		}
-	}
-	slices.SortFunc(rb.assocs, func(a, b assoc) int { return cmp.Compare(a.id, b.id) })
-
+	rb := newReadBack(inst, as)
 	for _, sg := range described {
 		rb.groups[aws.ToString(sg.GroupId)] = sg
 	}
@@ -160,10 +133,50 @@ func (v *verification) read(ctx context.Context) (*readBack, error) {
 	if err := cmp.Or(nameErr, tagErr); err != nil {
 		return nil, steperr.FromAWS(fmt.Sprintf("look up the isolation groups of %s", strings.Join(missing, ", ")), err)
 	}
+	rb.pick(missing, v.h.s.Groups.GroupName, byName, byTag)
+	return rb, nil
+}
+
+// newReadBack is the instance (its state, tags and attached ENIs) and its profile associations not disassociated.
+func newReadBack(inst *types.Instance, as []types.IamInstanceProfileAssociation) *readBack {
+	rb := &readBack{tags: map[string]string{}, groups: map[string]types.SecurityGroup{}, iso: map[string]string{},
+		foreign: map[string]string{}}
+	if inst.State != nil {
+		rb.state = string(inst.State.Name)
+	}
+	for _, t := range inst.Tags {
+		rb.tags[aws.ToString(t.Key)] = aws.ToString(t.Value)
+	}
+	for _, n := range inst.NetworkInterfaces {
+		e := iface{id: aws.ToString(n.NetworkInterfaceId), vpc: aws.ToString(n.VpcId), subnet: aws.ToString(n.SubnetId), groups: []string{}}
+		if n.Attachment != nil {
+			e.deviceIndex = aws.ToInt32(n.Attachment.DeviceIndex)
+		}
+		for _, g := range n.Groups {
+			e.groups = append(e.groups, aws.ToString(g.GroupId))
+		}
+		rb.enis = append(rb.enis, e)
+	}
+	slices.SortFunc(rb.enis, func(a, b iface) int {
+		return cmp.Or(cmp.Compare(a.deviceIndex, b.deviceIndex), cmp.Compare(a.id, b.id))
+	})
+	for _, a := range as {
+		if a.State != types.IamInstanceProfileAssociationStateDisassociated {
+			rb.assocs = append(rb.assocs, assoc{id: aws.ToString(a.AssociationId), arn: profile.ProfileARN(a), state: string(a.State)})
+		}
+	}
+	slices.SortFunc(rb.assocs, func(a, b assoc) int { return cmp.Compare(a.id, b.id) })
+
+	return rb
+}
+
+// pick chooses the isolation group of each VPC of missing among the groups found by name (the isolation
+// group's, or a foreign group holding it) and by the tags Ensure puts on the isolation groups it creates.
+func (rb *readBack) pick(missing []string, name string, byName, byTag []types.SecurityGroup) {
 	named := map[string]string{}
 	for _, sg := range byName {
 		vpc, id := aws.ToString(sg.VpcId), aws.ToString(sg.GroupId)
-		if !slices.Contains(missing, vpc) || aws.ToString(sg.GroupName) != v.h.s.Groups.GroupName {
+		if !slices.Contains(missing, vpc) || aws.ToString(sg.GroupName) != name {
 			continue
 		}
 		if !secgroup.Managed(&sg) {
@@ -202,7 +215,6 @@ func (v *verification) read(ctx context.Context) (*readBack, error) {
 			}
 		}
 	}
-	return rb, nil
 }
 
 func describeGroups(ctx context.Context, client ec2.DescribeSecurityGroupsAPIClient, filters ...types.Filter) ([]types.SecurityGroup, error) {

@@ -131,6 +131,10 @@ type RevokeInput struct {
 	ExecutionName string `json:"executionName"`
 	// ProfileARN is the pre-isolation instance profile; empty when the instance had none (nothing to revoke).
 	ProfileARN string `json:"profileArn,omitempty"`
+	// ReleaseStartedAt is the release execution's start ($$.Execution.StartTime; "Lift credential revocation"
+	// only): credentials of the instance issued before it stay denied. It is the same on a redrive, so the policy
+	// is too; a restored profile's fresh credentials are issued after it. Nil: the step's own clock.
+	ReleaseStartedAt *time.Time `json:"releaseStartedAt,omitempty"`
 }
 
 // RevokedRole is one role that carries (or carried) the revoking inline policy.
@@ -139,6 +143,11 @@ type RevokedRole struct {
 	PolicyName string `json:"policyName"`
 	// Changed is false when the policy was already in the wanted state.
 	Changed bool `json:"changed"`
+	// DeniedBefore and Until are set by "Lift credential revocation" (issue 13): the policy still denies the
+	// instance's credentials issued before DeniedBefore, and can be deleted after Until (when none of them can
+	// still be valid).
+	DeniedBefore *time.Time `json:"deniedBefore,omitempty"`
+	Until        *time.Time `json:"until,omitempty"`
 }
 
 // RevokeOutput is the output of "Revoke credentials" and "Lift credential revocation".

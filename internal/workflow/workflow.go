@@ -24,6 +24,26 @@ type TagEvent struct {
 	Region     string    `json:"region"`
 	Resources  []string  `json:"resources"`
 	Detail     TagDetail `json:"detail"`
+	// Reconcile is set when the reconciler (issue 14), not EventBridge, started the execution: the instance's
+	// current tag, with no execution seen for it. Nil for a real event.
+	Reconcile *Reconcile `json:"reconcile,omitempty"`
+}
+
+// Reasons the reconciler gives for an execution it starts.
+const (
+	ReasonLostEvent        = "the tag event was not seen"
+	ReasonDrift            = "isolation was undone by hand: drift"
+	ReasonLostReleaseEvent = "the release tag event was not seen"
+)
+
+// Reconcile is why the reconciler started an execution.
+type Reconcile struct {
+	// Reason is one of the Reason constants.
+	Reason string `json:"reason"`
+	// Open is what the reconciler's read-back found open, in the words of "Verify containment".
+	Open []string `json:"open,omitempty"`
+	// Pass names the reconciler's pass (its scheduled time).
+	Pass string `json:"pass,omitempty"`
 }
 
 // InstanceID is the instance id the event's only resource names (arn:…:instance/i-…), or "" when it names no
@@ -133,6 +153,8 @@ type Record struct {
 	// ManagedGroups are the ids of the security groups tagged ec2-isolation:managed=true that "Validate and
 	// record" saw (any VPC, any name): the groups that are isolation artifacts on an ENI.
 	ManagedGroups []string `json:"managedGroups,omitempty"`
+	// Reconcile (issue 14) is the event's: set when the reconciler started the execution, and why.
+	Reconcile *Reconcile `json:"reconcile,omitempty"`
 }
 
 // Genuine reports whether the record is an observation of the instance before any isolation change: it shows no
@@ -167,6 +189,9 @@ type InstanceInput struct {
 	InstanceID    string `json:"instanceId"`
 	ExecutionName string `json:"executionName"`
 	Reason        string `json:"reason,omitempty"`
+	// Volumes (slice S, issue 16) are the EBS volumes "Validate and record" read: "Snapshot volumes" uses them
+	// instead of describing the instance again. Absent or empty: the step describes the instance.
+	Volumes []Volume `json:"volumes,omitempty"`
 }
 
 // DisassociateOutput says which associations "Disassociate profile" removed (none when there were none).
@@ -331,6 +356,10 @@ type NotifyInput struct {
 	// RedriveCount is $$.Execution.RedriveCount as "Notify failure" runs. When it is greater than every
 	// failure's RedriveCount, this run is a redrive resuming: Notify publishes nothing and answers ResumeAt.
 	RedriveCount int `json:"redriveCount"`
+	// RerunCommand (slice L, issue 15) is not part of the state's input: Notify sets it from its settings when
+	// the execution runs on a responder's machine (isolation run/release), where there is no Step Functions
+	// execution to redrive and running the command again resumes it.
+	RerunCommand string `json:"-"`
 }
 
 // UnmarshalJSON decodes the input of "Notify success" / "Notify failure". The event ($$.Execution.Input) is the
