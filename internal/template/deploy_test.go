@@ -341,6 +341,14 @@ func TestStackRolesHaveTheStackPath(t *testing.T) {
 	if n == 0 {
 		t.Fatal("no roles")
 	}
+	// The functions that write IAM skip the same path with a reason (internal/credentials, STACK_ROLE_PATH).
+	for _, id := range []string{"RevokeCredentialsFunction", "LiftCredentialRevocationFunction"} {
+		env, _ := tpl.Resources[id].Properties["Environment"].(map[string]any)
+		vars, _ := env["Variables"].(map[string]any)
+		if got := subOf(vars["STACK_ROLE_PATH"]); got != "/${AWS::StackName}/" {
+			t.Errorf("%s STACK_ROLE_PATH = %v, want !Sub /${AWS::StackName}/", id, vars["STACK_ROLE_PATH"])
+		}
+	}
 }
 
 // Item 15, the member side: the central topic and bucket are optional; when set, the notify role may publish to

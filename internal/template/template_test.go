@@ -721,13 +721,13 @@ func TestFunctionEnvironment(t *testing.T) {
 		"SnapshotVolumesFunction":        {"LOG_LEVEL"},
 		"NotifyFunction":                 {"CENTRAL_TOPIC_ARN", "LOG_LEVEL", "TOPIC_ARN"},
 		"RecordIncidentFunction":         {"CENTRAL_BUCKET", "CENTRAL_BUCKET_REGION", "INCIDENT_BUCKET", "LOG_LEVEL"},
-		"RevokeCredentialsFunction":      {"LOG_LEVEL", "REVOCABLE_ROLES", "REVOKE_CREDENTIALS"},
+		"RevokeCredentialsFunction":      {"LOG_LEVEL", "REVOCABLE_ROLES", "REVOKE_CREDENTIALS", "STACK_ROLE_PATH"},
 		"PreserveEvidenceFunction": {"DEREGISTER_TARGETS", "DETACH_AUTO_SCALING", "ENABLE_TERMINATION_PROTECTION",
 			"KEEP_VOLUMES", "LOG_LEVEL", "STOP_ON_SHUTDOWN"},
 		"ReadIncidentRecordFunction":       {"INCIDENT_BUCKET", "ISOLATION_GROUP_NAME", "LOG_LEVEL", "RELEASE_TAG_VALUE", "TAG_KEY"},
 		"RestoreSecurityGroupsFunction":    {"LOG_LEVEL"},
 		"RestoreInstanceProfileFunction":   {"ISOLATION_PROFILE_NAME", "LOG_LEVEL"},
-		"LiftCredentialRevocationFunction": {"LOG_LEVEL", "REVOCABLE_ROLES"},
+		"LiftCredentialRevocationFunction": {"LOG_LEVEL", "REVOCABLE_ROLES", "STACK_ROLE_PATH"},
 		"RestoreEvidenceSettingsFunction":  {"LOG_LEVEL"},
 	}
 	got := map[string][]string{}
