@@ -390,3 +390,45 @@ func TestCentralTopicAndBucketPermissions(t *testing.T) {
 		t.Errorf("RecordIncidentRole's central statements: %v, want s3:PutObject on %v", record, want)
 	}
 }
+
+// Item 2, the template half: no ARN, endpoint or console host of either template assumes the aws partition.
+// Every ARN is built with ${AWS::Partition}; hosts come from ${AWS::URLSuffix} or the Consoles mapping. The
+// literal amazonaws.com stays only in service principals (Principal.Service, iam:PassedToService), which are not
+// hosts.
+func TestNoPartitionIsHardCoded(t *testing.T) {
+	for _, path := range []string{"template.yaml", "organization/security-account.yaml"} {
+		tpl, err := Load(root + "/" + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var walk func(where string, v any, principal bool)
+		walk = func(where string, v any, principal bool) {
+			switch v := v.(type) {
+			case map[string]any:
+				for k, e := range v {
+					walk(where+"."+k, e, principal || k == "Service" || k == "iam:PassedToService")
+				}
+			case []any:
+				for i, e := range v {
+					walk(fmt.Sprintf("%s[%d]", where, i), e, principal)
+				}
+			case string:
+				for _, bad := range []string{"arn:aws:", "arn:aws-cn:", "arn:aws-us-gov:", "console.aws.amazon.com"} {
+					if strings.Contains(v, bad) && !strings.HasPrefix(where, ".Mappings.Consoles") {
+						t.Errorf("%s %s: %q holds %q", path, where, v, bad)
+					}
+				}
+				if strings.Contains(v, "amazonaws.com") && !principal && !strings.HasPrefix(where, ".Mappings.Consoles") {
+					t.Errorf("%s %s: %q names a host with amazonaws.com: use ${AWS::URLSuffix}", path, where, v)
+				}
+			}
+		}
+		for id, r := range tpl.Resources {
+			walk(".Resources."+id, r.Properties, false)
+		}
+		for id, o := range tpl.Outputs {
+			walk(".Outputs."+id, o, false)
+		}
+		walk(".Mappings", tpl.Mappings, false)
+	}
+}
