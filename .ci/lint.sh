@@ -31,6 +31,17 @@ done
 # Each definition as Step Functions sees it after the template's DefinitionSubstitutions.
 substituted=$(mktemp -d)
 trap 'rm -rf "$substituted"' EXIT
+
+# What a StackSet deploys (docs/organizations.md): template.yaml packaged (code and definitions in S3, as sam
+# package writes them) and expanded without the SAM transform, which service-managed StackSets cannot run.
+step "cfn-lint the StackSets template (organization/stackset-template.py)"
+sed -E -e 's|^    CodeUri: \.$|    CodeUri: s3://artifacts/code.zip|' \
+	-e 's|DefinitionUri: statemachine/(.*)$|DefinitionUri: s3://artifacts/\1|' template.yaml >"$substituted/packaged.yaml"
+if python3 organization/stackset-template.py "$substituted/packaged.yaml" >"$substituted/stackset.json"; then
+	cfn-lint "$substituted/stackset.json" || { echo "cfn-lint exit $? on the expanded template"; status=1; }
+else
+	status=1
+fi
 for def in statemachine/isolation.asl.json statemachine/release.asl.json; do
 	step "asl-validator $def"
 	out="$substituted/$(basename "$def")"

@@ -205,6 +205,12 @@ func (h *Handler) run(ctx context.Context, in workflow.RevokeInput, step string)
 	}
 	for _, r := range roles {
 		name, path := aws.ToString(r.RoleName), aws.ToString(r.Path)
+		if h.s.StackRole(path) {
+			out.Skipped = append(out.Skipped, fmt.Sprintf("role %s is one of the stack's own roles (path %s): not %s",
+				RoleResource(path, name), h.s.StackRolePath, pastVerb(step)))
+			log.Warn("skipped: the stack's own role", "role", RoleResource(path, name))
+			continue
+		}
 		if !h.s.Matches(path, name) {
 			out.Skipped = append(out.Skipped, fmt.Sprintf("role %s is outside the stack's revocable roles (%s=%s): not %s",
 				RoleResource(path, name), EnvRevocableRoles, h.s.RevocableRoles, pastVerb(step)))

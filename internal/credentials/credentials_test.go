@@ -228,6 +228,9 @@ func TestSkipsWithoutACall(t *testing.T) {
 		{"no profile (lift)", everyRole, true, func(in *workflow.RevokeInput) { in.ProfileARN = "" }, "no instance profile"},
 		{"role outside the pattern", credentials.Settings{RevocableRoles: "web-*", Revoke: true}, false, nil, "workloads/web-role is outside"},
 		{"role outside the pattern (lift)", credentials.Settings{RevocableRoles: "other/*", Revoke: true}, true, nil, "workloads/web-role is outside"},
+		// Issue 13, item 11: the stack's roles are told apart by their path.
+		{"a role of the stack", credentials.Settings{RevocableRoles: "*", Revoke: true, StackRolePath: "/workloads/"}, false, nil, "one of the stack's own roles"},
+		{"a role of the stack (lift)", credentials.Settings{RevocableRoles: "*", Revoke: true, StackRolePath: "/workloads/"}, true, nil, "one of the stack's own roles"},
 		{"profile deleted", everyRole, false, func(in *workflow.RevokeInput) {
 			in.ProfileARN = "arn:aws:iam::123456789012:instance-profile/deleted"
 		}, "no longer exists"},

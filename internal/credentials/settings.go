@@ -15,6 +15,8 @@ const (
 	EnvRevocableRoles = "REVOCABLE_ROLES"
 	// EnvRevokeCredentials turns revocation off ("false"); "Lift credential revocation" does not read it.
 	EnvRevokeCredentials = "REVOKE_CREDENTIALS"
+	// EnvStackRolePath is the path of the stack's own roles, /STACK/ (issue 13, item 11).
+	EnvStackRolePath = "STACK_ROLE_PATH"
 )
 
 // Settings of "Revoke credentials" and "Lift credential revocation".
@@ -26,6 +28,9 @@ type Settings struct {
 	RevocableRoles string
 	// Revoke is false when the stack turned revocation off: "Revoke credentials" skips.
 	Revoke bool
+	// StackRolePath is the path of the stack's own roles ("/STACK/"), never revoked whatever RevocableRoles says
+	// (the template denies it too: a clear skip rather than an AccessDenied). "" for none.
+	StackRolePath string
 }
 
 // rolePatternChars: what a role's path and name may hold (IAM: path [\x21-\x7E], name [\w+=,.@-]), plus the
@@ -35,7 +40,8 @@ var rolePatternChars = regexp.MustCompile(`^[\x21-\x7E]{1,576}$`)
 // SettingsFromEnv reads the settings (os.Getenv in a Lambda). REVOKE_CREDENTIALS is "true" (also when unset) or
 // "false".
 func SettingsFromEnv(getenv func(string) string) (Settings, error) {
-	s := Settings{RevocableRoles: strings.TrimSpace(getenv(EnvRevocableRoles)), Revoke: true}
+	s := Settings{RevocableRoles: strings.TrimSpace(getenv(EnvRevocableRoles)), Revoke: true,
+		StackRolePath: strings.TrimSpace(getenv(EnvStackRolePath))}
 	switch v := strings.TrimSpace(getenv(EnvRevokeCredentials)); v {
 	case "", "true":
 	case "false":
@@ -64,7 +70,12 @@ func (s Settings) Check() error {
 // Matches reports whether the role with this path ("/" or "/a/b/") and name is among the revocable roles,
 // as IAM matches the Resource arn:…:role/<pattern> against the role's ARN.
 func (s Settings) Matches(path, name string) bool {
-	return glob.Match(s.RevocableRoles, RoleResource(path, name))
+	return !s.StackRole(path) && glob.Match(s.RevocableRoles, RoleResource(path, name))
+}
+
+// StackRole reports whether a role with this path is one of the stack's own.
+func (s Settings) StackRole(path string) bool {
+	return s.StackRolePath != "" && strings.HasPrefix(path, s.StackRolePath)
 }
 
 // RoleResource is what follows "role/" in the role's ARN: its path without the leading slash, then its name.

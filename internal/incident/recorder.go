@@ -58,6 +58,7 @@
 package incident
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -65,6 +66,9 @@ import (
 	"regexp"
 	"slices"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/ec2-isolation/ec2-isolation/internal/steperr"
 	"github.com/ec2-isolation/ec2-isolation/internal/workflow"
@@ -151,11 +155,13 @@ func stateName(phase string) string {
 // Recorder is the record-incident handler.
 type Recorder struct {
 	store store
-	ec2   EC2API
-	asg   AutoScalingAPI
-	elb   ELBAPI
-	log   *slog.Logger
-	now   func() time.Time
+	// central is the organization's central bucket (WithCentral), which gets a copy of every record written.
+	central *store
+	ec2     EC2API
+	asg     AutoScalingAPI
+	elb     ELBAPI
+	log     *slog.Logger
+	now     func() time.Time
 }
 
 // NewRecorder returns the handler of the bucket. A nil logger logs to slog.Default().
@@ -164,6 +170,47 @@ func NewRecorder(s3 S3API, ec2 EC2API, asg AutoScalingAPI, elb ELBAPI, bucket st
 		log = slog.Default()
 	}
 	return &Recorder{store: store{s3: s3, bucket: bucket}, ec2: ec2, asg: asg, elb: elb, log: log, now: time.Now}
+}
+
+// EnvCentralBucket and EnvCentralBucketRegion name the organization's central bucket (parameters
+// CentralBucketName, CentralBucketRegion), "" for none.
+const (
+	EnvCentralBucket       = "CENTRAL_BUCKET"
+	EnvCentralBucketRegion = "CENTRAL_BUCKET_REGION"
+)
+
+// WithCentral makes the recorder copy each record it writes to the organization's central bucket, at the same
+// key, with client (of that bucket's region; the bucket policy lets the organization write its own prefix).
+func (r *Recorder) WithCentral(client S3API, bucket string) *Recorder {
+	r.central = &store{s3: client, bucket: bucket}
+	return r
+}
+
+// copyCentral writes the record as it now is to the central bucket (versioned there: each copy is a version).
+// A failure is logged and reported, never the step's: the stack's bucket has the record, and the next
+// recording state (or a redrive) copies it again.
+func (r *Recorder) copyCentral(ctx context.Context, key string, f *workflow.IncidentFile, log *slog.Logger) *workflow.CentralCopy {
+	if r.central == nil || f == nil {
+		return nil
+	}
+	c := &workflow.CentralCopy{Target: fmt.Sprintf("s3://%s/%s", r.central.bucket, key)}
+	body, err := json.Marshal(f)
+	if err == nil {
+		var out *s3.PutObjectOutput
+		out, err = r.central.s3.PutObject(ctx, &s3.PutObjectInput{
+			Bucket: aws.String(r.central.bucket), Key: aws.String(key), Body: bytes.NewReader(body),
+			ContentType: aws.String("application/json"),
+		})
+		if err == nil {
+			c.ID = aws.ToString(out.VersionId)
+			log.Info("record copied to the central bucket", "target", c.Target, "version", c.ID)
+			return c
+		}
+		err = steperr.FromAWS("copy the record to "+c.Target, err)
+	}
+	c.Error = err.Error()
+	log.Error("central bucket: record not copied", "target", c.Target, "error", c.Error)
+	return c
 }
 
 // Handle runs the input's phase.
@@ -268,6 +315,7 @@ func (r *Recorder) Open(ctx context.Context, in workflow.OpenIncidentInput) (wor
 	inc := openIncident(f)
 	ref := r.ref(key, version, inc, in.ExecutionName)
 	log.Info("incident recorded", "key", key, "version", version, "opened", ref.Opened, "openedAt", ref.OpenedAt)
+	ref.Central = r.copyCentral(ctx, key, f, log)
 	return ref, nil
 }
 
@@ -398,6 +446,7 @@ func (r *Recorder) Close(ctx context.Context, phase string, in workflow.NotifyIn
 	ref := r.ref(key, version, inc, in.ExecutionName)
 	log.Info("incident recorded", "key", key, "version", version, "outcome", outcome, "changes", len(changes),
 		"released", inc.ReleasedAt != nil)
+	ref.Central = r.copyCentral(ctx, key, f, log)
 	return ref, nil
 }
 

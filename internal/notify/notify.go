@@ -27,12 +27,17 @@ import (
 // EnvTopicARN names the SNS topic (stack output of the template).
 const EnvTopicARN = "TOPIC_ARN"
 
+// EnvCentralTopicARN names the organization's central topic (parameter CentralTopicArn), "" for none.
+const EnvCentralTopicARN = "CENTRAL_TOPIC_ARN"
+
 // Settings of the notify function.
 type Settings struct {
 	TopicARN string
 	// RerunCommand, set only by the local runs (isolation run / release: env EnvRerunCommand), replaces the redrive
 	// advice: such an execution exists only in the responder's process, and running the command again resumes it.
 	RerunCommand string
+	// CentralTopicARN also receives every notification published to TopicARN (issue 13, item 15).
+	CentralTopicARN string
 }
 
 // EnvRerunCommand carries Settings.RerunCommand; the stack never sets it.
@@ -43,7 +48,7 @@ var topicARNPattern = regexp.MustCompile(`^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{1
 
 // SettingsFromEnv reads the settings (os.Getenv in a Lambda).
 func SettingsFromEnv(getenv func(string) string) (Settings, error) {
-	s := Settings{TopicARN: getenv(EnvTopicARN), RerunCommand: getenv(EnvRerunCommand)}
+	s := Settings{TopicARN: getenv(EnvTopicARN), RerunCommand: getenv(EnvRerunCommand), CentralTopicARN: getenv(EnvCentralTopicARN)}
 	return s, s.Check()
 }
 
@@ -54,8 +59,19 @@ func (s Settings) Check() error {
 		return &steperr.ConfigError{Reason: EnvTopicARN + " is not set"}
 	case !topicARNPattern.MatchString(s.TopicARN):
 		return &steperr.ConfigError{Reason: fmt.Sprintf("%s %q is not the ARN of a standard SNS topic", EnvTopicARN, s.TopicARN)}
+	case s.CentralTopicARN != "" && !topicARNPattern.MatchString(s.CentralTopicARN):
+		return &steperr.ConfigError{Reason: fmt.Sprintf("%s %q is not the ARN of a standard SNS topic", EnvCentralTopicARN, s.CentralTopicARN)}
 	}
 	return nil
+}
+
+// Region is a topic ARN's region: the central topic may be in another region than the function.
+func Region(topicARN string) string {
+	parts := strings.Split(topicARN, ":")
+	if len(parts) < 4 {
+		return ""
+	}
+	return parts[3]
 }
 
 // PublishAPI is the part of the SNS client the handler uses.
@@ -68,11 +84,20 @@ type Handler struct {
 	sns PublishAPI
 	s   Settings
 	log *slog.Logger
+	// central publishes to Settings.CentralTopicARN (WithCentral).
+	central PublishAPI
 }
 
 // New returns the handler. s must have passed Check (SettingsFromEnv does it).
 func New(client PublishAPI, s Settings, log *slog.Logger) *Handler {
 	return &Handler{sns: client, s: s, log: log}
+}
+
+// WithCentral sets the client that publishes to the central topic: a client of that topic's region, whose
+// credentials are this function's (the central topic's policy lets the organization publish).
+func (h *Handler) WithCentral(client PublishAPI) *Handler {
+	h.central = client
+	return h
 }
 
 // State names of this step in the definition.
@@ -121,13 +146,42 @@ func (h *Handler) Handle(ctx context.Context, in workflow.NotifyInput) (workflow
 	}
 	id := aws.ToString(out.MessageId)
 	log.Info("notification published", "outcome", in.Outcome, "messageId", id, "topic", h.s.TopicARN)
+	result := workflow.NotifyOutput{MessageID: id, Central: h.publishCentral(ctx, msg, log)}
 	if in.Outcome == workflow.OutcomeFailed {
 		if isRelease(in) {
-			return workflow.NotifyOutput{MessageID: id}, &steperr.ReleaseFailed{Summary: failureSummary(in)}
+			return result, &steperr.ReleaseFailed{Summary: failureSummary(in)}
 		}
-		return workflow.NotifyOutput{MessageID: id}, &steperr.IsolationFailed{Summary: failureSummary(in)}
+		return result, &steperr.IsolationFailed{Summary: failureSummary(in)}
 	}
-	return workflow.NotifyOutput{MessageID: id}, nil
+	return result, nil
+}
+
+// publishCentral publishes the same message to the organization's central topic. Its failure is logged and
+// reported, never the step's: the stack's topic already has the message, and a retry would publish it twice.
+func (h *Handler) publishCentral(ctx context.Context, msg message, log *slog.Logger) *workflow.CentralCopy {
+	if h.s.CentralTopicARN == "" {
+		return nil
+	}
+	c := &workflow.CentralCopy{Target: h.s.CentralTopicARN}
+	if h.central == nil {
+		c.Error = "no client for the central topic"
+		log.Error("central topic", "topic", c.Target, "error", c.Error)
+		return c
+	}
+	out, err := h.central.Publish(ctx, &sns.PublishInput{
+		TopicArn:         aws.String(h.s.CentralTopicARN),
+		Subject:          aws.String(msg.subject),
+		Message:          aws.String(msg.body),
+		MessageStructure: aws.String("json"),
+	})
+	if err != nil {
+		c.Error = steperr.FromAWS("publish the notification to the central topic "+h.s.CentralTopicARN, err).Error()
+		log.Error("central topic: notification not copied", "topic", c.Target, "error", c.Error)
+		return c
+	}
+	c.ID = aws.ToString(out.MessageId)
+	log.Info("notification copied to the central topic", "topic", c.Target, "messageId", c.ID)
+	return c
 }
 
 func check(in workflow.NotifyInput, state string) error {

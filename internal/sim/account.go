@@ -46,6 +46,9 @@ type Account struct {
 	messages     []Message
 	// sessions are instance role credentials handed out by InstanceCredentials (iam_eval.go), by access key id.
 	sessions map[string]*instanceSession
+	// organization and callers: who a request comes from, for resource policies (resourcepolicy.go).
+	organization string
+	callers      map[string]Caller
 	// byInstance indexes the ENIs and active associations by instance while one read-only request describes
 	// many instances (DescribeInstances): nil otherwise.
 	byInstance *instanceIndex
@@ -160,6 +163,7 @@ type snapshot struct {
 type topic struct {
 	arn, name string
 	attrs     map[string]string
+	policy    []resourceStatement
 }
 
 // table is a map that remembers insertion order, so Describe answers are stable.
@@ -291,8 +295,13 @@ func newAccount(sc Scenario, clock Clock) (*Account, error) {
 			return nil, err
 		}
 	}
+	a.organization, a.callers = sc.Organization, sc.Callers
 	for _, t := range sc.Topics {
-		a.createTopic(t.Name)
+		tp := a.createTopic(t.Name)
+		if t.Policy != "" {
+			tp.policy, _ = parseResourcePolicy(string(t.Policy)) // validated
+			tp.attrs["Policy"] = string(t.Policy)
+		}
 	}
 	tgARNs := map[string]string{} // name or ARN -> ARN
 	for _, t := range sc.TargetGroups {
@@ -333,7 +342,11 @@ func newAccount(sc Scenario, clock Clock) (*Account, error) {
 		a.asGroups.put(g.Name, ag)
 	}
 	for _, b := range sc.Buckets {
-		a.buckets.put(b.Name, &bucket{name: b.Name, versioning: b.Versioning, created: past, objects: map[string][]*objectVersion{}})
+		bk := &bucket{name: b.Name, versioning: b.Versioning, created: past, objects: map[string][]*objectVersion{}}
+		if b.Policy != "" {
+			bk.policy, _ = parseResourcePolicy(string(b.Policy)) // validated
+		}
+		a.buckets.put(b.Name, bk)
 	}
 	return a, nil
 }
@@ -597,6 +610,11 @@ func (sc *Scenario) validate() error {
 			return fmt.Errorf("topic without name or repeated: %q", t.Name)
 		}
 		topics[t.Name] = true
+		if t.Policy != "" {
+			if _, err := parseResourcePolicy(string(t.Policy)); err != nil {
+				return fmt.Errorf("topic %s: policy: %w", t.Name, err)
+			}
+		}
 	}
 	roles := map[string]bool{}
 	for _, r := range sc.Roles {
@@ -636,6 +654,22 @@ func (sc *Scenario) validate() error {
 			return fmt.Errorf("duplicate bucket %q", b.Name)
 		}
 		buckets[b.Name] = true
+		if b.Policy != "" {
+			if _, err := parseResourcePolicy(string(b.Policy)); err != nil {
+				return fmt.Errorf("bucket %s: policy: %w", b.Name, err)
+			}
+		}
+	}
+	for key, c := range sc.Callers {
+		if key == "" || !regexp.MustCompile(`^[0-9]{12}$`).MatchString(c.Account) {
+			return fmt.Errorf("caller %q: account %q is not an account id", key, c.Account)
+		}
+		if c.Organization != "" && !regexp.MustCompile(`^o-[a-z0-9]{10,32}$`).MatchString(c.Organization) {
+			return fmt.Errorf("caller %q: organization %q is not an organization id", key, c.Organization)
+		}
+	}
+	if sc.Organization != "" && !regexp.MustCompile(`^o-[a-z0-9]{10,32}$`).MatchString(sc.Organization) {
+		return fmt.Errorf("organization %q is not an organization id (o- and 10 to 32 letters or digits)", sc.Organization)
 	}
 	if err := sc.validateLoadBalancing(); err != nil {
 		return err

@@ -32,6 +32,7 @@ var s3Handlers = map[string]handler{
 
 type bucket struct {
 	name       string
+	policy     []resourceStatement // bucket policy (resourcepolicy.go)
 	versioning bool
 	created    time.Time
 	objects    map[string][]*objectVersion // key -> versions, oldest first
@@ -219,7 +220,28 @@ func (a *Account) s3Bucket(req *request) (*bucket, *apiError) {
 	if b == nil {
 		return nil, s3err(404, "NoSuchBucket", "The specified bucket does not exist", "BucketName", req.bucket)
 	}
+	action, onObject := s3Actions[req.action], req.key != ""
+	if action == "DeleteObject" && req.params.Get("versionId") != "" {
+		action = "DeleteObjectVersion"
+	}
+	resource := "arn:aws:s3:::" + b.name
+	if onObject {
+		resource += "/" + req.key
+	}
+	if !a.authorize(b.policy, requestContext{caller: a.principalOf(req.caller), action: "s3:" + action, resource: resource}) {
+		// S3 answers 403 AccessDenied whatever denied the request.
+		// https://docs.aws.amazon.com/AmazonS3/latest/userguide/troubleshoot-403-errors.html
+		return nil, s3err(403, "AccessDenied", "Access Denied")
+	}
 	return b, nil
+}
+
+// s3Actions: the IAM action each simulated S3 operation is authorised as (Service Authorization Reference,
+// Amazon S3: HeadObject needs s3:GetObject, HeadBucket s3:ListBucket, ListObjectVersions s3:ListBucketVersions).
+// https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazons3.html
+var s3Actions = map[string]string{
+	"PutObject": "PutObject", "GetObject": "GetObject", "HeadObject": "GetObject", "DeleteObject": "DeleteObject",
+	"ListObjectVersions": "ListBucketVersions", "GetBucketVersioning": "GetBucketVersioning", "HeadBucket": "ListBucket",
 }
 
 func etagOf(body []byte) string {

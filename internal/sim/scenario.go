@@ -51,6 +51,11 @@ type Scenario struct {
 	AutoScaling      []AutoScalingGroup `json:"autoScalingGroups,omitempty"`
 	Behaviour        Behaviour          `json:"behaviour"`
 	Faults           Faults             `json:"faults"`
+	// Organization is the AWS Organizations id (o-...) of the account, "" for none (issue 13, item 15).
+	Organization string `json:"organization,omitempty"`
+	// Callers are the principals of other accounts that call this one, by access key id (AWSConfig's caller),
+	// with their account and organization: what resource policies see. Any other access key is this account's.
+	Callers map[string]Caller `json:"callers,omitempty"`
 }
 
 // VPC of the scenario. Every VPC also gets its "default" security group (as in AWS) unless the scenario
@@ -153,6 +158,8 @@ type Volume struct {
 // Topic is an SNS topic: arn:aws:sns:<region>:<account>:<name>.
 type Topic struct {
 	Name string `json:"name"`
+	// Policy is the topic's access policy (resource policy; see resourcepolicy.go), "" for none.
+	Policy PolicyDocument `json:"policy,omitempty"`
 }
 
 // Role is an IAM role. A role an instance profile names but the scenario does not declare exists with path "/"
@@ -226,6 +233,8 @@ type AutoScalingInstance struct {
 type S3Bucket struct {
 	Name       string `json:"name"`
 	Versioning bool   `json:"versioning,omitempty"` // versioning Enabled; otherwise never enabled
+	// Policy is the bucket policy (see resourcepolicy.go), "" for none.
+	Policy PolicyDocument `json:"policy,omitempty"`
 }
 
 // Behaviour sets the delays of AWS's asynchronous and eventually consistent behaviours.

@@ -129,6 +129,10 @@ func publish(a *Account, req *request) (any, *apiError) {
 	if err != nil {
 		return nil, err
 	}
+	if caller := a.principalOf(req.caller); !a.authorize(t.policy, requestContext{caller: caller, action: "sns:Publish", resource: t.arn}) {
+		// SNS's answer to a publish no policy allows (API_Publish: AuthorizationError, 403).
+		return nil, errf(403, "AuthorizationError", "User: arn:aws:iam::%s:root is not authorized to perform: SNS:Publish on resource: %s because no resource-based policy allows the SNS:Publish action", caller.Account, t.arn)
+	}
 	if req.p.has("Subject") {
 		if err := checkSubject(req.p.str("Subject")); err != nil {
 			return nil, err

@@ -30,9 +30,10 @@ func Defaults() map[string]string {
 		"DETACH_AUTO_SCALING":           "true",
 		"DEREGISTER_TARGETS":            "true",
 		// The organization's central topic and bucket (issue 13, item 15): none by default.
-		"CENTRAL_TOPIC_ARN": "",
-		"CENTRAL_BUCKET":    "",
-		"PRECREATE_GROUPS":  "true", // the reconciler's (issue 14)
+		"CENTRAL_TOPIC_ARN":     "",
+		"CENTRAL_BUCKET":        "",
+		"CENTRAL_BUCKET_REGION": "",
+		"PRECREATE_GROUPS":      "true", // the reconciler's (issue 14)
 	}
 }
 

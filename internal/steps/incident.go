@@ -15,14 +15,27 @@ import (
 )
 
 // RecordIncident builds "Record pre-isolation state", "Record outcome" and "Record release" (env
-// INCIDENT_BUCKET); the input's "phase" tells them apart (see incident.Input).
+// INCIDENT_BUCKET; CENTRAL_BUCKET and CENTRAL_BUCKET_REGION for the organization's copy); the input's "phase"
+// tells them apart (see incident.Input).
 func RecordIncident(cfg aws.Config, env Env, log *slog.Logger) (Handler[incident.Input, workflow.IncidentRef], error) {
 	bucket := env(incident.EnvBucket)
 	if bucket == "" {
 		return nil, &steperr.ConfigError{Reason: incident.EnvBucket + " is not set"}
 	}
-	return incident.NewRecorder(newS3(cfg), ec2.NewFromConfig(cfg), autoscaling.NewFromConfig(cfg),
-		elbv2.NewFromConfig(cfg), bucket, log).Handle, nil
+	r := incident.NewRecorder(newS3(cfg), ec2.NewFromConfig(cfg), autoscaling.NewFromConfig(cfg),
+		elbv2.NewFromConfig(cfg), bucket, log)
+	if central := env(incident.EnvCentralBucket); central != "" {
+		// The central bucket's region (S3 does not redirect a client of another region), this function's credentials.
+		region := env(incident.EnvCentralBucketRegion)
+		if region == "" {
+			return nil, &steperr.ConfigError{Reason: incident.EnvCentralBucket + " is set without " + incident.EnvCentralBucketRegion}
+		}
+		r.WithCentral(s3.NewFromConfig(cfg, func(o *s3.Options) {
+			o.Region = region
+			o.DisableLogOutputChecksumValidationSkipped = true
+		}), central)
+	}
+	return r.Handle, nil
 }
 
 // ReadIncidentRecord builds "Read incident record" (env INCIDENT_BUCKET, TAG_KEY, RELEASE_TAG_VALUE,

@@ -80,11 +80,17 @@ func SnapshotVolumes(cfg aws.Config, _ Env, log *slog.Logger) (Handler[workflow.
 	return snapshot.New(ec2.NewFromConfig(cfg), log).Handle, nil
 }
 
-// Notify builds "Notify success" / "Notify failure" (env TOPIC_ARN).
+// Notify builds "Notify success" / "Notify failure" (env TOPIC_ARN, CENTRAL_TOPIC_ARN).
 func Notify(cfg aws.Config, env Env, log *slog.Logger) (Handler[workflow.NotifyInput, workflow.NotifyOutput], error) {
 	s, err := notify.SettingsFromEnv(env)
 	if err != nil {
 		return nil, err
 	}
-	return notify.New(sns.NewFromConfig(cfg), s, log).Handle, nil
+	h := notify.New(sns.NewFromConfig(cfg), s, log)
+	if s.CentralTopicARN != "" {
+		// The central topic's region, with this function's credentials.
+		region := notify.Region(s.CentralTopicARN)
+		h.WithCentral(sns.NewFromConfig(cfg, func(o *sns.Options) { o.Region = region }))
+	}
+	return h.Handle, nil
 }

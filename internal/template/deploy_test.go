@@ -127,7 +127,7 @@ func params(tpl *Template, overrides map[string]string) map[string]string {
 var withEverything = map[string]string{
 	"SlackWorkspaceId": "T0123ABCD", "SlackChannelId": "C0123ABCD", "NotificationEmail": "soc@example.com",
 	"CentralTopicArn":   "arn:aws:sns:eu-west-1:999999999999:ec2-isolation-central",
-	"CentralBucketName": "org-ec2-isolation-records",
+	"CentralBucketName": "org-ec2-isolation-records", "CentralBucketRegion": "eu-west-1",
 }
 
 // stackSetName is how CloudFormation StackSets name the stack of a stack instance: StackSet-<set name>-<uuid>.
@@ -340,5 +340,95 @@ func TestStackRolesHaveTheStackPath(t *testing.T) {
 	}
 	if n == 0 {
 		t.Fatal("no roles")
+	}
+	// The functions that write IAM skip the same path with a reason (internal/credentials, STACK_ROLE_PATH).
+	for _, id := range []string{"RevokeCredentialsFunction", "LiftCredentialRevocationFunction"} {
+		env, _ := tpl.Resources[id].Properties["Environment"].(map[string]any)
+		vars, _ := env["Variables"].(map[string]any)
+		if got := subOf(vars["STACK_ROLE_PATH"]); got != "/${AWS::StackName}/" {
+			t.Errorf("%s STACK_ROLE_PATH = %v, want !Sub /${AWS::StackName}/", id, vars["STACK_ROLE_PATH"])
+		}
+	}
+}
+
+// Item 15, the member side: the central topic and bucket are optional; when set, the notify role may publish to
+// the topic (and use its key through SNS), the record role may write its own account's prefix of the bucket
+// only, and the bucket comes with its region (a Rule, checked before anything is created).
+func TestCentralTopicAndBucketPermissions(t *testing.T) {
+	tpl := load(t)
+	for _, p := range []string{"CentralTopicArn", "CentralBucketName", "CentralBucketRegion"} {
+		if d := tpl.Parameters[p]["Default"]; d != "" {
+			t.Errorf("parameter %s defaults to %v, want empty (optional)", p, d)
+		}
+	}
+	rule := tpl.Rules["CentralBucketNeedsItsRegion"]
+	if !jsonEqual(rule["RuleCondition"], map[string]any{"Fn::Not": []any{map[string]any{"Fn::Equals": []any{map[string]any{"Ref": "CentralBucketName"}, ""}}}}) {
+		t.Errorf("rule CentralBucketNeedsItsRegion: RuleCondition %v", rule["RuleCondition"])
+	}
+	conditional := func(roleID, cond string) []map[string]any {
+		r := tpl.Resources[roleID]
+		var out []map[string]any
+		for _, p := range r.Properties["Policies"].([]any) {
+			doc := p.(map[string]any)["PolicyDocument"].(map[string]any)
+			for _, s := range doc["Statement"].([]any) {
+				m, _ := s.(map[string]any)
+				if args, ok := m["Fn::If"].([]any); ok && args[0] == cond {
+					st, _ := args[1].(map[string]any)
+					out = append(out, st)
+				}
+			}
+		}
+		return out
+	}
+	notify := conditional("NotifyRole", "HasCentralTopic")
+	if len(notify) != 2 || !jsonEqual(notify[0]["Resource"], map[string]any{"Ref": "CentralTopicArn"}) || notify[0]["Action"] != "sns:Publish" {
+		t.Errorf("NotifyRole's central statements: %v", notify)
+	}
+	record := conditional("RecordIncidentRole", "HasCentralBucket")
+	want := map[string]any{"Fn::Sub": "arn:${AWS::Partition}:s3:::${CentralBucketName}/incidents/${AWS::AccountId}/*"}
+	if len(record) != 1 || record[0]["Action"] != "s3:PutObject" || !jsonEqual(record[0]["Resource"], want) {
+		t.Errorf("RecordIncidentRole's central statements: %v, want s3:PutObject on %v", record, want)
+	}
+}
+
+// Item 2, the template half: no ARN, endpoint or console host of either template assumes the aws partition.
+// Every ARN is built with ${AWS::Partition}; hosts come from ${AWS::URLSuffix} or the Consoles mapping. The
+// literal amazonaws.com stays only in service principals (Principal.Service, iam:PassedToService), which are not
+// hosts.
+func TestNoPartitionIsHardCoded(t *testing.T) {
+	for _, path := range []string{"template.yaml", "organization/security-account.yaml"} {
+		tpl, err := Load(root + "/" + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var walk func(where string, v any, principal bool)
+		walk = func(where string, v any, principal bool) {
+			switch v := v.(type) {
+			case map[string]any:
+				for k, e := range v {
+					walk(where+"."+k, e, principal || k == "Service" || k == "iam:PassedToService")
+				}
+			case []any:
+				for i, e := range v {
+					walk(fmt.Sprintf("%s[%d]", where, i), e, principal)
+				}
+			case string:
+				for _, bad := range []string{"arn:aws:", "arn:aws-cn:", "arn:aws-us-gov:", "console.aws.amazon.com"} {
+					if strings.Contains(v, bad) && !strings.HasPrefix(where, ".Mappings.Consoles") {
+						t.Errorf("%s %s: %q holds %q", path, where, v, bad)
+					}
+				}
+				if strings.Contains(v, "amazonaws.com") && !principal && !strings.HasPrefix(where, ".Mappings.Consoles") {
+					t.Errorf("%s %s: %q names a host with amazonaws.com: use ${AWS::URLSuffix}", path, where, v)
+				}
+			}
+		}
+		for id, r := range tpl.Resources {
+			walk(".Resources."+id, r.Properties, false)
+		}
+		for id, o := range tpl.Outputs {
+			walk(".Outputs."+id, o, false)
+		}
+		walk(".Mappings", tpl.Mappings, false)
 	}
 }

@@ -350,3 +350,92 @@ func (t *Template) FunctionActions() map[string][]string {
 	}
 	return out
 }
+
+// Resolve renders a decoded template value as CloudFormation would, given the values of the names it refers to:
+// parameters and pseudo parameters ("AWS::AccountId") by name, a resource's Ref by its logical id, an attribute
+// by "Resource.Attribute". It handles Ref, Fn::GetAtt and Fn::Sub (${!x} is the literal ${x}), in maps and
+// lists; any other function, or a name without a value, is an error. Tests render the templates' policies with
+// it to load them into the simulator.
+func Resolve(v any, values map[string]string) (any, error) {
+	switch v := v.(type) {
+	case []any:
+		out := make([]any, len(v))
+		for i, e := range v {
+			r, err := Resolve(e, values)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = r
+		}
+		return out, nil
+	case map[string]any:
+		if len(v) == 1 {
+			for k, arg := range v {
+				switch k {
+				case "Ref":
+					return lookupValue(values, fmt.Sprint(arg))
+				case "Fn::GetAtt":
+					args, _ := arg.([]any)
+					if len(args) != 2 {
+						return nil, fmt.Errorf("Fn::GetAtt %v", arg)
+					}
+					return lookupValue(values, fmt.Sprintf("%v.%v", args[0], args[1]))
+				case "Fn::Sub":
+					s, ok := arg.(string)
+					if !ok {
+						return nil, fmt.Errorf("Fn::Sub with variables is not resolved: %v", arg)
+					}
+					return sub(s, values)
+				}
+				if strings.HasPrefix(k, "Fn::") {
+					return nil, fmt.Errorf("%s is not resolved", k)
+				}
+			}
+		}
+		out := make(map[string]any, len(v))
+		for k, e := range v {
+			r, err := Resolve(e, values)
+			if err != nil {
+				return nil, err
+			}
+			out[k] = r
+		}
+		return out, nil
+	}
+	return v, nil
+}
+
+func lookupValue(values map[string]string, name string) (string, error) {
+	if s, ok := values[name]; ok {
+		return s, nil
+	}
+	return "", fmt.Errorf("no value for %s", name)
+}
+
+// sub renders a Fn::Sub string.
+func sub(s string, values map[string]string) (string, error) {
+	var b strings.Builder
+	for {
+		i := strings.Index(s, "${")
+		if i < 0 {
+			b.WriteString(s)
+			return b.String(), nil
+		}
+		b.WriteString(s[:i])
+		j := strings.Index(s[i:], "}")
+		if j < 0 {
+			return "", fmt.Errorf("unterminated ${ in %q", s)
+		}
+		name := s[i+2 : i+j]
+		if strings.HasPrefix(name, "!") {
+			b.WriteString("${" + name[1:] + "}")
+		} else {
+			v, err := lookupValue(values, name)
+			if err != nil {
+				return "", err
+			}
+			b.WriteString(v)
+		}
+		s = s[i+j+1:]
+	}
+}

@@ -123,6 +123,8 @@ type IncidentRef struct {
 	// Isolations names the incident's isolation executions when "Read incident record" read it: "Record release"
 	// does not close the incident over one that joined since (it may have contained the instance again).
 	Isolations []string `json:"isolations,omitempty"`
+	// Central is the copy written to the organization's central bucket (issue 13, item 15); nil without one.
+	Central *CentralCopy `json:"central,omitempty"`
 }
 
 // RevokeInput is the input of "Revoke credentials" (isolation) and "Lift credential revocation" (release).

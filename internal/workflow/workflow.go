@@ -419,6 +419,20 @@ type NotifyOutput struct {
 	MessageID string `json:"messageId,omitempty"`
 	// ResumeAt is set only on a redrive: the failed state that the workflow runs again.
 	ResumeAt string `json:"resumeAt,omitempty"`
+	// Central is the copy published to the organization's central topic (issue 13, item 15); nil without one.
+	Central *CentralCopy `json:"central,omitempty"`
+}
+
+// CentralCopy is a copy of a notification or an incident record sent to the organization's security account
+// (CentralTopicArn, CentralBucketName). It never fails its step: the stack's own topic or bucket has the
+// original, and a retry would send that again.
+type CentralCopy struct {
+	// Target is the topic ARN or s3://bucket/key.
+	Target string `json:"target"`
+	// ID is the message id or the object's version id when the copy was made.
+	ID string `json:"id,omitempty"`
+	// Error says why the copy was not made (e.g. the security account's policy refused it).
+	Error string `json:"error,omitempty"`
 }
 
 // VerifyInput is the input of "Verify containment", the isolation's final read-back.
