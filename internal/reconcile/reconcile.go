@@ -11,8 +11,8 @@
 // Cost of a pass, whatever happened: ceil(N/1000) DescribeInstances (N instances listed), 2 DescribeSecurityGroups,
 // ceil(A/1000) DescribeIamInstanceProfileAssociations (A associations), 2 ListExecutions (one a machine, up to 1,000
 // running each), one DescribeExecution per running execution it did not start (none when MaxRunning or more
-// run: it then starts nothing), one S3 GetObject per instance carrying the release value that is still isolated,
-// and at most MaxStarts StartExecution. 10,000 tagged instances, all contained, nothing running: 10 + 2 + 10 + 2
+// run: it then starts nothing), one S3 GetObject per open instance (did its last isolation fail?) and per instance
+// carrying the release value that is still isolated, and at most MaxStarts StartExecution. 10,000 tagged instances, all contained, nothing running: 10 + 2 + 10 + 2
 // = 24 calls.
 package reconcile
 
@@ -88,7 +88,7 @@ type Report struct {
 	// ReleasePending: carrying the release value, still isolated under an open incident.
 	ReleasePending int `json:"releasePending"`
 	// Running executions of either machine at the start of the pass; Started by this pass; Deferred: needing one
-	// but left to a later pass (MaxStarts, MaxRunning).
+	// but left to a later pass (MaxStarts, MaxRunning, or its last isolation failed less than RetryFailedAfter ago).
 	Running  int `json:"running"`
 	Started  int `json:"started"`
 	Deferred int `json:"deferred"`
@@ -125,7 +125,8 @@ type candidate struct {
 
 // Handle runs one pass.
 func (h *Handler) Handle(ctx context.Context, ev Event) (Report, error) {
-	pass := passName(ev.Time, h.now())
+	at := passTime(ev.Time, h.now())
+	pass := at.Format("20060102T1504Z")
 	log := h.log.With("pass", pass, "step", "Reconcile")
 	rep := Report{Pass: pass, Instances: []Instance{}}
 
@@ -157,7 +158,7 @@ func (h *Handler) Handle(ctx context.Context, ev Event) (Report, error) {
 
 	var todo []candidate
 	for _, inst := range instances {
-		c, err := h.assess(ctx, fleet, inst, pass, &rep)
+		c, err := h.assess(ctx, fleet, inst, pass, at, &rep)
 		if err != nil {
 			log.Error("assess", "instance", aws.ToString(inst.InstanceId), "error", err)
 			return rep, err
@@ -207,14 +208,19 @@ func (h *Handler) Handle(ctx context.Context, ev Event) (Report, error) {
 	return rep, nil
 }
 
-// passName is the pass's name from the scheduled time (a retried invocation has the same), else from now.
-func passName(scheduled string, now time.Time) string {
+// passTime is the scheduled time (a retried invocation has the same), else now.
+func passTime(scheduled string, now time.Time) time.Time {
 	t, err := time.Parse(time.RFC3339, scheduled)
 	if err != nil {
 		t = now
 	}
-	return t.UTC().Format("20060102T1504Z")
+	return t.UTC()
 }
+
+// RetryFailedAfter is how long the reconciler waits before it starts a new isolation for an instance whose last
+// isolation failed: the failure was notified with how to redrive it, and a new execution (and notification) every
+// pass would only repeat it. The alarm on OpenInstances fires meanwhile.
+const RetryFailedAfter = time.Hour
 
 // list returns the instances carrying the tag key and, when groups are kept ready, the VPCs of every instance
 // (one listing of all instances then, else only the tagged ones), terminated instances left out.
@@ -263,7 +269,7 @@ func tagValue(i ec2types.Instance, key string) (string, bool) {
 }
 
 // assess records the instance in the report and returns the execution it needs, if any.
-func (h *Handler) assess(ctx context.Context, fleet *verify.Fleet, inst ec2types.Instance, pass string, rep *Report) (*candidate, error) {
+func (h *Handler) assess(ctx context.Context, fleet *verify.Fleet, inst ec2types.Instance, pass string, at time.Time, rep *Report) (*candidate, error) {
 	v := fleet.Check(inst)
 	value, _ := tagValue(inst, h.s.Verify.TagKey)
 	rep.Tagged++
@@ -290,6 +296,13 @@ func (h *Handler) assess(ctx context.Context, fleet *verify.Fleet, inst ec2types
 		} else {
 			rep.LostEvents++
 		}
+		if failed, err := h.lastFailure(ctx, v.InstanceID, at); err != nil {
+			return nil, err
+		} else if failed != "" {
+			ri.Action = failed
+			rep.Deferred++
+			return nil, nil
+		}
 		return &candidate{index: idx, machine: h.s.IsolationMachineARN, event: h.event(inst, reason, v.Open, pass)}, nil
 	case h.s.ReleaseValue:
 		ri.Wants = "released"
@@ -310,6 +323,31 @@ func (h *Handler) assess(ctx context.Context, fleet *verify.Fleet, inst ec2types
 	}
 	ri.Action = fmt.Sprintf("neither %q nor %q: nothing to do", h.s.Verify.TagValue, h.s.ReleaseValue)
 	return nil, nil
+}
+
+// lastFailure says why no isolation is started now when the open incident's last isolation execution failed less
+// than RetryFailedAfter before at ("" otherwise). One S3 read, for an open instance only.
+func (h *Handler) lastFailure(ctx context.Context, id string, at time.Time) (string, error) {
+	_, region, account := h.s.where()
+	f, err := incident.Load(ctx, h.s3, h.s.Bucket, workflow.IncidentKey(account, region, id))
+	if err != nil || f == nil || len(f.Incidents) == 0 {
+		return "", err
+	}
+	inc := f.Incidents[len(f.Incidents)-1]
+	if inc.ReleasedAt != nil {
+		return "", nil
+	}
+	for _, e := range slices.Backward(inc.Executions) {
+		if e.Workflow != workflow.WorkflowIsolation && e.Workflow != "" {
+			continue
+		}
+		if e.Outcome != workflow.OutcomeFailed || e.FinishedAt == nil || !at.Before(e.FinishedAt.Add(RetryFailedAfter)) {
+			return "", nil
+		}
+		return fmt.Sprintf("held back: its last isolation %s FAILED at %s; redrive it after fixing the cause, or a new one starts after %s",
+			e.ExecutionName, e.FinishedAt.UTC().Format(time.RFC3339), e.FinishedAt.Add(RetryFailedAfter).UTC().Format(time.RFC3339)), nil
+	}
+	return "", nil
 }
 
 // event is the "Tag Change on Resource" event the responder's tag would have produced, with the instance's

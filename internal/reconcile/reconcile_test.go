@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -358,5 +359,36 @@ func TestIsolationGroupsKeptReady(t *testing.T) {
 		if err != nil || len(out.SecurityGroups) != 1 || len(out.SecurityGroups[0].IpPermissionsEgress) != 0 {
 			t.Errorf("%s: %+v %v, want one quarantine group without egress", vpc, out, err)
 		}
+	}
+}
+
+// An isolation that fails for good (the profile calls are denied) is notified once with how to redrive it: the next
+// passes hold the instance back instead of starting (and notifying) a new failing execution every few minutes,
+// until RetryFailedAfter has passed.
+func TestFailedIsolationIsNotRestartedEveryPass(t *testing.T) {
+	sc := scenario(t)
+	sc.Faults.Errors = []sim.ErrorFault{{Action: "DisassociateIamInstanceProfile", Code: "UnauthorizedOperation", Status: 403},
+		{Action: "ReplaceIamInstanceProfileAssociation", Code: "UnauthorizedOperation", Status: 403}}
+	sc.Instances = sc.Instances[:1]
+	h := start(t, sc, nil)
+	ctx := context.Background()
+	now := time.Now().UTC()
+	rep, err := h.Pass(ctx, now.Format(time.RFC3339))
+	if err != nil || rep.Started != 1 {
+		t.Fatalf("pass 1: %+v %v, want 1 started", rep, err)
+	}
+	if e := h.Execution(strings.TrimPrefix(find(rep, instTaggedEarly).Action, "started ")); e == nil || e.Status != "FAILED" {
+		t.Fatalf("the execution %+v, want FAILED (the profile calls denied)", e)
+	}
+	msgs := len(h.Srv.Messages())
+	rep, err = h.Pass(ctx, now.Add(5*time.Minute).Format(time.RFC3339))
+	if err != nil || rep.Started != 0 || rep.Deferred != 1 || !strings.HasPrefix(find(rep, instTaggedEarly).Action, "held back: its last isolation reconcile-") {
+		t.Errorf("pass 2: %+v %v, want the instance held back", rep, err)
+	}
+	if n := len(h.Srv.Messages()); n != msgs {
+		t.Errorf("pass 2 published %d notifications, want none", n-msgs)
+	}
+	if rep, err = h.Pass(ctx, now.Add(reconcile.RetryFailedAfter+time.Minute).Format(time.RFC3339)); err != nil || rep.Started != 1 {
+		t.Errorf("after RetryFailedAfter: %+v %v, want a new execution started", rep, err)
 	}
 }
