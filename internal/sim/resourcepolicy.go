@@ -24,6 +24,7 @@ package sim
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"regexp"
 	"slices"
@@ -96,7 +97,7 @@ func parseResourcePolicy(doc string) ([]resourceStatement, error) {
 	if err := json.Unmarshal(p.Statement, &raws); err != nil {
 		var one map[string]json.RawMessage
 		if err := json.Unmarshal(p.Statement, &one); err != nil || one == nil {
-			return nil, fmt.Errorf("Statement is neither a statement nor a list of statements")
+			return nil, errors.New("the Statement element is neither a statement nor a list of statements")
 		}
 		raws = []map[string]json.RawMessage{one}
 	}
