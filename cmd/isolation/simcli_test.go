@@ -9,6 +9,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/ec2-isolation/ec2-isolation/internal/sim"
 	"github.com/ec2-isolation/ec2-isolation/internal/simtest"
@@ -142,5 +143,43 @@ func TestFailedRunSaysRunAgainNotRedrive(t *testing.T) {
 	}
 	if code, out, errOut := cli(t, "", args...); code != exitOK || !strings.Contains(out, "Isolated: yes") {
 		t.Errorf("the same command again: exit %d\n%s\n%s", code, out, errOut)
+	}
+}
+
+// The plan lists every change run makes, grouped by resource, before the question (issue 15, item 1): the
+// target groups it deregisters (a healthy target was deregistered without being listed), the Auto Scaling
+// detach, the revoking policy, termination protection, shutdown behaviour, delete-on-termination, the S3 record.
+// Not confirmed, nothing changes.
+func TestRunPlanListsEveryChange(t *testing.T) {
+	const instance = "i-0a1b2c3d4e5f60718"
+	srv, names := onSim(t, "release")
+	before := groupsOf(t, srv, instance)
+	code, out, errOut := cli(t, "no\n", append([]string{"run", "--instance", instance}, names...)...)
+	if code != exitDeclined {
+		t.Fatalf("exit %d, want 3 (not confirmed)\n%s\n%s", code, out, errOut)
+	}
+	for _, want := range []string{
+		"  instance " + instance + ":",
+		"    termination protection: off -> on",
+		"    shutdown behaviour: terminate -> stop",
+		`    instance profile: arn:aws:iam::123456789012:instance-profile/web-app -> "ec2-isolation-quarantine"`,
+		"    vol-0a1b2c3d4e5f00001 (/dev/xvda): delete on termination on -> off; snapshotted",
+		"    Auto Scaling group web-asg: " + instance + " detached, desired capacity kept",
+		"/web-https/",
+		" port 443: deregistered",
+		" port 8443: deregistered",
+		"inline policy ec2-isolation-revoke-" + instance + " added",
+		"    s3://ec2-isolation-incidents-123456789012/incidents/123456789012/us-east-1/" + instance + ".json: the incident record written",
+		"    notification published to arn:aws:sns:",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the plan lacks %q:\n%s", want, out)
+		}
+	}
+	if !strings.Contains(errOut, "Every change listed above is made.") {
+		t.Errorf("the question does not refer to the plan: %s", errOut)
+	}
+	if after := groupsOf(t, srv, instance); !cmp.Equal(before, after) {
+		t.Errorf("not confirmed, yet the ENIs changed: %v -> %v", before, after)
 	}
 }
