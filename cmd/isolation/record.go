@@ -50,7 +50,7 @@ func recordCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
 	}
-	fail := func(code int, err error) int { fmt.Fprintln(stderr, "isolation record:", err); return code }
+	fail := func(code int, err error) int { fmt.Fprintln(stderr, "isolation record:", userFacing(err)); return code }
 	if err != nil {
 		return fail(exitUsage, err)
 	}

@@ -186,7 +186,7 @@ func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		fmt.Fprintln(stderr, "isolation run:", err)
 		return exitUsage
 	}
-	fail := func(err error) int { fmt.Fprintln(stderr, "isolation run:", err); return exitUsage }
+	fail := func(err error) int { fmt.Fprintln(stderr, "isolation run:", userFacing(err)); return exitUsage }
 	acc, err := openUsableAccount(ctx, f.accountFlags)
 	if err != nil {
 		return fail(err)

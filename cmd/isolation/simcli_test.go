@@ -71,8 +71,8 @@ func TestRunRecordReleaseAgainstTheSimulator(t *testing.T) {
 	before := groupsOf(t, srv, instance)
 
 	code, out, errOut := cli(t, "", append([]string{"record", "--instance", instance}, names...)...)
-	if code != exitFailed || !strings.Contains(errOut, "has no incident record") {
-		t.Errorf("record before any isolation: exit %d, stderr %q; want 1, no record", code, errOut)
+	if code != exitFailed || out != "" || !strings.Contains(errOut, "has no incident record") {
+		t.Errorf("record before any isolation: exit %d, stdout %q, stderr %q; want 1, no record", code, out, errOut)
 	}
 
 	code, out, errOut = cli(t, "", append([]string{"run", "--instance", instance, "--yes"}, names...)...)
