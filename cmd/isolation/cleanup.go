@@ -78,7 +78,10 @@ func cleanupCommand(ctx context.Context, args []string, stdin io.Reader, stdout,
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
 	}
-	fail := func(code int, err error) int { fmt.Fprintln(stderr, "isolation cleanup:", userFacing(err)); return code }
+	fail := func(code int, err error) int {
+		fmt.Fprintln(stderr, "isolation cleanup:", userFacing(err))
+		return code
+	}
 	if err != nil {
 		return fail(exitUsage, err)
 	}
