@@ -89,7 +89,7 @@ func cleanupCommand(ctx context.Context, args []string, stdin io.Reader, stdout,
 	if err != nil {
 		return fail(exitUsage, err)
 	}
-	files, err := incidentFiles(ctx, s3.NewFromConfig(acc.cfg), acc, f.instance)
+	files, err := incidentFiles(ctx, s3.NewFromConfig(acc.cfg, quietS3), acc, f.instance)
 	if err != nil {
 		return fail(exitUsage, err)
 	}
