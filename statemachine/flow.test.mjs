@@ -20,6 +20,8 @@ const record = {
   vpcIds: ['vpc-1', 'vpc-2'],
   profileAssociation: { associationId: 'iip-assoc-1', profileArn, state: 'associated' },
   reason: 'tag Isolate=true',
+  // Validate and record always writes volumes (workflow.Record, no omitempty); Snapshot volumes takes them.
+  volumes: [{ volumeId: 'vol-1', deviceName: '/dev/xvda', deleteOnTermination: true }],
 };
 const incident = {
   bucket: 'incidents',
@@ -87,7 +89,7 @@ test('success: every task gets exactly its workflow input; the outcome is record
   assert.deepEqual(ins('Verify containment'), [
     { instanceId: record.instanceId, executionName: 'exec-1', record, groups, apply, attempt: 0, redriveCount: 0 },
   ]);
-  assert.deepEqual(ins('Snapshot volumes'), [inst]);
+  assert.deepEqual(ins('Snapshot volumes'), [{ ...inst, volumes: record.volumes }]);
   assert.deepEqual(ins('Record outcome'), [
     { phase: 'outcome', outcome: 'SUCCEEDED', ...common, instanceId: record.instanceId, ...all, failures: [], redriveCount: 0 },
   ]);

@@ -35,7 +35,7 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs.IntVar(&o.Storm, "storm", 1000, "instances tagged at once in the storm")
 	fs.Float64Var(&o.StormFactor, "storm-speed", 10, "the storm's simulated clock runs this many times faster than real time")
 	conc := fs.String("concurrency", "template", "comma-separated reserved concurrencies of each function, one storm each (template: template.yaml's FunctionConcurrency default, as deployed; 0: none)")
-	fs.IntVar(&o.Window, "window", 100, "admission window: at most this many executions running at once, started in tag order (0: every execution started at the tag)")
+	fs.IntVar(&o.Window, "window", 60, "admission window: at most this many executions running at once, started in tag order (0: every execution started at the tag)")
 	fs.IntVar(&o.AccountConcurrency, "account-concurrency", 1000, "the account's Lambda concurrency shared by the functions without a reservation (Lambda's default quota; 0: unlimited)")
 	o.Env = map[string]string{}
 	fs.Func("env", "KEY=VALUE: override a function environment variable (stack parameter), repeatable", func(v string) error {
@@ -48,6 +48,7 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	})
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file (go tool pprof)")
 	memprofile := fs.String("memprofile", "", "write a heap profile at the end of the storm to this file (go tool pprof)")
+	check := fs.Bool("check", false, "exit 1 unless every storm meets issue 16's properties (all contained, 0 failed, evidence complete, p50 <= 0.55 x makespan, makespan <= 1.1 x (binding bound + shortest execution))")
 	only := fs.String("only", "", "comma-separated parts to run: path, coldstart, storm (default: all)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -112,6 +113,14 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	bench.Print(stdout, rep)
 	if len(rep.Errors) > 0 {
 		return 1
+	}
+	if *check {
+		for _, s := range rep.Storms {
+			if bad := s.Check(); len(bad) > 0 {
+				fmt.Fprintf(stderr, "isolation bench: storm of %d: %s\n", s.Instances, strings.Join(bad, "; "))
+				return 1
+			}
+		}
 	}
 	return 0
 }

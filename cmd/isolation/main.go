@@ -35,6 +35,7 @@ commands:
   release    break-glass: set the release tag and run the release state machine from this machine
   record     print an instance's incident record (--json: as stored)
   cleanup    what closed incidents left: remove expired credential policies; --delete-snapshots deletes their snapshots
+  status     every tagged instance: its declared state, whether it is in it, what is open, its incident
   bench      measure the containment path, cold starts, a tagging storm and the cost (docs/PERFORMANCE.md)
 
 isolation --version prints the version.
@@ -67,6 +68,8 @@ func runWithInput(ctx context.Context, args []string, stdin io.Reader, stdout, s
 		return printVersion(stdout)
 	case "bench":
 		return benchCommand(ctx, args[1:], stdout, stderr)
+	case "status":
+		return statusCommand(ctx, args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -176,7 +176,7 @@ func (b *bench) coldStarts(ctx context.Context) ([]ColdStart, time.Duration, err
 		if err != nil {
 			return nil, 0, err
 		}
-		cs.Event = "the tag event (EventBridge -> Lambda, as the article)"
+		cs.Event = "the tag event (EventBridge -> Lambda, as the article); " + py
 		out = append(out, cs)
 	}
 	return out, build, nil

@@ -50,6 +50,7 @@ type harness struct {
 	running     int // invocations in flight, all functions
 	peak        int // the most at once
 	inflight    map[string]int
+	scalers     map[string]*scaler // Lambda's scaling rate, per function
 	invocations []invocation
 	refused     int
 	owner       bool // the simulator is this harness's own
@@ -116,7 +117,7 @@ func newHarness(c harnessConfig) (*harness, error) {
 		env["TOPIC_ARN"] = fmt.Sprintf("arn:aws:sns:%s:%s:%s", srv.Region(), srv.AccountID(), c.Scenario.Topics[0].Name)
 	}
 	h := &harness{srv: srv, clock: clock, costs: c.Costs, names: map[string]string{}, limit: c.Concurrency,
-		account: c.AccountConcurrency, inflight: map[string]int{}, owner: c.server == nil}
+		account: c.AccountConcurrency, scalers: map[string]*scaler{}, inflight: map[string]int{}, owner: c.server == nil}
 	h.opts = clock.options()
 	h.opts.TransitionLatency = c.Costs.Transition
 	h.opts.Region, h.opts.Account, h.opts.StateMachineName = srv.Region(), srv.AccountID(), runner.StateMachineName
@@ -217,6 +218,16 @@ func (h *harness) Invoke(ctx context.Context, resource string, input json.RawMes
 		h.mu.Unlock()
 		return nil, &asl.TaskError{Name: "Lambda.TooManyRequestsException",
 			Cause: "Rate Exceeded. (Reason: ConcurrentInvocationLimitExceeded)"}
+	}
+	sc := h.scalers[name]
+	if sc == nil {
+		sc = &scaler{}
+		h.scalers[name] = sc
+	}
+	if !sc.admit(h.clock.Now(), h.inflight[name]) {
+		h.refused++
+		h.mu.Unlock()
+		return nil, &asl.TaskError{Name: "Lambda.TooManyRequestsException", Cause: "Rate Exceeded."}
 	}
 	h.inflight[name]++
 	h.running++

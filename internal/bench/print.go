@@ -81,6 +81,7 @@ func Print(w io.Writer, r *Report) {
 		if bb := s.Binding(); bb.Time > 0 {
 			p("| binding bucket: %s, (%d − %g) / %g per s | %v |\n", bb.Action, bb.Calls, bb.Bucket.Capacity, bb.Bucket.RefillPerSecond, sec(bb.Time))
 			p("| makespan / that bound | %s |\n", ratio(s.Makespan, bb.Time))
+			p("| makespan / (that bound + the shortest execution, %v) | %s |\n", sec(s.Shortest), ratio(s.Makespan, bb.Time+s.Shortest))
 		}
 		if len(s.Bounds) > 0 {
 			b := s.Bounds[0]
@@ -108,6 +109,11 @@ func Print(w io.Writer, r *Report) {
 		listBounds("mutating actions' bounds", s.Bounds, 8)
 		listBounds("largest non-mutating bounds", s.ReadBounds, 4)
 		p("\n")
+		if bad := s.Check(); len(bad) > 0 {
+			p("Properties not met: %s.\n\n", strings.Join(bad, "; "))
+		} else {
+			p("Properties met: all contained, 0 failed, evidence complete, p50 <= 0.55 x makespan, makespan <= 1.1 x (bound + shortest execution).\n\n")
+		}
 		for _, k := range sortedKeys(s.FailedBy) {
 			p("- %s, e.g.: `%s`\n", k, strings.ReplaceAll(s.FailureCause[k], "`", "'"))
 		}

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"slices"
+	"strings"
 )
 
 // Instance profile associations (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_IamInstanceProfileAssociation.html):
@@ -137,7 +138,18 @@ func describeAssociations(a *Account, req *request) (any, *apiError) {
 	}
 	out := &describeAssociationsOut{}
 	filters := req.p.filters() // parsed once, not per resource
-	for _, as := range a.associations.all() {
+	// The usual call filters on one instance: compare its id before evaluating the filters.
+	var instances []string
+	for _, f := range filters {
+		if f.name == "instance-id" && !slices.ContainsFunc(f.values, func(v string) bool { return strings.ContainsAny(v, "*?") }) {
+			instances = f.values
+		}
+	}
+	for _, k := range a.associations.keys { // not all(): no copy of 10,000 rows per call
+		as := a.associations.m[k]
+		if instances != nil && !slices.Contains(instances, as.instanceID) {
+			continue
+		}
 		if len(ids) > 0 {
 			if !slices.Contains(ids, as.id) {
 				continue

@@ -1,6 +1,7 @@
 package snapshot_test
 
 import (
+	"encoding/json"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -65,5 +66,21 @@ func TestRecordsVolumesOfATerminatedInstance(t *testing.T) {
 	}
 	if len(out.Snapshots) != 0 {
 		t.Errorf("%d snapshots of a terminated instance", len(out.Snapshots))
+	}
+}
+
+// "Snapshot volumes" reads $.record.volumes; a record without the key would fail the execution with
+// States.Runtime ("does not point to a value"), so Validate's record always has it, null when it has no volume.
+func TestRecordAlwaysHasVolumes(t *testing.T) {
+	b, err := json.Marshal(workflow.Record{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := m["volumes"]; !ok {
+		t.Errorf("a record without volumes has no \"volumes\" key: %s", b)
 	}
 }

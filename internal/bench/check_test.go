@@ -1,0 +1,42 @@
+package bench
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ec2-isolation/ec2-isolation/internal/sim"
+)
+
+// The storm's pass/fail (the CI smoke step runs `isolation bench -only storm -storm 300 -check`): each property
+// of issue 16 fails the check on its own, and a storm meeting them all passes.
+func TestStormCheck(t *testing.T) {
+	good := StormResult{Instances: 300, Isolated: 300, Evidence: 300, Snapshots: 300, Records: 300,
+		Makespan: 190 * time.Second, P50: 100 * time.Second, Shortest: 10 * time.Second,
+		Bounds: []Bound{boundOf("ModifyInstanceAttribute", sim.Bucket{Capacity: 50, RefillPerSecond: 5}, 900)}}
+	if bad := good.Check(); len(bad) != 0 {
+		t.Fatalf("a storm meeting every property fails: %v", bad)
+	}
+	for _, tt := range []struct {
+		name   string
+		break_ func(*StormResult)
+		want   string
+	}{
+		{"one instance open", func(s *StormResult) { s.Isolated-- }, "299 of 300 instances contained"},
+		{"a failed execution", func(s *StormResult) { s.Failed = 1 }, "1 failed executions"},
+		{"a record missing", func(s *StormResult) { s.Records-- }, "records 299"},
+		{"a snapshot missing", func(s *StormResult) { s.Snapshots-- }, "snapshots 299"},
+		{"unfair", func(s *StormResult) { s.P50 = 105 * time.Second }, "p50 time to containment"},
+		// The bound: (900 - 50) / 5 = 170 s, + 10 s: 1.1 x 180 s = 198 s.
+		{"slow", func(s *StormResult) { s.Makespan = 199 * time.Second; s.P50 = 50 * time.Second }, "makespan 3m19s > 1.1 x"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := good
+			tt.break_(&s)
+			bad := s.Check()
+			if len(bad) != 1 || !strings.Contains(bad[0], tt.want) {
+				t.Errorf("Check() = %q, want one failure containing %q", bad, tt.want)
+			}
+		})
+	}
+}
