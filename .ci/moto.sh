@@ -7,7 +7,8 @@
 #   3. `isolation preflight` and `isolation run --dry-run` against it: every check passes, nothing changes;
 #   4. `isolation run --yes` against it, configured only as an engineer's shell would be (AWS_ENDPOINT_URL,
 #      AWS_REGION, credentials), the names read from the stack's outputs;
-#   5. check the final state through the SDK (motoci verify), including the notification read back from SQS.
+#   5. check the final state through the SDK (motoci verify), including the notification read back from SQS;
+#   6. `isolation record` (the incident open), `isolation release --yes`, `isolation record` (released).
 # Where moto differs from AWS: docs/moto.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -69,4 +70,16 @@ grep -q "Isolated: yes" "$work/run.txt"
 echo; echo "-- the account, read back through the SDK"
 "$work/motoci" verify "$work/seeded.json"
 
-echo; echo "moto: preflight, dry run, run and verification passed in $(elapsed)"
+# Issue 15: the incident record the run wrote, the break-glass release, the record closed.
+echo; echo "-- isolation record --instance $instance"
+"$work/isolation" record --instance "$instance" | tee "$work/record.txt"
+grep -q "OPEN (the instance is isolated)" "$work/record.txt"
+
+echo; echo "-- isolation release --instance $instance --yes"
+"$work/isolation" release --instance "$instance" --yes >"$work/release.txt" || { cat "$work/release.txt"; exit 1; }
+grep -q "SUCCEEDED" "$work/release.txt"
+"$work/isolation" record --instance "$instance" >"$work/record.txt"
+grep -q "released " "$work/record.txt"
+echo "released; the record says so ($(elapsed))"
+
+echo; echo "moto: preflight, dry run, run, verification, record and release passed in $(elapsed)"

@@ -71,7 +71,7 @@ func releaseCommand(ctx context.Context, args []string, stdin io.Reader, stdout,
 		fmt.Fprintln(stderr, "isolation release:", err)
 		return exitUsage
 	}
-	fail := func(err error) int { fmt.Fprintln(stderr, "isolation release:", err); return exitUsage }
+	fail := func(err error) int { fmt.Fprintln(stderr, "isolation release:", userFacing(err)); return exitUsage }
 	acc, err := openUsableAccount(ctx, f.accountFlags)
 	if err != nil {
 		return fail(err)

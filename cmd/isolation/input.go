@@ -110,3 +110,26 @@ func where(data []byte, err error) string {
 	}
 	return fmt.Sprintf(":%d:%d", line, col)
 }
+
+// paramNames says a function's environment variable as a responder knows it: the stack parameter and the flag
+// that set it (issue 15, item 8). The longer names come first where one contains another.
+var paramNames = strings.NewReplacer(
+	"RELEASE_TAG_VALUE", "ReleaseTagValue (--release-value)",
+	"TAG_KEY", "IsolationTagKey (--tag-key)",
+	"TAG_VALUE", "IsolationTagValue (--tag-value)",
+	"ISOLATION_GROUP_NAME", "IsolationGroupName (--group-name)",
+	"ISOLATION_PROFILE_NAME", "the isolation instance profile (--profile-name)",
+	"CONNECTION_TRACKING", "ConnectionTracking (--tracking)",
+	"TOPIC_ARN", "the notification topic (--topic-arn)",
+	"INCIDENT_BUCKET", "the incident bucket (--incident-bucket)",
+	"REVOCABLE_ROLES", "RevocableRoles",
+	"REVOKE_CREDENTIALS", "RevokeCredentials",
+	"ENABLE_TERMINATION_PROTECTION", "EnableTerminationProtection",
+	"STOP_ON_SHUTDOWN", "StopOnShutdown",
+	"KEEP_VOLUMES", "KeepVolumes",
+	"DETACH_AUTO_SCALING", "DetachFromAutoScaling",
+	"DEREGISTER_TARGETS", "DeregisterFromTargetGroups",
+)
+
+// userFacing is err's message with the functions' environment variables named as the responder set them.
+func userFacing(err error) string { return paramNames.Replace(err.Error()) }

@@ -5,6 +5,7 @@
 //	isolation preflight [--instance i-…] [flags]   check, changing nothing, that the account could isolate it
 //	isolation release --instance i-… [--yes] [flags]   break-glass: set the release tag and run the release
 //	isolation record --instance i-… [--json] [flags]   print the instance's incident record
+//	isolation cleanup [--delete-snapshots] [flags]   what closed incidents left behind, removed
 //	isolation --version
 //
 // Run `isolation <command> -h` for the flags.
@@ -33,6 +34,7 @@ commands:
   preflight  check, changing nothing, that the configured account could isolate an instance
   release    break-glass: set the release tag and run the release state machine from this machine
   record     print an instance's incident record (--json: as stored)
+  cleanup    what closed incidents left: remove expired credential policies; --delete-snapshots deletes their snapshots
   status     every tagged instance: its declared state, whether it is in it, what is open, its incident
   bench      measure the containment path, cold starts, a tagging storm and the cost (docs/PERFORMANCE.md)
 
@@ -60,6 +62,8 @@ func runWithInput(ctx context.Context, args []string, stdin io.Reader, stdout, s
 		return releaseCommand(ctx, args[1:], stdin, stdout, stderr)
 	case "record":
 		return recordCommand(ctx, args[1:], stdout, stderr)
+	case "cleanup":
+		return cleanupCommand(ctx, args[1:], stdin, stdout, stderr)
 	case "-version", "--version", "version":
 		return printVersion(stdout)
 	case "bench":

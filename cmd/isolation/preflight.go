@@ -48,12 +48,12 @@ func preflightCommand(ctx context.Context, args []string, stdout, stderr io.Writ
 		return exitOK
 	}
 	if err != nil {
-		fmt.Fprintln(stderr, "isolation preflight:", err)
+		fmt.Fprintln(stderr, "isolation preflight:", userFacing(err))
 		return exitUsage
 	}
 	acc, err := openAccount(ctx, f)
 	if err != nil {
-		fmt.Fprintln(stderr, "isolation preflight:", err)
+		fmt.Fprintln(stderr, "isolation preflight:", userFacing(err))
 		return exitUsage
 	}
 	var rep preflight.Report
@@ -73,7 +73,7 @@ func preflightCommand(ctx context.Context, args []string, stdout, stderr io.Writ
 	}
 	if f.json {
 		if err := writeJSON(stdout, rep); err != nil {
-			fmt.Fprintln(stderr, "isolation preflight:", err)
+			fmt.Fprintln(stderr, "isolation preflight:", userFacing(err))
 			return exitUsage
 		}
 	} else {

@@ -51,7 +51,7 @@ func printExecution(w io.Writer, e executionReport, showIO bool) {
 	}
 	fmt.Fprintf(w, "\n%s %s: %s in %s\n  %s\n", title, e.Name, e.Status, round(e.Duration), e.ARN)
 	if e.Error != "" {
-		fmt.Fprintf(w, "  Error: %s\n  Cause: %s\n", e.Error, oneLine(e.Cause, 300))
+		fmt.Fprintf(w, "  Error: %s\n  Cause: %s\n", e.Error, paramNames.Replace(oneLine(e.Cause, 300)))
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)

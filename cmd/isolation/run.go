@@ -186,7 +186,7 @@ func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		fmt.Fprintln(stderr, "isolation run:", err)
 		return exitUsage
 	}
-	fail := func(err error) int { fmt.Fprintln(stderr, "isolation run:", err); return exitUsage }
+	fail := func(err error) int { fmt.Fprintln(stderr, "isolation run:", userFacing(err)); return exitUsage }
 	acc, err := openUsableAccount(ctx, f.accountFlags)
 	if err != nil {
 		return fail(err)
@@ -224,7 +224,7 @@ func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, std
 				return fail(err)
 			}
 		} else {
-			printPlan(stdout, acc, rec)
+			printPlan(stdout, acc, readPlan(ctx, acc, rec))
 			fmt.Fprintln(stdout)
 			printPreflight(stdout, rep)
 			fmt.Fprintln(stdout, "\nDry run: nothing was changed.")
@@ -236,9 +236,9 @@ func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	}
 
 	if !f.json {
-		printPlan(stdout, acc, rec)
+		printPlan(stdout, acc, readPlan(ctx, acc, rec))
 	}
-	question := fmt.Sprintf("Isolate %s in account %s (%s)? Its network access is cut and its instance profile replaced.", f.instance, acc.id.Account, acc.cfg.Region)
+	question := fmt.Sprintf("Isolate %s in account %s (%s)? Every change listed above is made.", f.instance, acc.id.Account, acc.cfg.Region)
 	if !f.yes && !confirm(stdin, stderr, question, f.instance) {
 		fmt.Fprintln(stderr, "isolation run: not confirmed; nothing was changed (--yes skips the question)")
 		return exitDeclined
@@ -418,38 +418,6 @@ func localRunner(acc account, def []byte, machine string, env map[string]string,
 		OnProgress: show.callback(),
 	})
 	return r, func() []notificationShown { mu.Lock(); defer mu.Unlock(); return slices.Clone(shown) }, err
-}
-
-func printPlan(w io.Writer, acc account, rec workflow.Record) {
-	fmt.Fprintf(w, "Plan: isolate %s (%s) in account %s (%s), as %s\n", rec.InstanceID, rec.State, acc.id.Account, acc.cfg.Region, acc.id.ARN)
-	if ep := aws.ToString(acc.cfg.BaseEndpoint); ep != "" {
-		fmt.Fprintf(w, "  endpoint: %s\n", ep)
-	}
-	n := acc.names
-	fmt.Fprintf(w, "  settings (from %s): group %q, profile %q, topic %s, connection tracking %s\n", acc.namesFrom, n.GroupName, n.ProfileName, n.TopicARN, n.Tracking)
-	if cur, ok := rec.Tags[n.TagKey]; ok && cur == n.TagValue {
-		fmt.Fprintf(w, "  tag: %s=%s already set\n", n.TagKey, n.TagValue)
-	} else {
-		now := "none"
-		if ok {
-			now = fmt.Sprintf("%s=%s", n.TagKey, cur)
-		}
-		fmt.Fprintf(w, "  tag: %s -> %s=%s, set first (a deployed stack's rule starts its own execution too: both do only what is missing)\n", now, n.TagKey, n.TagValue)
-	}
-	for _, e := range rec.NetworkInterfaces {
-		fmt.Fprintf(w, "  %s in %s: %s -> only %q of %s\n", e.ID, e.VpcID, orNone(e.Groups), n.GroupName, e.VpcID)
-	}
-	profile := "none"
-	if rec.ProfileAssociation != nil {
-		profile = rec.ProfileAssociation.ProfileARN
-	}
-	fmt.Fprintf(w, "  instance profile: %s -> %q\n", profile, n.ProfileName)
-	var vols []string
-	for _, v := range rec.Volumes {
-		vols = append(vols, v.VolumeID)
-	}
-	fmt.Fprintf(w, "  snapshots of: %s\n", orNone(vols))
-	fmt.Fprintf(w, "  notification to: %s\n", n.TopicARN)
 }
 
 func writeJSON(w io.Writer, v any) error {

@@ -160,7 +160,7 @@ func simulate(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 0
 	}
 	if err != nil {
-		fmt.Fprintln(stderr, "isolation simulate:", err)
+		fmt.Fprintln(stderr, "isolation simulate:", userFacing(err))
 		return 2
 	}
 	if f.reconcile {
@@ -168,14 +168,14 @@ func simulate(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	res, err := runSimulation(ctx, f, stderr)
 	if err != nil {
-		fmt.Fprintln(stderr, "isolation simulate:", err)
+		fmt.Fprintln(stderr, "isolation simulate:", userFacing(err))
 		return 2
 	}
 	if f.json {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(res); err != nil {
-			fmt.Fprintln(stderr, "isolation simulate:", err)
+			fmt.Fprintln(stderr, "isolation simulate:", userFacing(err))
 			return 2
 		}
 	} else {

@@ -152,6 +152,8 @@ func TestSimulateRefusesBadInputBeforeAnyExecution(t *testing.T) {
 		{[]string{"--scenario", badScenario}, []string{badScenario + ":3:20"}},
 		{[]string{"--scenario", unknownField}, []string{unknownField + ":3:5", `unknown field "bogus"`}},
 		{[]string{"--scenario", "no-such-scenario"}, []string{`--scenario "no-such-scenario" is neither a built-in scenario (`, "default", "missing-profile", "redrive", "release"}},
+		{[]string{"--tag-key", ""}, []string{"IsolationTagKey (--tag-key) is not set"}},
+		{[]string{"--group-name", ""}, []string{"IsolationGroupName (--group-name)"}},
 	}
 	for _, tt := range tests {
 		var out, errOut bytes.Buffer
@@ -163,6 +165,9 @@ func TestSimulateRefusesBadInputBeforeAnyExecution(t *testing.T) {
 			if !strings.Contains(errOut.String(), w) {
 				t.Errorf("%q: stderr %q lacks %q", tt.args, errOut.String(), w)
 			}
+		}
+		if m := envName.FindString(errOut.String()); m != "" {
+			t.Errorf("%q: stderr names the environment variable %s: %s", tt.args, m, errOut.String())
 		}
 	}
 }

@@ -34,6 +34,7 @@ func init() {
 		"DisassociateIamInstanceProfile":         disassociateProfile,
 		"ReplaceIamInstanceProfileAssociation":   replaceAssociation,
 		"CreateSnapshots":                        createSnapshots,
+		"DeleteSnapshot":                         deleteSnapshot,
 		"DescribeSnapshots":                      describeSnapshots,
 	}
 }

@@ -157,3 +157,25 @@ func describeSnapshots(a *Account, req *request) (any, *apiError) {
 	}
 	return out, nil
 }
+
+// deleteSnapshot deletes a snapshot for good (isolation cleanup, issue 15). EC2: "You can take a snapshot of a
+// volume and delete it"; an unknown id is InvalidSnapshot.NotFound and a malformed one InvalidSnapshotID.Malformed
+// (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DeleteSnapshot.html,
+// https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html).
+func deleteSnapshot(a *Account, req *request) (any, *apiError) {
+	id := req.p.str("SnapshotId")
+	if id == "" {
+		return nil, errf(400, "MissingParameter", "The request must contain the parameter snapshotId")
+	}
+	if !wellFormed("snap", id) {
+		return nil, errf(400, "InvalidSnapshotID.Malformed", "Invalid id: %q (expecting \"snap-...\")", id)
+	}
+	if a.snapshots.get(id) == nil {
+		return nil, errf(400, "InvalidSnapshot.NotFound", "The snapshot '%s' does not exist.", id)
+	}
+	if req.dryRun {
+		return nil, nil
+	}
+	a.snapshots.del(id)
+	return ok(), nil
+}
