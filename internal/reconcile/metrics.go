@@ -33,7 +33,8 @@ func (h *Handler) emit(r Report) {
 		Name string
 		Unit string
 	}
-	doc := map[string]any{"StateMachine": machine, "pass": r.Pass}
+	// level: the function's log is JSON, where Lambda filters application lines by their level.
+	doc := map[string]any{"StateMachine": machine, "pass": r.Pass, "level": "INFO"}
 	var ms []metric
 	values := r.Metrics()
 	for _, name := range slices.Sorted(maps.Keys(values)) {

@@ -45,6 +45,9 @@ var namedTypes = map[string]namedType{
 	"AWS::StepFunctions::StateMachine": {"StateMachineName", scopeRegion, 80},
 	"AWS::Scheduler::Schedule":         {"Name", scopeRegion, 64},
 	"AWS::DynamoDB::Table":             {"TableName", scopeRegion, 255},
+	// CloudWatch dashboards are global: one name space per account, whatever the region.
+	// https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_PutDashboard.html
+	"AWS::CloudWatch::Dashboard": {"DashboardName", scopeAccount, 255},
 	// AWS Chatbot is a global service: a configuration name is unique in the account, whatever the region.
 	// https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-chatbot-slackchannelconfiguration.html
 	"AWS::Chatbot::SlackChannelConfiguration": {"ConfigurationName", scopeAccount, 128},
@@ -406,7 +409,8 @@ func TestNoPartitionIsHardCoded(t *testing.T) {
 			switch v := v.(type) {
 			case map[string]any:
 				for k, e := range v {
-					walk(where+"."+k, e, principal || k == "Service" || k == "iam:PassedToService")
+					// A Lambda permission's Principal is a service principal too.
+					walk(where+"."+k, e, principal || k == "Service" || k == "iam:PassedToService" || k == "Principal")
 				}
 			case []any:
 				for i, e := range v {
