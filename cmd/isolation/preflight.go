@@ -12,12 +12,7 @@ import (
 	"github.com/ec2-isolation/ec2-isolation/internal/preflight"
 )
 
-func parsePreflightFlags(args []string, stderr io.Writer) (accountFlags, error) {
-	var f accountFlags
-	fs := flag.NewFlagSet("preflight", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, `usage: isolation preflight [--instance i-…] [flags]
+const preflightUsage = `usage: isolation preflight [--instance i-…] [flags]
 
 Checks, without changing anything, that the account and region of the standard AWS configuration could isolate
 the instance: each mutating EC2 call of the workflow is made with DryRun (DryRunOperation = allowed), the
@@ -28,17 +23,10 @@ caller may use it, else they are reported unverified. Without --instance only th
 Exit status: 0 no check failed; 1 a check failed; 2 bad flags or no AWS configuration.
 
 flags:
-`)
-		fs.PrintDefaults()
-	}
-	f.register(fs)
-	if err := fs.Parse(args); err != nil {
-		return f, err
-	}
-	if fs.NArg() > 0 {
-		return f, fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	return f, f.check(false)
+`
+
+func parsePreflightFlags(args []string, stderr io.Writer) (accountFlags, error) {
+	return parseAccountFlags("preflight", preflightUsage, args, stderr, false)
 }
 
 // preflightCommand is `isolation preflight`.

@@ -16,12 +16,7 @@ import (
 	"github.com/ec2-isolation/ec2-isolation/internal/workflow"
 )
 
-func parseRecordFlags(args []string, stderr io.Writer) (accountFlags, error) {
-	var f accountFlags
-	fs := flag.NewFlagSet("record", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, `usage: isolation record --instance i-… [--json] [flags]
+const recordUsage = `usage: isolation record --instance i-… [--json] [flags]
 
 Prints the instance's incident record from the incident bucket (s3://BUCKET/incidents/ACCOUNT/REGION/ID.json):
 each incident's pre-isolation state, its executions, every change made and the snapshots. --json prints the
@@ -31,17 +26,10 @@ Exit status: 0 printed; 1 the instance has no record; 2 bad flags, the account, 
 unreachable.
 
 flags:
-`)
-		fs.PrintDefaults()
-	}
-	f.register(fs)
-	if err := fs.Parse(args); err != nil {
-		return f, err
-	}
-	if fs.NArg() > 0 {
-		return f, fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	return f, f.check(true)
+`
+
+func parseRecordFlags(args []string, stderr io.Writer) (accountFlags, error) {
+	return parseAccountFlags("record", recordUsage, args, stderr, true)
 }
 
 // recordCommand is `isolation record`.

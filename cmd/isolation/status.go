@@ -17,12 +17,7 @@ import (
 	"github.com/ec2-isolation/ec2-isolation/internal/verify"
 )
 
-func parseStatusFlags(args []string, stderr io.Writer) (accountFlags, error) {
-	var f accountFlags
-	fs := flag.NewFlagSet("status", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, `usage: isolation status [--instance i-…] [--json] [flags]
+const statusUsage = `usage: isolation status [--instance i-…] [--json] [flags]
 
 Reads, changing nothing, every instance of the configured account and region that carries the isolation tag
 key (either value), or the one instance asked for: its declared state (the tag's value: isolated or released),
@@ -34,17 +29,10 @@ Exit status: 0 every instance is in its declared state; 1 one is not; 2 bad flag
 the settings unreachable.
 
 flags:
-`)
-		fs.PrintDefaults()
-	}
-	f.register(fs)
-	if err := fs.Parse(args); err != nil {
-		return f, err
-	}
-	if fs.NArg() > 0 {
-		return f, fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	return f, f.check(false)
+`
+
+func parseStatusFlags(args []string, stderr io.Writer) (accountFlags, error) {
+	return parseAccountFlags("status", statusUsage, args, stderr, false)
 }
 
 // statusCommand is `isolation status`.
