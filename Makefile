@@ -29,7 +29,8 @@ FUNCTIONS := \
 	RestoreSecurityGroupsFunction:restore-security-groups \
 	RestoreInstanceProfileFunction:restore-instance-profile \
 	LiftCredentialRevocationFunction:lift-credential-revocation \
-	RestoreEvidenceSettingsFunction:restore-evidence-settings
+	RestoreEvidenceSettingsFunction:restore-evidence-settings \
+	ReconcileFunction:reconcile
 
 fn_id = $(word 1,$(subst :, ,$(1)))
 fn_dir = $(word 2,$(subst :, ,$(1)))

@@ -33,6 +33,7 @@ commands:
   preflight  check, changing nothing, that the configured account could isolate an instance
   release    break-glass: set the release tag and run the release state machine from this machine
   record     print an instance's incident record (--json: as stored)
+  status     every tagged instance: its declared state, whether it is in it, what is open, its incident
   bench      measure the containment path, cold starts, a tagging storm and the cost (docs/PERFORMANCE.md)
 
 isolation --version prints the version.
@@ -63,6 +64,8 @@ func runWithInput(ctx context.Context, args []string, stdin io.Reader, stdout, s
 		return printVersion(stdout)
 	case "bench":
 		return benchCommand(ctx, args[1:], stdout, stderr)
+	case "status":
+		return statusCommand(ctx, args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -101,15 +101,24 @@ func orNone(s []string) string {
 
 func round(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
 
+// maxIO is the most of a state's input or output --io prints on one line: a state's data runs to kilobytes (the
+// whole record, the instance's description), which would bury the table; --json has all of it.
+const maxIO = 300
+
 func compact(raw json.RawMessage) string {
 	if len(raw) == 0 {
 		return "-"
 	}
 	var b bytes.Buffer
-	if json.Compact(&b, raw) != nil {
-		return string(raw)
+	s := string(raw)
+	if json.Compact(&b, raw) == nil {
+		s = b.String()
 	}
-	return b.String()
+	s = strings.Join(strings.Fields(s), " ")
+	if r := []rune(s); len(r) > maxIO {
+		s = fmt.Sprintf("%s… (%d bytes in all; --json prints everything)", string(r[:maxIO]), len(s))
+	}
+	return s
 }
 
 func oneLine(s string, max int) string {

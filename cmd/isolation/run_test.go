@@ -260,7 +260,7 @@ func TestPreflightOnMoto(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
 	}
-	for _, want := range []string{"CHECK", "MISSING PERMISSION", "apply group to " + s.ENIs[0], "tag Isolate=true", "15 checks: 11 pass, 0 fail, 4 unverified, 0 skipped"} {
+	for _, want := range []string{"CHECK", "MISSING PERMISSION", "apply group to " + s.ENIs[0], "tag Isolate=true", "24 checks: 17 pass, 0 fail, 7 unverified, 0 skipped", "incident bucket " + moto.BucketName, "termination protection", "Auto Scaling group"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
@@ -337,5 +337,15 @@ func TestReleaseRestoresAfterRunOnMoto(t *testing.T) {
 		if g := n.NetworkInterfaces[0].Groups; len(g) != 1 || aws.ToString(g[0].GroupId) != s.Groups[i] {
 			t.Errorf("%s carries %v after release, want only %s", eni, g, s.Groups[i])
 		}
+	}
+}
+
+// preflight --incident-bucket does-not-exist fails (issue 15, item 2: it passed, then run cut the network and
+// failed at the record).
+func TestPreflightOnMotoFailsWithoutTheBucket(t *testing.T) {
+	s, _ := onMoto(t, moto.SeedOptions{Stack: true})
+	code, out, _ := cli(t, "", "preflight", "--instance", s.InstanceID, "--incident-bucket", "does-not-exist")
+	if code != exitFailed || !strings.Contains(out, "incident bucket does-not-exist") || !strings.Contains(out, "does not exist") {
+		t.Errorf("exit %d, want 1 naming the missing bucket:\n%s", code, out)
 	}
 }

@@ -44,6 +44,10 @@ type simulateFlags struct {
 	release                   bool
 	releaseValue              string
 	speed                     float64
+	// reconcile runs one reconciler pass instead of an execution (simulate_reconcile.go); running lists the
+	// instances that have an execution already running.
+	reconcile bool
+	running   string
 }
 
 func parseSimulateFlags(args []string, stderr io.Writer) (simulateFlags, error) {
@@ -67,6 +71,8 @@ func parseSimulateFlags(args []string, stderr io.Writer) (simulateFlags, error) 
 	fs.BoolVar(&f.json, "json", false, "print the result as JSON")
 	fs.BoolVar(&f.io, "io", false, "print each state's input and output")
 	fs.BoolVar(&f.logs, "logs", false, "print the handlers' JSON logs to stderr")
+	fs.BoolVar(&f.reconcile, "reconcile", false, "run one pass of the reconciler over the scenario's tagged instances, with both state machines deployed in the simulated account (default scenario: reconcile)")
+	fs.StringVar(&f.running, "running", "", "with --reconcile: instance ids (comma-separated) for which an execution started by the tag event is still running")
 	fs.Float64Var(&f.speed, "speed", 1, "run simulated time this many times faster than real time (retry waits, AWS delays)")
 	if err := fs.Parse(args); err != nil {
 		return f, err
@@ -84,6 +90,9 @@ func parseSimulateFlags(args []string, stderr io.Writer) (simulateFlags, error) 
 	fs.Visit(func(fl *flag.Flag) { scenarioSet = scenarioSet || fl.Name == "scenario" })
 	if f.release && !scenarioSet {
 		f.scenario = "release"
+	}
+	if f.reconcile && !scenarioSet {
+		f.scenario = "reconcile"
 	}
 	if f.release && f.releaseValue == f.tagValue {
 		return f, fmt.Errorf("--release-value must differ from --tag-value (both %q)", f.tagValue)
@@ -153,6 +162,9 @@ func simulate(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if err != nil {
 		fmt.Fprintln(stderr, "isolation simulate:", err)
 		return 2
+	}
+	if f.reconcile {
+		return simulateReconcile(ctx, f, stdout, stderr)
 	}
 	res, err := runSimulation(ctx, f, stderr)
 	if err != nil {

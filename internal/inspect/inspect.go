@@ -81,7 +81,11 @@ func Read(ctx context.Context, api API, id string) (Instance, error) {
 		return Instance{}, fmt.Errorf("describe snapshots of %s: %w", id, err)
 	}
 	for _, s := range snaps.Snapshots {
-		in.Snapshots = append(in.Snapshots, fmt.Sprintf("%s of %s (%s)", aws.ToString(s.SnapshotId), aws.ToString(s.VolumeId), s.State))
+		snap := fmt.Sprintf("%s of %s", aws.ToString(s.SnapshotId), aws.ToString(s.VolumeId))
+		if s.State != "" { // moto may answer none
+			snap += fmt.Sprintf(" (%s)", s.State)
+		}
+		in.Snapshots = append(in.Snapshots, snap)
 	}
 	slices.Sort(in.Snapshots)
 	return in, nil

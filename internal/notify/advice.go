@@ -158,7 +158,11 @@ func readBackLines(in workflow.NotifyInput, max int, v func(string) string) []st
 	if !r.Contained {
 		verdict = "NOT CONTAINED"
 	}
-	p("  Read back at the end (%d read-back(s)): %s", r.Rounds, verdict)
+	readBacks := fmt.Sprintf("%d read-backs", r.Rounds)
+	if r.Rounds == 1 {
+		readBacks = "1 read-back"
+	}
+	p("  Read back at the end (%s): %s", readBacks, verdict)
 	for i, n := range r.NetworkInterfaces {
 		if i == max {
 			p("    … and %d more network interfaces", len(r.NetworkInterfaces)-max)

@@ -133,7 +133,7 @@ func verified() workflow.NotifyInput {
 // contained again); an association being disassociated is not attached.
 func TestNotificationReportsTheReadBack(t *testing.T) {
 	p := render(t, verified())
-	containsAll(t, "email", p.email, "Read back at the end (2 read-back(s)): CONTAINED",
+	containsAll(t, "email", p.email, "Read back at the end (2 read-backs): CONTAINED",
 		"eni-0c3 in vpc-0b2 carries sg-0isob: only its VPC's isolation group",
 		"isolation group sg-0isoa of vpc-0a1: no rule",
 		"instance profile arn:aws:iam::123456789012:instance-profile/isolation: attached (associated)",

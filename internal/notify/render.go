@@ -443,7 +443,9 @@ func doneLines(in workflow.NotifyInput, max int, v func(string) string) []string
 	changes("Evidence settings restored (Restore evidence settings)", in.RestoreEvidence)
 	if s := in.Snapshot; s != nil {
 		note := ""
-		if !s.Created {
+		if !s.Created && len(s.Snapshots) > 0 {
+			// Not created now, yet there: an earlier run of this execution made them (an instance without EBS
+			// volumes has none, and no earlier run either).
 			note = " (created by an earlier run of this execution)"
 		}
 		p("  Snapshots%s:", note)
@@ -451,7 +453,11 @@ func doneLines(in workflow.NotifyInput, max int, v func(string) string) []string
 			if i == max {
 				break
 			}
-			p("    %s of %s (%s)", v(sn.SnapshotID), v(sn.VolumeID), v(sn.State))
+			state := ""
+			if sn.State != "" {
+				state = " (" + v(sn.State) + ")"
+			}
+			p("    %s of %s%s", v(sn.SnapshotID), v(sn.VolumeID), state)
 		}
 		if len(s.Snapshots) == 0 {
 			p("    (none: the instance has no EBS volume)")

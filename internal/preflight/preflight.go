@@ -27,6 +27,7 @@ import (
 	"github.com/ec2-isolation/ec2-isolation/internal/secgroup"
 	"github.com/ec2-isolation/ec2-isolation/internal/snapshot"
 	"github.com/ec2-isolation/ec2-isolation/internal/steperr"
+	"github.com/ec2-isolation/ec2-isolation/internal/targets"
 	"github.com/ec2-isolation/ec2-isolation/internal/validate"
 	"github.com/ec2-isolation/ec2-isolation/internal/workflow"
 )
@@ -91,6 +92,7 @@ type EC2API interface {
 	ModifyNetworkInterfaceAttribute(ctx context.Context, in *ec2.ModifyNetworkInterfaceAttributeInput, opts ...func(*ec2.Options)) (*ec2.ModifyNetworkInterfaceAttributeOutput, error)
 	CreateSnapshots(ctx context.Context, in *ec2.CreateSnapshotsInput, opts ...func(*ec2.Options)) (*ec2.CreateSnapshotsOutput, error)
 	CreateTags(ctx context.Context, in *ec2.CreateTagsInput, opts ...func(*ec2.Options)) (*ec2.CreateTagsOutput, error)
+	ModifyInstanceAttribute(ctx context.Context, in *ec2.ModifyInstanceAttributeInput, opts ...func(*ec2.Options)) (*ec2.ModifyInstanceAttributeOutput, error)
 }
 
 // IAMAPI is the part of the IAM client the checks use.
@@ -110,6 +112,10 @@ type Clients struct {
 	EC2 EC2API
 	IAM IAMAPI
 	SNS SNSAPI
+	// S3, AutoScaling and ELB (issue 15, item 2) may be nil too: their checks are then unverified.
+	S3          S3API
+	AutoScaling AutoScalingAPI
+	ELB         targets.API
 }
 
 // Input says what to check.
@@ -142,6 +148,7 @@ func Run(ctx context.Context, c Clients, in Input) Report {
 	}
 	roleARN := p.profile(ctx)
 	p.topic(ctx)
+	p.bucket(ctx)
 
 	if in.InstanceID == "" {
 		p.add(Check{Name: "instance", Status: Skipped, Detail: "no --instance: only the account-wide checks ran"})
@@ -152,6 +159,8 @@ func Run(ctx context.Context, c Clients, in Input) Report {
 		p.interfaces(ctx, rec, groups)
 		p.snapshots(ctx, rec)
 		p.associations(ctx, rec, roleARN)
+		p.evidence(ctx, rec)
+		p.revocation(ctx, rec)
 	}
 	p.publish(ctx)
 	return p.rep
@@ -248,8 +257,8 @@ func (p *prober) instance(ctx context.Context, region string) *workflow.Record {
 	if rec.ProfileAssociation != nil {
 		prof = "profile " + rec.ProfileAssociation.ProfileARN
 	}
-	p.add(Check{Name: name, Status: Pass, Detail: fmt.Sprintf("%s, %d ENIs in %d VPCs (%s), %d volumes, %s",
-		rec.State, len(rec.NetworkInterfaces), len(rec.VpcIDs), strings.Join(rec.VpcIDs, ", "), vols, prof)})
+	p.add(Check{Name: name, Status: Pass, Detail: fmt.Sprintf("%s, %s in %s (%s), %s, %s",
+		rec.State, Count(len(rec.NetworkInterfaces), "ENI"), Count(len(rec.VpcIDs), "VPC"), strings.Join(rec.VpcIDs, ", "), Count(vols, "volume"), prof)})
 	return &rec
 }
 
@@ -367,7 +376,7 @@ func (p *prober) interfaces(ctx context.Context, rec *workflow.Record, groups ma
 
 // snapshots checks that the instance's volumes may be snapshotted, with the tags the workflow puts on them.
 func (p *prober) snapshots(ctx context.Context, rec *workflow.Record) {
-	name := fmt.Sprintf("snapshot %d volumes", len(rec.Volumes))
+	name := "snapshot " + Count(len(rec.Volumes), "volume")
 	if _, err := p.c.EC2.DescribeSnapshots(ctx, &ec2.DescribeSnapshotsInput{OwnerIds: []string{"self"}, Filters: []types.Filter{
 		{Name: aws.String("tag:" + snapshot.TagInstanceID), Values: []string{rec.InstanceID}},
 	}}); err != nil {
@@ -555,7 +564,8 @@ func deniedAction(err error) string {
 	if !errors.As(err, &oe) {
 		return ""
 	}
-	prefix := map[string]string{"EC2": "ec2", "IAM": "iam", "SNS": "sns", "STS": "sts", "CloudFormation": "cloudformation"}[oe.ServiceID]
+	prefix := map[string]string{"EC2": "ec2", "IAM": "iam", "SNS": "sns", "STS": "sts", "CloudFormation": "cloudformation",
+		"S3": "s3", "Auto Scaling": "autoscaling", "Elastic Load Balancing v2": "elasticloadbalancing"}[oe.ServiceID]
 	if prefix == "" {
 		prefix = strings.ToLower(oe.ServiceID)
 	}
@@ -593,4 +603,16 @@ func quote(s string) string { return fmt.Sprintf("%q", s) }
 func isProfileNamed(arn, name string) bool {
 	_, res, ok := strings.Cut(arn, ":instance-profile/")
 	return ok && strings.EqualFold(res[strings.LastIndex(res, "/")+1:], name)
+}
+
+// Count is "1 thing" or "n things" (an English plural in s).
+func Count(n int, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return fmt.Sprintf("%d %ss", n, thing)
+}
+
+func iamProfileInput(name string) *iam.GetInstanceProfileInput {
+	return &iam.GetInstanceProfileInput{InstanceProfileName: aws.String(name)}
 }

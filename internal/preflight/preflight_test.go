@@ -7,7 +7,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	elb "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/google/go-cmp/cmp"
 
@@ -45,11 +48,14 @@ func account() sim.Scenario {
 			},
 			Volumes: []sim.Volume{{ID: "vol-0a1b2c3d4e5f00001", DeviceName: "/dev/xvda"}, {ID: "vol-0a1b2c3d4e5f00002", DeviceName: "/dev/xvdf"}},
 		}},
-		Topics: []sim.Topic{{Name: "ec2-isolation-notifications"}},
+		Topics:  []sim.Topic{{Name: "ec2-isolation-notifications"}},
+		Buckets: []sim.S3Bucket{{Name: bucketName, Versioning: true}},
 	}
 }
 
-var names = preflight.Names{GroupName: groupName, ProfileName: groupName, TopicARN: topicARN, TagKey: "Isolate", TagValue: "true", Tracking: secgroup.ModeDirect}
+const bucketName = "ec2-isolation-incidents-123456789012"
+
+var names = preflight.Names{GroupName: groupName, ProfileName: groupName, TopicARN: topicARN, IncidentBucket: bucketName, TagKey: "Isolate", TagValue: "true", Tracking: secgroup.ModeDirect}
 
 // check runs the checks against the simulator, which has no IAM: the IAM checks are unverified.
 func check(t *testing.T, sc sim.Scenario, n preflight.Names) (preflight.Report, *sim.Server) {
@@ -60,7 +66,8 @@ func check(t *testing.T, sc sim.Scenario, n preflight.Names) (preflight.Report, 
 	}
 	t.Cleanup(srv.Close)
 	cfg := srv.AWSConfig("engineer")
-	rep := preflight.Run(context.Background(), preflight.Clients{EC2: ec2.NewFromConfig(cfg), SNS: sns.NewFromConfig(cfg)}, preflight.Input{
+	rep := preflight.Run(context.Background(), preflight.Clients{EC2: ec2.NewFromConfig(cfg), SNS: sns.NewFromConfig(cfg),
+		S3: s3.NewFromConfig(cfg), AutoScaling: autoscaling.NewFromConfig(cfg), ELB: elb.NewFromConfig(cfg)}, preflight.Input{
 		Identity: preflight.Identity{Account: "123456789012", ARN: "arn:aws:iam::123456789012:user/engineer", Partition: "aws"},
 		Names:    n, NamesFrom: "flags", InstanceID: instanceID,
 	})
@@ -95,6 +102,14 @@ var allPass = map[string]string{
 	"pass isolation role":                         "skip",
 	"publish notification":                        "unverified",
 	"tag Isolate=true":                            "pass",
+	"incident bucket " + bucketName:               "pass",
+	"write the incident record":                   "unverified",
+	"termination protection":                      "pass",
+	"shutdown behaviour":                          "pass",
+	"delete-on-termination":                       "pass",
+	"Auto Scaling group":                          "pass",
+	"target groups":                               "pass",
+	"revoke credentials":                          "unverified",
 }
 
 func TestChecksMakeEveryMutatingCallWithDryRunOnly(t *testing.T) {
@@ -112,7 +127,7 @@ func TestChecksMakeEveryMutatingCallWithDryRunOnly(t *testing.T) {
 		}
 	}
 	slices.Sort(dry)
-	if want := []string{"CreateSecurityGroup", "CreateSnapshots", "CreateTags", "ModifyNetworkInterfaceAttribute"}; !slices.Equal(dry, want) {
+	if want := []string{"CreateSecurityGroup", "CreateSnapshots", "CreateTags", "ModifyInstanceAttribute", "ModifyNetworkInterfaceAttribute"}; !slices.Equal(dry, want) {
 		t.Errorf("DryRun calls %v, want %v", dry, want)
 	}
 	if rep.Record == nil || len(rep.Record.NetworkInterfaces) != 2 {
@@ -146,6 +161,15 @@ func TestChecksNameTheMissingPermission(t *testing.T) {
 			"network interfaces of " + instanceID: "fail missing ec2:DescribeNetworkInterfaces",
 			"apply group to " + eniA:              "", "apply group to " + eniB: ""}},
 		{denied("sns", "GetTopicAttributes"), map[string]string{"notification topic": "unverified missing sns:GetTopicAttributes"}},
+		// Issue 15, item 2: the evidence settings, Auto Scaling and load balancing.
+		{denied("ec2", "ModifyInstanceAttribute"), map[string]string{
+			"termination protection": "fail missing ec2:ModifyInstanceAttribute",
+			"shutdown behaviour":     "fail missing ec2:ModifyInstanceAttribute",
+			"delete-on-termination":  "fail missing ec2:ModifyInstanceAttribute"}},
+		{deniedAWS("autoscaling", "DescribeAutoScalingInstances"), map[string]string{
+			"Auto Scaling group": "fail missing autoscaling:DescribeAutoScalingInstances"}},
+		{deniedAWS("elasticloadbalancing", "DescribeTargetGroups"), map[string]string{
+			"target groups": "fail missing elasticloadbalancing:DescribeTargetGroups"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.fault.Action, func(t *testing.T) {
@@ -267,5 +291,67 @@ func TestChecksExistingGroupWithRules(t *testing.T) {
 				t.Errorf("DryRun Modify of %s with %v, want the isolation group", eniA, c.Params)
 			}
 		}
+	}
+}
+
+// One ENI, one VPC, one volume: said in the singular (issue 15, item 9).
+func TestChecksCountInEnglish(t *testing.T) {
+	sc := account()
+	sc.Instances[0].NetworkInterfaces = sc.Instances[0].NetworkInterfaces[:1]
+	sc.Instances[0].Volumes = sc.Instances[0].Volumes[:1]
+	rep, _ := check(t, sc, names)
+	var instance, snapshot string
+	for _, c := range rep.Checks {
+		switch {
+		case c.Name == "instance "+instanceID:
+			instance = c.Detail
+		case strings.HasPrefix(c.Name, "snapshot "):
+			snapshot = c.Name
+		}
+	}
+	if !strings.Contains(instance, "1 ENI in 1 VPC (") || !strings.Contains(instance, ", 1 volume,") {
+		t.Errorf("instance check says %q, want 1 ENI in 1 VPC, 1 volume", instance)
+	}
+	if snapshot != "snapshot 1 volume" {
+		t.Errorf("snapshot check named %q, want %q", snapshot, "snapshot 1 volume")
+	}
+}
+
+// deniedAWS is the refusal of an awsquery service (Auto Scaling, ELBv2): AccessDenied.
+func deniedAWS(service, action string) sim.ErrorFault {
+	return sim.ErrorFault{Service: service, Action: action, Code: "AccessDenied", Status: http.StatusForbidden, Message: "User is not authorized to perform: " + service + ":" + action}
+}
+
+// The incident bucket (issue 15, item 2): a missing one fails preflight (before, it passed and run cut the network
+// and then failed at the record), so does one without versioning, or none at all.
+func TestChecksTheIncidentBucket(t *testing.T) {
+	tests := []struct {
+		name   string
+		edit   func(*sim.Scenario, *preflight.Names)
+		row    string
+		detail string
+	}{
+		{"missing", func(_ *sim.Scenario, n *preflight.Names) { n.IncidentBucket = "does-not-exist" }, "incident bucket does-not-exist", "does not exist"},
+		{"unversioned", func(sc *sim.Scenario, _ *preflight.Names) { sc.Buckets[0].Versioning = false }, "incident bucket " + bucketName, "versioning is never enabled"},
+		{"none given", func(_ *sim.Scenario, n *preflight.Names) { n.IncidentBucket = "" }, "incident bucket", "--incident-bucket"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sc, n := account(), names
+			tt.edit(&sc, &n)
+			rep, _ := check(t, sc, n)
+			if rep.OK() {
+				t.Error("OK() = true, want a failed check")
+			}
+			var got *preflight.Check
+			for i, c := range rep.Checks {
+				if c.Name == tt.row {
+					got = &rep.Checks[i]
+				}
+			}
+			if got == nil || got.Status != preflight.Fail || !strings.Contains(got.Detail, tt.detail) {
+				t.Errorf("row %q = %+v, want fail saying %q", tt.row, got, tt.detail)
+			}
+		})
 	}
 }

@@ -116,9 +116,9 @@ type Instance struct {
 	Action string `json:"action,omitempty"`
 }
 
-// candidate is an instance that needs an execution.
+// candidate is an instance that needs an execution: rep.Instances[index].
 type candidate struct {
-	inst    *Instance
+	index   int
 	machine string
 	event   workflow.TagEvent
 }
@@ -145,6 +145,14 @@ func (h *Handler) Handle(ctx context.Context, ev Event) (Report, error) {
 			// Not fatal: the workflow creates a missing group itself (the cold path).
 			log.Error("keep the isolation groups ready", "error", err)
 		}
+		if len(rep.Groups) > 0 {
+			// The instances are checked against the groups as they are now.
+			if fleet, err = verify.ReadFleet(ctx, h.ec2, h.s.Verify); err != nil {
+				err = steperr.FromAWS("read the isolation groups and profile associations", err)
+				log.Error("read back", "error", err)
+				return rep, err
+			}
+		}
 	}
 
 	var todo []candidate
@@ -170,14 +178,15 @@ func (h *Handler) Handle(ctx context.Context, ev Event) (Report, error) {
 	}
 	budget = min(budget, max(h.s.MaxRunning-rep.Running, 0))
 	for _, c := range todo {
-		id := c.inst.ID
+		inst := &rep.Instances[c.index]
+		id := inst.ID
 		if name, ok := running[id]; ok {
-			c.inst.Action = "running " + name
+			inst.Action = "running " + name
 			log.Info("an execution is running: no second one", "instance", id, "execution", name)
 			continue
 		}
 		if budget == 0 {
-			c.inst.Action = fmt.Sprintf("deferred: %d executions running, at most %d started a pass", rep.Running, h.s.MaxStarts)
+			inst.Action = fmt.Sprintf("deferred: %d executions running, at most %d started a pass", rep.Running, h.s.MaxStarts)
 			rep.Deferred++
 			continue
 		}
@@ -188,8 +197,8 @@ func (h *Handler) Handle(ctx context.Context, ev Event) (Report, error) {
 		}
 		budget--
 		rep.Started++
-		c.inst.Action = "started " + name
-		log.Warn("started", "instance", id, "execution", name, "reason", c.event.Reconcile.Reason, "open", c.inst.Open)
+		inst.Action = "started " + name
+		log.Warn("started", "instance", id, "execution", name, "reason", c.event.Reconcile.Reason, "open", inst.Open)
 	}
 	h.emit(rep)
 	log.Info("pass done", "tagged", rep.Tagged, "contained", rep.Contained, "open", rep.Open, "drift", rep.Drift,
@@ -260,7 +269,8 @@ func (h *Handler) assess(ctx context.Context, fleet *verify.Fleet, inst ec2types
 	rep.Tagged++
 	rep.Instances = append(rep.Instances, Instance{ID: v.InstanceID, Declared: value, State: v.State,
 		Contained: v.Contained(), Isolated: v.Isolated, Open: v.Open})
-	ri := &rep.Instances[len(rep.Instances)-1]
+	idx := len(rep.Instances) - 1
+	ri := &rep.Instances[idx]
 	if v.Gone {
 		ri.Action = "terminated: nothing to contain"
 		return nil, nil
@@ -280,7 +290,7 @@ func (h *Handler) assess(ctx context.Context, fleet *verify.Fleet, inst ec2types
 		} else {
 			rep.LostEvents++
 		}
-		return &candidate{inst: ri, machine: h.s.IsolationMachineARN, event: h.event(inst, reason, v.Open, pass)}, nil
+		return &candidate{index: idx, machine: h.s.IsolationMachineARN, event: h.event(inst, reason, v.Open, pass)}, nil
 	case h.s.ReleaseValue:
 		ri.Wants = "released"
 		if !v.Isolated {
@@ -296,7 +306,7 @@ func (h *Handler) assess(ctx context.Context, fleet *verify.Fleet, inst ec2types
 			return nil, nil
 		}
 		rep.ReleasePending++
-		return &candidate{inst: ri, machine: h.s.ReleaseMachineARN, event: h.event(inst, workflow.ReasonLostReleaseEvent, v.Open, pass)}, nil
+		return &candidate{index: idx, machine: h.s.ReleaseMachineARN, event: h.event(inst, workflow.ReasonLostReleaseEvent, v.Open, pass)}, nil
 	}
 	ri.Action = fmt.Sprintf("neither %q nor %q: nothing to do", h.s.Verify.TagValue, h.s.ReleaseValue)
 	return nil, nil
@@ -382,7 +392,7 @@ func reconcilerInstance(name string) (string, bool) {
 // start starts the candidate's execution; an execution of the same name already started (a retried pass) counts
 // as started.
 func (h *Handler) start(ctx context.Context, c candidate, pass string) (string, error) {
-	name := ExecutionPrefix + c.inst.ID + "-" + pass
+	name := ExecutionPrefix + c.event.InstanceID() + "-" + pass
 	input, err := json.Marshal(c.event)
 	if err != nil {
 		return "", err

@@ -147,6 +147,11 @@ func TestLostEventsAreIsolated(t *testing.T) {
 	if got := started(h); !slices.Equal(got, want) {
 		t.Errorf("started %v, want %v", got, want)
 	}
+	for _, id := range []string{instTaggedEarly, instLost} {
+		if a := find(rep, id).Action; a != "started reconcile-"+id+"-20261205T1000Z" {
+			t.Errorf("%s: action %q, want the execution started named", id, a)
+		}
+	}
 	if a := find(rep, instRunning).Action; !strings.Contains(a, "running 8d2f5c2e") {
 		t.Errorf("%s: action %q, want the running execution named", instRunning, a)
 	}

@@ -7,12 +7,14 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/ec2-isolation/ec2-isolation/internal/secgroup"
 	"github.com/ec2-isolation/ec2-isolation/internal/sim"
+	"github.com/ec2-isolation/ec2-isolation/internal/simtest"
 	"github.com/ec2-isolation/ec2-isolation/internal/workflow"
 )
 
@@ -125,43 +127,46 @@ func TestContainmentRoundTrips(t *testing.T) {
 		if tt.warm {
 			name = fmt.Sprintf("%s/warm/%s", tt.mode, tt.instance)
 		}
+		// In a testing/synctest bubble, with the simulator in process: calls made at once start at the same
+		// instant of the bubble's clock, and a call's answer comes only when that clock has moved on by the
+		// latency, so the count is exact however busy the machine is (at 50 ms of wall-clock latency a goroutine
+		// started late on a loaded 2-core machine once counted as a round trip of its own).
 		t.Run(name, func(t *testing.T) {
-			sc := scenario()
-			if tt.warm {
-				sc.SecurityGroups = append(sc.SecurityGroups, existing(tt.mode)...)
-			}
-			// Every answer takes 200 ms, so that calls made at once are in flight together whatever the
-			// scheduling (the measure is the order of calls, not their time): at 50 ms a goroutine started late
-			// on a loaded 2-core machine once counted as a round trip of its own.
-			sc.Faults.Latency.Default = 200 * time.Millisecond
-			srv := start(t, sc)
-
-			if ran := contain(t, srv, tt.instance, tt.mode); ran != tt.wantEnsure {
-				t.Errorf("Ensure ran: %v, want %v", ran, tt.wantEnsure)
-			}
-			calls := srv.Calls()
-			got, levels := depth(calls)
-
-			// Contained: every ENI on exactly its VPC's isolation group, read back.
-			iso := newReader(t, srv).groupsNamed(groupName)
-			want := map[string][]string{}
-			for _, n := range scenarioENIs(sc, tt.instance) {
-				if len(iso[n.VpcID]) != 1 {
-					t.Fatalf("%d isolation groups in %s", len(iso[n.VpcID]), n.VpcID)
+			synctest.Test(t, func(t *testing.T) {
+				sc := scenario()
+				if tt.warm {
+					sc.SecurityGroups = append(sc.SecurityGroups, existing(tt.mode)...)
 				}
-				want[n.ID] = []string{*iso[n.VpcID][0].GroupId}
-			}
-			if diff := cmp.Diff(want, newReader(t, srv).eniGroups(tt.instance)); diff != "" {
-				t.Errorf("ENI groups (-want +got):\n%s", diff)
-			}
-			var trace []string
-			for l := 1; l <= got; l++ {
-				trace = append(trace, fmt.Sprintf("%d: %s", l, strings.Join(levels[l], ", ")))
-			}
-			t.Logf("%d sequential round trips, %d calls:\n%s", got, len(calls), strings.Join(trace, "\n"))
-			if got != tt.wantDepth {
-				t.Errorf("%d sequential round trips to containment, want %d:\n%s", got, tt.wantDepth, strings.Join(trace, "\n"))
-			}
+				sc.Faults.Latency.Default = 50 * time.Millisecond
+				srv := simtest.Start(t, sc, sim.WithInProcess())
+
+				if ran := contain(t, srv, tt.instance, tt.mode); ran != tt.wantEnsure {
+					t.Errorf("Ensure ran: %v, want %v", ran, tt.wantEnsure)
+				}
+				calls := srv.Calls()
+				got, levels := depth(calls)
+
+				// Contained: every ENI on exactly its VPC's isolation group, read back.
+				iso := newReader(t, srv).groupsNamed(groupName)
+				want := map[string][]string{}
+				for _, n := range scenarioENIs(sc, tt.instance) {
+					if len(iso[n.VpcID]) != 1 {
+						t.Fatalf("%d isolation groups in %s", len(iso[n.VpcID]), n.VpcID)
+					}
+					want[n.ID] = []string{*iso[n.VpcID][0].GroupId}
+				}
+				if diff := cmp.Diff(want, newReader(t, srv).eniGroups(tt.instance)); diff != "" {
+					t.Errorf("ENI groups (-want +got):\n%s", diff)
+				}
+				var trace []string
+				for l := 1; l <= got; l++ {
+					trace = append(trace, fmt.Sprintf("%d: %s", l, strings.Join(levels[l], ", ")))
+				}
+				t.Logf("%d sequential round trips, %d calls:\n%s", got, len(calls), strings.Join(trace, "\n"))
+				if got != tt.wantDepth {
+					t.Errorf("%d sequential round trips to containment, want %d:\n%s", got, tt.wantDepth, strings.Join(trace, "\n"))
+				}
+			})
 		})
 	}
 }

@@ -46,6 +46,34 @@ type Account struct {
 	messages     []Message
 	// sessions are instance role credentials handed out by InstanceCredentials (iam_eval.go), by access key id.
 	sessions map[string]*instanceSession
+	// byInstance indexes the ENIs and active associations by instance while one read-only request describes
+	// many instances (DescribeInstances): nil otherwise.
+	byInstance *instanceIndex
+}
+
+type instanceIndex struct {
+	enis  map[string][]*eni
+	assoc map[string]*association
+}
+
+// indexInstances sets byInstance for a read-only request; the returned func clears it.
+func (a *Account) indexInstances() func() {
+	ix := &instanceIndex{enis: map[string][]*eni{}, assoc: map[string]*association{}}
+	for _, e := range a.enis.all() {
+		if e.att != nil {
+			ix.enis[e.att.instanceID] = append(ix.enis[e.att.instanceID], e)
+		}
+	}
+	for _, es := range ix.enis {
+		slices.SortFunc(es, func(x, y *eni) int { return int(x.att.deviceIndex) - int(y.att.deviceIndex) })
+	}
+	for _, as := range a.associations.all() {
+		if as.state != "disassociated" && ix.assoc[as.instanceID] == nil {
+			ix.assoc[as.instanceID] = as
+		}
+	}
+	a.byInstance = ix
+	return func() { a.byInstance = nil }
 }
 
 type vpc struct {
@@ -907,6 +935,9 @@ func (a *Account) terminate(inst *instance) {
 
 // instanceENIs returns the ENIs attached to an instance, by device index.
 func (a *Account) instanceENIs(id string) []*eni {
+	if a.byInstance != nil {
+		return a.byInstance.enis[id]
+	}
 	var out []*eni
 	for _, e := range a.enis.all() {
 		if e.att != nil && e.att.instanceID == id {
@@ -919,6 +950,9 @@ func (a *Account) instanceENIs(id string) []*eni {
 
 // activeAssociation returns the instance's association that is not disassociated, if any.
 func (a *Account) activeAssociation(instanceID string) *association {
+	if a.byInstance != nil {
+		return a.byInstance.assoc[instanceID]
+	}
 	var found *association
 	a.associations.each(func(as *association) bool {
 		if as.instanceID == instanceID && as.state != "disassociated" {

@@ -205,26 +205,32 @@ func describeInstances(a *Account, req *request) (any, *apiError) {
 	all := a.instances.all
 	if len(ids) == 1 { // the common call: one instance, looked up rather than found among them all
 		all = func() []*instance { return []*instance{a.instances.get(ids[0])} }
+	} else {
+		// Read-only: the ENIs and associations are indexed once for the whole answer, not scanned per instance.
+		defer a.indexInstances()()
 	}
+	var match []*instance
 	for _, inst := range all() {
 		if len(ids) > 0 && !slices.Contains(ids, inst.id) {
 			continue
 		}
-		match, err := matchFilters(fs, a.tags[inst.id], a.instanceFilterFields(inst))
+		ok, err := matchFilters(fs, a.tags[inst.id], a.instanceFilterFields(inst))
 		if err != nil {
 			return nil, err
 		}
-		if !match {
-			continue
+		if ok {
+			match = append(match, inst)
 		}
-		out.Reservations = append(out.Reservations, xReservation{ReservationID: derivedID("r", inst.id), OwnerID: a.id,
-			Instances: []xInstance{a.instanceXML(inst)}})
 	}
-	from, to, next, perr := ec2Page(req, len(out.Reservations), len(ids) > 0)
+	from, to, next, perr := ec2Page(req, len(match), len(ids) > 0)
 	if perr != nil {
 		return nil, perr
 	}
-	out.Reservations, out.NextToken = out.Reservations[from:to], next
+	for _, inst := range match[from:to] {
+		out.Reservations = append(out.Reservations, xReservation{ReservationID: derivedID("r", inst.id), OwnerID: a.id,
+			Instances: []xInstance{a.instanceXML(inst)}})
+	}
+	out.NextToken = next
 	return out, nil
 }
 

@@ -9,9 +9,9 @@ import (
 )
 
 // Start serves sc until the test ends.
-func Start(t testing.TB, sc sim.Scenario) *sim.Server {
+func Start(t testing.TB, sc sim.Scenario, opts ...sim.Option) *sim.Server {
 	t.Helper()
-	srv, err := sim.Start(sc)
+	srv, err := sim.Start(sc, opts...)
 	if err != nil {
 		t.Fatalf("start simulator: %v", err)
 	}

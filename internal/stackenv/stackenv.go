@@ -31,6 +31,7 @@ func Defaults() map[string]string {
 		// The organization's central topic and bucket (issue 13, item 15): none by default.
 		"CENTRAL_TOPIC_ARN": "",
 		"CENTRAL_BUCKET":    "",
+		"PRECREATE_GROUPS":  "true", // the reconciler's (issue 14)
 	}
 }
 

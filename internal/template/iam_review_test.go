@@ -139,6 +139,10 @@ var sarActions = map[string]sarAction{
 		{typ: "lambda:function", required: true, inCall: true}}},
 	"states:StartExecution": {resources: []sarResource{
 		{typ: "states:stateMachine", required: true, inCall: true}}},
+	"states:ListExecutions": {resources: []sarResource{
+		{typ: "states:stateMachine", required: true, inCall: true}}},
+	"states:DescribeExecution": {resources: []sarResource{
+		{typ: "states:execution", required: true, inCall: true}}},
 	"logs:CreateLogStream": {resources: []sarResource{
 		{typ: "logs:log-group", required: true, inCall: true}}},
 	"logs:PutLogEvents": {resources: []sarResource{
@@ -211,6 +215,13 @@ func resolveResource(tpl *Template, v any, bad func(string, ...any)) policyResou
 					bad("Resource %q: want arn:${AWS::Partition}:iam::${AWS::AccountId}:role|instance-profile/...", s)
 				}
 				return policyResource{types: []string{"iam:" + typ}}
+			case "states":
+				// An execution of one of the stack's state machines: execution:${Machine.Name}:*.
+				typ, _, _ := strings.Cut(res, ":")
+				if region != "${AWS::Region}" || account != "${AWS::AccountId}" || typ != "execution" {
+					bad("Resource %q: want this region and account's execution:MACHINE:*", s)
+				}
+				return policyResource{types: []string{"states:" + typ}}
 			case "autoscaling", "elasticloadbalancing":
 				if region != "${AWS::Region}" || account != "${AWS::AccountId}" {
 					bad("Resource %q: want this region and account", s)

@@ -43,6 +43,7 @@ var wantFunctions = map[string]string{
 	"RestoreInstanceProfileFunction":   "restore-instance-profile",
 	"LiftCredentialRevocationFunction": "lift-credential-revocation",
 	"RestoreEvidenceSettingsFunction":  "restore-evidence-settings",
+	"ReconcileFunction":                "reconcile",
 }
 
 // The state machines: each one's definition file and the functions its tasks run. The isolation's functions
@@ -215,7 +216,7 @@ func TestTimeoutsAreBoundedAndShorterThanTheTasks(t *testing.T) {
 			t.Errorf("%s Timeout = %v, want a number of seconds in 1..120", id, r.Properties["Timeout"])
 			continue
 		}
-		if len(taskTimeouts[id]) == 0 {
+		if len(taskTimeouts[id]) == 0 && id != "ReconcileFunction" { // the reconciler runs on a schedule
 			t.Errorf("no task of the state machine runs %s", id)
 		}
 		for _, ts := range taskTimeouts[id] {
@@ -313,6 +314,12 @@ var wantActions = map[string][]string{
 	"restore-evidence-settings": {"autoscaling:AttachInstances", "autoscaling:DescribeAutoScalingGroups",
 		"autoscaling:DescribeAutoScalingInstances", "autoscaling:SetInstanceProtection", "ec2:DescribeInstanceAttribute",
 		"ec2:ModifyInstanceAttribute", "elasticloadbalancing:DescribeTargetHealth", "elasticloadbalancing:RegisterTargets"},
+	// The reconciler (issue 14): the batch read-back, Ensure's calls (groups kept ready), the executions of the two
+	// state machines, the incident record.
+	"reconcile": {"ec2:AuthorizeSecurityGroupEgress", "ec2:AuthorizeSecurityGroupIngress", "ec2:CreateSecurityGroup",
+		"ec2:CreateTags", "ec2:DescribeIamInstanceProfileAssociations", "ec2:DescribeInstances",
+		"ec2:DescribeSecurityGroups", "ec2:RevokeSecurityGroupEgress", "ec2:RevokeSecurityGroupIngress", "s3:GetObject",
+		"s3:ListBucket", "states:DescribeExecution", "states:ListExecutions", "states:StartExecution"},
 }
 
 func TestFunctionActions(t *testing.T) {
@@ -692,6 +699,7 @@ func TestAlarmsNotifyTheTopic(t *testing.T) {
 	want := map[string]bool{
 		"AWS/States ExecutionsFailed": true, "AWS/States ExecutionsTimedOut": true, "AWS/States ExecutionsAborted": true,
 		"AWS/Events FailedInvocations": true, "AWS/SQS ApproximateNumberOfMessagesVisible": true,
+		"AWS/Lambda Errors": true, "ec2-isolation/Reconciler OpenInstances": true, // the reconciler's (issue 14)
 	}
 	got := map[string]bool{}
 	for id, r := range tpl.Resources {
@@ -729,6 +737,9 @@ func TestFunctionEnvironment(t *testing.T) {
 		"RestoreInstanceProfileFunction":   {"ISOLATION_PROFILE_NAME", "LOG_LEVEL"},
 		"LiftCredentialRevocationFunction": {"LOG_LEVEL", "REVOCABLE_ROLES"},
 		"RestoreEvidenceSettingsFunction":  {"LOG_LEVEL"},
+		"ReconcileFunction": {"CONNECTION_TRACKING", "INCIDENT_BUCKET", "ISOLATION_GROUP_NAME", "ISOLATION_PROFILE_NAME",
+			"ISOLATION_STATE_MACHINE_ARN", "LOG_LEVEL", "PRECREATE_GROUPS", "RECONCILE_MAX_RUNNING", "RECONCILE_MAX_STARTS",
+			"RELEASE_STATE_MACHINE_ARN", "RELEASE_TAG_VALUE", "TAG_KEY", "TAG_VALUE"},
 	}
 	got := map[string][]string{}
 	for id := range wantFunctions {
