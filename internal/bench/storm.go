@@ -173,7 +173,7 @@ type modifyCall struct {
 // callTally counts the simulator's calls as they are answered (sim.WithCallSink): a 10,000-instance storm makes
 // too many to keep.
 type callTally struct {
-	closed            bool // the storm is over: the read-back's calls are not the storm's
+	closed           bool // the storm is over: the read-back's calls are not the storm's
 	calls, throttled int
 	throttledBy      map[string]int
 	mutating, reads  map[string]int
