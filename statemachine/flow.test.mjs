@@ -89,7 +89,7 @@ test('success: every task gets exactly its workflow input; the outcome is record
   assert.deepEqual(ins('Verify containment'), [
     { instanceId: record.instanceId, executionName: 'exec-1', record, groups, apply, attempt: 0, redriveCount: 0 },
   ]);
-  assert.deepEqual(ins('Snapshot volumes'), [{ ...inst, volumes: record.volumes }]);
+  assert.deepEqual(ins('Snapshot volumes'), [{ ...inst, record }]);
   assert.deepEqual(ins('Record outcome'), [
     { phase: 'outcome', outcome: 'SUCCEEDED', ...common, instanceId: record.instanceId, ...all, failures: [], redriveCount: 0 },
   ]);

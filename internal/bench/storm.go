@@ -173,6 +173,7 @@ type modifyCall struct {
 // callTally counts the simulator's calls as they are answered (sim.WithCallSink): a 10,000-instance storm makes
 // too many to keep.
 type callTally struct {
+	closed           bool // the storm is over: the read-back's calls are not the storm's
 	calls, throttled int
 	throttledBy      map[string]int
 	mutating, reads  map[string]int
@@ -180,6 +181,9 @@ type callTally struct {
 }
 
 func (t *callTally) add(c sim.Call) {
+	if t.closed {
+		return
+	}
 	t.calls++
 	if c.ErrorCode == "RequestLimitExceeded" {
 		t.throttled++
@@ -291,7 +295,11 @@ func (b *bench) storm(ctx context.Context, concurrency int) (StormResult, error)
 	slices.Sort(lags)
 	res.LagMax = percentile(lags, 1)
 	// Read back without throttling (the check is not part of the storm).
-	h.srv.Update(func(a *sim.Account) { a.Faults.TokenBuckets.Enabled = false })
+	// The tally closes under the simulator's lock, in the same update: no read-back call reaches it.
+	h.srv.Update(func(a *sim.Account) {
+		a.Faults.TokenBuckets.Enabled = false
+		tally.closed = true
+	})
 
 	end := start
 	perSecond := map[int64]int{}

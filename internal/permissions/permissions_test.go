@@ -202,6 +202,25 @@ func replace(t *testing.T, sc sim.Scenario) []sim.Call {
 	return srv.Calls()
 }
 
+// snapshotWithoutRecord runs "Snapshot volumes" given no record (an input from before it took $.record: a
+// redrive of an older execution): it describes the instance itself, the one path that calls DescribeInstances.
+func snapshotWithoutRecord(t *testing.T, sc sim.Scenario) []sim.Call {
+	t.Helper()
+	srv, err := sim.Start(sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	h, err := steps.SnapshotVolumes(srv.AWSConfig("snapshot-volumes"), env("direct"), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h(context.Background(), workflow.InstanceInput{InstanceID: instanceID, ExecutionName: "permissions-snapshot"}); err != nil {
+		t.Fatal(err)
+	}
+	return srv.Calls()
+}
+
 // verifyOpen runs "Verify containment" on an instance that is open in every way the read-back knows: its ENIs on
 // their own groups, an isolation group of the stack with an inbound and an outbound rule in one VPC and none in
 // the other, and its profile associations as hand leaves them: its own profile associated (replaced by the
@@ -330,6 +349,7 @@ func TestRolesAllowExactlyWhatTheCodeCalls(t *testing.T) {
 	noProfile.Instances[0].Profile = ""
 	calls = append(calls, verifyOpen(t, noProfile, nil)...)
 	calls = append(calls, reconcileCalls(t)...)
+	calls = append(calls, snapshotWithoutRecord(t, loadScenario(t))...)
 
 	got := permissions.Required(calls)
 	want := tmpl.FunctionActions()

@@ -80,7 +80,10 @@ func (h *Handler) Handle(ctx context.Context, in workflow.InstanceInput) (workfl
 	// CreateSnapshots refuses an instance without EBS volumes; such an instance has nothing to keep. The volumes
 	// "Validate and record" read spare a DescribeInstances (a terminated instance is then refused by
 	// CreateSnapshots itself: IncorrectInstanceState).
-	volumes, err := len(in.Volumes), error(nil)
+	volumes, err := 0, error(nil)
+	if in.Record != nil {
+		volumes = len(in.Record.Volumes)
+	}
 	if volumes == 0 {
 		volumes, err = h.ebsVolumes(ctx, in.InstanceID)
 	}

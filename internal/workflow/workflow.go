@@ -189,9 +189,11 @@ type InstanceInput struct {
 	InstanceID    string `json:"instanceId"`
 	ExecutionName string `json:"executionName"`
 	Reason        string `json:"reason,omitempty"`
-	// Volumes (slice S, issue 16) are the EBS volumes "Validate and record" read: "Snapshot volumes" uses them
-	// instead of describing the instance again. Absent or empty: the step describes the instance.
-	Volumes []Volume `json:"volumes,omitempty"`
+	// Record (slice S, issue 16) is "Validate and record"'s record: "Snapshot volumes" uses its volumes instead
+	// of describing the instance again. The whole record is passed ($.record, always present where the step runs),
+	// not $.record.volumes: a path to a missing key fails the execution (States.Runtime). Absent, or no volume
+	// in it: the step describes the instance.
+	Record *Record `json:"record,omitempty"`
 }
 
 // DisassociateOutput says which associations "Disassociate profile" removed (none when there were none).
