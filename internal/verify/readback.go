@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"github.com/ec2-isolation/ec2-isolation/internal/workflow"
 	"slices"
 	"strconv"
 	"strings"
@@ -42,6 +43,9 @@ type readBack struct {
 	// foreign names, by VPC, a group with the isolation group's name that ec2-isolation did not create.
 	foreign map[string]string
 	assocs  []assoc
+	// notOwned are the attached ENIs Apply found managed by an AWS service (issue 13 item 4): not read back as
+	// open (nothing here can change them), reported apart.
+	notOwned []workflow.NotOwnedInterface
 }
 
 // read describes the instance (its ENIs with their groups, its state and tags), the isolation groups the network
@@ -107,7 +111,17 @@ func (v *verification) read(ctx context.Context) (*readBack, error) {
 	for _, t := range inst.Tags {
 		rb.tags[aws.ToString(t.Key)] = aws.ToString(t.Value)
 	}
+	notOwned := map[string]workflow.NotOwnedInterface{}
+	if v.in.Apply != nil {
+		for _, n := range v.in.Apply.NotOwned {
+			notOwned[n.ID] = n
+		}
+	}
 	for _, n := range inst.NetworkInterfaces {
+		if no, ok := notOwned[aws.ToString(n.NetworkInterfaceId)]; ok {
+			rb.notOwned = append(rb.notOwned, no)
+			continue
+		}
 		e := iface{id: aws.ToString(n.NetworkInterfaceId), vpc: aws.ToString(n.VpcId), subnet: aws.ToString(n.SubnetId), groups: []string{}}
 		if n.Attachment != nil {
 			e.deviceIndex = aws.ToInt32(n.Attachment.DeviceIndex)
