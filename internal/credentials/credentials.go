@@ -313,8 +313,9 @@ func (h *Handler) lift(ctx context.Context, in workflow.RevokeInput, role string
 	rr.Changed, rr.Until, rr.DeniedBefore = true, &until, &before
 	return rr, &workflow.Change{
 		At: h.now().UTC(), Step: LiftStep, Resource: role, Action: "PutRolePolicy",
-		Detail: fmt.Sprintf("inline policy %s now denies only credentials used from %s issued before %s (taken before the release); "+
-			"delete it after %s", name, in.InstanceARN, before.Format(time.RFC3339Nano), until.Format(time.RFC3339)),
+		// The times are in the output's roles (deniedBefore, until), not in this text.
+		Detail: fmt.Sprintf("inline policy %s now denies only credentials used from %s issued before the release started "+
+			"(taken before it); it can go once they have all expired, %s after the release", name, in.InstanceARN, KeepFor),
 	}, nil
 }
 

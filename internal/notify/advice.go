@@ -255,13 +255,31 @@ func spotLines(in workflow.NotifyInput) []string {
 
 // missingLines warn that the incident holds no genuine pre-isolation state.
 func missingLines(in workflow.NotifyInput, v func(string) string) []string {
+	lines := notOwnedLines(in, v)
 	if in.Incident == nil || in.Incident.PreIsolation.Missing == "" || isRelease(in) {
-		return nil
+		return lines
 	}
-	return []string{
-		"WARNING: the pre-isolation state is unknown: " + v(in.Incident.PreIsolation.Missing) + ".",
+	return append(lines,
+		"WARNING: the pre-isolation state is unknown: "+v(in.Incident.PreIsolation.Missing)+".",
 		"A release will be refused until an execution that read the instance before its isolation records it; otherwise restore it by hand.",
+	)
+}
+
+// notOwnedLines name the ENIs left open because an AWS service manages them (issue 13 item 4).
+func notOwnedLines(in workflow.NotifyInput, v func(string) string) []string {
+	var list []workflow.NotOwnedInterface
+	switch {
+	case in.Verify != nil && len(in.Verify.NotOwned) > 0:
+		list = in.Verify.NotOwned
+	case in.Apply != nil:
+		list = in.Apply.NotOwned
 	}
+	var lines []string
+	for _, n := range list {
+		lines = append(lines, fmt.Sprintf("STILL OPEN: network interface %s (%s, groups %s) is %s; contain its workload at its service (stop the ECS task, delete the Pod) or stop the instance.",
+			v(n.ID), v(n.VpcID), v(strings.Join(n.Groups, ", ")), v(n.Reason)))
+	}
+	return lines
 }
 
 // wrapText wraps a sentence at about 110 columns for the plain-text email, each line starting with indent.

@@ -9,11 +9,12 @@
 // has to create one.
 //
 // Cost of a pass, whatever happened: ceil(N/1000) DescribeInstances (N instances listed), 2 DescribeSecurityGroups,
-// ceil(A/1000) DescribeIamInstanceProfileAssociations (A associations), 2 ListExecutions (one a machine, up to 1,000
+// ceil(A/1000) DescribeIamInstanceProfileAssociations (A associations), ceil(R/1000) DescribeNetworkInterfaces (R
+// requester-managed ENIs of the region, at least 1), 2 ListExecutions (one a machine, up to 1,000
 // running each), one DescribeExecution per running execution it did not start (none when MaxRunning or more
 // run: it then starts nothing), one S3 GetObject per open instance (did its last isolation fail?) and per instance
-// carrying the release value that is still isolated, and at most MaxStarts StartExecution. 10,000 tagged instances, all contained, nothing running: 10 + 2 + 10 + 2
-// = 24 calls.
+// carrying the release value that is still isolated, and at most MaxStarts StartExecution. 10,000 tagged instances, all contained, nothing running: 10 + 2 + 10 + 1 +
+// 2 = 25 calls.
 package reconcile
 
 import (

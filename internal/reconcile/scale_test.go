@@ -42,7 +42,7 @@ func TestPassOverTenThousandInstances(t *testing.T) {
 		got[c.Service+":"+c.Action]++
 	}
 	want := map[string]int{"ec2:DescribeInstances": 10, "ec2:DescribeIamInstanceProfileAssociations": 10,
-		"ec2:DescribeSecurityGroups": 2, "states:ListExecutions": 2}
+		"ec2:DescribeSecurityGroups": 2, "ec2:DescribeNetworkInterfaces": 1, "states:ListExecutions": 2}
 	if !maps.Equal(got, want) {
 		t.Errorf("calls %v, want %v", got, want)
 	}

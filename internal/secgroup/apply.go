@@ -54,13 +54,14 @@ type eni struct {
 	deviceIndex int32
 	before      []string
 	groups      workflow.VpcGroups
-	attached    bool  // DescribeNetworkInterfaces listed it attached to the instance
-	tried       bool  // this run set its groups (or tried to)
-	untracked   bool  // untrack-first: the allow-all group was applied first
-	changed     bool  // the isolation group was applied
-	uncovered   bool  // attached since Validate, in a VPC without a group in the input: left as it is
-	untrackErr  error // untrack-first: the allow-all group could not be applied first
-	err         error // the isolation group could not be applied
+	attached    bool   // DescribeNetworkInterfaces listed it attached to the instance
+	tried       bool   // this run set its groups (or tried to)
+	untracked   bool   // untrack-first: the allow-all group was applied first
+	changed     bool   // the isolation group was applied
+	uncovered   bool   // attached since Validate, in a VPC without a group in the input: left as it is
+	untrackErr  error  // untrack-first: the allow-all group could not be applied first
+	err         error  // the isolation group could not be applied
+	notOwned    string // DescribeNetworkInterfaces: requester-managed, by whom (issue 13 item 4)
 }
 
 func (e *eni) isolated() bool { return slices.Equal(e.before, []string{e.groups.IsolationGroupID}) }
@@ -142,6 +143,13 @@ func (h *Apply) Handle(ctx context.Context, in workflow.ApplyGroupsInput) (workf
 			all = append(all, e)
 		}
 		e.attached = true
+		if d.notOwned != "" {
+			// An AWS service's interface: EC2 refuses to change it (round 1 may have tried, from the record, which
+			// cannot tell); the rest of the instance is contained all the same, and this one is named open.
+			e.notOwned, e.before = d.notOwned, d.before
+			log.Warn("network interface managed by an AWS service: left open", "eni", e.id, "requester", d.notOwned, "error", e.err)
+			continue
+		}
 		if !e.uncovered && !e.tried && !slices.Equal(d.before, []string{e.groups.IsolationGroupID}) {
 			e.before = d.before
 			second = append(second, e)
@@ -160,6 +168,10 @@ func (h *Apply) Handle(ctx context.Context, in workflow.ApplyGroupsInput) (workf
 		}
 		a := workflow.AppliedInterface{ID: e.id, VpcID: e.vpc, Before: e.before, After: e.before}
 		switch {
+		case e.notOwned != "":
+			out.NotOwned = append(out.NotOwned, workflow.NotOwnedInterface{ID: e.id, VpcID: e.vpc, Groups: e.before,
+				Reason: fmt.Sprintf("requester-managed by %s: EC2 does not let the account change its security groups", e.notOwned)})
+			continue
 		case e.err != nil:
 			if h.mode == ModeUntrackFirst && e.untracked {
 				e.err = fmt.Errorf("%w (the ENI is left on the allow-all group %s until a retry)", e.err, e.groups.UntrackGroupID)
@@ -358,6 +370,9 @@ func (h *Apply) describe(ctx context.Context, instanceID string) ([]*eni, error)
 		}
 		for _, n := range page.NetworkInterfaces {
 			e := &eni{id: aws.ToString(n.NetworkInterfaceId), vpc: aws.ToString(n.VpcId), before: []string{}}
+			if aws.ToBool(n.RequesterManaged) {
+				e.notOwned = cmp.Or(aws.ToString(n.RequesterId), "an AWS service")
+			}
 			if n.Attachment != nil {
 				e.deviceIndex = aws.ToInt32(n.Attachment.DeviceIndex)
 			}

@@ -130,6 +130,9 @@ type eni struct {
 	id, subnetID, vpcID, az, ip, mac string
 	groups                           []string
 	att                              *eniAttachment
+	// Issue 13 item 4 (scenario NetworkInterface).
+	requesterManaged       bool
+	requesterID, ifaceType string
 }
 
 type eniAttachment struct {
@@ -377,7 +380,8 @@ func (a *Account) seedInstance(in Instance, past time.Time) error {
 	for _, n := range enis {
 		sn := a.subnets.get(n.SubnetID)
 		e := &eni{id: n.ID, subnetID: sn.id, vpcID: sn.vpcID, az: sn.az, ip: n.PrivateIP,
-			mac: macFor(n.ID), groups: slices.Clone(n.Groups)}
+			mac: macFor(n.ID), groups: slices.Clone(n.Groups), requesterManaged: n.RequesterManaged,
+			requesterID: n.RequesterID, ifaceType: n.InterfaceType}
 		if e.ip == "" {
 			e.ip = a.nextIP(sn)
 		}

@@ -99,7 +99,7 @@ func (a *Account) instanceXML(inst *instance) xInstance {
 		}
 		x.NetworkInterfaces = append(x.NetworkInterfaces, xInstanceNetworkInterface{
 			NetworkInterfaceID: e.id, SubnetID: e.subnetID, VpcID: e.vpcID, OwnerID: a.id, Status: "in-use",
-			MacAddress: e.mac, PrivateIPAddress: e.ip, SourceDestCheck: true, InterfaceType: "interface",
+			MacAddress: e.mac, PrivateIPAddress: e.ip, SourceDestCheck: true, InterfaceType: e.interfaceType(),
 			Groups: groups, Attachment: xInstanceNetworkInterfaceAttachment{AttachmentID: e.att.id,
 				DeviceIndex: e.att.deviceIndex, Status: "attached", AttachTime: ts(e.att.attached),
 				DeleteOnTermination: e.att.deleteOnTermination}})
@@ -466,7 +466,8 @@ func (a *Account) eniExists(id string) bool { return a.enis.get(id) != nil }
 func (a *Account) eniXML(e *eni) xNetworkInterface {
 	x := xNetworkInterface{NetworkInterfaceID: e.id, SubnetID: e.subnetID, VpcID: e.vpcID, AvailabilityZone: e.az,
 		OwnerID: a.id, Status: "available", MacAddress: e.mac, PrivateIPAddress: e.ip, SourceDestCheck: true,
-		InterfaceType: "interface", Groups: a.groupIdentifiers(e.groups), Tags: tagList(a.tags[e.id])}
+		InterfaceType: e.interfaceType(), Groups: a.groupIdentifiers(e.groups), Tags: tagList(a.tags[e.id]),
+		RequesterManaged: e.requesterManaged, RequesterID: e.requesterID}
 	if e.att != nil {
 		x.Status = "in-use"
 		x.Attachment = &xNetworkInterfaceAttachment{AttachmentID: e.att.id, InstanceID: e.att.instanceID,
@@ -529,6 +530,10 @@ func describeNetworkInterfaces(a *Account, req *request) (any, *apiError) {
 				return att(func(*eniAttachment) string { return "attached" }), true
 			case "attachment.delete-on-termination":
 				return att(func(t *eniAttachment) string { return strconv.FormatBool(t.deleteOnTermination) }), true
+			case "requester-managed":
+				// "requester-managed - Indicates whether the network interface is being managed by an AWS
+				// service" (EC2 API reference, DescribeNetworkInterfaces, Filter.N).
+				return []string{strconv.FormatBool(e.requesterManaged)}, true
 			}
 			return nil, false
 		})
@@ -554,6 +559,13 @@ func modifyNetworkInterfaceAttribute(a *Account, req *request) (any, *apiError) 
 		return nil, err
 	}
 	e := a.enis.get(id)
+	if e.requesterManaged {
+		// "Requester-managed network interfaces are created and managed by AWS services ... You can view them,
+		// but you can't manage them yourself" (EC2 User Guide, requester-managed network interfaces). EC2's
+		// exact error code for it is not documented: the product must not depend on it (it recognises the
+		// interface by DescribeNetworkInterfaces' requesterManaged instead).
+		return nil, errf(400, "OperationNotPermitted", "The network interface %s is requester-managed (%s): you cannot modify it.", id, e.requesterID)
+	}
 	var applies []func()
 	if req.p.has("SecurityGroupId") {
 		groups, err := a.checkGroups(e.vpcID, req.p.strs("SecurityGroupId"))
@@ -835,4 +847,12 @@ func createTags(a *Account, req *request) (any, *apiError) {
 		a.setTags(id, tags)
 	}
 	return ok(), nil
+}
+
+// interfaceType as EC2 reports it: "interface" unless the scenario says (efa, trunk, …).
+func (e *eni) interfaceType() string {
+	if e.ifaceType == "" {
+		return "interface"
+	}
+	return e.ifaceType
 }

@@ -141,6 +141,7 @@ type xNetworkInterface struct {
 	Description        string                       `xml:"description"`
 	OwnerID            string                       `xml:"ownerId"`
 	RequesterManaged   bool                         `xml:"requesterManaged"`
+	RequesterID        string                       `xml:"requesterId,omitempty"`
 	Status             string                       `xml:"status"`
 	MacAddress         string                       `xml:"macAddress"`
 	PrivateIPAddress   string                       `xml:"privateIpAddress"`

@@ -144,6 +144,14 @@ type NetworkInterface struct {
 	DeviceIndex int32    `json:"deviceIndex"`
 	Groups      []string `json:"groups"`
 	PrivateIP   string   `json:"privateIp,omitempty"`
+	// RequesterManaged marks an interface an AWS service created and manages (an ECS awsvpc task's, issue 13
+	// item 4): its security groups cannot be changed (see modifyNetworkInterfaceAttribute). RequesterID is that
+	// service's principal, e.g. "ecs.amazonaws.com".
+	RequesterManaged bool   `json:"requesterManaged,omitempty"`
+	RequesterID      string `json:"requesterId,omitempty"`
+	// InterfaceType is "interface" (default), "efa", "trunk", …: reported as DescribeInstances and
+	// DescribeNetworkInterfaces report it.
+	InterfaceType string `json:"interfaceType,omitempty"`
 }
 
 // Volume is an EBS volume attached to an instance. The first volume is the root (boot) volume.

@@ -317,7 +317,7 @@ var wantActions = map[string][]string{
 	// The reconciler (issue 14): the batch read-back, Ensure's calls (groups kept ready), the executions of the two
 	// state machines, the incident record.
 	"reconcile": {"ec2:AuthorizeSecurityGroupEgress", "ec2:AuthorizeSecurityGroupIngress", "ec2:CreateSecurityGroup",
-		"ec2:CreateTags", "ec2:DescribeIamInstanceProfileAssociations", "ec2:DescribeInstances",
+		"ec2:CreateTags", "ec2:DescribeIamInstanceProfileAssociations", "ec2:DescribeInstances", "ec2:DescribeNetworkInterfaces",
 		"ec2:DescribeSecurityGroups", "ec2:RevokeSecurityGroupEgress", "ec2:RevokeSecurityGroupIngress", "s3:GetObject",
 		"s3:ListBucket", "states:DescribeExecution", "states:ListExecutions", "states:StartExecution"},
 }

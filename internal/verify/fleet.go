@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -11,12 +12,14 @@ import (
 
 	"github.com/ec2-isolation/ec2-isolation/internal/profile"
 	"github.com/ec2-isolation/ec2-isolation/internal/secgroup"
+	"github.com/ec2-isolation/ec2-isolation/internal/workflow"
 )
 
 // FleetAPI is what ReadFleet calls.
 type FleetAPI interface {
 	ec2.DescribeSecurityGroupsAPIClient
 	ec2.DescribeIamInstanceProfileAssociationsAPIClient
+	ec2.DescribeNetworkInterfacesAPIClient
 }
 
 // Fleet is the read-back's view of every instance of the region at once, for the reconciler and `isolation
@@ -27,11 +30,15 @@ type Fleet struct {
 	s             Settings
 	byName, byTag []types.SecurityGroup
 	assocs        map[string][]types.IamInstanceProfileAssociation // by instance id
+	// notOwned are the attached ENIs an AWS service manages (requester-managed): Apply cannot change their
+	// groups, so they are named apart, never open (else the reconciler would isolate such an instance again at
+	// every pass).
+	notOwned map[string]workflow.NotOwnedInterface
 }
 
 // ReadFleet reads the isolation groups and the profile associations of the region.
 func ReadFleet(ctx context.Context, client FleetAPI, s Settings) (*Fleet, error) {
-	f := &Fleet{s: s, assocs: map[string][]types.IamInstanceProfileAssociation{}}
+	f := &Fleet{s: s, assocs: map[string][]types.IamInstanceProfileAssociation{}, notOwned: map[string]workflow.NotOwnedInterface{}}
 	var err error
 	if f.byName, err = describeGroups(ctx, client, types.Filter{Name: aws.String("group-name"), Values: []string{s.Groups.GroupName}}); err != nil {
 		return nil, fmt.Errorf("describe the groups named %s: %w", s.Groups.GroupName, err)
@@ -50,6 +57,22 @@ func ReadFleet(ctx context.Context, client FleetAPI, s Settings) (*Fleet, error)
 		for _, a := range page.IamInstanceProfileAssociations {
 			id := aws.ToString(a.InstanceId)
 			f.assocs[id] = append(f.assocs[id], a)
+		}
+	}
+	np := ec2.NewDescribeNetworkInterfacesPaginator(client, &ec2.DescribeNetworkInterfacesInput{MaxResults: aws.Int32(1000),
+		Filters: []types.Filter{{Name: aws.String("requester-managed"), Values: []string{"true"}}}})
+	for np.HasMorePages() {
+		page, err := np.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("describe the requester-managed network interfaces: %w", err)
+		}
+		for _, n := range page.NetworkInterfaces {
+			if n.Attachment == nil || aws.ToString(n.Attachment.InstanceId) == "" {
+				continue
+			}
+			id := aws.ToString(n.NetworkInterfaceId)
+			f.notOwned[id] = workflow.NotOwnedInterface{ID: id, VpcID: aws.ToString(n.VpcId),
+				Reason: fmt.Sprintf("requester-managed by %s: EC2 does not let the account change its security groups", cmp.Or(aws.ToString(n.RequesterId), "an AWS service"))}
 		}
 	}
 	return f, nil
@@ -75,7 +98,7 @@ func (v Verdict) Contained() bool { return !v.Gone && len(v.Open) == 0 }
 // Check applies the read-back's rules (the package comment) to inst, as described by DescribeInstances.
 func (f *Fleet) Check(inst types.Instance) Verdict {
 	id := aws.ToString(inst.InstanceId)
-	rb := newReadBack(&inst, f.assocs[id])
+	rb := newReadBack(&inst, f.assocs[id], f.notOwned)
 	rb.pick(rb.vpcs(), f.s.Groups.GroupName, f.byName, f.byTag)
 	v := Verdict{InstanceID: id, State: rb.state}
 	if rb.isolatable(id) != nil && len(rb.enis) > 0 || rb.state == string(types.InstanceStateNameTerminated) {

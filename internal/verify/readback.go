@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"github.com/ec2-isolation/ec2-isolation/internal/workflow"
 	"slices"
 	"strconv"
 	"strings"
@@ -42,6 +43,9 @@ type readBack struct {
 	// foreign names, by VPC, a group with the isolation group's name that ec2-isolation did not create.
 	foreign map[string]string
 	assocs  []assoc
+	// notOwned are the attached ENIs Apply found managed by an AWS service (issue 13 item 4): not read back as
+	// open (nothing here can change them), reported apart.
+	notOwned []workflow.NotOwnedInterface
 }
 
 // read describes the instance (its ENIs with their groups, its state and tags), the isolation groups the network
@@ -99,7 +103,13 @@ func (v *verification) read(ctx context.Context) (*readBack, error) {
 		return nil, assocErr // classified by profile.Associations
 	}
 
-	rb := newReadBack(inst, as)
+	notOwned := map[string]workflow.NotOwnedInterface{}
+	if v.in.Apply != nil {
+		for _, n := range v.in.Apply.NotOwned {
+			notOwned[n.ID] = n
+		}
+	}
+	rb := newReadBack(inst, as, notOwned)
 	for _, sg := range described {
 		rb.groups[aws.ToString(sg.GroupId)] = sg
 	}
@@ -138,7 +148,9 @@ func (v *verification) read(ctx context.Context) (*readBack, error) {
 }
 
 // newReadBack is the instance (its state, tags and attached ENIs) and its profile associations not disassociated.
-func newReadBack(inst *types.Instance, as []types.IamInstanceProfileAssociation) *readBack {
+// notOwned are the instance's ENIs that an AWS service manages (issue 13 item 4), by id: named apart, not read
+// back as open.
+func newReadBack(inst *types.Instance, as []types.IamInstanceProfileAssociation, notOwned map[string]workflow.NotOwnedInterface) *readBack {
 	rb := &readBack{tags: map[string]string{}, groups: map[string]types.SecurityGroup{}, iso: map[string]string{},
 		foreign: map[string]string{}}
 	if inst.State != nil {
@@ -148,6 +160,10 @@ func newReadBack(inst *types.Instance, as []types.IamInstanceProfileAssociation)
 		rb.tags[aws.ToString(t.Key)] = aws.ToString(t.Value)
 	}
 	for _, n := range inst.NetworkInterfaces {
+		if no, ok := notOwned[aws.ToString(n.NetworkInterfaceId)]; ok {
+			rb.notOwned = append(rb.notOwned, no)
+			continue
+		}
 		e := iface{id: aws.ToString(n.NetworkInterfaceId), vpc: aws.ToString(n.VpcId), subnet: aws.ToString(n.SubnetId), groups: []string{}}
 		if n.Attachment != nil {
 			e.deviceIndex = aws.ToInt32(n.Attachment.DeviceIndex)

@@ -285,6 +285,7 @@ func (v *verification) output(rb *readBack, open []string, rounds int) workflow.
 		Open:              open,
 		Rounds:            rounds,
 		Added:             v.addedList,
+		NotOwned:          rb.notOwned,
 	}
 	for _, e := range rb.enis {
 		out.NetworkInterfaces = append(out.NetworkInterfaces, workflow.VerifiedInterface{ID: e.id, VpcID: e.vpc,

@@ -298,6 +298,17 @@ type AppliedInterface struct {
 type ApplyGroupsOutput struct {
 	NetworkInterfaces []AppliedInterface `json:"networkInterfaces"`
 	Changes           []Change           `json:"changes,omitempty"`
+	// NotOwned are attached ENIs an AWS service manages (issue 13 item 4): left as they are, still open.
+	NotOwned []NotOwnedInterface `json:"notOwned,omitempty"`
+}
+
+// NotOwnedInterface is a network interface attached to the instance whose security groups the account cannot
+// change (a requester-managed interface: an ECS awsvpc task's, for instance): it stays open, and says so.
+type NotOwnedInterface struct {
+	ID     string   `json:"networkInterfaceId"`
+	VpcID  string   `json:"vpcId"`
+	Groups []string `json:"groups"`
+	Reason string   `json:"reason"`
 }
 
 // SnapshotOutput is the multi-volume snapshot set of the instance.
@@ -483,4 +494,7 @@ type VerifyOutput struct {
 	// Superseded is set when the instance's isolation tag no longer carries the isolation value at the end.
 	Superseded string   `json:"superseded,omitempty"`
 	Changes    []Change `json:"changes,omitempty"`
+	// NotOwned are the ENIs Apply could not contain because an AWS service manages them (issue 13 item 4): not
+	// counted against Contained, named as still open.
+	NotOwned []NotOwnedInterface `json:"notOwned,omitempty"`
 }
