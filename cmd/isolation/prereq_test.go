@@ -13,6 +13,7 @@ import (
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 
+	"github.com/ec2-isolation/ec2-isolation/internal/moto"
 	"github.com/ec2-isolation/ec2-isolation/internal/prereq"
 	"github.com/ec2-isolation/ec2-isolation/internal/sim"
 	"github.com/ec2-isolation/ec2-isolation/internal/simtest"
@@ -135,5 +136,42 @@ func TestRunCreatePrerequisitesWithoutAStack(t *testing.T) {
 	}
 	if !strings.Contains(out, "all exist, nothing to create") {
 		t.Errorf("second run's plan creates something:\n%s", out)
+	}
+}
+
+// The same against moto_server: an account seeded without the isolation profile and without a stack.
+func TestRunCreatePrerequisitesOnMoto(t *testing.T) {
+	s, c := onMoto(t, moto.SeedOptions{NoIsolationProfile: true})
+	ctx := context.Background()
+	names := prereq.For(s.AccountID, s.Region)
+	args := []string{"run", "--instance", s.InstanceID, "--create-prerequisites", "--yes"}
+	code, out, errOut := cli(t, "", args...)
+	if code != exitOK || !strings.Contains(out, "Isolated: yes") {
+		t.Fatalf("first run: exit %d\n%s\n%s", code, out, errOut)
+	}
+	for _, want := range []string{"create instance profile " + names.Profile, "create bucket " + names.Bucket, "block public access " + names.Bucket} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the plan does not list %q:\n%s", want, out)
+		}
+	}
+	p, err := c.IAM.GetInstanceProfile(ctx, &iam.GetInstanceProfileInput{InstanceProfileName: aws.String(names.Profile)})
+	if err != nil || len(p.InstanceProfile.Roles) != 1 || aws.ToString(p.InstanceProfile.Roles[0].RoleName) != names.Role {
+		t.Fatalf("isolation profile: %+v %v", p, err)
+	}
+	v, err := c.S3.GetBucketVersioning(ctx, &s3.GetBucketVersioningInput{Bucket: aws.String(names.Bucket)})
+	if err != nil || v.Status != s3types.BucketVersioningStatusEnabled {
+		t.Errorf("bucket versioning: %+v %v", v, err)
+	}
+	pab, err := c.S3.GetPublicAccessBlock(ctx, &s3.GetPublicAccessBlockInput{Bucket: aws.String(names.Bucket)})
+	if err != nil || !aws.ToBool(pab.PublicAccessBlockConfiguration.BlockPublicPolicy) || !aws.ToBool(pab.PublicAccessBlockConfiguration.RestrictPublicBuckets) {
+		t.Errorf("public access block: %+v %v", pab, err)
+	}
+	objs, err := c.S3.ListObjectVersions(ctx, &s3.ListObjectVersionsInput{Bucket: aws.String(names.Bucket)})
+	if err != nil || len(objs.Versions) == 0 || !strings.Contains(aws.ToString(objs.Versions[0].Key), s.InstanceID) {
+		t.Errorf("the record of %s in %s: %+v %v", s.InstanceID, names.Bucket, objs, err)
+	}
+	code, out, errOut = cli(t, "", args...)
+	if code != exitOK || !strings.Contains(out, "all exist, nothing to create") {
+		t.Errorf("second run: exit %d\n%s\n%s", code, out, errOut)
 	}
 }
