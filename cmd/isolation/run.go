@@ -166,7 +166,8 @@ runs statemachine/isolation.asl.json with the real step handlers in this process
 of the standard AWS configuration (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL, …). The execution starts from the
 event a tag would have produced, validated by "Validate and record". Prints the plan and asks for confirmation
 unless --yes. --dry-run changes nothing: it validates and records the instance, prints the plan and the
-preflight checks.
+preflight checks. Without a stack, --create-prerequisites creates the isolation profile, the topic and the
+incident bucket when missing (listed in the plan), then isolates.
 
 Exit status: 0 isolated; 1 the execution failed or the instance is not isolated at the end (or refused);
 2 bad flags, the account or the settings unreachable; 3 not confirmed.
@@ -245,7 +246,9 @@ func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, std
 			if err := writeJSON(stdout, struct {
 				Plan      workflow.Record  `json:"plan"`
 				Preflight preflight.Report `json:"preflight"`
-			}{rec, rep}); err != nil {
+				// Prerequisites: what --create-prerequisites would create.
+				Prerequisites []prereq.Step `json:"prerequisites,omitempty"`
+			}{rec, rep, prereqs}); err != nil {
 				return fail(err)
 			}
 		} else {
@@ -270,6 +273,9 @@ func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		}
 	}
 	question := fmt.Sprintf("Isolate %s in account %s (%s)? Every change listed above is made.", f.instance, acc.id.Account, acc.cfg.Region)
+	if len(prereqs) > 0 {
+		question += fmt.Sprintf(" The %d prerequisite steps listed are made first.", len(prereqs))
+	}
 	if !f.yes && !confirm(stdin, stderr, question, f.instance) {
 		fmt.Fprintln(stderr, "isolation run: not confirmed; nothing was changed (--yes skips the question)")
 		return exitDeclined
