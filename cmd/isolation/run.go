@@ -35,6 +35,7 @@ import (
 	"github.com/ec2-isolation/ec2-isolation/internal/inspect"
 	"github.com/ec2-isolation/ec2-isolation/internal/notify"
 	"github.com/ec2-isolation/ec2-isolation/internal/preflight"
+	"github.com/ec2-isolation/ec2-isolation/internal/prereq"
 	"github.com/ec2-isolation/ec2-isolation/internal/runner"
 	"github.com/ec2-isolation/ec2-isolation/internal/secgroup"
 	"github.com/ec2-isolation/ec2-isolation/internal/steps"
@@ -65,6 +66,9 @@ type accountFlags struct {
 	names      preflight.Names
 	tracking   string
 	json       bool
+	// createPrereqs: run's --create-prerequisites (prereq.go): no stack; the names are derived, and what is
+	// missing is created.
+	createPrereqs bool
 }
 
 func (a *accountFlags) register(fs *flag.FlagSet) {
@@ -103,6 +107,8 @@ type account struct {
 	names     preflight.Names
 	namesFrom string
 	namesErr  error
+	// prereq: the no-stack mode's resources (with --create-prerequisites).
+	prereq prereq.Names
 }
 
 // openAccount loads the standard AWS configuration (profile, environment, AWS_ENDPOINT_URL) with the product's
@@ -124,6 +130,14 @@ func openAccount(ctx context.Context, a accountFlags) (account, error) {
 	}
 	acc := account{cfg: cfg}
 	acc.id, acc.idErr = preflight.Identify(ctx, sts.NewFromConfig(cfg))
+	if a.createPrereqs {
+		if acc.idErr != nil {
+			return acc, nil
+		}
+		acc.names, acc.prereq = prereqNames(a.names, acc.id.Account, cfg.Region)
+		acc.namesFrom = "--" + createPrereqsFlag
+		return acc, nil
+	}
 	acc.names, acc.namesFrom, acc.namesErr = preflight.Resolve(ctx, cloudformation.NewFromConfig(cfg), a.stack, a.names)
 	return acc, nil
 }
@@ -152,7 +166,8 @@ runs statemachine/isolation.asl.json with the real step handlers in this process
 of the standard AWS configuration (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL, …). The execution starts from the
 event a tag would have produced, validated by "Validate and record". Prints the plan and asks for confirmation
 unless --yes. --dry-run changes nothing: it validates and records the instance, prints the plan and the
-preflight checks.
+preflight checks. Without a stack, --create-prerequisites creates the isolation profile, the topic and the
+incident bucket when missing (listed in the plan), then isolates.
 
 Exit status: 0 isolated; 1 the execution failed or the instance is not isolated at the end (or refused);
 2 bad flags, the account or the settings unreachable; 3 not confirmed.
@@ -166,6 +181,7 @@ flags:
 	fs.BoolVar(&f.yes, "yes", false, "do not ask for confirmation")
 	fs.BoolVar(&f.io, "io", false, "print each state's input and output")
 	fs.BoolVar(&f.logs, "logs", false, "print the handlers' JSON logs to stderr")
+	fs.BoolVar(&f.createPrereqs, createPrereqsFlag, false, "without a stack: create the isolation profile (and its role), the topic and the incident bucket when missing (names derived from the account and region), then isolate")
 	if err := fs.Parse(args); err != nil {
 		return f, err
 	}
@@ -173,6 +189,11 @@ flags:
 		return f, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	f.rerun = commandLine("run", args)
+	stackSet := false
+	fs.Visit(func(fl *flag.Flag) { stackSet = stackSet || fl.Name == "stack" })
+	if err := checkPrereqFlags(f, stackSet); err != nil {
+		return f, err
+	}
 	return f, f.check(true)
 }
 
@@ -212,6 +233,11 @@ func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		return exitFailed
 	}
 
+	prereqs, err := planPrereqs(ctx, f, acc)
+	if err != nil {
+		return fail(err)
+	}
+
 	if f.dryRun {
 		rep := preflight.Run(ctx, preflightClients(acc.cfg), preflight.Input{
 			Identity: acc.id, Names: acc.names, NamesFrom: acc.namesFrom, InstanceID: f.instance,
@@ -220,11 +246,16 @@ func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, std
 			if err := writeJSON(stdout, struct {
 				Plan      workflow.Record  `json:"plan"`
 				Preflight preflight.Report `json:"preflight"`
-			}{rec, rep}); err != nil {
+				// Prerequisites: what --create-prerequisites would create.
+				Prerequisites []prereq.Step `json:"prerequisites,omitempty"`
+			}{rec, rep, prereqs}); err != nil {
 				return fail(err)
 			}
 		} else {
 			printPlan(stdout, acc, readPlan(ctx, acc, rec))
+			if f.createPrereqs {
+				printPrereqs(stdout, prereqs)
+			}
 			fmt.Fprintln(stdout)
 			printPreflight(stdout, rep)
 			fmt.Fprintln(stdout, "\nDry run: nothing was changed.")
@@ -237,11 +268,24 @@ func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, std
 
 	if !f.json {
 		printPlan(stdout, acc, readPlan(ctx, acc, rec))
+		if f.createPrereqs {
+			printPrereqs(stdout, prereqs)
+		}
 	}
 	question := fmt.Sprintf("Isolate %s in account %s (%s)? Every change listed above is made.", f.instance, acc.id.Account, acc.cfg.Region)
+	if len(prereqs) > 0 {
+		question += fmt.Sprintf(" The %d prerequisite steps listed are made first.", len(prereqs))
+	}
 	if !f.yes && !confirm(stdin, stderr, question, f.instance) {
 		fmt.Fprintln(stderr, "isolation run: not confirmed; nothing was changed (--yes skips the question)")
 		return exitDeclined
+	}
+
+	if len(prereqs) > 0 {
+		if err := prereq.Create(ctx, prereqClients(acc), acc.prereq, acc.cfg.Region, prereqs); err != nil {
+			fmt.Fprintf(stderr, "isolation run: creating the prerequisites failed, the instance was not changed (run the same command again: what exists is reused): %v\n", err)
+			return exitFailed
+		}
 	}
 
 	// The current tag decides (the workflow's Validate refuses an instance that does not carry it): set it first,

@@ -36,6 +36,8 @@ type bucket struct {
 	versioning bool
 	created    time.Time
 	objects    map[string][]*objectVersion // key -> versions, oldest first
+	// publicAccessBlock is the bucket's PutPublicAccessBlock configuration (prereq.go), nil when none.
+	publicAccessBlock *xPublicAccessBlock
 }
 
 type objectVersion struct {

@@ -1,0 +1,177 @@
+package main
+
+import (
+	"context"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
+
+	"github.com/ec2-isolation/ec2-isolation/internal/moto"
+	"github.com/ec2-isolation/ec2-isolation/internal/prereq"
+	"github.com/ec2-isolation/ec2-isolation/internal/sim"
+	"github.com/ec2-isolation/ec2-isolation/internal/simtest"
+)
+
+// onBareSim is the default scenario without the stack's resources: no isolation profile, no topic, no bucket.
+func onBareSim(t *testing.T) *sim.Server {
+	t.Helper()
+	sc, err := loadScenario("default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc.Faults, sc.Behaviour, sc.Buckets, sc.Topics = sim.Faults{}, sim.Behaviour{}, nil, nil
+	sc.InstanceProfiles = slices.DeleteFunc(sc.InstanceProfiles, func(p sim.InstanceProfile) bool { return p.Name == defaultProfileName })
+	for i := range sc.InstanceProfiles {
+		sc.InstanceProfiles[i].VisibleAfter = 0
+	}
+	srv := simtest.Start(t, sc)
+	for k, v := range map[string]string{
+		"AWS_ENDPOINT_URL": srv.URL(), "AWS_REGION": srv.Region(), "AWS_PROFILE": "",
+		"AWS_ACCESS_KEY_ID": "engineer", "AWS_SECRET_ACCESS_KEY": "simulated", "AWS_SESSION_TOKEN": "",
+		"AWS_CONFIG_FILE": os.DevNull, "AWS_SHARED_CREDENTIALS_FILE": os.DevNull,
+	} {
+		t.Setenv(k, v)
+	}
+	return srv
+}
+
+// An account with no stack: one command creates what is missing and isolates; run again, it creates nothing.
+func TestRunCreatePrerequisitesWithoutAStack(t *testing.T) {
+	const instance = "i-0a1b2c3d4e5f60718"
+	srv := onBareSim(t)
+	cfg := srv.AWSConfig("test")
+	names := prereq.For(srv.AccountID(), srv.Region())
+	ctx := context.Background()
+	bucketExists := func() bool {
+		_, err := s3.NewFromConfig(cfg).HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(names.Bucket)})
+		return err == nil
+	}
+
+	// Bad input: refused with exit 2, nothing created.
+	for _, bad := range [][]string{
+		{"--incident-bucket", "someone-elses"}, {"--stack", "ec2-isolation"}, {"--profile-name", "x"},
+	} {
+		code, _, errOut := cli(t, "", append([]string{"run", "--instance", instance, "--create-prerequisites", "--yes"}, bad...)...)
+		if code != exitUsage || !strings.Contains(errOut, "--create-prerequisites") {
+			t.Errorf("run --create-prerequisites %v: exit %d, stderr %q; want 2 naming the flag", bad, code, errOut)
+		}
+	}
+	if bucketExists() {
+		t.Fatal("a refused run created the bucket")
+	}
+
+	args := []string{"run", "--instance", instance, "--create-prerequisites", "--yes"}
+	code, out, errOut := cli(t, "", args...)
+	if code != exitOK || !strings.Contains(out, "Isolated: yes") {
+		t.Fatalf("first run: exit %d\n%s\n%s", code, out, errOut)
+	}
+	plan, _, _ := strings.Cut(out, "Execution ")
+	for _, want := range []string{
+		"create role " + names.Role, "create instance profile " + names.Profile, "add role to instance profile " + names.Profile,
+		"create topic " + names.TopicARN, "create bucket " + names.Bucket, "enable versioning " + names.Bucket,
+		"block public access " + names.Bucket,
+	} {
+		if !strings.Contains(plan, want) {
+			t.Errorf("the plan does not list %q:\n%s", want, plan)
+		}
+	}
+
+	// The instance is contained with the new profile, whose role has no permissions.
+	for eni, groups := range groupsOf(t, srv, instance) {
+		if len(groups) != 1 || !strings.HasSuffix(groups[0], " "+names.Group) {
+			t.Errorf("%s carries %v, want only %s", eni, groups, names.Group)
+		}
+	}
+	ic := iam.NewFromConfig(cfg)
+	p, err := ic.GetInstanceProfile(ctx, &iam.GetInstanceProfileInput{InstanceProfileName: aws.String(names.Profile)})
+	if err != nil || len(p.InstanceProfile.Roles) != 1 || aws.ToString(p.InstanceProfile.Roles[0].RoleName) != names.Role {
+		t.Fatalf("isolation profile: %+v %v", p, err)
+	}
+	pol, err := ic.ListRolePolicies(ctx, &iam.ListRolePoliciesInput{RoleName: aws.String(names.Role)})
+	if err != nil || len(pol.PolicyNames) != 0 {
+		t.Errorf("the isolation role's inline policies: %v %v; want none", pol, err)
+	}
+	if _, err := sns.NewFromConfig(cfg).GetTopicAttributes(ctx, &sns.GetTopicAttributesInput{TopicArn: aws.String(names.TopicARN)}); err != nil {
+		t.Errorf("topic: %v", err)
+	}
+	sc := s3.NewFromConfig(cfg)
+	v, err := sc.GetBucketVersioning(ctx, &s3.GetBucketVersioningInput{Bucket: aws.String(names.Bucket)})
+	if err != nil || v.Status != s3types.BucketVersioningStatusEnabled {
+		t.Errorf("bucket versioning: %+v %v", v, err)
+	}
+	blocked := false
+	srv.Update(func(a *sim.Account) { blocked = a.PublicAccessBlocked(names.Bucket) })
+	if !blocked {
+		t.Error("the bucket's public access is not blocked")
+	}
+	// The record is in the new bucket.
+	objs, err := sc.ListObjectVersions(ctx, &s3.ListObjectVersionsInput{Bucket: aws.String(names.Bucket)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, o := range objs.Versions {
+		found = found || strings.Contains(aws.ToString(o.Key), instance)
+	}
+	if !found {
+		t.Errorf("no record of %s in %s: %+v", instance, names.Bucket, objs.Versions)
+	}
+	code, out, errOut = cli(t, "", "record", "--instance", instance, "--group-name", names.Group, "--profile-name", names.Profile,
+		"--topic-arn", names.TopicARN, "--incident-bucket", names.Bucket)
+	if code != exitOK || !strings.Contains(out, instance) {
+		t.Errorf("record from the new bucket: exit %d\n%s\n%s", code, out, errOut)
+	}
+
+	// Twice = once: the second run finds everything and creates nothing.
+	code, out, errOut = cli(t, "", args...)
+	if code != exitOK || !strings.Contains(out, "Isolated: yes") {
+		t.Fatalf("second run: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if !strings.Contains(out, "all exist, nothing to create") {
+		t.Errorf("second run's plan creates something:\n%s", out)
+	}
+}
+
+// The same against moto_server: an account seeded without the isolation profile and without a stack.
+func TestRunCreatePrerequisitesOnMoto(t *testing.T) {
+	s, c := onMoto(t, moto.SeedOptions{NoIsolationProfile: true})
+	ctx := context.Background()
+	names := prereq.For(s.AccountID, s.Region)
+	args := []string{"run", "--instance", s.InstanceID, "--create-prerequisites", "--yes"}
+	code, out, errOut := cli(t, "", args...)
+	if code != exitOK || !strings.Contains(out, "Isolated: yes") {
+		t.Fatalf("first run: exit %d\n%s\n%s", code, out, errOut)
+	}
+	for _, want := range []string{"create instance profile " + names.Profile, "create bucket " + names.Bucket, "block public access " + names.Bucket} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the plan does not list %q:\n%s", want, out)
+		}
+	}
+	p, err := c.IAM.GetInstanceProfile(ctx, &iam.GetInstanceProfileInput{InstanceProfileName: aws.String(names.Profile)})
+	if err != nil || len(p.InstanceProfile.Roles) != 1 || aws.ToString(p.InstanceProfile.Roles[0].RoleName) != names.Role {
+		t.Fatalf("isolation profile: %+v %v", p, err)
+	}
+	v, err := c.S3.GetBucketVersioning(ctx, &s3.GetBucketVersioningInput{Bucket: aws.String(names.Bucket)})
+	if err != nil || v.Status != s3types.BucketVersioningStatusEnabled {
+		t.Errorf("bucket versioning: %+v %v", v, err)
+	}
+	pab, err := c.S3.GetPublicAccessBlock(ctx, &s3.GetPublicAccessBlockInput{Bucket: aws.String(names.Bucket)})
+	if err != nil || !aws.ToBool(pab.PublicAccessBlockConfiguration.BlockPublicPolicy) || !aws.ToBool(pab.PublicAccessBlockConfiguration.RestrictPublicBuckets) {
+		t.Errorf("public access block: %+v %v", pab, err)
+	}
+	objs, err := c.S3.ListObjectVersions(ctx, &s3.ListObjectVersionsInput{Bucket: aws.String(names.Bucket)})
+	if err != nil || len(objs.Versions) == 0 || !strings.Contains(aws.ToString(objs.Versions[0].Key), s.InstanceID) {
+		t.Errorf("the record of %s in %s: %+v %v", s.InstanceID, names.Bucket, objs, err)
+	}
+	code, out, errOut = cli(t, "", args...)
+	if code != exitOK || !strings.Contains(out, "all exist, nothing to create") {
+		t.Errorf("second run: exit %d\n%s\n%s", code, out, errOut)
+	}
+}
