@@ -59,8 +59,7 @@ func TestAdmissionStarterIsDeployed(t *testing.T) {
 	if diff := cmp.Diff(want, policies["event-source"]); diff != "" {
 		t.Errorf("event-source policy (-want +got):\n%s", diff)
 	}
-	starts, _ := policies[StepPolicyName]
-	for _, st := range starts {
+	for _, st := range policies[StepPolicyName] {
 		if !cmp.Equal(st.Resource, []any{map[string]any{"Ref": "IsolationStateMachine"}}) {
 			t.Errorf("the starter may act on %v, want the isolation state machine only", st.Resource)
 		}
