@@ -25,6 +25,12 @@ func TestAdmissionStarterIsDeployed(t *testing.T) {
 	if q, _ := GetAttResource(redrive["deadLetterTargetArn"], "Arn"); q != "DeadLetterQueue" {
 		t.Errorf("RedrivePolicy = %v, want the dead-letter queue", redrive)
 	}
+	// A standard queue's message keeps its enqueue time in the dead-letter queue, so that one must keep it longer.
+	// https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/setting-up-dead-letter-queue-retention.html
+	dlq := resourceProps(t, tpl, "DeadLetterQueue", "AWS::SQS::Queue")
+	if r, _ := queue["MessageRetentionPeriod"].(int); r == 0 || r >= dlq["MessageRetentionPeriod"].(int) {
+		t.Errorf("MessageRetentionPeriod %v, want less than the dead-letter queue's %v", queue["MessageRetentionPeriod"], dlq["MessageRetentionPeriod"])
+	}
 	if n, _ := redrive["maxReceiveCount"].(int); n < 10 {
 		t.Errorf("maxReceiveCount = %v: a storm returns an event many times before there is room", redrive["maxReceiveCount"])
 	}
