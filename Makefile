@@ -30,7 +30,8 @@ FUNCTIONS := \
 	RestoreInstanceProfileFunction:restore-instance-profile \
 	LiftCredentialRevocationFunction:lift-credential-revocation \
 	RestoreEvidenceSettingsFunction:restore-evidence-settings \
-	ReconcileFunction:reconcile
+	ReconcileFunction:reconcile \
+	AdmissionStarterFunction:admission-starter
 
 fn_id = $(word 1,$(subst :, ,$(1)))
 fn_dir = $(word 2,$(subst :, ,$(1)))

@@ -352,6 +352,7 @@ func TestRolesAllowExactlyWhatTheCodeCalls(t *testing.T) {
 	noProfile.Instances[0].Profile = ""
 	calls = append(calls, verifyOpen(t, noProfile, nil)...)
 	calls = append(calls, reconcileCalls(t)...)
+	calls = append(calls, admissionCalls(t)...)
 	calls = append(calls, snapshotWithoutRecord(t, loadScenario(t))...)
 
 	got := permissions.Required(calls)
@@ -366,12 +367,13 @@ func TestRolesAllowExactlyWhatTheCodeCalls(t *testing.T) {
 			slices.Sort(got[fn])
 		}
 	}
-	// The workflows' functions, and the reconciler (issue 14), which runs on a schedule, in no workflow.
+	// The workflows' functions, the reconciler (issue 14), which runs on a schedule, in no workflow, and the
+	// admission starter (issue 16), fed by the isolation rule's queue.
 	var names []string
 	for _, f := range runner.Functions {
 		names = append(names, f.Name)
 	}
-	names = append(names, "reconcile")
+	names = append(names, "reconcile", "admission-starter")
 	for _, name := range names {
 		if _, ok := want[name]; !ok {
 			t.Errorf("template.yaml has no function for functions/%s", name)
@@ -388,7 +390,7 @@ func TestRolesAllowExactlyWhatTheCodeCalls(t *testing.T) {
 		}
 	}
 	if len(want) != len(names) {
-		t.Errorf("template.yaml has %d functions, the workflows and the reconciler %d", len(want), len(names))
+		t.Errorf("template.yaml has %d functions, the workflows, the reconciler and the starter %d", len(want), len(names))
 	}
 }
 

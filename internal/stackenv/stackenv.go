@@ -34,6 +34,7 @@ func Defaults() map[string]string {
 		"CENTRAL_BUCKET":        "",
 		"CENTRAL_BUCKET_REGION": "",
 		"PRECREATE_GROUPS":      "true", // the reconciler's (issue 14)
+		"ADMISSION_WINDOW":      "60",   // the admission starter's (issue 16)
 	}
 }
 

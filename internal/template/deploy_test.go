@@ -51,16 +51,17 @@ var namedTypes = map[string]namedType{
 	// AWS Chatbot is a global service: a configuration name is unique in the account, whatever the region.
 	// https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-chatbot-slackchannelconfiguration.html
 	"AWS::Chatbot::SlackChannelConfiguration": {"ConfigurationName", scopeAccount, 128},
-	"AWS::IAM::Role":            {"RoleName", scopeAccount, 64},
-	"AWS::IAM::InstanceProfile": {"InstanceProfileName", scopeAccount, 128},
-	"AWS::IAM::ManagedPolicy":   {"ManagedPolicyName", scopeAccount, 128},
-	"AWS::S3::Bucket":           {"BucketName", scopePartition, 63},
-	"AWS::KMS::Key":             {},
-	"AWS::S3::BucketPolicy":     {},
-	"AWS::SNS::TopicPolicy":     {},
-	"AWS::SNS::Subscription":    {},
-	"AWS::SQS::QueuePolicy":     {},
-	"AWS::Lambda::Permission":   {},
+	"AWS::IAM::Role":                  {"RoleName", scopeAccount, 64},
+	"AWS::IAM::InstanceProfile":       {"InstanceProfileName", scopeAccount, 128},
+	"AWS::IAM::ManagedPolicy":         {"ManagedPolicyName", scopeAccount, 128},
+	"AWS::S3::Bucket":                 {"BucketName", scopePartition, 63},
+	"AWS::KMS::Key":                   {},
+	"AWS::Lambda::EventSourceMapping": {},
+	"AWS::S3::BucketPolicy":           {},
+	"AWS::SNS::TopicPolicy":           {},
+	"AWS::SNS::Subscription":          {},
+	"AWS::SQS::QueuePolicy":           {},
+	"AWS::Lambda::Permission":         {},
 }
 
 // deployment is one stack: where it runs and with which parameter values.

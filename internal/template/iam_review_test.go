@@ -137,6 +137,14 @@ var sarActions = map[string]sarAction{
 		{typ: "sns:topic", required: true, inCall: true, keys: []string{"aws:ResourceTag/${TagKey}"}}}},
 	"lambda:InvokeFunction": {resources: []sarResource{
 		{typ: "lambda:function", required: true, inCall: true}}},
+	// Lambda's poller of an SQS event source, with the function's role.
+	// https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonsqs.html
+	"sqs:ReceiveMessage": {resources: []sarResource{
+		{typ: "sqs:queue", required: true, inCall: true, keys: []string{"aws:ResourceTag/${TagKey}"}}}},
+	"sqs:DeleteMessage": {resources: []sarResource{
+		{typ: "sqs:queue", required: true, inCall: true, keys: []string{"aws:ResourceTag/${TagKey}"}}}},
+	"sqs:GetQueueAttributes": {resources: []sarResource{
+		{typ: "sqs:queue", required: true, inCall: true, keys: []string{"aws:ResourceTag/${TagKey}"}}}},
 	"states:StartExecution": {resources: []sarResource{
 		{typ: "states:stateMachine", required: true, inCall: true}}},
 	"states:ListExecutions": {resources: []sarResource{
@@ -262,6 +270,8 @@ func resolveResource(tpl *Template, v any, bad func(string, ...any)) policyResou
 				return policyResource{types: []string{"logs:log-group", "logs:log-stream"}}
 			case "AWS::S3::Bucket":
 				return policyResource{types: []string{"s3:bucket"}}
+			case "AWS::SQS::Queue":
+				return policyResource{types: []string{"sqs:queue"}}
 			}
 		}
 		if id, ok := m["Ref"].(string); ok && len(m) == 1 {
@@ -726,8 +736,10 @@ func checkStateMachineRole(t *testing.T, tpl *Template, smID string) {
 	}
 }
 
-// EventBridge starts the execution with the target's role, and dead-letters to a queue whose policy lets this rule
-// (only) send.
+// EventBridge starts the release with the target's role, and sends an isolation event to the admission queue
+// (issue 16), whose policy lets the isolation rule (only) send, with no role (an SQS target takes none:
+// https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-use-resource-based.html); both dead-letter to a queue
+// whose policy lets this rule (only) send.
 func TestIAMReviewRuleTargetAndDeadLetterQueue(t *testing.T) {
 	tpl := load(t)
 	for _, ruleID := range []string{"IsolationRule", "ReleaseRule"} {
@@ -742,6 +754,19 @@ func checkRuleTarget(t *testing.T, tpl *Template, ruleID string) {
 		t.Fatalf("targets %v", targets)
 	}
 	target, _ := targets[0].(map[string]any)
+	if q, ok := GetAttResource(target["Arn"], "Arn"); ok && tpl.Resources[q].Type == "AWS::SQS::Queue" {
+		if _, ok := target["RoleArn"]; ok {
+			t.Errorf("the SQS target %s has a RoleArn", q)
+		}
+		if !queueLetsRuleSend(t, tpl, q, ruleID) {
+			t.Errorf("no queue policy lets %s send to its target %s (aws:SourceArn = the rule)", ruleID, q)
+		}
+		dlq, _ := target["DeadLetterConfig"].(map[string]any)
+		if d, _ := GetAttResource(dlq["Arn"], "Arn"); !queueLetsRuleSend(t, tpl, d, ruleID) {
+			t.Errorf("no queue policy lets EventBridge dead-letter to %s", d)
+		}
+		return
+	}
 	roleID, _ := GetAttResource(target["RoleArn"], "Arn")
 	role := resourceProps(t, tpl, roleID, "AWS::IAM::Role")
 	trust, _ := json.Marshal(role["AssumeRolePolicyDocument"])
@@ -794,6 +819,33 @@ func checkRuleTarget(t *testing.T, tpl *Template, ruleID string) {
 	if !found {
 		t.Errorf("no queue policy lets EventBridge dead-letter to %s", queue)
 	}
+}
+
+// queueLetsRuleSend: a queue policy of the queue allows sqs:SendMessage with aws:SourceArn =
+// the rule.
+func queueLetsRuleSend(t *testing.T, tpl *Template, queue, ruleID string) bool {
+	for _, r := range tpl.Resources {
+		if r.Type != "AWS::SQS::QueuePolicy" {
+			continue
+		}
+		queues, _ := r.Properties["Queues"].([]any)
+		if len(queues) != 1 || refOf(queues[0]) != queue {
+			continue
+		}
+		doc, _ := r.Properties["PolicyDocument"].(map[string]any)
+		stmts, err := Statements(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, st := range stmts {
+			raw, _ := json.Marshal(st)
+			if st.Effect == "Allow" && slices.Contains(st.Action, "sqs:SendMessage") &&
+				strings.Contains(string(raw), `"aws:SourceArn":{"Fn::GetAtt":["`+ruleID+`","Arn"]}`) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // statementsOf returns the statements of a resource policy property.

@@ -44,6 +44,7 @@ var wantFunctions = map[string]string{
 	"LiftCredentialRevocationFunction": "lift-credential-revocation",
 	"RestoreEvidenceSettingsFunction":  "restore-evidence-settings",
 	"ReconcileFunction":                "reconcile",
+	"AdmissionStarterFunction":         "admission-starter",
 }
 
 // The state machines: each one's definition file and the functions its tasks run. The isolation's functions
@@ -216,7 +217,8 @@ func TestTimeoutsAreBoundedAndShorterThanTheTasks(t *testing.T) {
 			t.Errorf("%s Timeout = %v, want a number of seconds in 1..120", id, r.Properties["Timeout"])
 			continue
 		}
-		if len(taskTimeouts[id]) == 0 && id != "ReconcileFunction" { // the reconciler runs on a schedule
+		// The reconciler runs on a schedule, the admission starter from its queue.
+		if len(taskTimeouts[id]) == 0 && id != "ReconcileFunction" && id != "AdmissionStarterFunction" {
 			t.Errorf("no task of the state machine runs %s", id)
 		}
 		for _, ts := range taskTimeouts[id] {
@@ -266,8 +268,12 @@ func TestEachFunctionHasItsOwnRole(t *testing.T) {
 			t.Error(err)
 			continue
 		}
-		if got := slices.Sorted(maps.Keys(policies)); !cmp.Equal(got, []string{StepPolicyName, "logs"}) {
-			t.Errorf("role %s policies %v, want [%s logs]", f.Role, got, StepPolicyName)
+		want := []string{StepPolicyName, "logs"}
+		if f.Dir == "admission-starter" { // and what Lambda's poller of its queue calls (TestAdmissionStarterIsDeployed)
+			want = []string{StepPolicyName, "event-source", "logs"}
+		}
+		if got := slices.Sorted(maps.Keys(policies)); !cmp.Equal(got, want) {
+			t.Errorf("role %s policies %v, want %v", f.Role, got, want)
 		}
 		logs := policies["logs"]
 		if len(logs) != 1 || !cmp.Equal(logs[0].Action, []string{"logs:CreateLogStream", "logs:PutLogEvents"}) {
@@ -320,6 +326,8 @@ var wantActions = map[string][]string{
 		"ec2:CreateTags", "ec2:DescribeIamInstanceProfileAssociations", "ec2:DescribeInstances", "ec2:DescribeNetworkInterfaces",
 		"ec2:DescribeSecurityGroups", "ec2:RevokeSecurityGroupEgress", "ec2:RevokeSecurityGroupIngress", "s3:GetObject",
 		"s3:ListBucket", "states:DescribeExecution", "states:ListExecutions", "states:StartExecution"},
+	// The admission starter (issue 16): counts the running isolations, starts the next.
+	"admission-starter": {"states:ListExecutions", "states:StartExecution"},
 }
 
 func TestFunctionActions(t *testing.T) {
@@ -620,11 +628,11 @@ func TestRulePatternMatchesSpec(t *testing.T) {
 
 	targets, _ := tpl.Resources["IsolationRule"].Properties["Targets"].([]any)
 	if len(targets) != 1 {
-		t.Fatalf("rule targets = %v, want the state machine only", targets)
+		t.Fatalf("rule targets = %v, want the admission queue only", targets)
 	}
 	target, _ := targets[0].(map[string]any)
-	if !cmp.Equal(target["Arn"], map[string]any{"Ref": "IsolationStateMachine"}) {
-		t.Errorf("rule target = %v, want the state machine", target["Arn"])
+	if !cmp.Equal(target["Arn"], map[string]any{"Fn::GetAtt": []any{"AdmissionQueue", "Arn"}}) {
+		t.Errorf("rule target = %v, want the admission queue (issue 16)", target["Arn"])
 	}
 	if _, ok := target["Input"]; ok {
 		t.Error("the target rewrites the input; the execution input must be the whole event")
@@ -713,6 +721,7 @@ func TestAlarmsNotifyTheTopic(t *testing.T) {
 		"AWS/States ExecutionsFailed": true, "AWS/States ExecutionsTimedOut": true, "AWS/States ExecutionsAborted": true,
 		"AWS/Events FailedInvocations": true, "AWS/SQS ApproximateNumberOfMessagesVisible": true,
 		"AWS/Lambda Errors": true, "ec2-isolation/Reconciler OpenInstances": true, // the reconciler's (issue 14)
+		"AWS/SQS ApproximateAgeOfOldestMessage": true, // admission stalled (issue 16)
 	}
 	got := map[string]bool{}
 	for id, r := range tpl.Resources {
@@ -753,6 +762,7 @@ func TestFunctionEnvironment(t *testing.T) {
 		"ReconcileFunction": {"CONNECTION_TRACKING", "INCIDENT_BUCKET", "ISOLATION_GROUP_NAME", "ISOLATION_PROFILE_NAME",
 			"ISOLATION_STATE_MACHINE_ARN", "LOG_LEVEL", "PRECREATE_GROUPS", "RECONCILE_MAX_RUNNING", "RECONCILE_MAX_STARTS",
 			"RELEASE_STATE_MACHINE_ARN", "RELEASE_TAG_VALUE", "TAG_KEY", "TAG_VALUE"},
+		"AdmissionStarterFunction": {"ADMISSION_WINDOW", "ISOLATION_STATE_MACHINE_ARN", "LOG_LEVEL"},
 	}
 	got := map[string][]string{}
 	for id := range wantFunctions {
