@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -64,12 +63,8 @@ flags:
 // releaseCommand is `isolation release`.
 func releaseCommand(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	f, err := parseReleaseFlags(args, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return exitOK
-	}
-	if err != nil {
-		fmt.Fprintln(stderr, "isolation release:", err)
-		return exitUsage
+	if code, done := flagsFailed("release", err, stderr); done {
+		return code
 	}
 	fail := func(err error) int { fmt.Fprintln(stderr, "isolation release:", userFacing(err)); return exitUsage }
 	acc, err := openUsableAccount(ctx, f.accountFlags)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -24,4 +25,18 @@ func parseAccountFlags(name, usage string, args []string, stderr io.Writer, need
 		return f, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	return f, f.check(needInstance)
+}
+
+// flagsFailed ends a command whose flags did not parse: help asked for (exit 0), or bad flags, said on stderr in
+// the user's words (exit 2). done is false when err is nil.
+func flagsFailed(name string, err error, stderr io.Writer) (code int, done bool) {
+	switch {
+	case err == nil:
+		return 0, false
+	case errors.Is(err, flag.ErrHelp):
+		return exitOK, true
+	default:
+		fmt.Fprintln(stderr, "isolation "+name+":", userFacing(err))
+		return exitUsage, true
+	}
 }

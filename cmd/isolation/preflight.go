@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -32,12 +30,8 @@ func parsePreflightFlags(args []string, stderr io.Writer) (accountFlags, error) 
 // preflightCommand is `isolation preflight`.
 func preflightCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	f, err := parsePreflightFlags(args, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return exitOK
-	}
-	if err != nil {
-		fmt.Fprintln(stderr, "isolation preflight:", userFacing(err))
-		return exitUsage
+	if code, done := flagsFailed("preflight", err, stderr); done {
+		return code
 	}
 	acc, err := openAccount(ctx, f)
 	if err != nil {

@@ -200,12 +200,8 @@ flags:
 // runCommand is `isolation run`.
 func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	f, err := parseRunFlags(args, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return exitOK
-	}
-	if err != nil {
-		fmt.Fprintln(stderr, "isolation run:", err)
-		return exitUsage
+	if code, done := flagsFailed("run", err, stderr); done {
+		return code
 	}
 	fail := func(err error) int { fmt.Fprintln(stderr, "isolation run:", userFacing(err)); return exitUsage }
 	acc, err := openUsableAccount(ctx, f.accountFlags)

@@ -156,12 +156,8 @@ type notificationShown struct {
 
 func simulate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	f, err := parseSimulateFlags(args, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
-		fmt.Fprintln(stderr, "isolation simulate:", userFacing(err))
-		return 2
+	if code, done := flagsFailed("simulate", err, stderr); done {
+		return code
 	}
 	if f.reconcile {
 		return simulateReconcile(ctx, f, stdout, stderr)

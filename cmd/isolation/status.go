@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -38,12 +36,8 @@ func parseStatusFlags(args []string, stderr io.Writer) (accountFlags, error) {
 // statusCommand is `isolation status`.
 func statusCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	f, err := parseStatusFlags(args, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return exitOK
-	}
-	if err != nil {
-		fmt.Fprintln(stderr, "isolation status:", err)
-		return exitUsage
+	if code, done := flagsFailed("status", err, stderr); done {
+		return code
 	}
 	acc, err := openUsableAccount(ctx, f)
 	if err != nil {
