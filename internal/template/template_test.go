@@ -298,7 +298,7 @@ var wantActions = map[string][]string{
 	"apply-security-group": {"ec2:DescribeNetworkInterfaces", "ec2:ModifyNetworkInterfaceAttribute"},
 	"snapshot-volumes":     {"ec2:CreateSnapshots", "ec2:CreateTags", "ec2:DescribeInstances", "ec2:DescribeSnapshots"},
 	"notify":               {"sns:Publish"},
-	"record-incident": {"autoscaling:DescribeAutoScalingInstances", "ec2:DescribeInstances",
+	"record-incident": {"autoscaling:DescribeAutoScalingInstances",
 		"elasticloadbalancing:DescribeTargetGroups", "elasticloadbalancing:DescribeTargetHealth", "s3:GetObject",
 		"s3:ListBucket", "s3:PutObject"},
 	"revoke-credentials": {"iam:GetInstanceProfile", "iam:GetRolePolicy", "iam:PutRolePolicy"},

@@ -155,6 +155,10 @@ type Record struct {
 	ManagedGroups []string `json:"managedGroups,omitempty"`
 	// Reconcile (issue 14) is the event's: set when the reconciler started the execution, and why.
 	Reconcile *Reconcile `json:"reconcile,omitempty"`
+	// Description (issue 16) is the instance as Validate's DescribeInstances gave it (the SDK's field names): the
+	// incident record keeps it as the full pre-isolation description instead of describing the instance again,
+	// one DescribeInstances fewer per isolation, and read before any change rather than beside containment.
+	Description json.RawMessage `json:"description,omitempty"`
 }
 
 // Genuine reports whether the record is an observation of the instance before any isolation change: it shows no
