@@ -198,6 +198,9 @@ type InstanceInput struct {
 	// not $.record.volumes: a path to a missing key fails the execution (States.Runtime). Absent, or no volume
 	// in it: the step describes the instance.
 	Record *Record `json:"record,omitempty"`
+	// Rerun (issue 16): "Disassociate profile" trusts Record's association on its first run (one
+	// DescribeIamInstanceProfileAssociations fewer per isolation); a retry or a redrive reads EC2's.
+	Rerun
 }
 
 // DisassociateOutput says which associations "Disassociate profile" removed (none when there were none).
