@@ -52,6 +52,8 @@ type Account struct {
 	// byInstance indexes the ENIs and active associations by instance while one read-only request describes
 	// many instances (DescribeInstances): nil otherwise.
 	byInstance *instanceIndex
+	// queues are the SQS queues, by name (sqs.go, issue 16).
+	queues map[string]*queue
 }
 
 type instanceIndex struct {
@@ -351,6 +353,7 @@ func newAccount(sc Scenario, clock Clock) (*Account, error) {
 		}
 		a.buckets.put(b.Name, bk)
 	}
+	a.seedQueues(sc.Queues)
 	return a, nil
 }
 
@@ -648,6 +651,9 @@ func (sc *Scenario) validate() error {
 				return fmt.Errorf("role %s: attached policy %q is not a managed policy ARN", r.Name, arn)
 			}
 		}
+	}
+	if err := checkQueues(sc.Queues); err != nil {
+		return err
 	}
 	buckets := map[string]bool{}
 	for _, b := range sc.Buckets {

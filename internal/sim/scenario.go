@@ -56,6 +56,8 @@ type Scenario struct {
 	// Callers are the principals of other accounts that call this one, by access key id (AWSConfig's caller),
 	// with their account and organization: what resource policies see. Any other access key is this account's.
 	Callers map[string]Caller `json:"callers,omitempty"`
+	// Queues are the SQS standard queues (issue 16: the evidence queue), sqs.go.
+	Queues []Queue `json:"queues,omitempty"`
 }
 
 // VPC of the scenario. Every VPC also gets its "default" security group (as in AWS) unless the scenario
