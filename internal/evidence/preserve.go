@@ -155,6 +155,11 @@ func (h *Preserve) Handle(ctx context.Context, in workflow.EvidenceInput) (workf
 	}
 
 	out, errs := parts.Run(ctx, PreserveStep, ps)
+	if in.Stage == workflow.StageFleet {
+		if on := h.settingsOn(); on != "" {
+			out.Skipped = append(out.Skipped, on+": queued for the evidence state machine, which applies them once containment is done")
+		}
+	}
 	if observedASG != nil || len(observedRegs) > 0 {
 		out.Observed = &workflow.EvidenceObserved{AutoScaling: observedASG, TargetGroups: observedRegs}
 	}
@@ -164,6 +169,21 @@ func (h *Preserve) Handle(ctx context.Context, in workflow.EvidenceInput) (workf
 	}
 	log.Info("evidence preserved", "changes", out.Changes, "skipped", out.Skipped, "observed", out.Observed)
 	return out, nil
+}
+
+// settingsOn names the instance settings the stack parameters leave on ("" for none).
+func (h *Preserve) settingsOn() string {
+	var on []string
+	for _, s := range []struct {
+		on   bool
+		what string
+	}{{h.settings.TerminationProtection, "termination protection"}, {h.settings.StopOnShutdown, "shutdown behaviour stop"},
+		{h.settings.KeepVolumes, "delete-on-termination off"}} {
+		if s.on {
+			on = append(on, s.what)
+		}
+	}
+	return strings.Join(on, ", ")
 }
 
 // spotLifecycle is DescribeInstances' InstanceLifecycle of a Spot Instance.

@@ -12,6 +12,9 @@ const (
 	// WorkflowNearMiss: the isolation tag was set to a value that starts nothing (issue 13 item 5); EventBridge
 	// invokes Notify directly, no execution runs.
 	WorkflowNearMiss = "near-miss"
+	// WorkflowEvidence: the evidence state machine (issue 16), which applies the instance settings the isolation
+	// queued; it notifies only a failure.
+	WorkflowEvidence = "evidence"
 )
 
 // Change is one change a step made to the account, for the incident record and the notification.
