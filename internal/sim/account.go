@@ -781,7 +781,7 @@ func (sc *Scenario) validateLoadBalancing() error {
 var tgName = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,30}[A-Za-z0-9])?$`)
 
 // services are the SigV4 signing names of the simulated services (Call.Service, ErrorFault.Service).
-var services = []string{"ec2", "sns", "s3", "iam", "autoscaling", "elasticloadbalancing"}
+var services = []string{"ec2", "sns", "s3", "iam", "autoscaling", "elasticloadbalancing", "sqs"}
 
 var managedPolicyARN = regexp.MustCompile(`^arn:aws[a-z-]*:iam::(aws|[0-9]{12}):policy/([\w+=,.@-]+/)*[\w+=,.@-]+$`)
 

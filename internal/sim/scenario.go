@@ -302,7 +302,7 @@ type Bucket struct {
 // ErrorFault injects an error answer into the calls it matches.
 type ErrorFault struct {
 	Action  string `json:"action"`            // action name, or "*" / "" for every action
-	Service string `json:"service,omitempty"` // "ec2" | "sns" | "s3" | "iam" | "autoscaling" | "elasticloadbalancing" | "" (all)
+	Service string `json:"service,omitempty"` // "ec2" | "sns" | "s3" | "iam" | "autoscaling" | "elasticloadbalancing" | "sqs" | "" (all)
 	Caller  string `json:"caller,omitempty"`  // access key id, "" for any
 	Code    string `json:"code"`              // e.g. InternalError, Unavailable, RequestLimitExceeded
 	Status  int    `json:"status,omitempty"`  // HTTP status; default 500 for InternalError/Unavailable-like codes, else 400
