@@ -1,9 +1,6 @@
 package asl
 
-import (
-	"encoding/json"
-	"regexp"
-)
+import "regexp"
 
 // The one Step Functions service integration this engine runs (issue 16): Amazon SQS SendMessage, request and
 // response ("Resource": "arn:<partition>:states:::sqs:sendMessage",
@@ -32,14 +29,10 @@ func integrationParameters(resource string, params any) any {
 	if _, isString := body.(string); !ok || isString {
 		return params
 	}
-	text, err := json.Marshal(body)
-	if err != nil {
-		return params
-	}
 	out := make(map[string]any, len(m))
 	for k, v := range m {
 		out[k] = v
 	}
-	out["MessageBody"] = string(text)
+	out["MessageBody"] = string(encodeJSON(body))
 	return out
 }
