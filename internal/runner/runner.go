@@ -76,7 +76,7 @@ type Runner struct {
 	queue        jobQueue
 	evidence     *Runner
 	hold         bool
-	drain        sync.Mutex // one RunQueued at a time
+	jobs         pendingJobs
 	mu           sync.Mutex // guards evidenceRuns
 	evidenceRuns map[string][]*asl.Execution
 }
@@ -186,7 +186,7 @@ func (r *Runner) stage2(c Config, subs map[string]string) error {
 // Start runs an execution to its end, then (unless HoldEvidence) the evidence executions of the jobs it queued.
 func (r *Runner) Start(ctx context.Context, name string, input json.RawMessage) *asl.Execution {
 	e := r.machine.Start(ctx, name, input, r, r.opts)
-	r.runQueued(ctx)
+	r.runQueued(ctx, name)
 	return e
 }
 
@@ -194,17 +194,21 @@ func (r *Runner) Start(ctx context.Context, name string, input json.RawMessage) 
 // HoldEvidence) the evidence executions of the jobs it queued.
 func (r *Runner) Redrive(ctx context.Context, e *asl.Execution) error {
 	err := r.machine.Redrive(ctx, e, r)
-	r.runQueued(ctx)
+	r.runQueued(ctx, e.Name)
 	return err
 }
 
-func (r *Runner) runQueued(ctx context.Context) {
+// runQueued runs the queued jobs, then waits for those the execution name queued (another caller may have
+// received them).
+func (r *Runner) runQueued(ctx context.Context, name string) {
 	if r.queue == nil || r.hold {
 		return
 	}
 	if _, err := r.RunQueued(ctx); err != nil {
 		r.log.Error("evidence jobs", "error", err)
+		return
 	}
+	r.jobs.wait(ctx, name)
 }
 
 // Invoke implements asl.Invoker: it calls the function whose ARN is resource, as the Lambda service would.

@@ -160,6 +160,10 @@ func (r *Runner) sendMessage(ctx context.Context, input json.RawMessage) (json.R
 	if err != nil {
 		return nil, sqsTaskError(err)
 	}
+	var msg workflow.EvidenceMessage
+	if json.Unmarshal([]byte(p.MessageBody), &msg) == nil && msg.EvidenceJob != nil {
+		r.jobs.add(msg.EvidenceJob.IsolationExecution, 1)
+	}
 	return json.Marshal(map[string]string{"MessageId": id, "MD5OfMessageBody": sum})
 }
 
@@ -220,20 +224,19 @@ func (r *Runner) RunJob(ctx context.Context, j Job) (*asl.Execution, error) {
 	r.mu.Lock()
 	r.evidenceRuns[j.IsolationExecution] = append(r.evidenceRuns[j.IsolationExecution], e)
 	r.mu.Unlock()
+	r.jobs.add(j.IsolationExecution, -1)
 	if err := r.queue.remove(ctx, j.ReceiptHandle); err != nil {
 		return e, fmt.Errorf("delete message %s: %w", j.MessageID, err)
 	}
 	return e, nil
 }
 
-// RunQueued runs every job in the evidence queue, ten at a time, until it is empty, and returns the executions.
-// Concurrent callers take turns, so that when it returns, every job queued before the call has run.
+// RunQueued runs every job it receives from the evidence queue, ten at a time, until it receives none, and returns
+// the executions. Concurrent callers share the work: a job received by one is hidden from the others.
 func (r *Runner) RunQueued(ctx context.Context) ([]*asl.Execution, error) {
 	if r.queue == nil {
 		return nil, nil
 	}
-	r.drain.Lock()
-	defer r.drain.Unlock()
 	var all []*asl.Execution
 	for {
 		jobs, err := r.ReceiveJobs(ctx, 10)
@@ -250,6 +253,46 @@ func (r *Runner) RunQueued(ctx context.Context) ([]*asl.Execution, error) {
 		all = append(all, execs...)
 		if err := errors.Join(errs...); err != nil {
 			return all, err
+		}
+	}
+}
+
+// pendingJobs counts, per isolation execution, the jobs this runner sent that have not run yet: Start waits for its
+// own, which a concurrent RunQueued may be running. It waits on a channel, never on a lock held meanwhile, so
+// that a testing/synctest bubble sees the waiter durably blocked and its clock moves on.
+type pendingJobs struct {
+	mu      sync.Mutex
+	n       map[string]int
+	changed chan struct{}
+}
+
+func (p *pendingJobs) add(name string, d int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.n == nil {
+		p.n, p.changed = map[string]int{}, make(chan struct{})
+	}
+	if p.n[name] += d; p.n[name] <= 0 {
+		delete(p.n, name)
+	}
+	close(p.changed)
+	p.changed = make(chan struct{})
+}
+
+// wait returns once no job of name is pending (or ctx ends).
+func (p *pendingJobs) wait(ctx context.Context, name string) {
+	for {
+		p.mu.Lock()
+		if p.n[name] == 0 {
+			p.mu.Unlock()
+			return
+		}
+		ch := p.changed
+		p.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return
 		}
 	}
 }
