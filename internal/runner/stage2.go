@@ -215,15 +215,29 @@ func (r *Runner) ReceiveJobs(ctx context.Context, max int) ([]Job, error) {
 }
 
 // RunJob runs the evidence state machine for the job (named after its isolation execution) to its end, then
-// deletes the message: a failed evidence execution is redriven, not run again from the queue.
+// deletes the message: a failed evidence execution is redriven, not run again from the queue. As StartExecution
+// refuses a name already used (the admission starter's ExecutionAlreadyExists), a job whose isolation execution
+// already has its evidence execution (a redelivered message, a job queued again by a redrive of the isolation)
+// starts nothing and returns nil.
 func (r *Runner) RunJob(ctx context.Context, j Job) (*asl.Execution, error) {
 	if r.evidence == nil {
 		return nil, errors.New("the definition sends no evidence job")
 	}
-	e := r.evidence.Start(ctx, j.IsolationExecution, j.Input)
 	r.mu.Lock()
-	r.evidenceRuns[j.IsolationExecution] = append(r.evidenceRuns[j.IsolationExecution], e)
+	_, started := r.evidenceRuns[j.IsolationExecution]
+	if !started {
+		r.evidenceRuns[j.IsolationExecution] = []*asl.Execution{} // the name is taken from now on
+	}
 	r.mu.Unlock()
+	var e *asl.Execution
+	if started {
+		r.log.Info("evidence job of an execution already started: nothing started", "execution", j.IsolationExecution, "instance", j.InstanceID)
+	} else {
+		e = r.evidence.Start(ctx, j.IsolationExecution, j.Input)
+		r.mu.Lock()
+		r.evidenceRuns[j.IsolationExecution] = append(r.evidenceRuns[j.IsolationExecution], e)
+		r.mu.Unlock()
+	}
 	r.jobs.add(j.IsolationExecution, -1)
 	if err := r.queue.remove(ctx, j.ReceiptHandle); err != nil {
 		return e, fmt.Errorf("delete message %s: %w", j.MessageID, err)
@@ -250,7 +264,11 @@ func (r *Runner) RunQueued(ctx context.Context) ([]*asl.Execution, error) {
 			wg.Go(func() { execs[i], errs[i] = r.RunJob(ctx, j) })
 		}
 		wg.Wait()
-		all = append(all, execs...)
+		for _, e := range execs {
+			if e != nil {
+				all = append(all, e)
+			}
+		}
 		if err := errors.Join(errs...); err != nil {
 			return all, err
 		}
