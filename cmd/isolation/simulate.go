@@ -299,9 +299,13 @@ func runSimulation(ctx context.Context, f simulateFlags, stderr io.Writer) (resu
 
 // simRunner runs a definition (isolation or release) with the real handlers against the simulator, on its clock.
 func simRunner(srv *sim.Server, clock *sim.ScaledClock, env map[string]string, log *slog.Logger, definition []byte, name string, show *progress) (*runner.Runner, error) {
+	queue := "" // no evidence queue in the scenario: the runner keeps the jobs itself
+	if srv.HasQueue(runner.EvidenceQueueName) {
+		queue = srv.QueueURL(runner.EvidenceQueueName)
+	}
 	return runner.New(runner.Config{
 		OnProgress:       show.callback(),
-		EvidenceQueueURL: srv.QueueURL(runner.EvidenceQueueName),
+		EvidenceQueueURL: queue,
 		Definition:       definition,
 		StateMachineName: name,
 		Region:           srv.Region(),

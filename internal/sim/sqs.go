@@ -65,6 +65,13 @@ func queueURL(a *Account, name string) string {
 	return fmt.Sprintf("https://sqs.%s.%s/%s/%s", a.region, host, a.id, name)
 }
 
+// HasQueue reports whether the scenario declared the queue name.
+func (s *Server) HasQueue(name string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.acct.queues[name] != nil
+}
+
 // QueueBodies returns the bodies of the messages in the queue name (visible or in flight, not deleted), in send
 // order: what a test checks was queued.
 func (s *Server) QueueBodies(name string) []string {
