@@ -42,10 +42,12 @@ if python3 organization/stackset-template.py "$substituted/packaged.yaml" >"$sub
 else
 	status=1
 fi
-for def in statemachine/isolation.asl.json statemachine/release.asl.json; do
+for def in statemachine/isolation.asl.json statemachine/release.asl.json statemachine/evidence.asl.json; do
 	step "asl-validator $def"
 	out="$substituted/$(basename "$def")"
-	sed -E 's/\$\{([A-Za-z0-9]+)FunctionArn\}/arn:aws:lambda:us-east-1:123456789012:function:ec2-isolation-\1/g' \
+	sed -E -e 's/\$\{([A-Za-z0-9]+)FunctionArn\}/arn:aws:lambda:us-east-1:123456789012:function:ec2-isolation-\1/g' \
+		-e 's/\$\{Partition\}/aws/g' \
+		-e 's#\$\{EvidenceQueueUrl\}#https://sqs.us-east-1.amazonaws.com/123456789012/ec2-isolation-evidence#g' \
 		"$def" >"$out"
 	if grep -q '\${' "$out"; then
 		echo "unsubstituted placeholders left:"; grep -o '\${[^}]*}' "$out" | sort -u; status=1
