@@ -122,18 +122,17 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 		pending[it.kind] = append(pending[it.kind], it)
 	}
 	ms := h.machines()
+	var countErr [2]error // the last count of each kind, when it failed
 	waited := time.Duration(0)
 	for {
 		for k, m := range ms {
 			if len(pending[k]) == 0 {
 				continue
 			}
+			// A count that fails (ListExecutions throttled: its bucket is small, and up to four starters poll
+			// it) is tried again at the next poll, not handed back for a whole visibility timeout.
 			running, err := h.running(ctx, m)
-			if err != nil {
-				for _, it := range pending[k] {
-					h.itemLog(it).Error("cannot count the running "+m.kind+" executions: back to the queue", "error", err)
-				}
-				back, pending[k] = append(back, pending[k]...), nil
+			if countErr[k] = err; err != nil {
 				continue
 			}
 			for len(pending[k]) > 0 && running < m.window {
@@ -157,7 +156,11 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 	}
 	for k, m := range ms {
 		for _, it := range pending[k] {
-			h.itemLog(it).Info(m.kind+" window full: back to the queue", "window", m.window)
+			if countErr[k] != nil {
+				h.itemLog(it).Error("cannot count the running "+m.kind+" executions: back to the queue", "error", countErr[k])
+			} else {
+				h.itemLog(it).Info(m.kind+" window full: back to the queue", "window", m.window)
+			}
 		}
 		back = append(back, pending[k]...)
 	}

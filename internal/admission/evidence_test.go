@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
+	"github.com/aws/smithy-go"
 
 	"github.com/ec2-isolation/ec2-isolation/internal/admission"
 	"github.com/ec2-isolation/ec2-isolation/internal/sim"
@@ -305,5 +307,52 @@ func TestEveryLogLineNamesInstanceAndExecution(t *testing.T) {
 		if !ok || l["instance"] != w[0] || l["execution"] != w[1] {
 			t.Errorf("log line %v: want message, instance and execution of one of %v", l, want)
 		}
+	}
+}
+
+// throttledOnce is the real Step Functions client of the simulator (which applies no throttling to these calls),
+// with AWS's answer to a ListExecutions over its rate for the first count of one state machine.
+type throttledOnce struct {
+	*sfn.Client
+	arn   string
+	done  bool
+	calls int
+}
+
+func (c *throttledOnce) ListExecutions(ctx context.Context, in *sfn.ListExecutionsInput, opts ...func(*sfn.Options)) (*sfn.ListExecutionsOutput, error) {
+	if aws.ToString(in.StateMachineArn) == c.arn {
+		c.calls++
+		if !c.done {
+			c.done = true
+			return nil, &smithy.GenericAPIError{Code: "ThrottlingException", Message: "Rate exceeded"}
+		}
+	}
+	return c.Client.ListExecutions(ctx, in, opts...)
+}
+
+// A throttled count holds the job for the next poll, in the same invocation: it is started then, not handed back
+// to wait a whole visibility timeout.
+func TestThrottledCountIsTriedAgainAtTheNextPoll(t *testing.T) {
+	srv := start(t)
+	srv.SetStateMachine(evidenceMachine, nil)
+	api := &throttledOnce{Client: sfn.NewFromConfig(srv.AWSConfig("admission-starter")), arn: srv.StateMachineARN(evidenceMachine)}
+	waits := 0
+	h, err := admission.New(api, admission.Settings{
+		StateMachineARN: srv.StateMachineARN(machine), Window: 10,
+		EvidenceStateMachineARN: srv.StateMachineARN(evidenceMachine), EvidenceWindow: 4,
+		MaxWait: 3 * time.Second, Poll: time.Second,
+		Sleep: func(context.Context, time.Duration) error { waits++; return nil }}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := h.Handle(ctx, events.SQSEvent{Records: []events.SQSMessage{job(1)}})
+	if err != nil || len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("%v, failures %v: want the job started after one poll", err, failed(resp))
+	}
+	if e := evidenceStarted(srv); len(e) != 1 || e[0].Name != "tag-00000001-event" {
+		t.Errorf("evidence executions %+v, want the job's", e)
+	}
+	if waits != 1 || api.calls != 2 {
+		t.Errorf("%d waits and %d counts, want 1 and 2 (throttled, then counted)", waits, api.calls)
 	}
 }
