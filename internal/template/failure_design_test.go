@@ -335,6 +335,12 @@ func TestFailureDesignCheckerFindsMistakes(t *testing.T) {
 		"a retrier removed": {mutate(func(m designMachine) {
 			state(m, "Snapshot volumes", func(s *designState) { s.Retry = s.Retry[1:] })
 		}), "Snapshot volumes: Retry is not the house list"},
+		"a service integration with the Lambda house list": {mutate(func(m designMachine) {
+			state(m, "Snapshot volumes", func(s *designState) { s.Resource = "arn:${Partition}:states:::sqs:sendMessage" })
+		}), "Snapshot volumes: Retry is not its integration's list"},
+		"a service integration nobody listed": {mutate(func(m designMachine) {
+			state(m, "Snapshot volumes", func(s *designState) { s.Resource = "arn:${Partition}:states:::sns:publish" })
+		}), "with no retry list in integrationRetry"},
 		"a retrier's attempts changed": {mutate(func(m designMachine) {
 			branchState(m, "Contain", 1, "Attach isolation profile", func(s *designState) {
 				s.Retry = slices.Clone(s.Retry)
