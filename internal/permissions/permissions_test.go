@@ -224,6 +224,27 @@ func snapshotWithoutRecord(t *testing.T, sc sim.Scenario) []sim.Call {
 	return srv.Calls()
 }
 
+// disassociateRetry runs "Disassociate profile" as a retry (issue 16: its first run trusts Validate's record; a
+// retry reads the instance's associations), on an instance still holding its profile.
+func disassociateRetry(t *testing.T, sc sim.Scenario) []sim.Call {
+	t.Helper()
+	srv, err := sim.Start(sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	h, err := steps.DisassociateProfile(srv.AWSConfig("disassociate-profile"), env("direct"), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := workflow.InstanceInput{InstanceID: instanceID, ExecutionName: "permissions-disassociate", Record: &workflow.Record{InstanceID: instanceID},
+		Rerun: workflow.Rerun{Attempt: 1}}
+	if out, err := h(context.Background(), in); err != nil || len(out.Disassociated) != 1 {
+		t.Fatalf("disassociate retry = %+v, %v, want the instance's profile removed", out, err)
+	}
+	return srv.Calls()
+}
+
 // verifyOpen runs "Verify containment" on an instance that is open in every way the read-back knows: its ENIs on
 // their own groups, an isolation group of the stack with an inbound and an outbound rule in one VPC and none in
 // the other, and its profile associations as hand leaves them: its own profile associated (replaced by the
@@ -354,6 +375,7 @@ func TestRolesAllowExactlyWhatTheCodeCalls(t *testing.T) {
 	calls = append(calls, reconcileCalls(t)...)
 	calls = append(calls, admissionCalls(t)...)
 	calls = append(calls, snapshotWithoutRecord(t, loadScenario(t))...)
+	calls = append(calls, disassociateRetry(t, loadScenario(t))...)
 
 	got := permissions.Required(calls)
 	want := tmpl.FunctionActions()

@@ -380,10 +380,10 @@ func TestConcurrentExecutionsConverge(t *testing.T) {
 // which the steps that trust Validate's record on their first run read) or a redrive carry the same data.
 func again(t *testing.T, task asl.Event) json.RawMessage {
 	t.Helper()
-	// The steps whose first run trusts Validate's record are told a rerun is one (Preserve evidence: issue 13
-	// item 3).
+	// The steps whose first run trusts Validate's record are told a rerun is one, as Step Functions tells a retry
+	// or a redrive (Preserve evidence: issue 13 item 3; Disassociate profile: issue 16).
 	if task.State != "Ensure isolation security group" && task.State != "Apply isolation security group" &&
-		task.State != "Preserve evidence" {
+		task.State != "Preserve evidence" && task.State != "Disassociate profile" {
 		return task.Input
 	}
 	var in map[string]any
