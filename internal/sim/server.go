@@ -463,7 +463,8 @@ func requestID(n uint64) string {
 
 // isMutating tells whether an action changes state (EC2's throttling categories and Call.Mutating).
 func isMutating(service, action string) bool {
-	for _, p := range []string{"Describe", "Get", "List", "Search", "Head"} {
+	// Simulate: iam:SimulatePrincipalPolicy evaluates policies and changes nothing.
+	for _, p := range []string{"Describe", "Get", "List", "Search", "Head", "Simulate"} {
 		if strings.HasPrefix(action, p) {
 			return false
 		}
