@@ -50,6 +50,7 @@ func onBareSim(t *testing.T) *sim.Server {
 func TestRunCreatePrerequisitesWithoutAStack(t *testing.T) {
 	const instance = "i-0a1b2c3d4e5f60718"
 	srv := onBareSim(t)
+	before := groupsOf(t, srv, instance)
 	cfg := srv.AWSConfig("test")
 	names := prereq.For(srv.AccountID(), srv.Region())
 	ctx := context.Background()
@@ -140,10 +141,14 @@ func TestRunCreatePrerequisitesWithoutAStack(t *testing.T) {
 	if !found {
 		t.Errorf("no record of %s in %s: %+v", instance, names.Bucket, objs.Versions)
 	}
-	code, out, errOut = cli(t, "", "record", "--instance", instance, "--group-name", names.Group, "--profile-name", names.Profile,
-		"--topic-arn", names.TopicARN, "--incident-bucket", names.Bucket)
+	// record and status find the mode's names themselves (no stack, no names passed).
+	code, out, errOut = cli(t, "", "record", "--instance", instance)
+	if code != exitOK || !strings.Contains(out, instance) || !strings.Contains(out, "isolation") {
+		t.Errorf("record from the new bucket, no names passed: exit %d\n%s\n%s", code, out, errOut)
+	}
+	code, out, errOut = cli(t, "", "status", "--instance", instance)
 	if code != exitOK || !strings.Contains(out, instance) {
-		t.Errorf("record from the new bucket: exit %d\n%s\n%s", code, out, errOut)
+		t.Errorf("status, no names passed: exit %d\n%s\n%s", code, out, errOut)
 	}
 
 	// Twice = once: the second run finds everything and creates nothing.
@@ -166,6 +171,28 @@ func TestRunCreatePrerequisitesWithoutAStack(t *testing.T) {
 	}
 	if got, want := rolePolicy(t, ic, names.Role, prereq.DenyPolicyName), templateIsolationDeny(t); got != want {
 		t.Errorf("after the third run the role's policy is %s, want %s", got, want)
+	}
+
+	// release finds them too, and restores the instance's groups.
+	code, out, errOut = cli(t, "", "release", "--instance", instance, "--yes")
+	if code != exitOK {
+		t.Fatalf("release, no names passed: exit %d\n%s\n%s", code, out, errOut)
+	}
+	for eni, groups := range groupsOf(t, srv, instance) {
+		if !slices.Equal(groups, before[eni]) {
+			t.Errorf("after the release %s carries %v, want %v", eni, groups, before[eni])
+		}
+	}
+}
+
+// Without a stack and without the mode's bucket, the commands say both are missing (exit 2), and change nothing.
+func TestNoStackNoPrerequisitesIsAClearError(t *testing.T) {
+	onBareSim(t)
+	for _, cmd := range [][]string{{"record", "--instance", "i-0a1b2c3d4e5f60718"}, {"status"}, {"release", "--instance", "i-0a1b2c3d4e5f60718", "--yes"}} {
+		code, _, errOut := cli(t, "", cmd...)
+		if code != exitUsage || !strings.Contains(errOut, "stack ec2-isolation does not exist") || !strings.Contains(errOut, "--create-prerequisites") {
+			t.Errorf("%v: exit %d, stderr %q; want 2, naming the missing stack and the no-stack mode", cmd, code, errOut)
+		}
 	}
 }
 
