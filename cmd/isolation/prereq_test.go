@@ -261,6 +261,9 @@ func TestRunCreatePrerequisitesOnMoto(t *testing.T) {
 	if err != nil || len(p.InstanceProfile.Roles) != 1 || aws.ToString(p.InstanceProfile.Roles[0].RoleName) != names.Role {
 		t.Fatalf("isolation profile: %+v %v", p, err)
 	}
+	if got, want := rolePolicy(t, c.IAM, names.Role, prereq.DenyPolicyName), templateIsolationDeny(t); got != want {
+		t.Errorf("the isolation role's %s policy on moto is %s, want template.yaml's %s", prereq.DenyPolicyName, got, want)
+	}
 	v, err := c.S3.GetBucketVersioning(ctx, &s3.GetBucketVersioningInput{Bucket: aws.String(names.Bucket)})
 	if err != nil || v.Status != s3types.BucketVersioningStatusEnabled {
 		t.Errorf("bucket versioning: %+v %v", v, err)
