@@ -34,11 +34,13 @@ const LeaseKey = "reconcile/lease.json"
 // template.yaml), so a pass that died holding it (timeout, crash) blocks starts for at most this long.
 const LeaseFor = 3 * time.Minute
 
-// recentStart: an execution the previous holder started in a pass scheduled less than this before this one
-// counts as running even if ListExecutions, which is eventually consistent
-// (https://docs.aws.amazon.com/step-functions/latest/apireference/API_ListExecutions.html), does not list it
-// yet. Less than the shortest schedule (rate(1 minute)) apart means the two passes overlapped.
-const recentStart = time.Minute
+// recentStart: an execution the previous holder started in a pass scheduled less than this before (or after)
+// this one is left to it, even if ListExecutions does not list it (it is eventually consistent:
+// https://docs.aws.amazon.com/step-functions/latest/apireference/API_ListExecutions.html) or it has already
+// ended: this pass read the instance before that execution contained it, so its view is stale. A pass lasts at
+// most the function's Timeout (120 s), less than LeaseFor: passes this far apart may have overlapped. The cost:
+// an execution that failed at once is retried a pass or two later (a failed isolation is held back an hour anyway).
+const recentStart = LeaseFor
 
 // lease is the lease object's body.
 type lease struct {

@@ -126,3 +126,29 @@ func TestExpiredLeaseIsTakenOver(t *testing.T) {
 		}
 	}
 }
+
+// The same, with the two passes really at once (two goroutines, whatever the interleaving): two schedules a
+// minute apart, or one schedule delivered twice. Each instance whose event was lost gets exactly one execution.
+func TestConcurrentPassesStartEachExecutionOnce(t *testing.T) {
+	for _, pair := range [][2]string{{"2026-12-05T10:00:00Z", "2026-12-05T10:01:00Z"}, {"2026-12-05T10:00:00Z", "2026-12-05T10:00:00Z"}} {
+		for round := range 3 {
+			h := start(t, scenario(t), nil)
+			ctx := context.Background()
+			var wg sync.WaitGroup
+			errs := make([]error, 2)
+			for i, at := range pair {
+				wg.Go(func() { _, errs[i] = h.Handler.Handle(ctx, reconcile.Event{Time: at}) })
+			}
+			wg.Wait()
+			h.Srv.WaitExecutions()
+			if errs[0] != nil || errs[1] != nil {
+				t.Fatalf("%v round %d: %v", pair, round, errs)
+			}
+			for _, id := range lostEvents {
+				if got := executionsFor(h)[id]; len(got) != 1 {
+					t.Errorf("%v round %d, %s: executions %v, want exactly one", pair, round, id, got)
+				}
+			}
+		}
+	}
+}
