@@ -2,12 +2,15 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
+	"github.com/aws/smithy-go"
 
 	"github.com/ec2-isolation/ec2-isolation/internal/preflight"
 	"github.com/ec2-isolation/ec2-isolation/internal/prereq"
@@ -73,4 +76,31 @@ func planPrereqs(ctx context.Context, f runFlags, acc account) ([]prereq.Step, e
 		return nil, nil
 	}
 	return prereq.Plan(ctx, prereqClients(acc), acc.prereq)
+}
+
+// noStackNames are the names of the no-stack mode when there is no stack (noStack is Resolve's error): the
+// resources `run --create-prerequisites` created, derived from the account and region as it derived them, so that
+// release, record and status need no names by hand. Names passed as flags are kept. The mode is recognised by its
+// incident bucket (one s3:HeadBucket): without it, the error says there is neither a stack nor the mode's bucket.
+func noStackNames(ctx context.Context, acc account, flags preflight.Names, noStack error) (preflight.Names, string, error) {
+	n, p := prereqNames(flags, acc.id.Account, acc.cfg.Region)
+	if flags.ProfileName != "" {
+		n.ProfileName = flags.ProfileName
+	}
+	if flags.TopicARN != "" {
+		n.TopicARN = flags.TopicARN
+	}
+	if flags.IncidentBucket != "" {
+		n.IncidentBucket = flags.IncidentBucket
+	}
+	if _, err := s3.NewFromConfig(acc.cfg).HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(n.IncidentBucket)}); err != nil {
+		why := err.Error()
+		var ae smithy.APIError
+		if errors.As(err, &ae) {
+			why = ae.ErrorCode()
+		}
+		return flags, "", fmt.Errorf("%w; nor is there the incident bucket %s that `isolation run --%s` creates (s3:HeadBucket: %s)",
+			noStack, n.IncidentBucket, createPrereqsFlag, why)
+	}
+	return n, fmt.Sprintf("no stack: the names of --%s (%s, %s, %s, %s)", createPrereqsFlag, p.Group, n.ProfileName, n.TopicARN, n.IncidentBucket), nil
 }

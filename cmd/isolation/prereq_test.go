@@ -2,12 +2,15 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
@@ -17,6 +20,7 @@ import (
 	"github.com/ec2-isolation/ec2-isolation/internal/prereq"
 	"github.com/ec2-isolation/ec2-isolation/internal/sim"
 	"github.com/ec2-isolation/ec2-isolation/internal/simtest"
+	"github.com/ec2-isolation/ec2-isolation/internal/template"
 )
 
 // onBareSim is the default scenario without the stack's resources: no isolation profile, no topic, no bucket.
@@ -46,6 +50,7 @@ func onBareSim(t *testing.T) *sim.Server {
 func TestRunCreatePrerequisitesWithoutAStack(t *testing.T) {
 	const instance = "i-0a1b2c3d4e5f60718"
 	srv := onBareSim(t)
+	before := groupsOf(t, srv, instance)
 	cfg := srv.AWSConfig("test")
 	names := prereq.For(srv.AccountID(), srv.Region())
 	ctx := context.Background()
@@ -94,9 +99,22 @@ func TestRunCreatePrerequisitesWithoutAStack(t *testing.T) {
 	if err != nil || len(p.InstanceProfile.Roles) != 1 || aws.ToString(p.InstanceProfile.Roles[0].RoleName) != names.Role {
 		t.Fatalf("isolation profile: %+v %v", p, err)
 	}
+	// Its role denies every action, with the stack's isolation role's own policy (template.yaml).
 	pol, err := ic.ListRolePolicies(ctx, &iam.ListRolePoliciesInput{RoleName: aws.String(names.Role)})
-	if err != nil || len(pol.PolicyNames) != 0 {
-		t.Errorf("the isolation role's inline policies: %v %v; want none", pol, err)
+	if err != nil || !slices.Equal(pol.PolicyNames, []string{prereq.DenyPolicyName}) {
+		t.Errorf("the isolation role's inline policies: %v %v; want only %s", pol, err, prereq.DenyPolicyName)
+	}
+	if got, want := rolePolicy(t, ic, names.Role, prereq.DenyPolicyName), templateIsolationDeny(t); got != want {
+		t.Errorf("the isolation role's %s policy is\n%s\nwant template.yaml's IsolationRole's\n%s", prereq.DenyPolicyName, got, want)
+	}
+	// And it holds: the instance's credentials, as a thief would copy them, may not even describe the instance.
+	var key string
+	srv.Update(func(a *sim.Account) { key, err = a.InstanceCredentials(instance) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ec2.NewFromConfig(srv.AWSConfig(key)).DescribeInstances(ctx, &ec2.DescribeInstancesInput{}); err == nil || !strings.Contains(err.Error(), "UnauthorizedOperation") {
+		t.Errorf("the isolated instance's credentials described instances: %v", err)
 	}
 	if _, err := sns.NewFromConfig(cfg).GetTopicAttributes(ctx, &sns.GetTopicAttributesInput{TopicArn: aws.String(names.TopicARN)}); err != nil {
 		t.Errorf("topic: %v", err)
@@ -123,10 +141,14 @@ func TestRunCreatePrerequisitesWithoutAStack(t *testing.T) {
 	if !found {
 		t.Errorf("no record of %s in %s: %+v", instance, names.Bucket, objs.Versions)
 	}
-	code, out, errOut = cli(t, "", "record", "--instance", instance, "--group-name", names.Group, "--profile-name", names.Profile,
-		"--topic-arn", names.TopicARN, "--incident-bucket", names.Bucket)
+	// record and status find the mode's names themselves (no stack, no names passed).
+	code, out, errOut = cli(t, "", "record", "--instance", instance)
+	if code != exitOK || !strings.Contains(out, instance) || !strings.Contains(out, "isolation") {
+		t.Errorf("record from the new bucket, no names passed: exit %d\n%s\n%s", code, out, errOut)
+	}
+	code, out, errOut = cli(t, "", "status", "--instance", instance)
 	if code != exitOK || !strings.Contains(out, instance) {
-		t.Errorf("record from the new bucket: exit %d\n%s\n%s", code, out, errOut)
+		t.Errorf("status, no names passed: exit %d\n%s\n%s", code, out, errOut)
 	}
 
 	// Twice = once: the second run finds everything and creates nothing.
@@ -137,6 +159,87 @@ func TestRunCreatePrerequisitesWithoutAStack(t *testing.T) {
 	if !strings.Contains(out, "all exist, nothing to create") {
 		t.Errorf("second run's plan creates something:\n%s", out)
 	}
+
+	// A role an older version created (no deny policy) gets it, and nothing else is created.
+	if _, err := ic.DeleteRolePolicy(ctx, &iam.DeleteRolePolicyInput{RoleName: aws.String(names.Role), PolicyName: aws.String(prereq.DenyPolicyName)}); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut = cli(t, "", args...)
+	plan, _, _ = strings.Cut(out, "Execution ")
+	if code != exitOK || !strings.Contains(plan, "put deny policy "+names.Role) || strings.Contains(plan, "create ") {
+		t.Errorf("a role without its deny policy: exit %d, plan\n%s\n%s", code, plan, errOut)
+	}
+	if got, want := rolePolicy(t, ic, names.Role, prereq.DenyPolicyName), templateIsolationDeny(t); got != want {
+		t.Errorf("after the third run the role's policy is %s, want %s", got, want)
+	}
+
+	// release finds them too, and restores the instance's groups.
+	code, out, errOut = cli(t, "", "release", "--instance", instance, "--yes")
+	if code != exitOK {
+		t.Fatalf("release, no names passed: exit %d\n%s\n%s", code, out, errOut)
+	}
+	for eni, groups := range groupsOf(t, srv, instance) {
+		if !slices.Equal(groups, before[eni]) {
+			t.Errorf("after the release %s carries %v, want %v", eni, groups, before[eni])
+		}
+	}
+}
+
+// Without a stack and without the mode's bucket, the commands say both are missing (exit 2), and change nothing.
+func TestNoStackNoPrerequisitesIsAClearError(t *testing.T) {
+	onBareSim(t)
+	for _, cmd := range [][]string{{"record", "--instance", "i-0a1b2c3d4e5f60718"}, {"status"}, {"release", "--instance", "i-0a1b2c3d4e5f60718", "--yes"}} {
+		code, _, errOut := cli(t, "", cmd...)
+		if code != exitUsage || !strings.Contains(errOut, "stack ec2-isolation does not exist") || !strings.Contains(errOut, "--create-prerequisites") {
+			t.Errorf("%v: exit %d, stderr %q; want 2, naming the missing stack and the no-stack mode", cmd, code, errOut)
+		}
+	}
+}
+
+// rolePolicy is the role's inline policy as compact JSON (IAM returns it URL-encoded).
+func rolePolicy(t *testing.T, c *iam.Client, role, name string) string {
+	t.Helper()
+	out, err := c.GetRolePolicy(context.Background(), &iam.GetRolePolicyInput{RoleName: aws.String(role), PolicyName: aws.String(name)})
+	if err != nil {
+		t.Fatalf("policy %s of role %s: %v", name, role, err)
+	}
+	doc, err := url.PathUnescape(aws.ToString(out.PolicyDocument))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return compactJSON(t, doc)
+}
+
+// templateIsolationDeny is template.yaml's IsolationRole's one policy document, as compact JSON.
+func templateIsolationDeny(t *testing.T) string {
+	t.Helper()
+	tpl, err := template.Load("../../template.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pols, _ := tpl.Resources["IsolationRole"].Properties["Policies"].([]any)
+	if len(pols) != 1 {
+		t.Fatalf("template.yaml's IsolationRole has %d policies, want 1", len(pols))
+	}
+	p, _ := pols[0].(map[string]any)
+	if p["PolicyName"] != prereq.DenyPolicyName {
+		t.Errorf("template.yaml's IsolationRole's policy is named %v, want %s", p["PolicyName"], prereq.DenyPolicyName)
+	}
+	b, err := json.Marshal(p["PolicyDocument"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return compactJSON(t, string(b))
+}
+
+func compactJSON(t *testing.T, doc string) string {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal([]byte(doc), &v); err != nil {
+		t.Fatalf("%q: %v", doc, err)
+	}
+	b, _ := json.Marshal(v)
+	return string(b)
 }
 
 // The same against moto_server: an account seeded without the isolation profile and without a stack.
@@ -157,6 +260,9 @@ func TestRunCreatePrerequisitesOnMoto(t *testing.T) {
 	p, err := c.IAM.GetInstanceProfile(ctx, &iam.GetInstanceProfileInput{InstanceProfileName: aws.String(names.Profile)})
 	if err != nil || len(p.InstanceProfile.Roles) != 1 || aws.ToString(p.InstanceProfile.Roles[0].RoleName) != names.Role {
 		t.Fatalf("isolation profile: %+v %v", p, err)
+	}
+	if got, want := rolePolicy(t, c.IAM, names.Role, prereq.DenyPolicyName), templateIsolationDeny(t); got != want {
+		t.Errorf("the isolation role's %s policy on moto is %s, want template.yaml's %s", prereq.DenyPolicyName, got, want)
 	}
 	v, err := c.S3.GetBucketVersioning(ctx, &s3.GetBucketVersioningInput{Bucket: aws.String(names.Bucket)})
 	if err != nil || v.Status != s3types.BucketVersioningStatusEnabled {

@@ -139,6 +139,9 @@ func openAccount(ctx context.Context, a accountFlags) (account, error) {
 		return acc, nil
 	}
 	acc.names, acc.namesFrom, acc.namesErr = preflight.Resolve(ctx, cloudformation.NewFromConfig(cfg), a.stack, a.names)
+	if errors.Is(acc.namesErr, preflight.ErrNoStack) && a.stack == preflight.DefaultStack && acc.idErr == nil {
+		acc.names, acc.namesFrom, acc.namesErr = noStackNames(ctx, acc, a.names, acc.namesErr)
+	}
 	return acc, nil
 }
 

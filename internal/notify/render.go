@@ -185,11 +185,14 @@ func email(in workflow.NotifyInput) string {
 		p("Instance:   %s (%s)", v(r.InstanceID), v(r.InstanceARN))
 		p("Account:    %s, region %s, zone %s", v(r.Account), v(r.Region), v(r.AvailabilityZone))
 		p("Reason:     %s", v(r.Reason))
-		if rc := r.Reconcile; rc != nil {
-			p("Started by: the reconciler, not the tag event: %s", v(rc.Reason))
-			for _, o := range rc.Open {
-				p("            open: %s", v(o))
-			}
+	}
+	if rc := startedBy(in); rc != nil {
+		p("Started by: the reconciler, not the tag event: %s", v(rc.Reason))
+		if isRelease(in) {
+			p("            %s", v(releaseWhy(rc)))
+		}
+		for _, o := range rc.Open {
+			p("            open: %s", v(o))
 		}
 	}
 
@@ -591,7 +594,11 @@ func chatbot(in workflow.NotifyInput, shownID string) chatbotNotification {
 	}
 	if in.Record != nil {
 		p("*Reason:* %s", c(in.Record.Reason))
-		if rc := in.Record.Reconcile; rc != nil {
+	}
+	if rc := startedBy(in); rc != nil {
+		if isRelease(in) {
+			p("*Started by the reconciler:* %s: %s", c(rc.Reason), c(releaseWhy(rc)))
+		} else {
 			p("*Started by the reconciler:* %s", c(rc.Reason))
 		}
 	}
@@ -624,6 +631,27 @@ func chatbot(in workflow.NotifyInput, shownID string) chatbotNotification {
 		n.Content.Keywords = append(n.Content.Keywords, shownID)
 	}
 	return n
+}
+
+// startedBy is why the reconciler started the execution, nil when a tag event did. A release's own event says
+// (the Notify states pass $$.Execution.Input); an isolation's record carries its event's.
+func startedBy(in workflow.NotifyInput) *workflow.Reconcile {
+	if in.Event != nil && in.Event.Reconcile != nil {
+		return in.Event.Reconcile
+	}
+	if !isRelease(in) && in.Record != nil {
+		return in.Record.Reconcile
+	}
+	return nil
+}
+
+// releaseWhy says what the reconciler saw that made it start a release.
+func releaseWhy(rc *workflow.Reconcile) string {
+	why := "the instance carries the release tag value but was still isolated under an open incident"
+	if rc.Pass != "" {
+		why += " (reconciler pass " + rc.Pass + ")"
+	}
+	return why
 }
 
 // resumeStep is the chat's next step after a failure: redrive, or for a local run, run the command again.

@@ -462,8 +462,18 @@ func (p *prober) simulate(ctx context.Context, name, resource string, actions ..
 			continue
 		}
 		a := aws.ToString(r.EvalActionName)
-		if len(r.MissingContextValues) > 0 {
-			conditional = append(conditional, fmt.Sprintf("%s (needs %s)", a, strings.Join(r.MissingContextValues, ", ")))
+		// With ResourceArns given, the keys a condition needed are in ResourceSpecificResults, not at the top
+		// (https://docs.aws.amazon.com/IAM/latest/APIReference/API_EvaluationResult.html).
+		missing := slices.Clone(r.MissingContextValues)
+		for _, rs := range r.ResourceSpecificResults {
+			for _, k := range rs.MissingContextValues {
+				if !slices.Contains(missing, k) {
+					missing = append(missing, k)
+				}
+			}
+		}
+		if len(missing) > 0 {
+			conditional = append(conditional, fmt.Sprintf("%s (needs %s)", a, strings.Join(missing, ", ")))
 		} else {
 			denied = append(denied, a)
 		}

@@ -25,6 +25,7 @@ const (
 )
 
 var (
-	Resolve  = settings.Resolve
-	Identify = settings.Identify
+	ErrNoStack = settings.ErrNoStack
+	Resolve    = settings.Resolve
+	Identify   = settings.Identify
 )

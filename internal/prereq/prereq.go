@@ -1,13 +1,16 @@
 // Package prereq finds, and creates when missing, what the isolation workflow needs in an account without the
-// stack: the isolation instance profile (with a role that has no permissions), the notification topic, and a
+// stack: the isolation instance profile (with a role that denies every action, as the stack's), the notification topic, and a
 // versioned incident bucket with its public access blocked. Names are derived from the account and region, so a
 // second run finds and reuses what the first created.
 package prereq
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
+	"reflect"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -26,6 +29,16 @@ const (
 	ProfileName = "ec2-isolation-quarantine"
 	RoleName    = "ec2-isolation-quarantine-role"
 	TopicName   = "ec2-isolation-notifications"
+)
+
+// DenyPolicyName and DenyPolicy are the isolation role's one inline policy, as template.yaml's IsolationRole has
+// it: a role with no Allow can already do nothing, but an explicit Deny also beats any policy attached to the
+// role later (by hand, or by an automation that "fixes" roles), so the isolated instance's credentials stay
+// useless (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html: an
+// explicit deny in any policy overrides any allow).
+const (
+	DenyPolicyName = "deny-all"
+	DenyPolicy     = `{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"*","Resource":"*"}]}`
 )
 
 // ec2Trust lets EC2 assume the role: an instance profile's role must trust ec2.amazonaws.com.
@@ -56,6 +69,7 @@ type Kind string
 
 const (
 	CreateRole        Kind = "create role"
+	PutDenyPolicy     Kind = "put deny policy"
 	CreateProfile     Kind = "create instance profile"
 	AddRoleToProfile  Kind = "add role to instance profile"
 	CreateTopic       Kind = "create topic"
@@ -80,7 +94,16 @@ func Plan(ctx context.Context, c Clients, n Names) ([]Step, error) {
 		if !isCode(err, "NoSuchEntity") {
 			return nil, fmt.Errorf("read role %s (iam:GetRole): %w", n.Role, err)
 		}
-		steps = append(steps, Step{CreateRole, n.Role, "trusted by ec2.amazonaws.com, no permissions"})
+		steps = append(steps, Step{CreateRole, n.Role, "trusted by ec2.amazonaws.com, no permissions"},
+			Step{PutDenyPolicy, n.Role, "inline policy " + DenyPolicyName + ": denies every action, as the stack's isolation role"})
+	} else {
+		ok, err := denies(ctx, c.IAM, n.Role)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			steps = append(steps, Step{PutDenyPolicy, n.Role, "inline policy " + DenyPolicyName + ": denies every action, as the stack's isolation role"})
+		}
 	}
 	p, err := c.IAM.GetInstanceProfile(ctx, &iam.GetInstanceProfileInput{InstanceProfileName: aws.String(n.Profile)})
 	switch {
@@ -131,6 +154,28 @@ func Plan(ctx context.Context, c Clients, n Names) ([]Step, error) {
 	return steps, nil
 }
 
+// denies says whether the role already has DenyPolicy under DenyPolicyName (a role created before the policy was
+// added lacks it). IAM returns the document URL-encoded (RFC 3986); it is compared as JSON.
+func denies(ctx context.Context, c *iam.Client, role string) (bool, error) {
+	out, err := c.GetRolePolicy(ctx, &iam.GetRolePolicyInput{RoleName: aws.String(role), PolicyName: aws.String(DenyPolicyName)})
+	switch {
+	case isCode(err, "NoSuchEntity"):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("read policy %s of role %s (iam:GetRolePolicy): %w", DenyPolicyName, role, err)
+	}
+	doc, err := url.PathUnescape(aws.ToString(out.PolicyDocument))
+	if err != nil {
+		doc = aws.ToString(out.PolicyDocument)
+	}
+	var got, want any
+	if json.Unmarshal([]byte(doc), &got) != nil {
+		return false, nil
+	}
+	_ = json.Unmarshal([]byte(DenyPolicy), &want)
+	return reflect.DeepEqual(got, want), nil
+}
+
 func allBlocked(c *s3types.PublicAccessBlockConfiguration) bool {
 	return c != nil && aws.ToBool(c.BlockPublicAcls) && aws.ToBool(c.IgnorePublicAcls) &&
 		aws.ToBool(c.BlockPublicPolicy) && aws.ToBool(c.RestrictPublicBuckets)
@@ -144,8 +189,12 @@ func Create(ctx context.Context, c Clients, n Names, region string, steps []Step
 		switch s.Kind {
 		case CreateRole:
 			_, err = c.IAM.CreateRole(ctx, &iam.CreateRoleInput{RoleName: aws.String(n.Role), AssumeRolePolicyDocument: aws.String(ec2Trust),
-				Description: aws.String("ec2-isolation: the role of the isolation instance profile; no permissions")})
+				Description: aws.String("ec2-isolation: the role of the isolation instance profile; denies every action")})
 			err = ignore(err, "EntityAlreadyExists")
+		case PutDenyPolicy:
+			// PutRolePolicy replaces a policy of the same name: twice = once.
+			_, err = c.IAM.PutRolePolicy(ctx, &iam.PutRolePolicyInput{RoleName: aws.String(n.Role),
+				PolicyName: aws.String(DenyPolicyName), PolicyDocument: aws.String(DenyPolicy)})
 		case CreateProfile:
 			_, err = c.IAM.CreateInstanceProfile(ctx, &iam.CreateInstanceProfileInput{InstanceProfileName: aws.String(n.Profile)})
 			err = ignore(err, "EntityAlreadyExists")

@@ -13,7 +13,8 @@
 // requester-managed ENIs of the region, at least 1), 2 ListExecutions (one a machine, up to 1,000
 // running each), one DescribeExecution per running execution it did not start (none when MaxRunning or more
 // run: it then starts nothing), one S3 GetObject per open instance (did its last isolation fail?) and per instance
-// carrying the release value that is still isolated, and at most MaxStarts StartExecution. 10,000 tagged instances, all contained, nothing running: 10 + 2 + 10 + 1 +
+// carrying the release value that is still isolated, at most MaxStarts StartExecution, and when it has something
+// to start 1 GetObject and 2 PutObject of the lease (lease.go). 10,000 tagged instances, all contained, nothing running: 10 + 2 + 10 + 1 +
 // 2 = 25 calls.
 package reconcile
 
@@ -99,6 +100,8 @@ type Report struct {
 	// Instances lists every tagged instance, by id; Groups every VPC whose group the pass changed.
 	Instances []Instance        `json:"instances"`
 	Groups    []workflow.Change `json:"groupChanges,omitempty"`
+	// LeaseHeldBy names the overlapping pass that held the lease, when this one started nothing for that reason.
+	LeaseHeldBy string `json:"leaseHeldBy,omitempty"`
 }
 
 // Instance is one tagged instance as the pass saw it.
@@ -169,10 +172,42 @@ func (h *Handler) Handle(ctx context.Context, ev Event) (Report, error) {
 		}
 	}
 
+	// Listing what runs and starting what does not is one critical section (lease.go); a pass with nothing to
+	// start lists only, for its report.
+	var lh held
+	started := map[string]startedExecution{}
+	if len(todo) > 0 {
+		lh, err = acquire(ctx, h.s3, h.s.Bucket, pass, at, h.now())
+		var busy *heldBy
+		if errors.As(err, &busy) {
+			rep.LeaseHeldBy = busy.holder
+			for _, c := range todo {
+				rep.Instances[c.index].Action = "deferred: " + busy.Error()
+				rep.Deferred++
+			}
+			log.Warn("another pass is starting executions: this one starts none", "holder", busy.holder)
+			todo = nil
+		} else if err != nil {
+			log.Error("take the reconciler's lease", "error", err)
+			return rep, err
+		} else {
+			defer func() {
+				if err := release(context.WithoutCancel(ctx), h.s3, h.s.Bucket, pass, lh, started, h.now()); err != nil {
+					// It expires after LeaseFor anyway.
+					log.Error("release the reconciler's lease", "error", err)
+				}
+			}()
+		}
+	}
 	running, err := h.running(ctx, log, &rep)
 	if err != nil {
 		log.Error("list running executions", "error", err)
 		return rep, err
+	}
+	for id, name := range lh.recent {
+		if _, ok := running[id]; !ok {
+			running[id] = name
+		}
 	}
 	budget := h.s.MaxStarts
 	if rep.Running >= h.s.MaxRunning {
@@ -199,14 +234,20 @@ func (h *Handler) Handle(ctx context.Context, ev Event) (Report, error) {
 		}
 		budget--
 		rep.Started++
+		started[id] = startedExecution{Execution: name, At: at}
 		inst.Action = "started " + name
 		log.Warn("started", "instance", id, "execution", name, "reason", c.event.Reconcile.Reason, "open", inst.Open)
 	}
+	h.finish(log, rep)
+	return rep, nil
+}
+
+// finish publishes the pass's metrics and logs its summary.
+func (h *Handler) finish(log *slog.Logger, rep Report) {
 	h.emit(rep)
 	log.Info("pass done", "tagged", rep.Tagged, "contained", rep.Contained, "open", rep.Open, "drift", rep.Drift,
 		"lostEvents", rep.LostEvents, "releasePending", rep.ReleasePending, "running", rep.Running, "started", rep.Started,
 		"deferred", rep.Deferred, "groupsCreated", rep.GroupsCreated, "groupsEmptied", rep.GroupsEmptied)
-	return rep, nil
 }
 
 // passTime is the scheduled time (a retried invocation has the same), else now.

@@ -251,9 +251,26 @@ func TestLostReleaseEventIsReleased(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.Srv.ResetCalls()
+	msgs := len(h.Srv.Messages())
 	rep, err := h.Pass(ctx, "2026-12-05T10:05:00Z")
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The release's notification says the reconciler started it, and why (email and chat alike).
+	if got := h.Srv.Messages()[msgs:]; len(got) != 1 {
+		t.Errorf("pass 2 published %d notifications, want the release's", len(got))
+	} else {
+		var bodies map[string]string
+		if err := json.Unmarshal([]byte(got[0].Message), &bodies); err != nil {
+			t.Fatal(err)
+		}
+		why := "the instance carries the release tag value but was still isolated under an open incident (reconciler pass 20261205T1005Z)"
+		if e := bodies["email"]; !strings.Contains(e, "Started by: the reconciler, not the tag event: the release tag event was not seen") || !strings.Contains(e, why) {
+			t.Errorf("the release's email does not say the reconciler started it, and why:\n%s", e)
+		}
+		if c := bodies["default"]; !strings.Contains(c, "Started by the reconciler:") || !strings.Contains(c, "still isolated under an open incident") {
+			t.Errorf("the release's chat notification does not say the reconciler started it, and why:\n%s", c)
+		}
 	}
 	name := "reconcile-" + instTaggedEarly + "-20261205T1005Z"
 	if got := started(h); rep.ReleasePending != 1 || !slices.Equal(got, []string{name}) {

@@ -78,6 +78,10 @@ var settingParams = map[string]string{
 	"DeregisterFromTargetGroups":  "DEREGISTER_TARGETS",
 }
 
+// ErrNoStack is Resolve's error when the stack does not exist (errors.Is): the commands then look for the no-stack
+// mode's resources (isolation run --create-prerequisites).
+var ErrNoStack = errors.New("does not exist")
+
 // StackAPI is the part of the CloudFormation client Resolve uses.
 type StackAPI interface {
 	DescribeStacks(ctx context.Context, in *cloudformation.DescribeStacksInput, opts ...func(*cloudformation.Options)) (*cloudformation.DescribeStacksOutput, error)
@@ -98,7 +102,7 @@ func Resolve(ctx context.Context, api StackAPI, stack string, flags Names) (Name
 			return withDefaults(n), "flags", nil
 		}
 		if steperr.Code(err) == "ValidationError" && strings.Contains(err.Error(), "does not exist") {
-			return n, "", fmt.Errorf("stack %s does not exist in this account and region: deploy it, or pass --group-name, --profile-name, --topic-arn and --incident-bucket", stack)
+			return n, "", fmt.Errorf("stack %s %w in this account and region: deploy it, or pass --group-name, --profile-name, --topic-arn and --incident-bucket", stack, ErrNoStack)
 		}
 		return n, "", fmt.Errorf("read the outputs of stack %s (cloudformation:DescribeStacks): %w", stack, err)
 	}

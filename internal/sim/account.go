@@ -572,6 +572,9 @@ func (sc *Scenario) validate() error {
 			if len(n.Groups) == 0 {
 				return fmt.Errorf("network interface %s: no security groups", n.ID)
 			}
+			if err := validateInterfaceType(n); err != nil {
+				return err
+			}
 			for _, g := range n.Groups {
 				sg, ok := groups[g]
 				if !ok {
@@ -1164,4 +1167,30 @@ func (a *Account) SecurityGroupID(vpcID, name string) string {
 		return g.id
 	}
 	return ""
+}
+
+// validateInterfaceType accepts the interface types an attachment of an instance can have. EC2 reports a
+// NetworkInterface's InterfaceType as one of "interface | natGateway | efa | efa-only | trunk | load_balancer |
+// network_load_balancer | vpc_endpoint | branch | transit_gateway | lambda | …"
+// (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_NetworkInterface.html). Of these, an instance's own
+// attachments are "interface", the Elastic Fabric Adapter's "efa" and "efa-only"
+// (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/efa.html: an EFA is a network interface attached to the
+// instance, with security groups, which must allow all traffic to and from the group itself for OS-bypass), and
+// "trunk", which ECS and EKS attach to the instance to carry branch interfaces
+// (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/container-instance-eni.html). A "branch" interface
+// is not attached to the instance but associated with the trunk, and has its own security groups
+// (https://docs.aws.amazon.com/eks/latest/userguide/security-groups-for-pods.html): DescribeInstances does not list
+// it, so an instance's network interfaces may not be one. The service-managed types come with RequesterManaged
+// (requester-managed interfaces: an ECS task's, a load balancer's), which the scenario says apart.
+func validateInterfaceType(n NetworkInterface) error {
+	switch n.InterfaceType {
+	case "", "interface", "efa", "efa-only", "trunk":
+		return nil
+	case "branch":
+		return fmt.Errorf("network interface %s: a branch interface is associated with a trunk interface, not attached to an instance", n.ID)
+	}
+	if n.RequesterManaged {
+		return nil
+	}
+	return fmt.Errorf("network interface %s: interface type %q is a service's (set requesterManaged), or not an interface of an instance; want interface, efa, efa-only or trunk", n.ID, n.InterfaceType)
 }

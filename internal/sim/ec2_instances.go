@@ -530,6 +530,10 @@ func describeNetworkInterfaces(a *Account, req *request) (any, *apiError) {
 				return att(func(*eniAttachment) string { return "attached" }), true
 			case "attachment.delete-on-termination":
 				return att(func(t *eniAttachment) string { return strconv.FormatBool(t.deleteOnTermination) }), true
+			case "interface-type":
+				// "interface-type - The type of network interface (api_gateway_managed | … | branch | efa |
+				// efa-only | … | interface | … | trunk | …)" (EC2 API reference, DescribeNetworkInterfaces, Filter.N).
+				return []string{e.interfaceType()}, true
 			case "requester-managed":
 				// "requester-managed - Indicates whether the network interface is being managed by an AWS
 				// service" (EC2 API reference, DescribeNetworkInterfaces, Filter.N).
@@ -849,7 +853,8 @@ func createTags(a *Account, req *request) (any, *apiError) {
 	return ok(), nil
 }
 
-// interfaceType as EC2 reports it: "interface" unless the scenario says (efa, trunk, …).
+// interfaceType as EC2 reports it: "interface" unless the scenario says (efa, efa-only, trunk; see
+// validateInterfaceType).
 func (e *eni) interfaceType() string {
 	if e.ifaceType == "" {
 		return "interface"

@@ -36,6 +36,7 @@ var queryNamespaces = map[string]string{
 	"autoscaling":          "http://autoscaling.amazonaws.com/doc/2011-01-01/",
 	"elasticloadbalancing": "http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/",
 	"sts":                  "https://sts.amazonaws.com/doc/2011-06-15/",
+	"cloudformation":       "http://cloudformation.amazonaws.com/doc/2010-05-15/",
 }
 
 // render serialises an answer in the service's wire format: status, extra headers, body.

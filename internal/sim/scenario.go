@@ -151,7 +151,8 @@ type NetworkInterface struct {
 	// service's principal, e.g. "ecs.amazonaws.com".
 	RequesterManaged bool   `json:"requesterManaged,omitempty"`
 	RequesterID      string `json:"requesterId,omitempty"`
-	// InterfaceType is "interface" (default), "efa", "trunk", …: reported as DescribeInstances and
+	// InterfaceType is "interface" (default), "efa", "efa-only" or "trunk" (a requester-managed interface may
+	// have a service's type; "branch" is refused: see validateInterfaceType): reported as DescribeInstances and
 	// DescribeNetworkInterfaces report it.
 	InterfaceType string `json:"interfaceType,omitempty"`
 }

@@ -410,6 +410,8 @@ func (s *Server) act(req *request) answer {
 		h = stsHandlers[req.action]
 	case "sqs":
 		h = sqsHandlers[req.action]
+	case "cloudformation":
+		h = cloudformationHandlers[req.action]
 	default:
 		return answer{err: errf(400, "InvalidAction", "The service %q is not simulated.", req.service)}
 	}
@@ -438,7 +440,7 @@ func (s *Server) act(req *request) answer {
 
 // queryVersions are the API versions of the Query services other than EC2.
 var queryVersions = map[string]string{"2010-03-31": "sns", "2010-05-08": "iam", "2011-01-01": "autoscaling",
-	"2015-12-01": "elasticloadbalancing", "2011-06-15": "sts"}
+	"2015-12-01": "elasticloadbalancing", "2011-06-15": "sts", "2010-05-15": "cloudformation"}
 
 // handler runs one action on the account. A mutating handler must validate everything first and return before
 // changing anything when req.dryRun is set.
@@ -468,7 +470,8 @@ func requestID(n uint64) string {
 
 // isMutating tells whether an action changes state (EC2's throttling categories and Call.Mutating).
 func isMutating(service, action string) bool {
-	for _, p := range []string{"Describe", "Get", "List", "Search", "Head"} {
+	// Simulate: iam:SimulatePrincipalPolicy evaluates policies and changes nothing.
+	for _, p := range []string{"Describe", "Get", "List", "Search", "Head", "Simulate"} {
 		if strings.HasPrefix(action, p) {
 			return false
 		}

@@ -101,11 +101,13 @@ func TestIncidentBucketIsSafe(t *testing.T) {
 				if !strings.HasPrefix(a, "s3:") {
 					continue
 				}
-				// The reconciler reads a record (is the incident open?) before it starts a release; Preserve
-				// evidence before stage 2's settings (is the incident still open?, issue 16).
+				// The reconciler reads a record (is the incident open?) before it starts a release, and reads and
+				// writes its lease (that key only); Preserve evidence reads before stage 2's settings (is the
+				// incident still open?, issue 16).
 				readsOnly := role == "ReconcileRole" || role == "PreserveEvidenceRole"
+				lease := role == "ReconcileRole" && len(st.Resource) == 1 && subOf(st.Resource[0]) == "${IncidentBucket.Arn}/reconcile/lease.json"
 				if role != "RecordIncidentRole" && role != "ReadIncidentRecordRole" &&
-					(!readsOnly || (a != "s3:GetObject" && a != "s3:ListBucket")) {
+					(!readsOnly || (a != "s3:GetObject" && a != "s3:ListBucket" && !(a == "s3:PutObject" && lease))) {
 					t.Errorf("role %s may %s", role, a)
 				}
 				if strings.Contains(a, "Delete") || strings.Contains(a, "*") || strings.Contains(a, "Acl") || strings.Contains(a, "Policy") {
@@ -113,7 +115,8 @@ func TestIncidentBucketIsSafe(t *testing.T) {
 				}
 				for _, r := range st.Resource {
 					ok := (a == "s3:ListBucket" && jsonEqual(r, map[string]any{"Fn::GetAtt": []any{"IncidentBucket", "Arn"}})) ||
-						(a != "s3:ListBucket" && subOf(r) == "${IncidentBucket.Arn}/incidents/*")
+						(a != "s3:ListBucket" && subOf(r) == "${IncidentBucket.Arn}/incidents/*") ||
+						(role == "ReconcileRole" && (a == "s3:GetObject" || a == "s3:PutObject") && subOf(r) == "${IncidentBucket.Arn}/reconcile/lease.json")
 					if !ok {
 						t.Errorf("role %s: %s on %v", role, a, r)
 					}

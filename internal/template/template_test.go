@@ -333,11 +333,11 @@ var wantActions = map[string][]string{
 		"autoscaling:DescribeAutoScalingInstances", "autoscaling:SetInstanceProtection", "ec2:DescribeInstanceAttribute",
 		"ec2:ModifyInstanceAttribute", "elasticloadbalancing:DescribeTargetHealth", "elasticloadbalancing:RegisterTargets"},
 	// The reconciler (issue 14): the batch read-back, Ensure's calls (groups kept ready), the executions of the two
-	// state machines, the incident record.
+	// state machines, the incident record, its lease (s3:PutObject).
 	"reconcile": {"ec2:AuthorizeSecurityGroupEgress", "ec2:AuthorizeSecurityGroupIngress", "ec2:CreateSecurityGroup",
 		"ec2:CreateTags", "ec2:DescribeIamInstanceProfileAssociations", "ec2:DescribeInstances", "ec2:DescribeNetworkInterfaces",
 		"ec2:DescribeSecurityGroups", "ec2:RevokeSecurityGroupEgress", "ec2:RevokeSecurityGroupIngress", "s3:GetObject",
-		"s3:ListBucket", "states:DescribeExecution", "states:ListExecutions", "states:StartExecution"},
+		"s3:ListBucket", "s3:PutObject", "states:DescribeExecution", "states:ListExecutions", "states:StartExecution"},
 	// The admission starter (issue 16): counts the running isolations (evidence executions), starts the next.
 	"admission-starter": {"states:ListExecutions", "states:StartExecution"},
 }
