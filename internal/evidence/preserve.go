@@ -2,6 +2,7 @@ package evidence
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"regexp"
@@ -162,6 +163,15 @@ func (h *Preserve) Handle(ctx context.Context, in workflow.EvidenceInput) (workf
 	}
 	if observedASG != nil || len(observedRegs) > 0 {
 		out.Observed = &workflow.EvidenceObserved{AutoScaling: observedASG, TargetGroups: observedRegs}
+	}
+	if len(errs) > 0 && in.Stage == workflow.StageSettings && allGone(errs) {
+		// Terminated (or gone) before its settings job ran: there is nothing left to protect, no retry or
+		// redrive changes that, and the isolation's own notification already says so; failing here would only
+		// notify a second time (the snapshots taken at containment are the evidence).
+		why := "instance settings: the instance is terminated or gone, nothing left to protect"
+		log.Warn("terminated before its settings job ran: nothing changed", "errors", errors.Join(errs...))
+		out.Skipped = append(out.Skipped, why)
+		return out, nil
 	}
 	if err := parts.Error(PreserveStep, len(ps), errs); err != nil {
 		log.Error("evidence not fully preserved", "error", err, "changes", out.Changes, "skipped", out.Skipped, "observed", out.Observed)
@@ -417,4 +427,16 @@ func checkEvidenceInput(in workflow.EvidenceInput) error {
 		return &steperr.InvalidInput{Step: PreserveStep, Reason: fmt.Sprintf("the record is of instance %q, not %s", in.Record.InstanceID, in.InstanceID)}
 	}
 	return checkTargetGroups(PreserveStep, in.PreIsolation.TargetGroups)
+}
+
+// allGone reports whether every error says the instance is gone: not found, or terminated or shutting down.
+func allGone(errs []error) bool {
+	for _, err := range errs {
+		var notFound *steperr.InstanceNotFound
+		var gone *steperr.InstanceNotIsolatable
+		if !errors.As(err, &notFound) && !errors.As(err, &gone) {
+			return false
+		}
+	}
+	return true
 }

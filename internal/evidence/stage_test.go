@@ -142,3 +142,30 @@ func TestSettingsJobOfAReleasedIncidentChangesNothing(t *testing.T) {
 		})
 	}
 }
+
+// A settings job for an instance terminated since containment (issue 16): nothing is left to protect and no retry
+// or redrive changes that; the job succeeds, says why, and changes nothing (the isolation's notification already
+// reported the termination: a failure here would only notify twice).
+func TestSettingsJobOfATerminatedInstanceEndsQuietly(t *testing.T) {
+	srv := simtest.Start(t, fleetScenario(true))
+	var err error
+	srv.Update(func(a *sim.Account) { err = a.TerminateInstance(instanceID) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.ResetCalls()
+	in := branchInput(fleetRecord())
+	in.Stage = workflow.StageSettings
+	out, err := preserve(srv, evidence.AllParts).Handle(ctx, in)
+	if err != nil {
+		t.Fatalf("Handle: %v, want success", err)
+	}
+	if len(out.Changes) != 0 || len(out.Skipped) == 0 || !strings.Contains(strings.Join(out.Skipped, "; "), "terminated") {
+		t.Errorf("output %+v, want no change and the termination named", out)
+	}
+	for _, call := range srv.Calls() {
+		if call.Mutating && call.ErrorCode == "" && call.Caller == "preserve-evidence" {
+			t.Errorf("%s changed a terminated instance", call.Action)
+		}
+	}
+}
