@@ -205,44 +205,41 @@ func replace(t *testing.T, sc sim.Scenario) []sim.Call {
 	return srv.Calls()
 }
 
-// snapshotWithoutRecord runs "Snapshot volumes" given no record (an input from before it took $.record: a
-// redrive of an older execution): it describes the instance itself, the one path that calls DescribeInstances.
-func snapshotWithoutRecord(t *testing.T, sc sim.Scenario) []sim.Call {
+// stepCalls runs one step's handler (built as its Lambda builds it, signing as caller) once on sc and returns the
+// calls it made; out checks its output.
+func stepCalls[In, Out any](t *testing.T, sc sim.Scenario, caller string,
+	build func(aws.Config, steps.Env, *slog.Logger) (steps.Handler[In, Out], error), in In, check func(Out) bool) []sim.Call {
 	t.Helper()
 	srv, err := sim.Start(sc)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	h, err := steps.SnapshotVolumes(srv.AWSConfig("snapshot-volumes"), env("direct"), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	h, err := build(srv.AWSConfig(caller), env("direct"), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h(context.Background(), workflow.InstanceInput{InstanceID: instanceID, ExecutionName: "permissions-snapshot"}); err != nil {
-		t.Fatal(err)
+	if out, err := h(context.Background(), in); err != nil || !check(out) {
+		t.Fatalf("%s: %+v, %v", caller, out, err)
 	}
 	return srv.Calls()
+}
+
+// snapshotWithoutRecord runs "Snapshot volumes" given no record (an input from before it took $.record: a
+// redrive of an older execution): it describes the instance itself, the one path that calls DescribeInstances.
+func snapshotWithoutRecord(t *testing.T, sc sim.Scenario) []sim.Call {
+	return stepCalls(t, sc, "snapshot-volumes", steps.SnapshotVolumes,
+		workflow.InstanceInput{InstanceID: instanceID, ExecutionName: "permissions-snapshot"},
+		func(workflow.SnapshotOutput) bool { return true })
 }
 
 // disassociateRetry runs "Disassociate profile" as a retry (issue 16: its first run trusts Validate's record; a
 // retry reads the instance's associations), on an instance still holding its profile.
 func disassociateRetry(t *testing.T, sc sim.Scenario) []sim.Call {
-	t.Helper()
-	srv, err := sim.Start(sc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	h, err := steps.DisassociateProfile(srv.AWSConfig("disassociate-profile"), env("direct"), slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	in := workflow.InstanceInput{InstanceID: instanceID, ExecutionName: "permissions-disassociate", Record: &workflow.Record{InstanceID: instanceID},
-		Rerun: workflow.Rerun{Attempt: 1}}
-	if out, err := h(context.Background(), in); err != nil || len(out.Disassociated) != 1 {
-		t.Fatalf("disassociate retry = %+v, %v, want the instance's profile removed", out, err)
-	}
-	return srv.Calls()
+	return stepCalls(t, sc, "disassociate-profile", steps.DisassociateProfile,
+		workflow.InstanceInput{InstanceID: instanceID, ExecutionName: "permissions-disassociate",
+			Record: &workflow.Record{InstanceID: instanceID}, Rerun: workflow.Rerun{Attempt: 1}},
+		func(out workflow.DisassociateOutput) bool { return len(out.Disassociated) == 1 })
 }
 
 // verifyOpen runs "Verify containment" on an instance that is open in every way the read-back knows: its ENIs on
