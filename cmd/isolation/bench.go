@@ -36,6 +36,7 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs.Float64Var(&o.StormFactor, "storm-speed", 10, "the storm's simulated clock runs this many times faster than real time")
 	conc := fs.String("concurrency", "template", "comma-separated reserved concurrencies of each function, one storm each (template: template.yaml's FunctionConcurrency default, as deployed; 0: none)")
 	fs.IntVar(&o.Window, "window", 60, "admission window: at most this many executions running at once, started in tag order (0: every execution started at the tag)")
+	fs.IntVar(&o.EvidenceWindow, "evidence-window", -1, "stage 2's admission window: at most this many evidence executions running at once (-1: template.yaml's EvidenceWindow default)")
 	fs.IntVar(&o.AccountConcurrency, "account-concurrency", 1000, "the account's Lambda concurrency shared by the functions without a reservation (Lambda's default quota; 0: unlimited)")
 	o.Env = map[string]string{}
 	fs.Func("env", "KEY=VALUE: override a function environment variable (stack parameter), repeatable", func(v string) error {
@@ -60,8 +61,9 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		fmt.Fprintf(stderr, "isolation bench: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
-	if o.Runs < 1 || o.PathRuns < 1 || o.Storm < 1 || o.StormFactor <= 0 || o.Window < 0 || o.AccountConcurrency < 0 {
-		fmt.Fprintln(stderr, "isolation bench: -runs, -path-runs and -storm must be at least 1, -storm-speed positive, -window and -account-concurrency not negative")
+	if o.Runs < 1 || o.PathRuns < 1 || o.Storm < 1 || o.StormFactor <= 0 || o.Window < 0 || o.AccountConcurrency < 0 ||
+		o.EvidenceWindow == 0 || o.EvidenceWindow < -1 {
+		fmt.Fprintln(stderr, "isolation bench: -runs, -path-runs, -storm and -evidence-window must be at least 1 (-evidence-window -1: the template's), -storm-speed positive, -window and -account-concurrency not negative")
 		return 2
 	}
 	for _, c := range strings.Split(*conc, ",") {
