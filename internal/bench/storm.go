@@ -129,8 +129,8 @@ type StormResult struct {
 	// the last evidence execution that succeeded; EvidenceAdmittedLast the tag -> the last one's start;
 	// EvidenceBound ModifyInstanceAttribute's bound, the stated bound for evidence.
 	EvidenceWindow, EvidenceSent, EvidenceExecutions int
-	EvidenceMakespan, EvidenceAdmittedLast     time.Duration
-	EvidenceBound                              Bound
+	EvidenceMakespan, EvidenceAdmittedLast           time.Duration
+	EvidenceBound                                    Bound
 	// Evidence: instances whose evidence was read back complete (termination protection on, shutdown behaviour
 	// stop, no volume deleted on termination, a snapshot of each volume, an incident record).
 	Evidence, Snapshots, Records int
