@@ -109,6 +109,9 @@ func Print(w io.Writer, r *Report) {
 		}
 		listBounds("mutating actions' bounds", s.Bounds, 8)
 		listBounds("largest non-mutating bounds", s.ReadBounds, 4)
+		if len(s.ReadBounds) > 0 && len(s.ReadCallers) > 0 {
+			p("| %s's calls by function | %s |\n", s.ReadBounds[0].Action, strings.TrimSuffix(strings.TrimPrefix(byCount(s.ReadCallers, 8), " ("), ")"))
+		}
 		p("\n")
 		if bad := s.Check(); len(bad) > 0 {
 			p("Properties not met: %s.\n\n", strings.Join(bad, "; "))

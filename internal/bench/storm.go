@@ -108,8 +108,10 @@ type StormResult struct {
 	// ContainBound is ModifyNetworkInterfaceAttribute's bound; Bounds every mutating EC2 action's, largest first.
 	ContainBound Bound
 	Bounds       []Bound
-	// ReadBounds are the non-mutating buckets' bounds, largest first.
-	ReadBounds []Bound
+	// ReadBounds are the non-mutating buckets' bounds, largest first; ReadCallers the calls of the first by
+	// function.
+	ReadBounds  []Bound
+	ReadCallers map[string]int
 	// P50, P99: the instance tagged -> contained (the wait for admission included).
 	P50, P99    time.Duration
 	Transitions int
@@ -185,6 +187,7 @@ type callTally struct {
 	calls, throttled int
 	throttledBy      map[string]int
 	mutating, reads  map[string]int
+	readsBy          map[string]map[string]int // read bucket -> caller (function) -> calls past the bucket
 	modifies         []modifyCall
 }
 
@@ -203,7 +206,14 @@ func (t *callTally) add(c sim.Call) {
 	case c.Mutating && !c.DryRun:
 		t.mutating[c.Action]++ // a call past the bucket took a token, whatever its answer
 	default:
-		t.reads[readBucketKey(c)]++
+		key := readBucketKey(c)
+		t.reads[key]++
+		if t.readsBy != nil {
+			if t.readsBy[key] == nil {
+				t.readsBy[key] = map[string]int{}
+			}
+			t.readsBy[key][c.Caller]++
+		}
 	}
 	if c.Action == "ModifyNetworkInterfaceAttribute" && c.ErrorCode == "" && c.HTTPStatus == 200 {
 		set := indexed(c.Params, "SecurityGroupId")
@@ -237,7 +247,8 @@ func (b *bench) storm(ctx context.Context, concurrency int) (StormResult, error)
 	}
 	sc = withLatency(sc, b.opts.Latency, true)
 	var ops atomic.Int64
-	tally := &callTally{throttledBy: map[string]int{}, mutating: map[string]int{}, reads: map[string]int{}}
+	tally := &callTally{throttledBy: map[string]int{}, mutating: map[string]int{}, reads: map[string]int{},
+		readsBy: map[string]map[string]int{}}
 	evidenceDef, err := evidenceDefinition()
 	if err != nil {
 		return res, err
@@ -447,6 +458,9 @@ func (b *bench) storm(ctx context.Context, concurrency int) (StormResult, error)
 		res.ReadBounds = append(res.ReadBounds, boundOf(key, b, k))
 	}
 	sort.Slice(res.ReadBounds, func(i, j int) bool { return res.ReadBounds[i].Time > res.ReadBounds[j].Time })
+	if len(res.ReadBounds) > 0 {
+		res.ReadCallers = tally.readsBy[res.ReadBounds[0].Action]
+	}
 	sort.Slice(res.Bounds, func(i, j int) bool {
 		if res.Bounds[i].Time != res.Bounds[j].Time {
 			return res.Bounds[i].Time > res.Bounds[j].Time
