@@ -64,7 +64,8 @@ type harness struct {
 	evidenceOpts asl.Options
 	queue        func(evidenceJob)
 	latency      time.Duration
-	stages       *interimStages // until slice T's stage lands: see interim.go
+	run2         *runner.Runner // stage 2's functions (their callers named stage2Caller + function)
+	interim      bool           // until slice T's stage lands: see interim.go
 }
 
 // invocation is one Lambda invocation, in simulated time (overhead excluded: Start is when the handler began).
@@ -135,13 +136,14 @@ func newHarness(c harnessConfig) (*harness, error) {
 	h.opts = clock.options()
 	h.opts.TransitionLatency = c.Costs.Transition
 	h.opts.Region, h.opts.Account, h.opts.StateMachineName = srv.Region(), srv.AccountID(), runner.StateMachineName
-	newRunner := func(env map[string]string) (*runner.Runner, error) {
+	// prefix names the callers (the simulator's access keys) of a stage: stage 2's calls are told apart by it.
+	newRunner := func(env map[string]string, prefix string) (*runner.Runner, error) {
 		return runner.New(runner.Config{
 			Definition: c.Definition,
 			Region:     srv.Region(),
 			Account:    srv.AccountID(),
 			AWS: func(name string) aws.Config {
-				cfg := h.awsConfig(name, c.Factor, c.Conns)
+				cfg := h.awsConfig(prefix+name, c.Factor, c.Conns)
 				if c.Operations != nil {
 					cfg.APIOptions = append(cfg.APIOptions, countOperations(c.Operations))
 				}
@@ -152,14 +154,18 @@ func newHarness(c harnessConfig) (*harness, error) {
 		})
 	}
 	var err error
+	env2 := env
 	if c.Evidence != nil && !bytes.Contains(c.Definition, []byte(sendMessageAction)) {
-		if h.stages, err = newInterimStages(env, newRunner); err != nil {
+		h.interim = true
+		env, env2 = interimEnv(env)
+	}
+	if c.Evidence != nil {
+		if h.run2, err = newRunner(env2, stage2Caller); err != nil {
 			h.Close()
 			return nil, err
 		}
-		env = h.stages.env1
 	}
-	if h.run, err = newRunner(env); err != nil {
+	if h.run, err = newRunner(env, ""); err != nil {
 		h.Close()
 		return nil, err
 	}

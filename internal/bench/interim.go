@@ -1,14 +1,12 @@
 package bench
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"maps"
 
 	ec2isolation "github.com/ec2-isolation/ec2-isolation"
 	"github.com/ec2-isolation/ec2-isolation/internal/evidence"
-	"github.com/ec2-isolation/ec2-isolation/internal/runner"
 )
 
 // Until slice T's stage split is merged (issue 16, design16.md items 1-3), the bench builds the two stages from
@@ -16,12 +14,9 @@ import (
 // "stage". So stage 1's functions run with the instance-settings parameters off and stage 2's with the fleet
 // parameters off (the parts each stage value selects), and the job is queued when stage 1's Preserve evidence
 // is invoked: first in the evidence branch, where "Queue instance settings" goes. This file goes when T lands.
-type interimStages struct {
-	env1 map[string]string
-	run2 *runner.Runner
-}
 
-func newInterimStages(env map[string]string, newRunner func(map[string]string) (*runner.Runner, error)) (*interimStages, error) {
+// interimEnv is the environment of stage 1 and of stage 2.
+func interimEnv(env map[string]string) (map[string]string, map[string]string) {
 	env1, env2 := maps.Clone(env), maps.Clone(env)
 	for _, k := range []string{evidence.EnvTerminationProtection, evidence.EnvStopOnShutdown, evidence.EnvKeepVolumes} {
 		env1[k] = "false"
@@ -29,31 +24,26 @@ func newInterimStages(env map[string]string, newRunner func(map[string]string) (
 	for _, k := range []string{evidence.EnvDetachAutoScaling, evidence.EnvDeregisterTargets} {
 		env2[k] = "false"
 	}
-	r, err := newRunner(env2)
-	if err != nil {
-		return nil, err
-	}
-	return &interimStages{env1: env1, run2: r}, nil
+	return env1, env2
 }
 
-func (s *interimStages) invoke(ctx context.Context, h *harness, resource string, input json.RawMessage) (json.RawMessage, error) {
-	if ctx.Value(stage2Key{}) != nil {
-		return s.run2.Invoke(ctx, resource, input)
+// interimQueue sends stage 1's Preserve evidence's job.
+func (h *harness) interimQueue(resource string, input json.RawMessage) {
+	if h.names[resource] != "preserve-evidence" || h.queue == nil {
+		return
 	}
-	if h.names[resource] == "preserve-evidence" && h.queue != nil {
-		var in struct {
-			InstanceID    string          `json:"instanceId"`
-			ExecutionName string          `json:"executionName"`
-			Record        json.RawMessage `json:"record"`
-		}
-		if json.Unmarshal(input, &in) == nil {
-			job, err := json.Marshal(map[string]any{"instanceId": in.InstanceID, "isolationExecution": in.ExecutionName, "record": in.Record})
-			if err == nil {
-				h.queue(evidenceJob{Name: in.ExecutionName, Input: job})
-			}
-		}
+	var in struct {
+		InstanceID    string          `json:"instanceId"`
+		ExecutionName string          `json:"executionName"`
+		Record        json.RawMessage `json:"record"`
 	}
-	return h.run.Invoke(ctx, resource, input)
+	if json.Unmarshal(input, &in) != nil {
+		return
+	}
+	job, err := json.Marshal(map[string]any{"instanceId": in.InstanceID, "isolationExecution": in.ExecutionName, "record": in.Record})
+	if err == nil {
+		h.queue(evidenceJob{Name: in.ExecutionName, Input: job})
+	}
 }
 
 // interimEvidence is design16.md item 2's evidence state machine, built from the isolation definition's

@@ -133,6 +133,15 @@ type StormResult struct {
 	EvidenceWindow, EvidenceSent, EvidenceExecutions int
 	EvidenceMakespan, EvidenceAdmittedLast           time.Duration
 	EvidenceBound                                    Bound
+	// FirstContained is the least time to containment; EvidenceShortest the shortest evidence execution.
+	FirstContained, EvidenceShortest time.Duration
+	// Stage1Bound is the largest bound over the buckets the isolation executions (stage 1) used: the least
+	// containment makespan their calls allow, whatever the bucket.
+	Stage1Bound Bound
+	// Stage2Calls are stage 2's calls by action (those past their bucket), StageOneModifies stage 1's
+	// ModifyInstanceAttribute calls (none: the instance settings are stage 2's).
+	Stage2Calls      map[string]int
+	StageOneModifies int
 	// Evidence: instances whose evidence was read back complete (termination protection on, shutdown behaviour
 	// stop, no volume deleted on termination, a snapshot of each volume, an incident record).
 	Evidence, Snapshots, Records int
@@ -188,7 +197,12 @@ type callTally struct {
 	throttledBy      map[string]int
 	mutating, reads  map[string]int
 	readsBy          map[string]map[string]int // read bucket -> caller (function) -> calls past the bucket
-	modifies         []modifyCall
+	// stage1 counts the calls of stage 1 (the isolation executions) past each bucket: "mutating/<action>" or
+	// "read/<bucket key>".
+	stage1 map[string]int
+	// stage2 counts stage 2's calls past their bucket by action.
+	stage2   map[string]int
+	modifies []modifyCall
 }
 
 func (t *callTally) add(c sim.Call) {
@@ -201,13 +215,22 @@ func (t *callTally) add(c sim.Call) {
 		t.throttledBy[c.Action]++
 		return
 	}
+	if t.stage2 != nil && strings.HasPrefix(c.Caller, stage2Caller) {
+		t.stage2[c.Action]++
+	}
 	switch {
 	case c.Service != "ec2":
 	case c.Mutating && !c.DryRun:
 		t.mutating[c.Action]++ // a call past the bucket took a token, whatever its answer
+		if t.stage1 != nil && !strings.HasPrefix(c.Caller, stage2Caller) {
+			t.stage1["mutating/"+c.Action]++
+		}
 	default:
 		key := readBucketKey(c)
 		t.reads[key]++
+		if t.stage1 != nil && !strings.HasPrefix(c.Caller, stage2Caller) {
+			t.stage1["read/"+key]++
+		}
 		if t.readsBy != nil {
 			if t.readsBy[key] == nil {
 				t.readsBy[key] = map[string]int{}
@@ -248,7 +271,7 @@ func (b *bench) storm(ctx context.Context, concurrency int) (StormResult, error)
 	sc = withLatency(sc, b.opts.Latency, true)
 	var ops atomic.Int64
 	tally := &callTally{throttledBy: map[string]int{}, mutating: map[string]int{}, reads: map[string]int{},
-		readsBy: map[string]map[string]int{}}
+		readsBy: map[string]map[string]int{}, stage1: map[string]int{}, stage2: map[string]int{}}
 	evidenceDef, err := evidenceDefinition()
 	if err != nil {
 		return res, err
@@ -357,6 +380,9 @@ func (b *bench) storm(ctx context.Context, concurrency int) (StormResult, error)
 		if !e.failed && e.stop.Sub(start) > res.EvidenceMakespan {
 			res.EvidenceMakespan = e.stop.Sub(start)
 		}
+		if d := e.stop.Sub(e.start); res.EvidenceShortest == 0 || d < res.EvidenceShortest {
+			res.EvidenceShortest = d
+		}
 	}
 	for _, e := range append(summaries, summaries2...) {
 		if e.stop.After(end) {
@@ -447,6 +473,9 @@ func (b *bench) storm(ctx context.Context, concurrency int) (StormResult, error)
 	res.Containment = lastContained.Sub(start)
 	sort.Slice(times, func(i, j int) bool { return times[i] < times[j] })
 	res.P50, res.P99 = percentile(times, 0.50), percentile(times, 0.99)
+	if len(times) > 0 {
+		res.FirstContained = times[0]
+	}
 	for action, k := range tally.mutating {
 		res.Bounds = append(res.Bounds, bucketBound(action, k))
 	}
@@ -469,7 +498,30 @@ func (b *bench) storm(ctx context.Context, concurrency int) (StormResult, error)
 	})
 	res.ContainBound = bucketBound("ModifyNetworkInterfaceAttribute", tally.mutating["ModifyNetworkInterfaceAttribute"])
 	res.EvidenceBound = bucketBound("ModifyInstanceAttribute", tally.mutating["ModifyInstanceAttribute"])
+	res.Stage1Bound = stage1Binding(tally.stage1)
+	res.Stage2Calls = tally.stage2
+	res.StageOneModifies = tally.stage1["mutating/ModifyInstanceAttribute"]
 	return res, nil
+}
+
+// stage1Binding is the largest bound over the buckets stage 1's calls went through (tally.stage1's keys).
+func stage1Binding(calls map[string]int) Bound {
+	var best Bound
+	for key, n := range calls {
+		var b Bound
+		switch kind, name, _ := strings.Cut(key, "/"); {
+		case kind == "mutating":
+			b = bucketBound(name, n)
+		case strings.HasSuffix(name, " (unfiltered)"):
+			b = boundOf(name, unfilteredBucket, n)
+		default:
+			b = boundOf(name, nonMutatingBucket, n)
+		}
+		if b.Time > best.Time || (b.Time == best.Time && b.Action < best.Action) {
+			best = b
+		}
+	}
+	return best
 }
 
 // Binding is the largest bound over every bucket: the least makespan EC2's buckets allow for the calls made.
@@ -483,9 +535,17 @@ func (s StormResult) Binding() Bound {
 	return b
 }
 
+// The ratios of issue 16's storm goals (simulated times only, so a loaded machine does not move them much).
+const (
+	boundGoal = 1.1  // a makespan at most this many times its bucket's bound
+	fairGoal  = 0.55 // p50 time to containment at most this share of the containment makespan
+)
+
 // Check returns the storm's properties that do not hold (issue 16), none when all do: every instance contained,
 // no failed execution, evidence, snapshots and records complete; fair (p50 time to containment at most 0.55x the
-// makespan). Ratios of simulated times only. Efficiency is apart: see Efficiency.
+// containment makespan); containment within 1.1x the bound of stage 1's binding bucket; evidence complete within
+// 1.1x ModifyInstanceAttribute's bound (the stated bound); the whole storm within 1.1x the binding bucket's bound.
+// Containment against ModifyNetworkInterfaceAttribute's own bound is apart: see Unchecked.
 func (s StormResult) Check() []string {
 	var bad []string
 	if s.Isolated != s.Instances {
@@ -497,23 +557,33 @@ func (s StormResult) Check() []string {
 	if s.Evidence != s.Instances || s.Snapshots != s.Instances || s.Records != s.Instances {
 		bad = append(bad, fmt.Sprintf("evidence %d, snapshots %d, records %d of %d", s.Evidence, s.Snapshots, s.Records, s.Instances))
 	}
-	if s.Makespan <= 0 || s.P50.Seconds() > 0.55*s.Makespan.Seconds() {
-		bad = append(bad, fmt.Sprintf("p50 time to containment %v > 0.55 x makespan %v", s.P50, s.Makespan))
+	if s.Containment <= 0 || s.P50.Seconds() > fairGoal*s.Containment.Seconds() {
+		bad = append(bad, fmt.Sprintf("p50 time to containment %v > %g x containment makespan %v", s.P50, fairGoal, s.Containment))
 	}
+	// Each bound plus the least time one item takes alone (the first containment, the shortest evidence
+	// execution, the shortest isolation): a tail no bucket explains, a fraction of a percent of the bound at
+	// 10,000 instances, not at 300.
+	within := func(what string, d time.Duration, b Bound, tail time.Duration) {
+		if d.Seconds() > boundGoal*(b.Time+tail).Seconds() {
+			bad = append(bad, fmt.Sprintf("%s %v > %g x (%s's bound %v + %v)", what, d, boundGoal, b.Action, b.Time, tail))
+		}
+	}
+	within("containment makespan", s.Containment, s.Stage1Bound, s.FirstContained)
+	within("evidence complete", s.EvidenceMakespan, s.EvidenceBound, s.EvidenceShortest)
+	within("makespan", s.Makespan, s.Binding(), s.Shortest)
 	return bad
 }
 
-// Efficiency returns issue 16's efficiency goal when it does not hold: makespan at most 1.1x the binding bucket's
-// bound plus the shortest execution (at 10,000 instances the shortest execution is under 1% of the bound, at 300
-// it is not). It is reported, not checked by -check: it is not met yet (issue 16 is open: about 1.25 at 300
-// instances, where throttled evidence retries leave the binding bucket idle at times) and it moves with the CPU
-// the bench gets, which a CI check must not depend on.
-func (s StormResult) Efficiency() []string {
-	var bad []string
-	if bound := s.Binding().Time + s.Shortest; s.Makespan.Seconds() > 1.1*bound.Seconds() {
-		bad = append(bad, fmt.Sprintf("makespan %v > 1.1 x (binding bound %v + shortest execution %v)", s.Makespan, s.Binding().Time, s.Shortest))
+// Unchecked returns issue 16's containment goal when it does not hold: the last instance contained within 1.1x
+// ModifyNetworkInterfaceAttribute's bound. It is reported, not checked by -check: stage 1 makes three
+// DescribeInstances per isolation (Validate, the incident record, Verify's read-back) and their bucket (50 at 10
+// per second) binds before ModifyNetworkInterfaceAttribute's (100 at 5), at about 1.5x its bound; meeting it needs
+// fewer calls in the product, not a different admission.
+func (s StormResult) Unchecked() []string {
+	if b := s.ContainBound; s.Containment.Seconds() > boundGoal*(b.Time+s.FirstContained).Seconds() {
+		return []string{fmt.Sprintf("containment makespan %v > %g x (%s's bound %v + %v)", s.Containment, boundGoal, b.Action, b.Time, s.FirstContained)}
 	}
-	return bad
+	return nil
 }
 
 // tokenWaiter takes a token from a bucket on the simulated clock, waiting for the refill when it is empty (the
