@@ -34,6 +34,7 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs.IntVar(&o.PathRuns, "path-runs", 3, "runs of each containment path row (median)")
 	fs.IntVar(&o.Storm, "storm", 1000, "instances tagged at once in the storm")
 	fs.Float64Var(&o.StormFactor, "storm-speed", 10, "the storm's simulated clock runs this many times faster than real time")
+	fs.Float64Var(&o.TailFactor, "tail-speed", 0, "the storm's simulated clock speed once every isolation has ended and only the evidence executions are left (0: -storm-speed throughout)")
 	conc := fs.String("concurrency", "template", "comma-separated reserved concurrencies of each function, one storm each (template: template.yaml's FunctionConcurrency default, as deployed; 0: none)")
 	fs.IntVar(&o.Window, "window", 60, "admission window: at most this many executions running at once, started in tag order (0: every execution started at the tag)")
 	fs.IntVar(&o.EvidenceWindow, "evidence-window", -1, "stage 2's admission window: at most this many evidence executions running at once (-1: template.yaml's EvidenceWindow default)")
@@ -61,7 +62,7 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		fmt.Fprintf(stderr, "isolation bench: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
-	if o.Runs < 1 || o.PathRuns < 1 || o.Storm < 1 || o.StormFactor <= 0 || o.Window < 0 || o.AccountConcurrency < 0 ||
+	if o.Runs < 1 || o.PathRuns < 1 || o.Storm < 1 || o.StormFactor <= 0 || o.TailFactor < 0 || o.Window < 0 || o.AccountConcurrency < 0 ||
 		o.EvidenceWindow == 0 || o.EvidenceWindow < -1 {
 		fmt.Fprintln(stderr, "isolation bench: -runs, -path-runs, -storm and -evidence-window must be at least 1 (-evidence-window -1: the template's), -storm-speed positive, -window and -account-concurrency not negative")
 		return 2

@@ -37,6 +37,9 @@ type Options struct {
 	// template.yaml's FunctionConcurrency default).
 	Storm       int
 	StormFactor float64
+	// TailFactor is the storm clock's speed once every isolation has ended and only evidence executions are
+	// left (a few at once: little CPU); 0: StormFactor throughout.
+	TailFactor  float64
 	Concurrency []int
 	// Window is the admission window: at most this many executions run at once, started in tag order (the
 	// admission queue and starter; 0: every execution starts at the tag). AccountConcurrency is the account's

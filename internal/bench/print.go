@@ -58,8 +58,12 @@ func Print(w io.Writer, r *Report) {
 			adm = fmt.Sprintf("admission window %d (at most %d executions running, started in tag order)", s.Window, s.Window)
 		}
 		p("### 3. Storm: %d instances tagged at once; %s; evidence window %d (stage 2); Lambda: %s\n\n", s.Instances, adm, s.EvidenceWindow, conc)
-		p("EC2's documented token buckets, %v latency, the same invoke/transition costs; simulated clock x%g: %v real, of which %v CPU-starved and kept out of simulated time (longest stretch %v).\n\n",
-			o.Latency, s.Factor, s.Real.Round(time.Second), s.Excluded.Round(100*time.Millisecond), s.LagMax.Round(time.Millisecond))
+		speed := fmt.Sprintf("x%g", s.Factor)
+		if s.TailFactor > 0 {
+			speed += fmt.Sprintf(" (x%g from %v, once every isolation had ended)", s.TailFactor, sec(s.StageOneEnded))
+		}
+		p("EC2's documented token buckets, %v latency, the same invoke/transition costs; simulated clock %s: %v real, of which %v CPU-starved and kept out of simulated time (longest stretch %v).\n\n",
+			o.Latency, speed, s.Real.Round(time.Second), s.Excluded.Round(100*time.Millisecond), s.LagMax.Round(time.Millisecond))
 		p("| figure | value |\n|---|---|\n")
 		p("| isolated (every ENI only on the isolation group, read back) | %d / %d |\n", s.Isolated, s.Instances)
 		p("| failed executions | %d%s |\n", s.Failed, failedBy(s.FailedBy))

@@ -119,7 +119,10 @@ type StormResult struct {
 	TransitionsPeak int
 	Invocations     []invocation
 	Factor          float64
-	Concurrency     int
+	// TailFactor is the clock's speed after StageOneEnded (tag -> every isolation ended); 0: Factor throughout.
+	TailFactor    float64
+	StageOneEnded time.Duration
+	Concurrency   int
 	// Window is the admission window (executions running at once; 0: every execution started at the tag) and
 	// AccountConcurrency the account's Lambda concurrency (0: unlimited).
 	Window, AccountConcurrency int
@@ -351,6 +354,11 @@ func (b *bench) storm(ctx context.Context, concurrency int) (StormResult, error)
 	}
 	wg.Wait()
 	close(queue.jobs) // every isolation ended: no job comes after
+	res.StageOneEnded = h.clock.Now().Sub(start)
+	if f := b.opts.TailFactor; f > 0 && f != b.opts.StormFactor {
+		h.clock.SetFactor(f)
+		res.TailFactor = f
+	}
 	wg2.Wait()
 	if b.opts.HeapProfile != "" {
 		if err := writeHeapProfile(b.opts.HeapProfile); err != nil {
