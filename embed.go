@@ -14,6 +14,12 @@ var Definition []byte
 //go:embed statemachine/release.asl.json
 var ReleaseDefinition []byte
 
+// EvidenceDefinition is statemachine/evidence.asl.json (issue 16: the second stage, the instance settings an
+// isolation queued), with its ${…FunctionArn} placeholders.
+//
+//go:embed statemachine/evidence.asl.json
+var EvidenceDefinition []byte
+
 // Events holds the sample EventBridge events of events/.
 //
 //go:embed events/*.json

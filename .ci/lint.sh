@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Static checks: Go (gofmt, go vet, staticcheck), the SAM template (cfn-lint) and the state machine definition
-# (asl-validator, both definitions). Run .ci/tools.sh first. Exits non-zero on the first failing check group, after printing it.
+# (asl-validator, every definition). Run .ci/tools.sh first. Exits non-zero on the first failing check group, after printing it.
 #
 # cfn-lint: errors AND warnings fail the lint. The template is warning-free; a warning that is really wanted
 # must be silenced where it occurs (Metadata: cfn-lint: config: ignore_checks on that resource), with a reason.
@@ -42,10 +42,14 @@ if python3 organization/stackset-template.py "$substituted/packaged.yaml" >"$sub
 else
 	status=1
 fi
-for def in statemachine/isolation.asl.json statemachine/release.asl.json; do
+# Issue 16: the isolation's "Queue instance settings" uses ${Partition} and ${EvidenceQueueUrl}; stage 2 has its own
+# definition.
+for def in statemachine/isolation.asl.json statemachine/release.asl.json statemachine/evidence.asl.json; do
 	step "asl-validator $def"
 	out="$substituted/$(basename "$def")"
-	sed -E 's/\$\{([A-Za-z0-9]+)FunctionArn\}/arn:aws:lambda:us-east-1:123456789012:function:ec2-isolation-\1/g' \
+	sed -E -e 's/\$\{([A-Za-z0-9]+)FunctionArn\}/arn:aws:lambda:us-east-1:123456789012:function:ec2-isolation-\1/g' \
+		-e 's/\$\{Partition\}/aws/g' \
+		-e 's#\$\{EvidenceQueueUrl\}#https://sqs.us-east-1.amazonaws.com/123456789012/ec2-isolation-evidence#g' \
 		"$def" >"$out"
 	if grep -q '\${' "$out"; then
 		echo "unsubstituted placeholders left:"; grep -o '\${[^}]*}' "$out" | sort -u; status=1

@@ -6,7 +6,7 @@
 // Run: node --test statemachine/   (needs `npm ci` first)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { loadDefinition, loadEvent, taskNames, stubs, run, stateInput, failure, context, redriveResumes } from './harness.mjs';
+import { loadDefinition, loadEvent, taskNames, stubs, run, stateInput, failure, context, redriveResumes, evidenceQueueUrl } from './harness.mjs';
 
 const definition = loadDefinition('isolation.asl.json');
 const event = loadEvent('isolate.json');
@@ -55,6 +55,7 @@ const ok = {
   'Disassociate profile': disassociate,
   'Attach isolation profile': attach,
   'Revoke credentials': revoke,
+  'Queue instance settings': { MessageId: 'm-queued', MD5OfMessageBody: '0f343b0931126a20f133d67c2b018a3b' },
   'Preserve evidence': preserve,
   'Verify containment': verify,
   'Snapshot volumes': snapshot,
@@ -85,7 +86,13 @@ test('success: every task gets exactly its workflow input; the outcome is record
   assert.deepEqual(ins('Revoke credentials'), [
     { instanceId: record.instanceId, instanceArn: record.instanceArn, executionName: 'exec-1', profileArn },
   ]);
-  assert.deepEqual(ins('Preserve evidence'), [{ instanceId: record.instanceId, executionName: 'exec-1', record, attempt: 0, redriveCount: 0 }]);
+  // Issue 16: the instance settings are queued for the evidence state machine (the whole job, Validate's record
+  // in it); Preserve evidence then takes the instance out of its fleet only.
+  assert.deepEqual(ins('Queue instance settings'), [
+    { QueueUrl: evidenceQueueUrl, MessageBody: { evidenceJob: { instanceId: record.instanceId, isolationExecution: 'exec-1', record } } },
+  ]);
+  assert.deepEqual(ins('Preserve evidence'), [{ instanceId: record.instanceId, executionName: 'exec-1', record, attempt: 0, redriveCount: 0, stage: 'fleet' }]);
+  assert.ok(calls.order.indexOf('Queue instance settings') < calls.order.indexOf('Preserve evidence'));
   assert.deepEqual(ins('Verify containment'), [
     { instanceId: record.instanceId, executionName: 'exec-1', record, groups, apply, attempt: 0, redriveCount: 0 },
   ]);
@@ -297,6 +304,13 @@ const failureCases = [
     reported: { ...all, revoke: null, verify: null },
   },
   {
+    name: 'the instance settings cannot be queued (issue 16): the evidence branch ends with its marker, containment is done',
+    fail: { 'Queue instance settings': 'SQS.AmazonSQSException' },
+    failures: [failure('Queue instance settings', 'SQS.AmazonSQSException')],
+    notRun: ['Preserve evidence', 'Verify containment', 'Notify success'],
+    reported: { ...all, preserve: null, verify: null },
+  },
+  {
     name: 'evidence preservation fails',
     fail: { 'Preserve evidence': 'AWSError' },
     failures: [failure('Preserve evidence', 'AWSError')],
@@ -444,7 +458,13 @@ const redriveCases = [
   {
     fail: { 'Preserve evidence': (n) => (n === 1 ? 'AWSError' : undefined) },
     resumesAt: 'Contain',
-    reruns: ['Record pre-isolation state', 'Preserve evidence', 'Snapshot volumes', 'Record outcome'],
+    reruns: ['Record pre-isolation state', 'Queue instance settings', 'Preserve evidence', 'Snapshot volumes', 'Record outcome'],
+  },
+  {
+    // SQS.AmazonSQSException is retried 8 times: the first run's nine attempts fail.
+    fail: { 'Queue instance settings': (n) => (n <= 9 ? 'SQS.AmazonSQSException' : undefined) },
+    resumesAt: 'Contain',
+    reruns: ['Queue instance settings', 'Preserve evidence', 'Snapshot volumes', 'Record outcome'],
   },
   {
     fail: { 'Verify containment': (n) => (n === 1 ? 'NotContained' : undefined) },

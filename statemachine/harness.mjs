@@ -16,11 +16,19 @@ Promise.withResolvers ??= function withResolvers() {
 
 const here = new URL('.', import.meta.url);
 
-// loadDefinition reads statemachine/<file> and substitutes the ${…FunctionArn} placeholders, as the template's
-// DefinitionSubstitutions do (any function ARN will do: every task is stubbed).
+// The evidence queue's URL as the template substitutes it (issue 16).
+export const evidenceQueueUrl = 'https://sqs.us-east-1.amazonaws.com/123456789012/ec2-isolation-evidence';
+
+// loadDefinition reads statemachine/<file> and substitutes the placeholders as the template's
+// DefinitionSubstitutions do: ${…FunctionArn} (any function ARN will do: every task is stubbed), ${Partition},
+// ${EvidenceQueueUrl}. aws-local-stepfunctions has no SQS integration: "Queue instance settings" is stubbed by
+// its state name like the functions.
 export function loadDefinition(file) {
   const raw = readFileSync(new URL(file, here), 'utf8');
-  return JSON.parse(raw.replace(/\$\{(\w+)FunctionArn\}/g, 'arn:aws:lambda:us-east-1:123456789012:function:ec2-isolation-$1'));
+  return JSON.parse(raw
+    .replace(/\$\{(\w+)FunctionArn\}/g, 'arn:aws:lambda:us-east-1:123456789012:function:ec2-isolation-$1')
+    .replaceAll('${Partition}', 'aws')
+    .replaceAll('${EvidenceQueueUrl}', evidenceQueueUrl));
 }
 
 export function loadEvent(file) {

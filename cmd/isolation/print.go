@@ -21,6 +21,14 @@ func printResult(w io.Writer, res result, showIO bool) {
 	for _, e := range res.Executions {
 		printExecution(w, e, showIO)
 	}
+	for _, e := range res.Evidence {
+		// Issue 16: the instance settings the isolation queued, applied after containment.
+		line := fmt.Sprintf("\nEvidence execution %s (the instance settings it queued): %s in %s, %s", e.Name, e.Status, round(e.Duration), e.ARN)
+		if e.Error != "" {
+			line += fmt.Sprintf("\n  Error: %s\n  Cause: %s", e.Error, paramNames.Replace(oneLine(e.Cause, 300)))
+		}
+		fmt.Fprintln(w, line)
+	}
 	fmt.Fprintln(w)
 	printInstance(w, "Before", res.InstanceID, res.Before)
 	printInstance(w, "After", res.InstanceID, res.After)

@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -135,6 +136,9 @@ type result struct {
 	// Isolated is run's final check of the instance (nil for simulate); Problems says what is not isolated.
 	Isolated *bool    `json:"isolated,omitempty"`
 	Problems []string `json:"problems,omitempty"`
+	// Evidence are the evidence state machine's executions (issue 16): the instance settings each isolation
+	// execution queued, applied after it.
+	Evidence []executionReport `json:"evidence,omitempty"`
 }
 
 type executionReport struct {
@@ -197,6 +201,10 @@ func runSimulation(ctx context.Context, f simulateFlags, stderr io.Writer) (resu
 	}
 	if len(sc.Topics) == 0 {
 		return result{}, errors.New("scenario: it has no SNS topic for the notifications")
+	}
+	if !slices.ContainsFunc(sc.Queues, func(q sim.Queue) bool { return q.Name == runner.EvidenceQueueName }) {
+		// What the stack creates: the evidence queue the isolation sends its instance settings to (issue 16).
+		sc.Queues = append(sc.Queues, sim.Queue{Name: runner.EvidenceQueueName})
 	}
 	clock := sim.NewScaledClock(f.speed)
 	srv, err := sim.Start(sc, sim.WithClock(clock))
@@ -280,6 +288,9 @@ func runSimulation(ctx context.Context, f simulateFlags, stderr io.Writer) (resu
 		check := compareRestorable(before, after)
 		res.Restored = &check
 	}
+	for _, e := range r.Evidence(name) {
+		res.Evidence = append(res.Evidence, report(e))
+	}
 	for _, m := range srv.Messages() {
 		res.Notifications = append(res.Notifications, showMessage(m.Subject, m.Message, m.MessageStructure))
 	}
@@ -288,8 +299,13 @@ func runSimulation(ctx context.Context, f simulateFlags, stderr io.Writer) (resu
 
 // simRunner runs a definition (isolation or release) with the real handlers against the simulator, on its clock.
 func simRunner(srv *sim.Server, clock *sim.ScaledClock, env map[string]string, log *slog.Logger, definition []byte, name string, show *progress) (*runner.Runner, error) {
+	queue := "" // no evidence queue in the scenario: the runner keeps the jobs itself
+	if srv.HasQueue(runner.EvidenceQueueName) {
+		queue = srv.QueueURL(runner.EvidenceQueueName)
+	}
 	return runner.New(runner.Config{
 		OnProgress:       show.callback(),
+		EvidenceQueueURL: queue,
 		Definition:       definition,
 		StateMachineName: name,
 		Region:           srv.Region(),

@@ -43,11 +43,11 @@ func failed(r events.SQSEventResponse) []string {
 	return ids
 }
 
-// started lists the executions the starter started (named tag-...), in start order.
+// started lists the isolation executions the starter started (named tag-...), in start order.
 func started(srv *sim.Server) []sim.Execution {
 	var out []sim.Execution
 	for _, e := range srv.Executions() {
-		if len(e.Name) > 4 && e.Name[:4] == "tag-" {
+		if e.StateMachineARN == srv.StateMachineARN(machine) && len(e.Name) > 4 && e.Name[:4] == "tag-" {
 			out = append(out, e)
 		}
 	}
@@ -166,6 +166,8 @@ func TestRefusesBadSettings(t *testing.T) {
 		{Window: 1},
 		{StateMachineARN: "arn:aws:states:us-east-1:123456789012:stateMachine:x", Window: 0},
 		{StateMachineARN: "arn:aws:states:us-east-1:123456789012:stateMachine:x", Window: 1, MaxWait: time.Second},
+		{StateMachineARN: "arn:aws:states:us-east-1:123456789012:stateMachine:x", Window: 1,
+			EvidenceStateMachineARN: "arn:aws:states:us-east-1:123456789012:stateMachine:e", EvidenceWindow: 0},
 	} {
 		var ce *steperr.ConfigError
 		if _, err := admission.New(nil, s, nil); !errors.As(err, &ce) {

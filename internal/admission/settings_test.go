@@ -8,21 +8,33 @@ import (
 	"github.com/ec2-isolation/ec2-isolation/internal/steperr"
 )
 
-// The starter's environment: the window defaults to the bench's 60; a window that is not a positive number, or
-// no state machine, is a ConfigError.
+// The starter's environment: the window defaults to the bench's 60, the evidence window to 4; a window that is not a positive number, or
+// no state machine (isolation or evidence), is a ConfigError.
 func TestSettingsFromEnv(t *testing.T) {
 	const arn = "arn:aws:states:us-east-1:123456789012:stateMachine:ec2-isolation-isolation"
+	const evidence = "arn:aws:states:us-east-1:123456789012:stateMachine:ec2-isolation-evidence"
+	both := func(more ...string) map[string]string {
+		m := map[string]string{admission.EnvStateMachineARN: arn, admission.EnvEvidenceStateMachineARN: evidence}
+		for i := 0; i+1 < len(more); i += 2 {
+			m[more[i]] = more[i+1]
+		}
+		return m
+	}
 	for _, tc := range []struct {
-		name       string
-		env        map[string]string
-		wantWindow int
-		wantErr    bool
+		name                     string
+		env                      map[string]string
+		wantWindow, wantEvidence int
+		wantErr                  bool
 	}{
-		{"default window", map[string]string{admission.EnvStateMachineARN: arn}, 60, false},
-		{"window set", map[string]string{admission.EnvStateMachineARN: arn, admission.EnvWindow: "25"}, 25, false},
-		{"window zero", map[string]string{admission.EnvStateMachineARN: arn, admission.EnvWindow: "0"}, 0, true},
-		{"window not a number", map[string]string{admission.EnvStateMachineARN: arn, admission.EnvWindow: "sixty"}, 0, true},
-		{"no state machine", map[string]string{admission.EnvWindow: "60"}, 0, true},
+		{"default windows", both(), 60, 4, false},
+		{"window set", both(admission.EnvWindow, "25"), 25, 4, false},
+		{"evidence window set", both(admission.EnvEvidenceWindow, "7"), 60, 7, false},
+		{"window zero", both(admission.EnvWindow, "0"), 0, 0, true},
+		{"window not a number", both(admission.EnvWindow, "sixty"), 0, 0, true},
+		{"evidence window zero", both(admission.EnvEvidenceWindow, "0"), 0, 0, true},
+		{"evidence window not a number", both(admission.EnvEvidenceWindow, "four"), 0, 0, true},
+		{"no state machine", map[string]string{admission.EnvEvidenceStateMachineARN: evidence}, 0, 0, true},
+		{"no evidence state machine", map[string]string{admission.EnvStateMachineARN: arn}, 0, 0, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, err := admission.SettingsFromEnv(func(k string) string { return tc.env[k] })
@@ -32,8 +44,9 @@ func TestSettingsFromEnv(t *testing.T) {
 				t.Fatalf("error %v, want a ConfigError", err)
 			case !tc.wantErr && err != nil:
 				t.Fatal(err)
-			case !tc.wantErr && (s.Window != tc.wantWindow || s.StateMachineARN != arn || s.MaxWait <= 0 || s.Poll <= 0):
-				t.Errorf("settings %+v, want window %d", s, tc.wantWindow)
+			case !tc.wantErr && (s.Window != tc.wantWindow || s.StateMachineARN != arn || s.MaxWait <= 0 || s.Poll <= 0 ||
+				s.EvidenceWindow != tc.wantEvidence || s.EvidenceStateMachineARN != evidence):
+				t.Errorf("settings %+v, want window %d, evidence window %d", s, tc.wantWindow, tc.wantEvidence)
 			}
 		})
 	}

@@ -306,6 +306,8 @@ func parseState(name string, raw json.RawMessage, names map[string]bool) (*state
 			return nil, err
 		} else if !ok || s.resource == "" {
 			return nil, invalid("%s: Resource is required", where)
+		} else if serviceIntegration.MatchString(s.resource) && !IsSQSSendMessage(s.resource) {
+			return nil, unsupported("%s: Resource %s: the only service integration run is sqs:sendMessage", where, s.resource)
 		}
 		if t, ok, err := f.integer("TimeoutSeconds", 1, 99999999); err != nil {
 			return nil, err

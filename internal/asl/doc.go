@@ -21,6 +21,10 @@
 // one of Next/End where required, state names unique across the machine, Retry/Catch shapes, States.ALL alone
 // and in the last retrier/catcher.
 //
+// Task resources: a function ARN (whatever the Invoker runs), or the one service integration the definitions use,
+// Amazon SQS SendMessage ("arn:<partition>:states:::sqs:sendMessage", integration.go: a MessageBody object is sent
+// as its JSON text, the Invoker performs the call); any other "arn:…:states:::" resource is refused.
+//
 // States: Task (Resource, Parameters, ResultSelector, ResultPath, InputPath, OutputPath, TimeoutSeconds, Retry,
 // Catch), Parallel (Branches, Parameters, ResultSelector, ResultPath, InputPath, OutputPath, Retry, Catch), Pass
 // (Result, Parameters, ResultPath, InputPath, OutputPath), Choice (StringEquals, StringEqualsPath,

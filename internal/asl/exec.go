@@ -552,7 +552,7 @@ func (v *visit) task() (any, string, *failure) {
 		if serr != nil {
 			return v.fail(serr, nil)
 		}
-		payload := encodeJSON(params)
+		payload := encodeJSON(integrationParameters(st.resource, params))
 		v.event(Event{Type: TaskScheduled, Resource: st.resource, Input: payload, RetryCount: retries})
 		v.event(Event{Type: TaskStarted, Resource: st.resource, RetryCount: retries})
 		result, serr, interrupted := v.invoke(payload)

@@ -110,6 +110,7 @@ func TestLoadIsolationDefinition(t *testing.T) {
 	if len(subs) < 10 {
 		t.Fatalf("%d function substitutions in the definition: %v", len(subs), subs)
 	}
+	subs["Partition"], subs["EvidenceQueueUrl"] = "aws", "https://sqs.us-east-1.amazonaws.com/123456789012/ec2-isolation-evidence"
 	if _, err := asl.Load(def, subs); err != nil {
 		t.Fatal(err)
 	}

@@ -236,6 +236,7 @@ func TestIsolationDefinitionFailureAndRedrive(t *testing.T) {
 	for _, n := range regexp.MustCompile(`\$\{(\w+)\}`).FindAllStringSubmatch(string(raw), -1) {
 		subs[n[1]] = n[1]
 	}
+	subs["Partition"], subs["EvidenceQueueUrl"] = "aws", "https://sqs.us-east-1.amazonaws.com/123456789012/evidence"
 	m, err := asl.Load(raw, subs)
 	if err != nil {
 		t.Fatal(err)
@@ -274,6 +275,7 @@ func TestIsolationDefinitionFailureAndRedrive(t *testing.T) {
 		"RevokeCredentialsFunctionArn":      returns(map[string]any{"roles": []any{}}),
 		"PreserveEvidenceFunctionArn":       returns(map[string]any{"changes": []any{}}),
 		"VerifyContainmentFunctionArn":      returns(map[string]any{"contained": true}),
+		"arn:aws:states:::sqs:sendMessage":  returns(map[string]any{"MessageId": "m-1", "MD5OfMessageBody": "x"}),
 	})
 	event, err := os.ReadFile("../../events/isolate.json")
 	if err != nil {

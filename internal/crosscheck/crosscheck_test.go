@@ -1,11 +1,13 @@
 package crosscheck
 
-// The cross-check runs statemachine/isolation.asl.json (or release.asl.json) twice for each case, each time against a fresh simulator
+// The cross-check runs statemachine/isolation.asl.json (or release.asl.json, or evidence.asl.json) twice for each case, each time against a fresh simulator
 // seeded from the same scenario and with the same real handlers (runner.Functions, environment as cmd/isolation
 // sets it):
 //
 //  1. in aws-local-stepfunctions (testdata/crosscheck.mjs under node), each Task state overridden to call its
-//     function through a loopback bridge that answers as Lambda's Invoke API (bridge_test.go);
+//     function through a loopback bridge that answers as Lambda's Invoke API (bridge_test.go); the library has
+//     no SQS integration, so "Queue instance settings" is overridden the same way, the bridge sending the job to
+//     the simulator's evidence queue with the SDK (sendMessageHandler);
 //  2. in our engine, internal/asl through internal/runner, as `isolation simulate` does.
 //
 // It compares, after normalising only what two runs may legitimately differ in (trace_test.go): the status,
@@ -42,10 +44,13 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/google/go-cmp/cmp"
 
 	ec2isolation "github.com/ec2-isolation/ec2-isolation"
 	"github.com/ec2-isolation/ec2-isolation/internal/asl"
+	"github.com/ec2-isolation/ec2-isolation/internal/partition"
 	"github.com/ec2-isolation/ec2-isolation/internal/runner"
 	"github.com/ec2-isolation/ec2-isolation/internal/sim"
 	"github.com/ec2-isolation/ec2-isolation/internal/stackenv"
@@ -67,6 +72,9 @@ type crossCase struct {
 	// isolated: before the compared execution, the instance is isolated (events/isolate.json) by our engine on
 	// each side's simulator, so that the release finds its incident record.
 	isolated bool
+	// evidence: the compared execution runs the evidence definition (ec2isolation.EvidenceDefinition) on the job
+	// that an isolation by our engine queued on each side's simulator (issue 16).
+	evidence bool
 	// tweak adjusts the loaded scenario for this comparison (after fastScenario).
 	tweak func(t *testing.T, sc *sim.Scenario)
 	// want is each run's expected status: a guard against both engines agreeing on something useless (such as
@@ -105,6 +113,65 @@ var crossCases = []crossCase{
 		want: []asl.Status{asl.StatusFailed}},
 	{name: "isolate then release", scenario: "default", event: "release.json", release: true, isolated: true,
 		want: []asl.Status{asl.StatusSucceeded}},
+	// The evidence definition (issue 16) on the job the isolation queued: the three settings, silent success. Then
+	// with its ModifyInstanceAttribute calls refused once: Catch, "Collect failure", "Notify failure" (fails with
+	// EvidenceFailed); the redrive resumes at "Preserve evidence" and succeeds.
+	{name: "evidence settings", scenario: "default", event: "isolate.json", evidence: true,
+		want: []asl.Status{asl.StatusSucceeded}},
+	{name: "evidence settings fail", scenario: "default", event: "isolate.json", evidence: true, redrive: true,
+		tweak: failEvidenceSettingsOnce, want: []asl.Status{asl.StatusFailed, asl.StatusSucceeded}},
+}
+
+// evidenceQueue is the evidence queue each side's simulator gets.
+const evidenceQueue = "ec2-isolation-evidence"
+
+// failEvidenceSettingsOnce refuses the three ModifyInstanceAttribute calls of the first run of the evidence
+// state machine's "Preserve evidence" (UnauthorizedOperation: not retried). The isolation makes none (its
+// "Preserve evidence" is the fleet stage).
+func failEvidenceSettingsOnce(t *testing.T, sc *sim.Scenario) {
+	t.Helper()
+	sc.Faults.Errors = append(sc.Faults.Errors,
+		sim.ErrorFault{Action: "ModifyInstanceAttribute", Caller: "preserve-evidence", Code: "UnauthorizedOperation", FirstCalls: 3})
+}
+
+// queuedJob isolates the scenario's instance with our engine, leaving its evidence job queued, and returns the
+// job: the evidence state machine's input.
+func queuedJob(t *testing.T, srv *sim.Server, env steps.Env) []byte {
+	t.Helper()
+	r, err := runner.New(runner.Config{Definition: ec2isolation.Definition, Region: srv.Region(), Account: srv.AccountID(),
+		AWS: srv.AWSConfig, Env: env, Log: quiet, Engine: asl.Options{Sleep: noWait},
+		EvidenceQueueURL: srv.QueueURL(evidenceQueue), HoldEvidence: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	event, err := ec2isolation.Events.ReadFile("events/isolate.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := r.Start(t.Context(), "crosscheck-setup", event); e.Status != asl.StatusSucceeded {
+		t.Fatalf("setup isolation: %s %s %s", e.Status, e.Error, e.Cause)
+	}
+	jobs, err := r.ReceiveJobs(t.Context(), 10)
+	if err != nil || len(jobs) != 1 {
+		t.Fatalf("setup isolation queued %d jobs (%v), want 1", len(jobs), err)
+	}
+	return jobs[0].Input
+}
+
+// sendMessageHandler is the bridge's stand-in for the sqs:sendMessage integration: SendMessage to the
+// simulator's queue with the SDK (as internal/runner performs it), answering its result.
+func sendMessageHandler(srv *sim.Server) lambda.Handler {
+	c := sqs.NewFromConfig(srv.AWSConfig(runner.SQSCaller))
+	return lambda.NewHandler(func(ctx context.Context, in struct {
+		QueueURL    string `json:"QueueUrl"`
+		MessageBody string `json:"MessageBody"`
+	}) (map[string]string, error) {
+		out, err := c.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(in.QueueURL), MessageBody: aws.String(in.MessageBody)})
+		if err != nil {
+			return nil, err
+		}
+		return map[string]string{"MessageId": aws.ToString(out.MessageId), "MD5OfMessageBody": aws.ToString(out.MD5OfMessageBody)}, nil
+	})
 }
 
 func TestSamePathAndOutputAsAWSLocalStepFunctions(t *testing.T) {
@@ -178,6 +245,9 @@ func fastScenario(t *testing.T, file string) sim.Scenario {
 	// credential revocation puts its policy on them).
 	if len(sc.Buckets) == 0 {
 		sc.Buckets = []sim.S3Bucket{{Name: incidentBucket, Versioning: true}}
+	}
+	if len(sc.Queues) == 0 {
+		sc.Queues = []sim.Queue{{Name: evidenceQueue}}
 	}
 	roles := map[string]bool{}
 	for _, r := range sc.Roles {
@@ -256,6 +326,9 @@ func machine(tc crossCase) ([]byte, string) {
 	if tc.release {
 		return ec2isolation.ReleaseDefinition, runner.ReleaseStateMachineName
 	}
+	if tc.evidence {
+		return ec2isolation.EvidenceDefinition, runner.EvidenceStateMachineName
+	}
 	return ec2isolation.Definition, runner.StateMachineName
 }
 
@@ -285,6 +358,9 @@ func runOurs(t *testing.T, sc sim.Scenario, tracking string, event []byte, name 
 	if tc.release {
 		tagForRelease(t, srv, sc)
 	}
+	if tc.evidence {
+		event = queuedJob(t, srv, env)
+	}
 	def, smName := machine(tc)
 	r, err := runner.New(runner.Config{
 		Definition:       def,
@@ -295,6 +371,9 @@ func runOurs(t *testing.T, sc sim.Scenario, tracking string, event []byte, name 
 		Env:              env,
 		Log:              quiet,
 		Engine:           asl.Options{Sleep: noWait},
+		// The isolation's job stays queued: the compared execution is the isolation's alone.
+		EvidenceQueueURL: srv.QueueURL(evidenceQueue),
+		HoldEvidence:     true,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -330,10 +409,15 @@ func runNode(t *testing.T, node, root string, sc sim.Scenario, tracking string, 
 	if tc.release {
 		tagForRelease(t, srv, sc)
 	}
-	handlers := map[string]lambda.Handler{}
+	if tc.evidence {
+		event = queuedJob(t, srv, env)
+	}
+	handlers := map[string]lambda.Handler{"sqs:sendMessage": sendMessageHandler(srv)}
 	job := nodeJob{Functions: map[string]string{}, Input: event, Redrive: tc.redrive}
 	definition, smName := machine(tc)
-	def := string(definition)
+	part := partition.Of(srv.Region())
+	job.Functions["arn:"+part+":states:::sqs:sendMessage"] = "sqs:sendMessage"
+	def := strings.NewReplacer("${Partition}", part, "${EvidenceQueueUrl}", srv.QueueURL(evidenceQueue)).Replace(string(definition))
 	for _, f := range runner.Functions {
 		h, err := f.Build(srv.AWSConfig(f.Name), env, quiet.With("function", f.Name))
 		if err != nil {

@@ -16,6 +16,7 @@ import (
 	elbtypes "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
 
 	"github.com/ec2-isolation/ec2-isolation/internal/evidence/parts"
+	"github.com/ec2-isolation/ec2-isolation/internal/incident"
 	"github.com/ec2-isolation/ec2-isolation/internal/steperr"
 	"github.com/ec2-isolation/ec2-isolation/internal/targets"
 	"github.com/ec2-isolation/ec2-isolation/internal/workflow"
@@ -43,6 +44,8 @@ type Preserve struct {
 	elb      PreserveTargetsAPI
 	settings Settings
 	log      *slog.Logger
+	// incidents, when set, is where a settings job looks for a release of its incident (WithIncidents).
+	incidents *incidentStore
 }
 
 // NewPreserve returns the handler. A nil logger logs to slog.Default().
@@ -53,21 +56,42 @@ func NewPreserve(ec2 EC2API, asg PreserveAutoScalingAPI, elb PreserveTargetsAPI,
 	return &Preserve{ec2: ec2, asg: asg, elb: elb, settings: s, log: log}
 }
 
-// Handle runs every part the settings leave on, all at once (each reads, then changes only what is missing):
-// termination protection on (never for a Spot Instance, which cannot have it: skipped, with the reason),
-// shutdown behaviour stop, delete-on-termination off for every EBS volume, detached from its Auto Scaling group
-// without decrementing the desired capacity, deregistered from every target group that has it. A part that fails
-// does not stop the others; the error names them all.
+// WithIncidents makes a settings job (stage "settings": the evidence state machine) read the incident record from
+// bucket first: once the incident its isolation execution joined is released, it changes nothing and says so.
+// The record is in S3, so the check takes nothing from the EC2 request buckets that containment needs.
+func (h *Preserve) WithIncidents(s3c incident.S3API, bucket string) *Preserve {
+	h.incidents = &incidentStore{s3: s3c, bucket: bucket}
+	return h
+}
+
+// Handle runs every part the settings and the input's stage leave on, all at once (each reads, then changes only
+// what is missing): termination protection on (never for a Spot Instance, which cannot have it: skipped, with
+// the reason), shutdown behaviour stop, delete-on-termination off for every EBS volume (the "settings" stage),
+// detached from its Auto Scaling group without decrementing the desired capacity, deregistered from every target
+// group that has it (the "fleet" stage). A part that fails does not stop the others; the error names them all.
 //
-// The step runs in its own branch, beside the incident record (not after it): given Validate's record, it finds
-// the target group registrations itself, and reports in Observed the Auto Scaling membership and registrations
-// it saw before changing them, for the record to keep for the release. An older input's PreIsolation (the
-// incident's state) is still honoured: its registrations are deregistered too.
+// The fleet stage runs in the isolation's evidence branch, beside the incident record (not after it): given
+// Validate's record, it finds the target group registrations itself, and reports in Observed the Auto Scaling
+// membership and registrations it saw before changing them, for the record to keep for the release. An older
+// input's PreIsolation (the incident's state) is still honoured: its registrations are deregistered too. The
+// settings stage runs later, in the evidence state machine (issue 16: containment first), and changes nothing
+// once the incident is released.
 func (h *Preserve) Handle(ctx context.Context, in workflow.EvidenceInput) (workflow.StepChanges, error) {
-	log := h.log.With("instance", in.InstanceID, "execution", in.ExecutionName, "step", PreserveStep)
+	log := h.log.With("instance", in.InstanceID, "execution", in.ExecutionName, "step", PreserveStep, "stage", in.Stage)
 	if err := checkEvidenceInput(in); err != nil {
 		log.Error("refused input", "error", err)
 		return workflow.StepChanges{Changes: []workflow.Change{}}, err
+	}
+	if in.Stage == workflow.StageSettings {
+		why, err := h.released(ctx, in)
+		if err != nil {
+			log.Error("could not tell whether the incident was released", "error", err)
+			return workflow.StepChanges{Changes: []workflow.Change{}}, err
+		}
+		if why != "" {
+			log.Info("released before its settings job ran: nothing changed", "reason", why)
+			return workflow.StepChanges{Changes: []workflow.Change{}, Skipped: []string{why}}, nil
+		}
 	}
 	id := in.InstanceID
 	spot := in.PreIsolation.Record.InstanceLifecycle == spotLifecycle || (in.Record != nil && in.Record.InstanceLifecycle == spotLifecycle)
@@ -90,43 +114,52 @@ func (h *Preserve) Handle(ctx context.Context, in workflow.EvidenceInput) (workf
 			ps = append(ps, off(what, env))
 		}
 	}
-	// The first run trusts Validate's record (DescribeInstances has each mapping's delete-on-termination, and
-	// DescribeInstanceAttribute blockDeviceMapping would be one more call); a rerun reads again.
-	var rec *workflow.Record
-	if in.Record != nil && !in.Again() {
-		rec = in.Record
+	if in.Stage != workflow.StageFleet {
+		// The first run trusts Validate's record (DescribeInstances has each mapping's delete-on-termination, and
+		// DescribeInstanceAttribute blockDeviceMapping would be one more call); a rerun reads again.
+		var rec *workflow.Record
+		if in.Record != nil && !in.Again() {
+			rec = in.Record
+		}
+		add(h.settings.TerminationProtection, "termination protection", EnvTerminationProtection,
+			func(ctx context.Context, r *parts.Result) error {
+				return h.terminationProtection(ctx, id, spot, rec, r)
+			})
+		add(h.settings.StopOnShutdown, "shutdown behaviour", EnvStopOnShutdown,
+			func(ctx context.Context, r *parts.Result) error { return h.stopOnShutdown(ctx, id, rec, r) })
+		add(h.settings.KeepVolumes, "delete-on-termination", EnvKeepVolumes,
+			func(ctx context.Context, r *parts.Result) error { return h.keepVolumes(ctx, id, rec, r) })
 	}
-	add(h.settings.TerminationProtection, "termination protection", EnvTerminationProtection,
-		func(ctx context.Context, r *parts.Result) error {
-			return h.terminationProtection(ctx, id, spot, rec, r)
-		})
-	add(h.settings.StopOnShutdown, "shutdown behaviour", EnvStopOnShutdown,
-		func(ctx context.Context, r *parts.Result) error { return h.stopOnShutdown(ctx, id, rec, r) })
-	add(h.settings.KeepVolumes, "delete-on-termination", EnvKeepVolumes,
-		func(ctx context.Context, r *parts.Result) error { return h.keepVolumes(ctx, id, rec, r) })
-	add(h.settings.DetachAutoScaling, "Auto Scaling", EnvDetachAutoScaling,
-		func(ctx context.Context, r *parts.Result) (err error) {
-			observedASG, err = h.detach(ctx, id, r)
-			return err
-		})
-	switch {
-	case !h.settings.DeregisterTargets:
-		ps = append(ps, off("target groups", EnvDeregisterTargets))
-	case in.Record != nil:
-		vpcs, recorded := in.Record.VpcIDs, in.PreIsolation.TargetGroups
-		ps = append(ps, parts.Part{Name: "target groups", Run: func(ctx context.Context, r *parts.Result) (err error) {
-			observedRegs, err = h.deregisterAll(ctx, id, vpcs, recorded, r)
-			return err
-		}})
-	default:
-		// An older input: the incident's registrations, one part each.
-		for _, tg := range in.PreIsolation.TargetGroups {
-			ps = append(ps, parts.Part{Name: fmt.Sprintf("target group %s port %d", tg.TargetGroupARN, tg.Port),
-				Run: func(ctx context.Context, r *parts.Result) error { return h.deregister(ctx, id, tg, r) }})
+	if in.Stage != workflow.StageSettings {
+		add(h.settings.DetachAutoScaling, "Auto Scaling", EnvDetachAutoScaling,
+			func(ctx context.Context, r *parts.Result) (err error) {
+				observedASG, err = h.detach(ctx, id, r)
+				return err
+			})
+		switch {
+		case !h.settings.DeregisterTargets:
+			ps = append(ps, off("target groups", EnvDeregisterTargets))
+		case in.Record != nil:
+			vpcs, recorded := in.Record.VpcIDs, in.PreIsolation.TargetGroups
+			ps = append(ps, parts.Part{Name: "target groups", Run: func(ctx context.Context, r *parts.Result) (err error) {
+				observedRegs, err = h.deregisterAll(ctx, id, vpcs, recorded, r)
+				return err
+			}})
+		default:
+			// An older input: the incident's registrations, one part each.
+			for _, tg := range in.PreIsolation.TargetGroups {
+				ps = append(ps, parts.Part{Name: fmt.Sprintf("target group %s port %d", tg.TargetGroupARN, tg.Port),
+					Run: func(ctx context.Context, r *parts.Result) error { return h.deregister(ctx, id, tg, r) }})
+			}
 		}
 	}
 
 	out, errs := parts.Run(ctx, PreserveStep, ps)
+	if in.Stage == workflow.StageFleet {
+		if on := h.settingsOn(); on != "" {
+			out.Skipped = append(out.Skipped, on+": queued for the evidence state machine, which applies them once containment is done")
+		}
+	}
 	if observedASG != nil || len(observedRegs) > 0 {
 		out.Observed = &workflow.EvidenceObserved{AutoScaling: observedASG, TargetGroups: observedRegs}
 	}
@@ -136,6 +169,21 @@ func (h *Preserve) Handle(ctx context.Context, in workflow.EvidenceInput) (workf
 	}
 	log.Info("evidence preserved", "changes", out.Changes, "skipped", out.Skipped, "observed", out.Observed)
 	return out, nil
+}
+
+// settingsOn names the instance settings the stack parameters leave on ("" for none).
+func (h *Preserve) settingsOn() string {
+	var on []string
+	for _, s := range []struct {
+		on   bool
+		what string
+	}{{h.settings.TerminationProtection, "termination protection"}, {h.settings.StopOnShutdown, "shutdown behaviour stop"},
+		{h.settings.KeepVolumes, "delete-on-termination off"}} {
+		if s.on {
+			on = append(on, s.what)
+		}
+	}
+	return strings.Join(on, ", ")
 }
 
 // spotLifecycle is DescribeInstances' InstanceLifecycle of a Spot Instance.
@@ -355,6 +403,12 @@ func checkTargetGroups(step string, tgs []workflow.TargetRegistration) error {
 func checkEvidenceInput(in workflow.EvidenceInput) error {
 	if err := parts.CheckInstance(PreserveStep, in.InstanceID, in.ExecutionName); err != nil {
 		return err
+	}
+	switch in.Stage {
+	case workflow.StageAll, workflow.StageFleet, workflow.StageSettings:
+	default:
+		return &steperr.InvalidInput{Step: PreserveStep, Reason: fmt.Sprintf("stage %q is not one of \"\" (every part), %q, %q",
+			in.Stage, workflow.StageFleet, workflow.StageSettings)}
 	}
 	if rec := in.PreIsolation.Record.InstanceID; rec != "" && rec != in.InstanceID {
 		return &steperr.InvalidInput{Step: PreserveStep, Reason: fmt.Sprintf("the pre-isolation record is of instance %q, not %s", rec, in.InstanceID)}

@@ -288,3 +288,28 @@ func (h *Reader) isolationGroups(ctx context.Context, inst *types.Instance) ([]s
 	}
 	return managed, nil
 }
+
+// instanceDescriber is what describeInstance calls.
+type instanceDescriber interface {
+	DescribeInstances(ctx context.Context, in *ec2.DescribeInstancesInput, opts ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error)
+}
+
+// describeInstance describes one instance; an unknown one is InstanceNotFound.
+func describeInstance(ctx context.Context, api instanceDescriber, id string) (*types.Instance, error) {
+	out, err := api.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}})
+	switch code := steperr.Code(err); {
+	case err == nil:
+	case code == "InvalidInstanceID.NotFound", code == "InvalidInstanceID.Malformed":
+		return nil, &steperr.InstanceNotFound{InstanceID: id}
+	default:
+		return nil, steperr.FromAWS("describe instance "+id, err)
+	}
+	for _, res := range out.Reservations {
+		for _, i := range res.Instances {
+			if aws.ToString(i.InstanceId) == id {
+				return &i, nil
+			}
+		}
+	}
+	return nil, &steperr.InstanceNotFound{InstanceID: id}
+}

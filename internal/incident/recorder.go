@@ -157,7 +157,6 @@ type Recorder struct {
 	store store
 	// central is the organization's central bucket (WithCentral), which gets a copy of every record written.
 	central *store
-	ec2     EC2API
 	asg     AutoScalingAPI
 	elb     ELBAPI
 	log     *slog.Logger
@@ -165,11 +164,11 @@ type Recorder struct {
 }
 
 // NewRecorder returns the handler of the bucket. A nil logger logs to slog.Default().
-func NewRecorder(s3 S3API, ec2 EC2API, asg AutoScalingAPI, elb ELBAPI, bucket string, log *slog.Logger) *Recorder {
+func NewRecorder(s3 S3API, asg AutoScalingAPI, elb ELBAPI, bucket string, log *slog.Logger) *Recorder {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Recorder{store: store{s3: s3, bucket: bucket}, ec2: ec2, asg: asg, elb: elb, log: log, now: time.Now}
+	return &Recorder{store: store{s3: s3, bucket: bucket}, asg: asg, elb: elb, log: log, now: time.Now}
 }
 
 // EnvCentralBucket and EnvCentralBucketRegion name the organization's central bucket (parameters

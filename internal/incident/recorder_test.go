@@ -44,7 +44,7 @@ func fleet() sim.Scenario {
 
 func newRecorder(srv *sim.Server) *incident.Recorder {
 	cfg := srv.AWSConfig("record-incident")
-	return incident.NewRecorder(s3Client(srv, "record-incident"), ec2.NewFromConfig(cfg), autoscaling.NewFromConfig(cfg),
+	return incident.NewRecorder(s3Client(srv, "record-incident"), autoscaling.NewFromConfig(cfg),
 		elbv2.NewFromConfig(cfg), bucket, quiet)
 }
 
@@ -69,10 +69,26 @@ func targetGroupARNs(t *testing.T, srv *sim.Server) map[string]string {
 	return m
 }
 
+// described is Validate's record of the instance: preRecord with the description EC2 gives now.
+func described(t *testing.T, srv *sim.Server) workflow.Record {
+	t.Helper()
+	out, err := ec2.NewFromConfig(srv.AWSConfig("test")).DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{instanceID}})
+	if err != nil || len(out.Reservations) != 1 || len(out.Reservations[0].Instances) != 1 {
+		t.Fatalf("describe: %v", err)
+	}
+	rec := preRecord()
+	if rec.Description, err = json.Marshal(out.Reservations[0].Instances[0]); err != nil {
+		t.Fatal(err)
+	}
+	return rec
+}
+
 func TestOpenRecordsThePreIsolationStateOnce(t *testing.T) {
 	srv := start(t, fleet())
 	r := newRecorder(srv)
-	ref, err := r.Open(ctx, openInput("iso-1"))
+	in := openInput("iso-1")
+	in.Record = described(t, srv)
+	ref, err := r.Open(ctx, in)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -114,7 +130,7 @@ func TestOpenRecordsThePreIsolationStateOnce(t *testing.T) {
 
 	// The same state again (Lambda retry, redrive): reads only, same answer.
 	srv.ResetCalls()
-	again, err := r.Open(ctx, openInput("iso-1"))
+	again, err := r.Open(ctx, in)
 	if err != nil {
 		t.Fatalf("second Open: %v", err)
 	}
@@ -377,7 +393,7 @@ func TestLostRaceReadsAgain(t *testing.T) {
 				}
 			}}
 			cfg := srv.AWSConfig("record-incident")
-			r := incident.NewRecorder(racer, ec2.NewFromConfig(cfg), autoscaling.NewFromConfig(cfg), elbv2.NewFromConfig(cfg), bucket, quiet)
+			r := incident.NewRecorder(racer, autoscaling.NewFromConfig(cfg), elbv2.NewFromConfig(cfg), bucket, quiet)
 			ref, err := r.Open(ctx, openInput("iso-1"))
 			if err != nil {
 				t.Fatalf("Open: %v", err)
@@ -543,5 +559,52 @@ func TestOutcomeWithoutIncidentOrRecord(t *testing.T) {
 	}
 	if m := mutating(srv); len(m) != 0 {
 		t.Errorf("mutating calls %v", m)
+	}
+}
+
+// TestOpenKeepsValidatesDescription (issue 16): the incident record keeps the description Validate read before any
+// change, not one read beside network containment (which may already have swapped the groups), and makes no
+// DescribeInstances call of its own: one read fewer per isolation in the unfiltered bucket a storm's Validate needs.
+func TestOpenKeepsValidatesDescription(t *testing.T) {
+	srv := start(t, fleet())
+	ec2c := ec2.NewFromConfig(srv.AWSConfig("test"))
+	rec := described(t, srv)
+	// Network containment ran first: the ENI is on the isolation group when the record is written.
+	if _, err := ec2c.ModifyNetworkInterfaceAttribute(ctx, &ec2.ModifyNetworkInterfaceAttributeInput{
+		NetworkInterfaceId: aws.String("eni-0aaa0000000000001"), Groups: []string{isoA}}); err != nil {
+		t.Fatalf("modify: %v", err)
+	}
+	srv.ResetCalls()
+	in := openInput("iso-1")
+	in.Record = rec
+	if _, err := newRecorder(srv).Open(ctx, in); err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	for _, c := range srv.Calls() {
+		if c.Action == "DescribeInstances" {
+			t.Errorf("Open described the instance again (%s)", c.Caller)
+		}
+	}
+	f, _ := readRecord(t, srv)
+	if len(f.Incidents) != 1 {
+		t.Fatalf("%d incidents, want 1", len(f.Incidents))
+	}
+	pre := f.Incidents[0].PreIsolation
+	var desc struct {
+		NetworkInterfaces []struct {
+			NetworkInterfaceId string
+			Groups             []struct{ GroupId string }
+		}
+	}
+	if err := json.Unmarshal(pre.Instance, &desc); err != nil {
+		t.Fatalf("description: %v", err)
+	}
+	for _, ni := range desc.NetworkInterfaces {
+		if ni.NetworkInterfaceId == "eni-0aaa0000000000001" && (len(ni.Groups) != 2 || ni.Groups[0].GroupId == isoA) {
+			t.Errorf("recorded description shows %s on %+v, want its pre-isolation groups a and b", ni.NetworkInterfaceId, ni.Groups)
+		}
+	}
+	if len(pre.Record.Description) != 0 {
+		t.Errorf("the description is kept twice (record and instance)")
 	}
 }

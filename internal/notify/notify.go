@@ -151,6 +151,9 @@ func (h *Handler) Handle(ctx context.Context, in workflow.NotifyInput) (workflow
 		if isRelease(in) {
 			return result, &steperr.ReleaseFailed{Summary: failureSummary(in)}
 		}
+		if isEvidence(in) {
+			return result, &steperr.EvidenceFailed{Summary: failureSummary(in)}
+		}
 		return result, &steperr.IsolationFailed{Summary: failureSummary(in)}
 	}
 	return result, nil
@@ -190,8 +193,12 @@ func check(in workflow.NotifyInput, state string) error {
 	}
 	switch in.Workflow {
 	case "", workflow.WorkflowIsolation, workflow.WorkflowRelease:
+	case workflow.WorkflowEvidence:
+		if in.Outcome == workflow.OutcomeSucceeded {
+			return bad("the evidence workflow notifies only a failure")
+		}
 	default:
-		return bad("unknown workflow %q (want %s or %s)", plain(in.Workflow, 50), workflow.WorkflowIsolation, workflow.WorkflowRelease)
+		return bad("unknown workflow %q (want %s, %s or %s)", plain(in.Workflow, 50), workflow.WorkflowIsolation, workflow.WorkflowRelease, workflow.WorkflowEvidence)
 	}
 	switch in.Outcome {
 	case workflow.OutcomeSucceeded:
@@ -245,6 +252,9 @@ func instanceID(in workflow.NotifyInput) string {
 
 // isRelease: the input is the release workflow's.
 func isRelease(in workflow.NotifyInput) bool { return in.Workflow == workflow.WorkflowRelease }
+
+// isEvidence: the input is the evidence state machine's (issue 16), which notifies only a failure.
+func isEvidence(in workflow.NotifyInput) bool { return in.Workflow == workflow.WorkflowEvidence }
 
 // failureSummary names the failed states and their errors (the execution's error cause in the console).
 func failureSummary(in workflow.NotifyInput) string {

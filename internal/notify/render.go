@@ -75,6 +75,8 @@ func render(in workflow.NotifyInput) (message, error) {
 		subj = "EC2 release SUCCEEDED: " + shownID + " is released"
 	case isRelease(in):
 		subj = fmt.Sprintf("EC2 release FAILED for %s at %s", shownID, in.Failures[0].State)
+	case isEvidence(in):
+		subj = fmt.Sprintf("EC2 evidence settings FAILED for %s at %s (containment not affected)", shownID, in.Failures[0].State)
 	case in.Outcome == workflow.OutcomeSucceeded:
 		subj = "EC2 isolation SUCCEEDED: " + shownID + " is isolated"
 	case notContained(in):
@@ -139,6 +141,10 @@ func email(in workflow.NotifyInput) string {
 		} else {
 			p("WARNING: the instance may still be isolated, or only partly restored (see what did succeed).")
 		}
+	case isEvidence(in):
+		p("The evidence settings of EC2 instance %s, queued by isolation execution %s, FAILED at %s.", id, v(in.ExecutionName), strings.Join(states, " and "))
+		p("")
+		p("Containment is not affected. Termination protection, shutdown behaviour stop or delete-on-termination off may not be in effect: redrive this evidence execution once the cause is fixed.")
 	case in.Outcome == workflow.OutcomeSucceeded:
 		p("EC2 instance %s has been ISOLATED.", id)
 	default:
@@ -530,6 +536,21 @@ func chatbot(in workflow.NotifyInput, shownID string) chatbotNotification {
 			if console != "" {
 				n.Content.NextSteps = append(n.Content.NextSteps, "Or in the Step Functions console: "+console)
 			}
+		}
+	case isEvidence(in):
+		f := in.Failures[0]
+		n.Content.Title = ":warning: " + chatText("EC2 evidence settings FAILED for "+shownID+" at "+f.State, 250)
+		n.Metadata.EventType = "EC2EvidenceFailed"
+		n.Metadata.Summary = chatText("EC2 evidence settings failed for "+shownID+" (containment not affected)", 250)
+		p("*Evidence settings of* %s *failed* (queued by isolation %s); containment is not affected.", c(id), c(in.ExecutionName))
+		for _, f := range in.Failures {
+			p("*Failed state:* %s *error:* %s", c(f.State), c(f.Error))
+			p("*Cause:* %s", code(causeText(f.Cause), maxChatCause))
+		}
+		cli, console := redrive(in)
+		n.Content.NextSteps = append(n.Content.NextSteps, resumeStep(in, cli))
+		if console != "" {
+			n.Content.NextSteps = append(n.Content.NextSteps, "Or in the Step Functions console: "+console)
 		}
 	case in.Outcome == workflow.OutcomeSucceeded:
 		n.Content.Title = ":white_check_mark: " + chatText("EC2 instance "+shownID+" isolated", 250)

@@ -51,7 +51,7 @@ func (h *Disassociate) Handle(ctx context.Context, in workflow.InstanceInput) (w
 		log.Error("refused input", "error", err)
 		return out, err
 	}
-	as, err := Associations(ctx, h.api, in.InstanceID)
+	as, err := h.associations(ctx, in)
 	if err != nil {
 		log.Error("cannot read associations", "error", err)
 		return out, err
@@ -125,4 +125,25 @@ func (h *Disassociate) disassociate(ctx context.Context, instanceID string, a ty
 		return workflow.ProfileAssociation{}, time.Time{}, &steperr.AssociationPending{InstanceID: instanceID, AssociationID: id, State: "changing"}
 	}
 	return workflow.ProfileAssociation{}, time.Time{}, steperr.FromAWS("disassociate instance profile association "+id+" of "+instanceID, err)
+}
+
+// associations are the instance's associations: on a first run with Validate's record, the one it saw moments
+// before (issue 16: a storm's containment shares DescribeIamInstanceProfileAssociations' bucket with Validate,
+// Attach and Verify, so one read fewer per isolation); on a retry or a redrive, or without a record, EC2's. A
+// stale record is safe: an association removed since is InvalidAssociationID.NotFound (the goal reached), one
+// added since is found by Attach, which cannot associate over it, and by Verify's read-back.
+func (h *Disassociate) associations(ctx context.Context, in workflow.InstanceInput) ([]types.IamInstanceProfileAssociation, error) {
+	if in.Record == nil || in.Rerun.Again() {
+		return Associations(ctx, h.api, in.InstanceID)
+	}
+	pa := in.Record.ProfileAssociation
+	if pa == nil {
+		return nil, nil
+	}
+	return []types.IamInstanceProfileAssociation{{
+		AssociationId:      aws.String(pa.AssociationID),
+		InstanceId:         aws.String(in.InstanceID),
+		IamInstanceProfile: &types.IamInstanceProfile{Arn: aws.String(pa.ProfileARN)},
+		State:              types.IamInstanceProfileAssociationState(pa.State),
+	}}, nil
 }

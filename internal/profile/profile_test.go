@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/ec2-isolation/ec2-isolation/internal/profile"
@@ -299,5 +300,57 @@ func TestTerminatedInstance(t *testing.T) {
 	}
 	if diff := cmp.Diff([]association{}, e.current(t)); diff != "" {
 		t.Errorf("associations (-want +got):\n%s", diff)
+	}
+}
+
+// TestDisassociateTrustsTheRecordOnItsFirstRun (issue 16): with Validate's record, the first run removes the
+// association the record names without reading the instance's associations again; a retry reads them, and a
+// record whose association is gone since is the goal reached.
+func TestDisassociateTrustsTheRecordOnItsFirstRun(t *testing.T) {
+	e := start(t, scenario(sim.Instance{Profile: "web-server"}))
+	as, err := profile.Associations(ctx, e.client, instanceID)
+	if err != nil || len(as) != 1 {
+		t.Fatalf("associations %v: %v", as, err)
+	}
+	rec := &workflow.Record{InstanceID: instanceID, ProfileAssociation: &workflow.ProfileAssociation{
+		AssociationID: aws.ToString(as[0].AssociationId), ProfileARN: webARN, State: "associated"}}
+	reads := func() int {
+		n := 0
+		for _, c := range e.srv.Calls() {
+			if c.Action == "DescribeIamInstanceProfileAssociations" && c.Caller == "disassociate-profile" {
+				n++
+			}
+		}
+		return n
+	}
+
+	in := input
+	in.Record = rec
+	e.srv.ResetCalls()
+	out, err := e.disassociate.Handle(ctx, in)
+	if err != nil || len(out.Disassociated) != 1 || out.Disassociated[0].ProfileARN != webARN {
+		t.Fatalf("first run = %+v, %v", out, err)
+	}
+	if n := reads(); n != 0 {
+		t.Errorf("first run read the associations %d times, want 0 (the record has it)", n)
+	}
+	if diff := cmp.Diff([]association{}, e.settled(t)); diff != "" {
+		t.Errorf("associations after the first run (-want +got):\n%s", diff)
+	}
+
+	// The same record again, on a retry: EC2's associations are read; nothing is left to remove.
+	in.Attempt = 1
+	e.srv.ResetCalls()
+	if out, err := e.disassociate.Handle(ctx, in); err != nil || len(out.Disassociated) != 0 {
+		t.Errorf("retry = %+v, %v, want nothing to remove", out, err)
+	}
+	if n := reads(); n == 0 {
+		t.Error("the retry trusted the record")
+	}
+
+	// A first run whose record names an association removed since: the goal is reached, no error, no change.
+	in.Attempt = 0
+	if out, err := e.disassociate.Handle(ctx, in); err != nil || len(out.Changes) != 0 {
+		t.Errorf("stale record = %+v, %v, want no change and no error", out, err)
 	}
 }

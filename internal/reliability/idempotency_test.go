@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/ec2-isolation/ec2-isolation/internal/asl"
+	"github.com/ec2-isolation/ec2-isolation/internal/runner"
 	"github.com/ec2-isolation/ec2-isolation/internal/secgroup"
 	"github.com/ec2-isolation/ec2-isolation/internal/sim"
 	"github.com/ec2-isolation/ec2-isolation/internal/snapshot"
@@ -163,15 +164,37 @@ func TestEveryStepTwice(t *testing.T) {
 				}
 				slices.Sort(states)
 				want := []string{"Apply isolation security group", "Attach isolation profile", "Disassociate profile",
-					"Ensure isolation security group", "Notify success", "Preserve evidence", "Record outcome",
+					"Ensure isolation security group", "Notify success", "Preserve evidence", "Queue instance settings", "Record outcome",
 					"Record pre-isolation state", "Revoke credentials", "Snapshot volumes", "Validate and record",
 					"Verify containment"}
 				if diff := cmp.Diff(want, states); diff != "" {
 					t.Fatalf("tasks of a successful isolation (-want +got):\n%s", diff)
 				}
+				// Issue 16: the evidence execution of the job the isolation queued runs its step twice too.
+				evidence := r.Evidence("twice")
+				if len(evidence) != 1 || evidence[0].Status != asl.StatusSucceeded {
+					t.Fatalf("evidence executions %v, want one SUCCEEDED", evidence)
+				}
+				type rerun struct {
+					r    *runner.Runner
+					task asl.Event
+				}
+				var reruns []rerun
 				for _, task := range tasks {
+					reruns = append(reruns, rerun{r, task})
+				}
+				for _, ev := range evidence[0].History.Events() {
+					if ev.Type == asl.TaskScheduled {
+						reruns = append(reruns, rerun{r.EvidenceRunner(), ev})
+					}
+				}
+				if n := len(reruns) - len(tasks); n != 1 {
+					t.Errorf("%d tasks in the evidence execution, want 1 (Preserve evidence)", n)
+				}
+				for _, rr := range reruns {
+					task := rr.task
 					e.srv.ResetCalls()
-					out, err := r.Invoke(ctx, task.Resource, again(t, task))
+					out, err := rr.r.Invoke(ctx, task.Resource, again(t, task))
 					if err != nil {
 						t.Errorf("%s again: %v", task.State, err)
 					}

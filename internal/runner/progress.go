@@ -33,6 +33,9 @@ type Progress struct {
 	Retry int
 	// Status is the execution's status at PhaseExecutionEnded.
 	Status string
+	// Machine is the state machine's name (issue 16: the isolation runner also runs the evidence state machine,
+	// EvidenceStateMachineName, for the jobs it queued).
+	Machine string
 }
 
 // progressOf maps a history event to a progress step; ok is false for the events a display does not show
@@ -69,12 +72,13 @@ func progressOf(ev asl.Event) (Progress, bool) {
 }
 
 // observe chains the progress callback after the engine's own event callback, if any.
-func observe(prev func(asl.Event), onProgress func(Progress)) func(asl.Event) {
+func observe(prev func(asl.Event), onProgress func(Progress), machine string) func(asl.Event) {
 	return func(ev asl.Event) {
 		if prev != nil {
 			prev(ev)
 		}
 		if p, ok := progressOf(ev); ok {
+			p.Machine = machine
 			onProgress(p)
 		}
 	}

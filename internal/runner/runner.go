@@ -18,6 +18,9 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	ec2isolation "github.com/ec2-isolation/ec2-isolation"
 
 	"github.com/ec2-isolation/ec2-isolation/internal/asl"
 	"github.com/ec2-isolation/ec2-isolation/internal/steps"
@@ -51,6 +54,15 @@ type Config struct {
 	// OnProgress, if set, is told each state's start and end and the execution's end as they happen (from the
 	// goroutine of the state: concurrently for Parallel branches), e.g. for a live display.
 	OnProgress func(Progress)
+	// EvidenceQueueURL (issue 16) is ${EvidenceQueueUrl}, the queue the isolation sends its instance-settings jobs
+	// to, reached with AWS(SQSCaller) (the simulator's: sim.Server.QueueURL). Empty: the runner keeps the jobs
+	// itself (a run without a stack has no queue).
+	EvidenceQueueURL string
+	// EvidenceDefinition is the evidence state machine run for each job; nil: ec2isolation.EvidenceDefinition.
+	EvidenceDefinition []byte
+	// HoldEvidence leaves the queued jobs to the caller (ReceiveJobs, RunJob), as the bench does to admit them on
+	// a window of its own; otherwise Start and Redrive run them (RunQueued) before they return.
+	HoldEvidence bool
 }
 
 // Runner holds the loaded machine and the built handlers. It is safe for concurrent executions.
@@ -58,6 +70,15 @@ type Runner struct {
 	machine  *asl.Machine
 	handlers map[string]*environments // by function ARN
 	opts     asl.Options
+	log      *slog.Logger
+
+	// The second stage (stage2.go), when the definition queues jobs.
+	queue        jobQueue
+	evidence     *Runner
+	hold         bool
+	jobs         pendingJobs
+	mu           sync.Mutex // guards evidenceRuns
+	evidenceRuns map[string][]*asl.Execution
 }
 
 // environments are a function's execution environments. Lambda runs concurrent invocations of a function in
@@ -97,8 +118,16 @@ func FunctionARN(region, account, name string) string {
 // New builds the handler of every function the definition names and loads the definition with the functions'
 // ARNs substituted.
 func New(c Config) (*Runner, error) {
-	r := &Runner{handlers: map[string]*environments{}}
+	r := &Runner{handlers: map[string]*environments{}, log: c.Log, evidenceRuns: map[string][]*asl.Execution{}, hold: c.HoldEvidence}
 	subs := map[string]string{}
+	if bytes.Contains(c.Definition, []byte("${Partition}")) {
+		subs["Partition"] = partition.Of(c.Region)
+	}
+	if bytes.Contains(c.Definition, []byte("${EvidenceQueueUrl}")) {
+		if err := r.stage2(c, subs); err != nil {
+			return nil, err
+		}
+	}
 	for _, f := range Functions {
 		if !bytes.Contains(c.Definition, []byte("${"+f.Substitution+"}")) {
 			continue
@@ -126,23 +155,67 @@ func New(c Config) (*Runner, error) {
 	}
 	r.opts.Region, r.opts.Account, r.opts.StateMachineName = c.Region, c.Account, name
 	if c.OnProgress != nil {
-		r.opts.OnEvent = observe(r.opts.OnEvent, c.OnProgress)
+		r.opts.OnEvent = observe(r.opts.OnEvent, c.OnProgress, name)
 	}
 	return r, nil
 }
 
-// Start runs an execution to its end.
-func (r *Runner) Start(ctx context.Context, name string, input json.RawMessage) *asl.Execution {
-	return r.machine.Start(ctx, name, input, r, r.opts)
+// stage2 sets up the evidence queue and the evidence state machine's runner.
+func (r *Runner) stage2(c Config, subs map[string]string) error {
+	url := c.EvidenceQueueURL
+	if url == "" {
+		url = fmt.Sprintf("https://sqs.%s.amazonaws.com/%s/%s", c.Region, c.Account, EvidenceQueueName)
+		r.queue = &memQueue{url: url}
+	} else {
+		r.queue = sqsQueue{c: sqs.NewFromConfig(c.AWS(SQSCaller)), url: url}
+	}
+	subs["EvidenceQueueUrl"] = url
+	ec := c
+	ec.Definition, ec.StateMachineName, ec.EvidenceQueueURL = c.EvidenceDefinition, EvidenceStateMachineName, ""
+	if ec.Definition == nil {
+		ec.Definition = ec2isolation.EvidenceDefinition
+	}
+	ev, err := New(ec)
+	if err != nil {
+		return fmt.Errorf("evidence state machine: %w", err)
+	}
+	r.evidence = ev
+	return nil
 }
 
-// Redrive continues a failed execution from its failed state, as RedriveExecution does.
+// Start runs an execution to its end, then (unless HoldEvidence) the evidence executions of the jobs it queued.
+func (r *Runner) Start(ctx context.Context, name string, input json.RawMessage) *asl.Execution {
+	e := r.machine.Start(ctx, name, input, r, r.opts)
+	r.runQueued(ctx, name)
+	return e
+}
+
+// Redrive continues a failed execution from its failed state, as RedriveExecution does, then (unless
+// HoldEvidence) the evidence executions of the jobs it queued.
 func (r *Runner) Redrive(ctx context.Context, e *asl.Execution) error {
-	return r.machine.Redrive(ctx, e, r)
+	err := r.machine.Redrive(ctx, e, r)
+	r.runQueued(ctx, e.Name)
+	return err
+}
+
+// runQueued runs the queued jobs, then waits for those the execution name queued (another caller may have
+// received them).
+func (r *Runner) runQueued(ctx context.Context, name string) {
+	if r.queue == nil || r.hold {
+		return
+	}
+	if _, err := r.RunQueued(ctx); err != nil {
+		r.log.Error("evidence jobs", "error", err)
+		return
+	}
+	r.jobs.wait(ctx, name)
 }
 
 // Invoke implements asl.Invoker: it calls the function whose ARN is resource, as the Lambda service would.
 func (r *Runner) Invoke(ctx context.Context, resource string, input json.RawMessage) (out json.RawMessage, err error) {
+	if asl.IsSQSSendMessage(resource) {
+		return r.sendMessage(ctx, input)
+	}
 	env, ok := r.handlers[resource]
 	if !ok {
 		return nil, &asl.TaskError{Name: "Lambda.ResourceNotFoundException", Cause: "Function not found: " + resource}

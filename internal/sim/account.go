@@ -52,6 +52,8 @@ type Account struct {
 	// byInstance indexes the ENIs and active associations by instance while one read-only request describes
 	// many instances (DescribeInstances): nil otherwise.
 	byInstance *instanceIndex
+	// queues are the SQS queues, by name (sqs.go, issue 16).
+	queues map[string]*queue
 }
 
 type instanceIndex struct {
@@ -351,6 +353,7 @@ func newAccount(sc Scenario, clock Clock) (*Account, error) {
 		}
 		a.buckets.put(b.Name, bk)
 	}
+	a.seedQueues(sc.Queues)
 	return a, nil
 }
 
@@ -649,6 +652,9 @@ func (sc *Scenario) validate() error {
 			}
 		}
 	}
+	if err := checkQueues(sc.Queues); err != nil {
+		return err
+	}
 	buckets := map[string]bool{}
 	for _, b := range sc.Buckets {
 		if !bucketName.MatchString(b.Name) || strings.Contains(b.Name, "..") {
@@ -775,7 +781,7 @@ func (sc *Scenario) validateLoadBalancing() error {
 var tgName = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,30}[A-Za-z0-9])?$`)
 
 // services are the SigV4 signing names of the simulated services (Call.Service, ErrorFault.Service).
-var services = []string{"ec2", "sns", "s3", "iam", "autoscaling", "elasticloadbalancing"}
+var services = []string{"ec2", "sns", "s3", "iam", "autoscaling", "elasticloadbalancing", "sqs"}
 
 var managedPolicyARN = regexp.MustCompile(`^arn:aws[a-z-]*:iam::(aws|[0-9]{12}):policy/([\w+=,.@-]+/)*[\w+=,.@-]+$`)
 

@@ -43,6 +43,9 @@ func (s *Server) render(req *request, ans answer) (int, http.Header, []byte) {
 	if req.service == "s3" {
 		return renderS3(req, ans)
 	}
+	if req.service == "sqs" {
+		return renderSQS(req, ans)
+	}
 	var buf bytes.Buffer
 	buf.WriteString(xml.Header)
 	ns, query := queryNamespaces[req.service]

@@ -56,6 +56,8 @@ type Scenario struct {
 	// Callers are the principals of other accounts that call this one, by access key id (AWSConfig's caller),
 	// with their account and organization: what resource policies see. Any other access key is this account's.
 	Callers map[string]Caller `json:"callers,omitempty"`
+	// Queues are the SQS standard queues (issue 16: the evidence queue), sqs.go.
+	Queues []Queue `json:"queues,omitempty"`
 }
 
 // VPC of the scenario. Every VPC also gets its "default" security group (as in AWS) unless the scenario
@@ -300,7 +302,7 @@ type Bucket struct {
 // ErrorFault injects an error answer into the calls it matches.
 type ErrorFault struct {
 	Action  string `json:"action"`            // action name, or "*" / "" for every action
-	Service string `json:"service,omitempty"` // "ec2" | "sns" | "s3" | "iam" | "autoscaling" | "elasticloadbalancing" | "" (all)
+	Service string `json:"service,omitempty"` // "ec2" | "sns" | "s3" | "iam" | "autoscaling" | "elasticloadbalancing" | "sqs" | "" (all)
 	Caller  string `json:"caller,omitempty"`  // access key id, "" for any
 	Code    string `json:"code"`              // e.g. InternalError, Unavailable, RequestLimitExceeded
 	Status  int    `json:"status,omitempty"`  // HTTP status; default 500 for InternalError/Unavailable-like codes, else 400

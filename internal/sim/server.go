@@ -258,9 +258,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req *request
-	if service == "s3" {
+	switch service {
+	case "s3":
 		req = s3Request(r, body)
-	} else {
+	case "sqs":
+		req = sqsRequest(r, body)
+	default:
 		params, err := url.ParseQuery(string(body))
 		if err != nil {
 			params = url.Values{}
@@ -405,6 +408,8 @@ func (s *Server) act(req *request) answer {
 		h = elbv2Handlers[req.action]
 	case "sts":
 		h = stsHandlers[req.action]
+	case "sqs":
+		h = sqsHandlers[req.action]
 	default:
 		return answer{err: errf(400, "InvalidAction", "The service %q is not simulated.", req.service)}
 	}

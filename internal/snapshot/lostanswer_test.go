@@ -1,8 +1,8 @@
 package snapshot_test
 
 import (
+	"context"
 	"errors"
-	"net/http"
 	"slices"
 	"testing"
 	"time"
@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/smithy-go/middleware"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/ec2-isolation/ec2-isolation/internal/sim"
@@ -36,9 +37,9 @@ func TestLostCreateSnapshotsAnswerMakesNoSecondSet(t *testing.T) {
 			sc.Faults.Errors = []sim.ErrorFault{tt.fault}
 			srv := simtest.Start(t, sc)
 			cfg := srv.AWSConfig("snapshot-volumes")
-			hc := *cfg.HTTPClient.(*http.Client)
-			hc.Timeout = tt.attempt
-			cfg.HTTPClient = &hc
+			// The timeout applies to CreateSnapshots only (its answer is held a minute, or its connection closed):
+			// the other calls keep the default, so a loaded machine cannot make them time out too.
+			cfg.APIOptions = append(cfg.APIOptions, timeoutFor("CreateSnapshots", tt.attempt))
 			h := snapshot.New(ec2.NewFromConfig(cfg), nil)
 
 			_, err := h.Handle(ctx, input)
@@ -95,5 +96,20 @@ func TestNoAnswerIsTransient(t *testing.T) {
 	var transient *steperr.Transient
 	if !errors.As(err, &transient) {
 		t.Errorf("error %T %v, want *steperr.Transient", err, err)
+	}
+}
+
+// timeoutFor gives one operation's calls a deadline of their own (an SDK middleware).
+func timeoutFor(operation string, d time.Duration) func(*middleware.Stack) error {
+	return func(st *middleware.Stack) error {
+		return st.Initialize.Add(middleware.InitializeMiddlewareFunc("TestTimeoutFor",
+			func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+				if middleware.GetOperationName(ctx) != operation {
+					return next.HandleInitialize(ctx, in)
+				}
+				ctx, cancel := context.WithTimeout(ctx, d)
+				defer cancel()
+				return next.HandleInitialize(ctx, in)
+			}), middleware.Before)
 	}
 }

@@ -35,6 +35,7 @@ func Defaults() map[string]string {
 		"CENTRAL_BUCKET_REGION": "",
 		"PRECREATE_GROUPS":      "true", // the reconciler's (issue 14)
 		"ADMISSION_WINDOW":      "60",   // the admission starter's (issue 16)
+		"EVIDENCE_WINDOW":       "4",    // its stage-2 window: evidence executions running at once
 	}
 }
 

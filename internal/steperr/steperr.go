@@ -170,6 +170,12 @@ type ReleaseFailed struct{ Summary string }
 
 func (e *ReleaseFailed) Error() string { return "release failed: " + e.Summary }
 
+// EvidenceFailed (issue 16): the evidence state machine's counterpart of IsolationFailed, returned by its "Notify
+// failure" once the failure to apply the instance settings is published (containment is not affected).
+type EvidenceFailed struct{ Summary string }
+
+func (e *EvidenceFailed) Error() string { return "evidence settings failed: " + e.Summary }
+
 // NotIsolated: a release was asked for an instance this stack never isolated, or whose incident is already
 // released (no open incident in its record). Nothing was changed.
 type NotIsolated struct{ InstanceID, Reason string }

@@ -22,7 +22,7 @@ func RecordIncident(cfg aws.Config, env Env, log *slog.Logger) (Handler[incident
 	if bucket == "" {
 		return nil, &steperr.ConfigError{Reason: incident.EnvBucket + " is not set"}
 	}
-	r := incident.NewRecorder(newS3(cfg), ec2.NewFromConfig(cfg), autoscaling.NewFromConfig(cfg),
+	r := incident.NewRecorder(newS3(cfg), autoscaling.NewFromConfig(cfg),
 		elbv2.NewFromConfig(cfg), bucket, log)
 	if central := env(incident.EnvCentralBucket); central != "" {
 		// The central bucket's region (S3 does not redirect a client of another region), this function's credentials.

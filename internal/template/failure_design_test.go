@@ -80,6 +80,14 @@ var extraRetriers = map[string]extraRetrier{
 		IntervalSeconds: 5, BackoffRate: 1.5, MaxAttempts: 20, MaxDelaySeconds: 30, JitterStrategy: "FULL"}, false, true},
 }
 
+// integrationRetry replaces the house list on a Task of a Step Functions service integration (its Resource is
+// arn:${Partition}:states:::SERVICE:ACTION), which raises the service's errors, never Lambda's nor the steps':
+// "Queue instance settings" (issue 16) sends to the evidence queue.
+var integrationRetry = map[string][]retrier{
+	"arn:${Partition}:states:::sqs:sendMessage": {{ErrorEquals: []string{"SQS.AmazonSQSException", "SQS.SdkClientException", "States.Timeout"},
+		IntervalSeconds: 1, BackoffRate: 2, MaxAttempts: 8, MaxDelaySeconds: 30, JitterStrategy: "FULL"}},
+}
+
 // neverRetried are the step errors no retry fixes (statemachine/README.md): no retrier may name them.
 var neverRetried = []string{"InvalidEvent", "InvalidInput", "ConfigError", "InstanceNotFound", "InstanceNotIsolatable",
 	"NotIsolated", "RecordMissing", "AWSError", "Superseded", "NotContained", "GroupMissing", "States.ALL"}
@@ -177,8 +185,15 @@ func checkTask(name string, s designState, scope map[string]designState, inBranc
 			retry = slices.Delete(slices.Clone(retry), i, i+1)
 		}
 	}
-	if diff := cmp.Diff(houseRetry, retry); diff != "" {
-		bad("%s: Retry is not the house list (-want +got):\n%s", name, diff)
+	want, list := houseRetry, "the house list"
+	if strings.Contains(s.Resource, ":states:::") {
+		want, list = integrationRetry[s.Resource], "its integration's list"
+		if want == nil {
+			bad("%s: a service integration (%s) with no retry list in integrationRetry", name, s.Resource)
+		}
+	}
+	if diff := cmp.Diff(want, retry); diff != "" {
+		bad("%s: Retry is not %s (-want +got):\n%s", name, list, diff)
 	}
 	for _, r := range s.Retry {
 		for _, e := range r.ErrorEquals {
@@ -320,6 +335,12 @@ func TestFailureDesignCheckerFindsMistakes(t *testing.T) {
 		"a retrier removed": {mutate(func(m designMachine) {
 			state(m, "Snapshot volumes", func(s *designState) { s.Retry = s.Retry[1:] })
 		}), "Snapshot volumes: Retry is not the house list"},
+		"a service integration with the Lambda house list": {mutate(func(m designMachine) {
+			state(m, "Snapshot volumes", func(s *designState) { s.Resource = "arn:${Partition}:states:::sqs:sendMessage" })
+		}), "Snapshot volumes: Retry is not its integration's list"},
+		"a service integration nobody listed": {mutate(func(m designMachine) {
+			state(m, "Snapshot volumes", func(s *designState) { s.Resource = "arn:${Partition}:states:::sns:publish" })
+		}), "with no retry list in integrationRetry"},
 		"a retrier's attempts changed": {mutate(func(m designMachine) {
 			branchState(m, "Contain", 1, "Attach isolation profile", func(s *designState) {
 				s.Retry = slices.Clone(s.Retry)

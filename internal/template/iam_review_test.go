@@ -145,6 +145,9 @@ var sarActions = map[string]sarAction{
 		{typ: "sqs:queue", required: true, inCall: true, keys: []string{"aws:ResourceTag/${TagKey}"}}}},
 	"sqs:GetQueueAttributes": {resources: []sarResource{
 		{typ: "sqs:queue", required: true, inCall: true, keys: []string{"aws:ResourceTag/${TagKey}"}}}},
+	// The isolation state machine's "Queue instance settings" (issue 16), with the state machine's role.
+	"sqs:SendMessage": {resources: []sarResource{
+		{typ: "sqs:queue", required: true, inCall: true, keys: []string{"aws:ResourceTag/${TagKey}"}}}},
 	"states:StartExecution": {resources: []sarResource{
 		{typ: "states:stateMachine", required: true, inCall: true}}},
 	"states:ListExecutions": {resources: []sarResource{

@@ -101,9 +101,11 @@ func TestIncidentBucketIsSafe(t *testing.T) {
 				if !strings.HasPrefix(a, "s3:") {
 					continue
 				}
-				// The reconciler reads a record (is the incident open?) before it starts a release.
+				// The reconciler reads a record (is the incident open?) before it starts a release; Preserve
+				// evidence before stage 2's settings (is the incident still open?, issue 16).
+				readsOnly := role == "ReconcileRole" || role == "PreserveEvidenceRole"
 				if role != "RecordIncidentRole" && role != "ReadIncidentRecordRole" &&
-					(role != "ReconcileRole" || (a != "s3:GetObject" && a != "s3:ListBucket")) {
+					(!readsOnly || (a != "s3:GetObject" && a != "s3:ListBucket")) {
 					t.Errorf("role %s may %s", role, a)
 				}
 				if strings.Contains(a, "Delete") || strings.Contains(a, "*") || strings.Contains(a, "Acl") || strings.Contains(a, "Policy") {
@@ -120,7 +122,7 @@ func TestIncidentBucketIsSafe(t *testing.T) {
 		}
 	}
 	// The functions are given the bucket the stack creates.
-	for _, id := range []string{"RecordIncidentFunction", "ReadIncidentRecordFunction"} {
+	for _, id := range []string{"RecordIncidentFunction", "ReadIncidentRecordFunction", "PreserveEvidenceFunction"} {
 		env, _ := tpl.Resources[id].Properties["Environment"].(map[string]any)
 		vars, _ := env["Variables"].(map[string]any)
 		if refOf(vars["INCIDENT_BUCKET"]) != "IncidentBucket" {

@@ -47,19 +47,32 @@ var wantFunctions = map[string]string{
 	"AdmissionStarterFunction":         "admission-starter",
 }
 
-// The state machines: each one's definition file and the functions its tasks run. The isolation's functions
-// reserve FunctionConcurrency; the release-only ones do not.
+// The state machines: each one's definition file, the functions its tasks run, and its other substitutions. The
+// isolation's functions reserve FunctionConcurrency; the release-only ones do not.
 var stateMachines = map[string]struct {
 	definition string
 	functions  []string
+	others     map[string]any
 }{
 	"IsolationStateMachine": {"statemachine/isolation.asl.json", []string{"ApplySecurityGroupFunction",
 		"AttachIsolationProfileFunction", "DisassociateProfileFunction", "EnsureSecurityGroupFunction", "NotifyFunction",
 		"PreserveEvidenceFunction", "RecordIncidentFunction", "RevokeCredentialsFunction", "SnapshotVolumesFunction",
-		"ValidateAndRecordFunction", "VerifyContainmentFunction"}},
+		"ValidateAndRecordFunction", "VerifyContainmentFunction"},
+		// "Queue instance settings" (issue 16): arn:${Partition}:states:::sqs:sendMessage to ${EvidenceQueueUrl}.
+		map[string]any{"Partition": map[string]any{"Ref": "AWS::Partition"}, "EvidenceQueueUrl": map[string]any{"Ref": "EvidenceQueue"}}},
 	"ReleaseStateMachine": {"statemachine/release.asl.json", []string{"LiftCredentialRevocationFunction",
 		"NotifyFunction", "ReadIncidentRecordFunction", "RecordIncidentFunction", "RestoreEvidenceSettingsFunction",
-		"RestoreInstanceProfileFunction", "RestoreSecurityGroupsFunction"}},
+		"RestoreInstanceProfileFunction", "RestoreSecurityGroupsFunction"}, nil},
+	// Stage 2 (issue 16): the instance settings, and the failure notification.
+	"EvidenceStateMachine": {"statemachine/evidence.asl.json", []string{"NotifyFunction", "PreserveEvidenceFunction"}, nil},
+}
+
+// awaitingDefinition are substitutions template.yaml passes that a definition of another slice does not use yet
+// (state machine/substitution -> why). Logged, not failed; the test fails once the definition uses one: then the
+// entry must go.
+var awaitingDefinition = map[string]string{
+	"IsolationStateMachine/Partition":        "slice T's \"Queue instance settings\" (issue 16), not merged into this branch yet",
+	"IsolationStateMachine/EvidenceQueueUrl": "slice T's \"Queue instance settings\" (issue 16), not merged into this branch yet",
 }
 
 // isolationFunctions: the functions the isolation workflow runs (logical ids).
@@ -298,13 +311,15 @@ var wantActions = map[string][]string{
 	"apply-security-group": {"ec2:DescribeNetworkInterfaces", "ec2:ModifyNetworkInterfaceAttribute"},
 	"snapshot-volumes":     {"ec2:CreateSnapshots", "ec2:CreateTags", "ec2:DescribeInstances", "ec2:DescribeSnapshots"},
 	"notify":               {"sns:Publish"},
-	"record-incident": {"autoscaling:DescribeAutoScalingInstances", "ec2:DescribeInstances",
+	"record-incident": {"autoscaling:DescribeAutoScalingInstances",
 		"elasticloadbalancing:DescribeTargetGroups", "elasticloadbalancing:DescribeTargetHealth", "s3:GetObject",
 		"s3:ListBucket", "s3:PutObject"},
 	"revoke-credentials": {"iam:GetInstanceProfile", "iam:GetRolePolicy", "iam:PutRolePolicy"},
+	// Stage 2 (issue 16) reads the incident record first: a job of a released instance changes nothing.
 	"preserve-evidence": {"autoscaling:DescribeAutoScalingInstances", "autoscaling:DetachInstances",
 		"ec2:DescribeInstanceAttribute", "ec2:ModifyInstanceAttribute", "elasticloadbalancing:DeregisterTargets",
-		"elasticloadbalancing:DescribeTargetGroups", "elasticloadbalancing:DescribeTargetHealth"},
+		"elasticloadbalancing:DescribeTargetGroups", "elasticloadbalancing:DescribeTargetHealth", "s3:GetObject",
+		"s3:ListBucket"},
 	// The read-back, and containing again what it finds open (Apply's, Ensure's and Attach's calls, never
 	// AuthorizeSecurityGroup*: it only removes rules).
 	"verify-containment": {"ec2:AssociateIamInstanceProfile", "ec2:CreateSecurityGroup", "ec2:CreateTags",
@@ -326,7 +341,7 @@ var wantActions = map[string][]string{
 		"ec2:CreateTags", "ec2:DescribeIamInstanceProfileAssociations", "ec2:DescribeInstances", "ec2:DescribeNetworkInterfaces",
 		"ec2:DescribeSecurityGroups", "ec2:RevokeSecurityGroupEgress", "ec2:RevokeSecurityGroupIngress", "s3:GetObject",
 		"s3:ListBucket", "states:DescribeExecution", "states:ListExecutions", "states:StartExecution"},
-	// The admission starter (issue 16): counts the running isolations, starts the next.
+	// The admission starter (issue 16): counts the running isolations (evidence executions), starts the next.
 	"admission-starter": {"states:ListExecutions", "states:StartExecution"},
 }
 
@@ -463,7 +478,7 @@ func TestIsolationRoleDeniesEverything(t *testing.T) {
 func TestStateMachines(t *testing.T) {
 	tpl := load(t)
 	for smID, want := range stateMachines {
-		t.Run(smID, func(t *testing.T) { checkStateMachine(t, tpl, smID, want.definition, want.functions) })
+		t.Run(smID, func(t *testing.T) { checkStateMachine(t, tpl, smID, want.definition, want.functions, want.others) })
 	}
 	n := 0
 	for _, r := range tpl.Resources {
@@ -476,7 +491,7 @@ func TestStateMachines(t *testing.T) {
 	}
 }
 
-func checkStateMachine(t *testing.T, tpl *Template, smID, definition string, functions []string) {
+func checkStateMachine(t *testing.T, tpl *Template, smID, definition string, functions []string, others map[string]any) {
 	sm, ok := tpl.Resources[smID]
 	if !ok || sm.Type != "AWS::Serverless::StateMachine" {
 		t.Fatalf("no AWS::Serverless::StateMachine %s", smID)
@@ -495,6 +510,12 @@ func checkStateMachine(t *testing.T, tpl *Template, smID, definition string, fun
 	}
 	gotSubs := map[string]string{}
 	for k, v := range subs {
+		if want, ok := others[k]; ok {
+			if !cmp.Equal(v, want) {
+				t.Errorf("substitution %s = %v, want %v", k, v, want)
+			}
+			continue
+		}
 		res, ok := GetAttResource(v, "Arn")
 		if !ok {
 			t.Errorf("substitution %s = %v, want !GetAtt <function>.Arn", k, v)
@@ -512,6 +533,20 @@ func checkStateMachine(t *testing.T, tpl *Template, smID, definition string, fun
 	used := map[string]bool{}
 	for _, m := range regexp.MustCompile(`\$\{([A-Za-z0-9]+)\}`).FindAllStringSubmatch(string(raw), -1) {
 		used[m[1]] = true
+	}
+	for k := range others {
+		if _, ok := subs[k]; !ok {
+			t.Errorf("no substitution %s", k)
+		}
+		why, awaiting := awaitingDefinition[smID+"/"+k]
+		switch {
+		case awaiting && used[k]:
+			t.Errorf("%s now uses ${%s}: remove it from awaitingDefinition (%s)", definition, k, why)
+		case awaiting:
+			t.Logf("%s does not use ${%s} yet: %s", definition, k, why)
+			used[k] = true
+		}
+		wantSubs[k] = ""
 	}
 	if diff := cmp.Diff(slices.Sorted(maps.Keys(wantSubs)), slices.Sorted(maps.Keys(used))); diff != "" {
 		t.Errorf("substitutions used by the definition (-want +got):\n%s", diff)
@@ -753,7 +788,7 @@ func TestFunctionEnvironment(t *testing.T) {
 		"RecordIncidentFunction":         {"CENTRAL_BUCKET", "CENTRAL_BUCKET_REGION", "INCIDENT_BUCKET", "LOG_LEVEL"},
 		"RevokeCredentialsFunction":      {"LOG_LEVEL", "REVOCABLE_ROLES", "REVOKE_CREDENTIALS", "STACK_ROLE_PATH"},
 		"PreserveEvidenceFunction": {"DEREGISTER_TARGETS", "DETACH_AUTO_SCALING", "ENABLE_TERMINATION_PROTECTION",
-			"KEEP_VOLUMES", "LOG_LEVEL", "STOP_ON_SHUTDOWN"},
+			"INCIDENT_BUCKET", "KEEP_VOLUMES", "LOG_LEVEL", "STOP_ON_SHUTDOWN"},
 		"ReadIncidentRecordFunction":       {"INCIDENT_BUCKET", "ISOLATION_GROUP_NAME", "LOG_LEVEL", "RELEASE_TAG_VALUE", "TAG_KEY"},
 		"RestoreSecurityGroupsFunction":    {"LOG_LEVEL"},
 		"RestoreInstanceProfileFunction":   {"ISOLATION_PROFILE_NAME", "LOG_LEVEL"},
@@ -762,7 +797,8 @@ func TestFunctionEnvironment(t *testing.T) {
 		"ReconcileFunction": {"CONNECTION_TRACKING", "INCIDENT_BUCKET", "ISOLATION_GROUP_NAME", "ISOLATION_PROFILE_NAME",
 			"ISOLATION_STATE_MACHINE_ARN", "LOG_LEVEL", "PRECREATE_GROUPS", "RECONCILE_MAX_RUNNING", "RECONCILE_MAX_STARTS",
 			"RELEASE_STATE_MACHINE_ARN", "RELEASE_TAG_VALUE", "TAG_KEY", "TAG_VALUE"},
-		"AdmissionStarterFunction": {"ADMISSION_WINDOW", "ISOLATION_STATE_MACHINE_ARN", "LOG_LEVEL"},
+		"AdmissionStarterFunction": {"ADMISSION_WINDOW", "EVIDENCE_STATE_MACHINE_ARN", "EVIDENCE_WINDOW",
+			"ISOLATION_STATE_MACHINE_ARN", "LOG_LEVEL"},
 	}
 	got := map[string][]string{}
 	for id := range wantFunctions {

@@ -146,7 +146,7 @@ func executionTimeout(m designMachine) (bound float64, timeout int, problems []s
 }
 
 func TestExecutionTimeoutIsDerivedFromTheTasks(t *testing.T) {
-	for _, def := range []string{"statemachine/isolation.asl.json", "statemachine/release.asl.json"} {
+	for _, def := range []string{"statemachine/isolation.asl.json", "statemachine/release.asl.json", "statemachine/evidence.asl.json"} {
 		m := loadDesign(t, def)
 		bound, want, problems := executionTimeout(m)
 		for _, p := range problems {

@@ -6,6 +6,7 @@ package validate
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"time"
@@ -101,6 +102,9 @@ func (h *Handler) Observe(ctx context.Context, in workflow.ValidateInput) (workf
 	if err != nil {
 		log.Warn("refused instance", "error", err)
 		return workflow.Record{}, err
+	}
+	if rec.Description, err = json.Marshal(st.Instance); err != nil {
+		return workflow.Record{}, &steperr.AWSError{Op: "encode the description of " + t.InstanceID, Err: err}
 	}
 	rec.Reason = "tag " + h.settings.TagKey + "=" + h.settings.TagValue
 	rec.RecordedAt = readAt

@@ -2,6 +2,7 @@ package validate_test
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"testing"
 	"time"
@@ -143,8 +144,17 @@ func TestRecordsInstance(t *testing.T) {
 					t.Fatalf("simulator association = %+v", want.ProfileAssociation)
 				}
 			}
-			if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(workflow.Record{}, "RecordedAt")); diff != "" {
+			if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(workflow.Record{}, "RecordedAt", "Description")); diff != "" {
 				t.Errorf("record (-want +got):\n%s", diff)
+			}
+			// The description is the instance as EC2 described it: the incident record keeps it (issue 16).
+			var desc struct {
+				InstanceId        string
+				NetworkInterfaces []struct{ NetworkInterfaceId string }
+			}
+			if err := json.Unmarshal(got.Description, &desc); err != nil || desc.InstanceId != tt.instance.ID ||
+				len(desc.NetworkInterfaces) != len(tt.instance.NetworkInterfaces) {
+				t.Errorf("description = %+v (%v), want instance %s with %d ENIs", desc, err, tt.instance.ID, len(tt.instance.NetworkInterfaces))
 			}
 			if got.RecordedAt.IsZero() {
 				t.Error("RecordedAt is zero")

@@ -671,3 +671,38 @@ func TestForeignGroupOnlyThenRetry(t *testing.T) {
 		t.Errorf("retry: %+v %v, mutating %v; want contained at once, no change", again, err, simtest.Mutating(srv))
 	}
 }
+
+// TestReadBackSparesTheUnfilteredBucket (issue 16): in a storm the next instances' Validate reads DescribeInstances
+// without a filter, from EC2's smaller unfiltered bucket (50 at 10/s); the read-back filters by instance id and so
+// reads from the non-mutating one. Here the unfiltered bucket is empty (the simulator's clock stands still, so it
+// never refills) and the verification still reads everything at its first attempt.
+func TestReadBackSparesTheUnfilteredBucket(t *testing.T) {
+	sc := scenario()
+	sc.Faults.TokenBuckets.Enabled = true
+	srv := startWith(t, sc)
+	in := isolate(t, srv, secgroup.ModeDirect)
+	other := client(srv, "other-caller")
+	for i := 0; ; i++ {
+		_, err := other.DescribeInstances(context.Background(), &ec2.DescribeInstancesInput{InstanceIds: []string{instance}},
+			func(o *ec2.Options) { o.RetryMaxAttempts = 1 })
+		if err != nil {
+			if steperr.Code(err) != "RequestLimitExceeded" || i < 10 {
+				t.Fatalf("unfiltered call %d: %v", i, err)
+			}
+			break
+		}
+	}
+	srv.ResetCalls()
+	out, err := verifier(srv, secgroup.ModeDirect).Handle(context.Background(), in)
+	if err != nil {
+		t.Fatalf("verify: %v", err)
+	}
+	if !out.Contained {
+		t.Errorf("%+v, want contained", out)
+	}
+	for _, c := range srv.Calls() {
+		if c.ErrorCode == "RequestLimitExceeded" {
+			t.Errorf("%s throttled: the read-back took from the unfiltered bucket", c.Action)
+		}
+	}
+}

@@ -12,6 +12,9 @@ const (
 	// WorkflowNearMiss: the isolation tag was set to a value that starts nothing (issue 13 item 5); EventBridge
 	// invokes Notify directly, no execution runs.
 	WorkflowNearMiss = "near-miss"
+	// WorkflowEvidence: the evidence state machine (issue 16), which applies the instance settings the isolation
+	// queued; it notifies only a failure.
+	WorkflowEvidence = "evidence"
 )
 
 // Change is one change a step made to the account, for the incident record and the notification.
@@ -173,6 +176,34 @@ type EvidenceInput struct {
 	// behaviour and each volume's delete-on-termination from Record (Validate read them moments before: three
 	// reads fewer); a retry or a redrive reads them again, since the first run may have changed them.
 	Rerun
+	// Stage (slice T, issue 16) says which parts run: StageAll ("", old executions and redrives), StageFleet
+	// (the isolation's evidence branch: Auto Scaling and target groups, which cannot wait) or StageSettings (the
+	// evidence state machine: termination protection, shutdown behaviour, delete-on-termination). Anything else
+	// is refused (steperr.InvalidInput), changing nothing.
+	Stage string `json:"stage,omitempty"`
+	// IsolationExecution (slice T, issue 16) is the isolation execution that queued a StageSettings job: the
+	// settings are left alone once the incident it joined is released.
+	IsolationExecution string `json:"isolationExecution,omitempty"`
+}
+
+// Stages of "Preserve evidence" (EvidenceInput.Stage).
+const (
+	StageAll      = ""
+	StageFleet    = "fleet"
+	StageSettings = "settings"
+)
+
+// EvidenceJob (issue 16) is the message the isolation's "Queue instance settings" sends to the evidence queue,
+// {"evidenceJob": {...}}: the input of the evidence state machine.
+type EvidenceJob struct {
+	InstanceID         string  `json:"instanceId"`
+	IsolationExecution string  `json:"isolationExecution"`
+	Record             *Record `json:"record,omitempty"`
+}
+
+// EvidenceMessage is the evidence queue's message body.
+type EvidenceMessage struct {
+	EvidenceJob *EvidenceJob `json:"evidenceJob"`
 }
 
 // EvidenceObserved is what "Preserve evidence" saw before changing it: "Record outcome" adds it to the

@@ -155,6 +155,10 @@ type Record struct {
 	ManagedGroups []string `json:"managedGroups,omitempty"`
 	// Reconcile (issue 14) is the event's: set when the reconciler started the execution, and why.
 	Reconcile *Reconcile `json:"reconcile,omitempty"`
+	// Description (issue 16) is the instance as Validate's DescribeInstances gave it (the SDK's field names): the
+	// incident record keeps it as the full pre-isolation description instead of describing the instance again,
+	// one DescribeInstances fewer per isolation, and read before any change rather than beside containment.
+	Description json.RawMessage `json:"description,omitempty"`
 }
 
 // Genuine reports whether the record is an observation of the instance before any isolation change: it shows no
@@ -194,6 +198,9 @@ type InstanceInput struct {
 	// not $.record.volumes: a path to a missing key fails the execution (States.Runtime). Absent, or no volume
 	// in it: the step describes the instance.
 	Record *Record `json:"record,omitempty"`
+	// Rerun (issue 16): "Disassociate profile" trusts Record's association on its first run (one
+	// DescribeIamInstanceProfileAssociations fewer per isolation); a retry or a redrive reads EC2's.
+	Rerun
 }
 
 // DisassociateOutput says which associations "Disassociate profile" removed (none when there were none).

@@ -2,8 +2,8 @@
 // Task state calling our real Go handler through the test's loopback bridge, and prints what the execution did
 // as JSON on stdout. Driven by internal/crosscheck (crosscheck_test.go); the job arrives as JSON on stdin:
 //
-//   {definition: <ASL object, ${…FunctionArn} already substituted>, bridge: "http://127.0.0.1:PORT",
-//    functions: {<function ARN>: <function name>}, input: <execution input>,
+//   {definition: <ASL object, ${…} already substituted>, bridge: "http://127.0.0.1:PORT",
+//    functions: {<function ARN, or the sqs:sendMessage resource>: <function name>}, input: <execution input>,
 //    context: {Execution: {Id, Name}, StateMachine: {Name}}, redrive: <bool>}
 //
 // Output: {runs: [{status, error, cause, output, visits: [{state, parallel, branch, input}], tasks, retries}]},
@@ -64,7 +64,12 @@ async function execute(definition, loc, job, input, context, skip) {
     if (l.type === 'Task') {
       const fn = job.functions[l.resource];
       if (!fn) throw new Error(`state ${name}: no function for resource ${l.resource}`);
+      // aws-local-stepfunctions has no SQS integration: the sqs:sendMessage Task is overridden like the others,
+      // its MessageBody object sent as its JSON text as Step Functions does, and the bridge sends it to the
+      // simulator's queue with the SDK, answering SendMessage's result.
+      const sqs = /^arn:[^:]+:states:::sqs:sendMessage$/.test(l.resource);
       handlers[name] = (payload) => {
+        if (sqs && typeof payload.MessageBody !== 'string') payload = { ...payload, MessageBody: JSON.stringify(payload.MessageBody) };
         (tasks[name] ??= []).push(payload);
         return invoke(job.bridge, fn, payload);
       };
