@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -65,7 +64,6 @@ type harness struct {
 	queue        func(evidenceJob)
 	latency      time.Duration
 	run2         *runner.Runner // stage 2's functions (their callers named stage2Caller + function)
-	interim      bool           // until slice T's stage lands: see interim.go
 }
 
 // invocation is one Lambda invocation, in simulated time (overhead excluded: Start is when the handler began).
@@ -151,16 +149,13 @@ func newHarness(c harnessConfig) (*harness, error) {
 			},
 			Env: func(k string) string { return env[k] },
 			Log: slog.New(slog.DiscardHandler),
+			// The harness plays the queue and admits the jobs itself (stages.go).
+			HoldEvidence: true,
 		})
 	}
 	var err error
-	env2 := env
-	if c.Evidence != nil && !bytes.Contains(c.Definition, []byte(sendMessageAction)) {
-		h.interim = true
-		env, env2 = interimEnv(env)
-	}
 	if c.Evidence != nil {
-		if h.run2, err = newRunner(env2, stage2Caller); err != nil {
+		if h.run2, err = newRunner(env, stage2Caller); err != nil {
 			h.Close()
 			return nil, err
 		}

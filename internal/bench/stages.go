@@ -7,10 +7,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 
+	ec2isolation "github.com/ec2-isolation/ec2-isolation"
 	"github.com/ec2-isolation/ec2-isolation/internal/asl"
 )
 
@@ -23,15 +23,10 @@ import (
 // (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/quotas-messages.html), so the
 // queue throttles nothing.
 
-// sendMessageAction ends the Resource of the SQS sendMessage service integration.
-const sendMessageAction = ":states:::sqs:sendMessage"
-
 // evidenceStateMachineName is the evidence state machine's name in its execution ARNs.
 const evidenceStateMachineName = "ec2-isolation-evidence"
 
-func isSendMessage(resource string) bool {
-	return strings.HasPrefix(resource, "arn:") && strings.HasSuffix(resource, sendMessageAction)
-}
+func isSendMessage(resource string) bool { return asl.IsSQSSendMessage(resource) }
 
 // evidenceQueueURL is the bench's ${EvidenceQueueUrl}.
 func evidenceQueueURL(region, account string) string {
@@ -105,6 +100,9 @@ func (h *harness) loadEvidence(c harnessConfig, subs map[string]string, env map[
 	return nil
 }
 
+// evidenceDefinition is the evidence state machine the storm's stage 2 runs.
+func evidenceDefinition() ([]byte, error) { return ec2isolation.EvidenceDefinition, nil }
+
 // stage2Caller prefixes the callers of stage 2's calls (the simulator's access keys), so that the tally can give
 // each stage its own bounds.
 const stage2Caller = "stage2-" // no "/": the access key is part of the signature's credential scope
@@ -113,9 +111,6 @@ const stage2Caller = "stage2-" // no "/": the access key is part of the signatur
 func (h *harness) invokeStage(ctx context.Context, resource string, input json.RawMessage) (json.RawMessage, error) {
 	if ctx.Value(stage2Key{}) != nil {
 		return h.run2.Invoke(ctx, resource, input)
-	}
-	if h.interim {
-		h.interimQueue(resource, input)
 	}
 	return h.run.Invoke(ctx, resource, input)
 }
