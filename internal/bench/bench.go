@@ -37,11 +37,17 @@ type Options struct {
 	// template.yaml's FunctionConcurrency default).
 	Storm       int
 	StormFactor float64
+	// TailFactor is the storm clock's speed once every isolation has ended and only evidence executions are
+	// left (a few at once: little CPU); 0: StormFactor throughout.
+	TailFactor  float64
 	Concurrency []int
 	// Window is the admission window: at most this many executions run at once, started in tag order (the
 	// admission queue and starter; 0: every execution starts at the tag). AccountConcurrency is the account's
 	// Lambda concurrency, shared by the functions without a reservation (0: unlimited).
 	Window, AccountConcurrency int
+	// EvidenceWindow is stage 2's admission window: at most this many evidence executions run at once (the
+	// stack's EvidenceWindow; negative: template.yaml's default, or 4 without one).
+	EvidenceWindow int
 	// Env overrides the functions' environment (stack parameters), e.g. REVOKE_CREDENTIALS=false.
 	Env map[string]string
 	// Only, when not empty, runs only these parts: path, coldstart, storm (cost needs path).
@@ -52,6 +58,9 @@ type Options struct {
 	// Progress receives one line per step (stderr).
 	Progress io.Writer
 }
+
+// defaultEvidenceWindow is design16.md's EvidenceWindow default, used while template.yaml has no such parameter.
+const defaultEvidenceWindow = 4
 
 type bench struct {
 	opts Options
@@ -138,6 +147,13 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		rep.ColdStarts, rep.Build = cs, build
 	}
 	if part("storm") {
+		if b.opts.EvidenceWindow < 0 {
+			b.opts.EvidenceWindow = defaultEvidenceWindow
+			if w, ok := asInt(t.Parameters["EvidenceWindow"]["Default"]); ok {
+				b.opts.EvidenceWindow = w
+			}
+			rep.Options.EvidenceWindow = b.opts.EvidenceWindow
+		}
 		for _, conc := range o.Concurrency {
 			if conc < 0 {
 				conc, _ = asInt(t.Parameters["FunctionConcurrency"]["Default"])

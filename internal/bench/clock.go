@@ -16,22 +16,33 @@ import (
 // when it wakes late, every goroutine was waiting for a CPU, and the lateness is excluded from simulated time.
 // Time the simulation spends computing while it does get a CPU still counts.
 type virtualClock struct {
-	factor float64
 	start  time.Time
 	paused atomic.Int64 // real nanoseconds excluded
 	last   atomic.Int64 // the latest simulated offset handed out (Now never goes back)
+	base   atomic.Pointer[clockBase]
 	stop   chan struct{}
 	done   chan struct{}
 
 	mu   sync.Mutex
 	lags []time.Duration
+	wake chan struct{} // closed when the factor changes: sleepers recompute their timers
+	// waiting counts the sleeps waiting on a timer (a test waits for one before changing the factor).
+	waiting atomic.Int64
+}
+
+// clockBase: from real offset real (excluded time not counted), simulated time runs factor times faster than real
+// time, starting at simulated offset sim.
+type clockBase struct {
+	real, sim time.Duration
+	factor    float64
 }
 
 // lagTolerance is the lateness of a 1 ms sleep that is not counted (timer slack on an idle machine).
 const lagTolerance = 500 * time.Microsecond
 
 func newVirtualClock(factor float64) *virtualClock {
-	c := &virtualClock{factor: factor, start: time.Now(), stop: make(chan struct{}), done: make(chan struct{})}
+	c := &virtualClock{start: time.Now(), stop: make(chan struct{}), done: make(chan struct{}), wake: make(chan struct{})}
+	c.base.Store(&clockBase{factor: factor})
 	go c.monitor()
 	return c
 }
@@ -71,9 +82,24 @@ func (c *virtualClock) Excluded() (time.Duration, []time.Duration) {
 	return time.Duration(c.paused.Load()), append([]time.Duration(nil), c.lags...)
 }
 
+// SetFactor changes the speed from now on (simulated time so far is kept). The storm runs its light tail, when
+// only the evidence executions are left, faster than its busy start.
+func (c *virtualClock) SetFactor(f float64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	real := time.Since(c.start) - time.Duration(c.paused.Load())
+	b := c.base.Load()
+	c.base.Store(&clockBase{real: real, sim: b.sim + time.Duration(float64(real-b.real)*b.factor), factor: f})
+	close(c.wake)
+	c.wake = make(chan struct{})
+}
+
+func (c *virtualClock) factor() float64 { return c.base.Load().factor }
+
 func (c *virtualClock) Now() time.Time {
 	real := time.Since(c.start) - time.Duration(c.paused.Load())
-	sim := int64(float64(real) * c.factor)
+	b := c.base.Load()
+	sim := int64(b.sim + time.Duration(float64(real-b.real)*b.factor))
 	for {
 		last := c.last.Load()
 		if sim <= last {
@@ -95,13 +121,21 @@ func (c *virtualClock) sleep(ctx context.Context, d time.Duration) error {
 		if rem <= 0 {
 			return ctx.Err()
 		}
-		t := time.NewTimer(time.Duration(float64(rem) / c.factor))
+		c.mu.Lock()
+		wake := c.wake
+		c.mu.Unlock()
+		t := time.NewTimer(time.Duration(float64(rem) / c.factor()))
+		c.waiting.Add(1)
 		select {
 		case <-ctx.Done():
 			t.Stop()
+			c.waiting.Add(-1)
 			return ctx.Err()
+		case <-wake:
+			t.Stop()
 		case <-t.C:
 		}
+		c.waiting.Add(-1)
 	}
 }
 

@@ -2,8 +2,10 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
+	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -13,6 +15,15 @@ import (
 	"github.com/ec2-isolation/ec2-isolation/internal/snapshot"
 	"github.com/ec2-isolation/ec2-isolation/internal/workflow"
 )
+
+// readBackWorkers read the storm's instances back at once.
+const readBackWorkers = 4
+
+// readBack is what the read-back found complete for one instance, and what it found missing.
+type readBack struct {
+	evidence, snapshots, record bool
+	missing                     []string
+}
 
 // stormEvidence reads back, through the SDK and without throttling, what each storm instance must have once its
 // execution ended: termination protection on, shutdown behaviour stop, no volume deleted on termination (the
@@ -65,52 +76,80 @@ func (b *bench) stormEvidence(ctx context.Context, h *harness, c *ec2.Client, id
 	}
 	s3c := s3.NewFromConfig(h.srv.AWSConfig("bench-check"), func(o *s3.Options) { o.UsePathStyle = true })
 	bucket := b.env["INCIDENT_BUCKET"]
-	var missing []string
-	miss := func(id, what string) {
-		if len(missing) < 5 {
-			missing = append(missing, id+": "+what)
-		}
-	}
-	for _, id := range ids {
-		ok := true
+	// One instance's reads: its two attributes and its record (the rest was read above by page).
+	check := func(id string) (found readBack, err error) {
 		term, err := c.DescribeInstanceAttribute(ctx, &ec2.DescribeInstanceAttributeInput{InstanceId: aws.String(id),
 			Attribute: ec2types.InstanceAttributeNameDisableApiTermination})
 		if err != nil {
-			return fmt.Errorf("read back %s: %w", id, err)
+			return found, fmt.Errorf("read back %s: %w", id, err)
 		}
+		found.evidence = true
 		if term.DisableApiTermination == nil || !aws.ToBool(term.DisableApiTermination.Value) {
-			ok = false
-			miss(id, "termination protection off")
+			found.evidence = false
+			found.missing = append(found.missing, id+": termination protection off")
 		}
 		shut, err := c.DescribeInstanceAttribute(ctx, &ec2.DescribeInstanceAttributeInput{InstanceId: aws.String(id),
 			Attribute: ec2types.InstanceAttributeNameInstanceInitiatedShutdownBehavior})
 		if err != nil {
-			return fmt.Errorf("read back %s: %w", id, err)
+			return found, fmt.Errorf("read back %s: %w", id, err)
 		}
 		if shut.InstanceInitiatedShutdownBehavior == nil || aws.ToString(shut.InstanceInitiatedShutdownBehavior.Value) != "stop" {
-			ok = false
-			miss(id, "shutdown behaviour not stop")
+			found.evidence = false
+			found.missing = append(found.missing, id+": shutdown behaviour not stop")
 		}
 		if !kept[id] {
-			ok = false
-			miss(id, "a volume deleted on termination")
+			found.evidence = false
+			found.missing = append(found.missing, id+": a volume deleted on termination")
 		}
-		if snaps[id] >= volumes[id] {
-			res.Snapshots++
-		} else {
-			miss(id, fmt.Sprintf("%d snapshots of %d volumes", snaps[id], volumes[id]))
-		}
-		if ok {
-			res.Evidence++
+		if found.snapshots = snaps[id] >= volumes[id]; !found.snapshots {
+			found.missing = append(found.missing, fmt.Sprintf("%s: %d snapshots of %d volumes", id, snaps[id], volumes[id]))
 		}
 		if bucket == "" {
-			continue
+			return found, nil
 		}
 		if _, err := s3c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(bucket),
 			Key: aws.String(workflow.IncidentKey(h.srv.AccountID(), h.srv.Region(), id))}); err == nil {
-			res.Records++
+			found.record = true
 		} else {
-			miss(id, "no incident record")
+			found.missing = append(found.missing, id+": no incident record")
+		}
+		return found, nil
+	}
+	// A few readers at once: the simulator serves in process, so this is CPU, not waiting.
+	found := make([]readBack, len(ids))
+	errs := make([]error, len(ids))
+	next := make(chan int, len(ids))
+	for k := range ids {
+		next <- k
+	}
+	close(next)
+	var wg sync.WaitGroup
+	for range readBackWorkers {
+		wg.Go(func() {
+			for k := range next {
+				found[k], errs[k] = check(ids[k])
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	var missing []string
+	for _, f := range found {
+		if f.evidence {
+			res.Evidence++
+		}
+		if f.snapshots {
+			res.Snapshots++
+		}
+		if f.record {
+			res.Records++
+		}
+		for _, m := range f.missing {
+			if len(missing) < 5 {
+				missing = append(missing, m)
+			}
 		}
 	}
 	sort.Strings(missing)

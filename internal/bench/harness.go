@@ -16,6 +16,7 @@ import (
 	ec2isolation "github.com/ec2-isolation/ec2-isolation"
 	"github.com/ec2-isolation/ec2-isolation/internal/asl"
 	"github.com/ec2-isolation/ec2-isolation/internal/awscfg"
+	"github.com/ec2-isolation/ec2-isolation/internal/partition"
 	"github.com/ec2-isolation/ec2-isolation/internal/runner"
 	"github.com/ec2-isolation/ec2-isolation/internal/sim"
 )
@@ -54,6 +55,15 @@ type harness struct {
 	invocations []invocation
 	refused     int
 	owner       bool // the simulator is this harness's own
+
+	// Stage 2 (issue 16): evidence is the evidence state machine, evidenceOpts its engine options (its own name
+	// in execution ARNs); queue receives each job the isolation's "Queue instance settings" Task sends (nil:
+	// sent and dropped, as by a queue no one reads); latency is the simulated answer time of SendMessage.
+	evidence     *asl.Machine
+	evidenceOpts asl.Options
+	queue        func(evidenceJob)
+	latency      time.Duration
+	run2         *runner.Runner // stage 2's functions (their callers named stage2Caller + function)
 }
 
 // invocation is one Lambda invocation, in simulated time (overhead excluded: Start is when the handler began).
@@ -84,6 +94,9 @@ type harnessConfig struct {
 	Operations *atomic.Int64
 	// Definition is the state machine (default: the isolation one).
 	Definition []byte
+	// Evidence is the evidence state machine (stage 2; nil: none). Latency is SendMessage's answer time.
+	Evidence []byte
+	Latency  time.Duration
 	// server and clock, when set, are a running simulator to share (Scenario and Factor are then unused).
 	server *sim.Server
 	clock  *virtualClock
@@ -121,25 +134,36 @@ func newHarness(c harnessConfig) (*harness, error) {
 	h.opts = clock.options()
 	h.opts.TransitionLatency = c.Costs.Transition
 	h.opts.Region, h.opts.Account, h.opts.StateMachineName = srv.Region(), srv.AccountID(), runner.StateMachineName
-	r, err := runner.New(runner.Config{
-		Definition: c.Definition,
-		Region:     srv.Region(),
-		Account:    srv.AccountID(),
-		AWS: func(name string) aws.Config {
-			cfg := h.awsConfig(name, c.Factor, c.Conns)
-			if c.Operations != nil {
-				cfg.APIOptions = append(cfg.APIOptions, countOperations(c.Operations))
-			}
-			return cfg
-		},
-		Env: func(k string) string { return env[k] },
-		Log: slog.New(slog.DiscardHandler),
-	})
-	if err != nil {
+	// prefix names the callers (the simulator's access keys) of a stage: stage 2's calls are told apart by it.
+	newRunner := func(env map[string]string, prefix string) (*runner.Runner, error) {
+		return runner.New(runner.Config{
+			Definition: c.Definition,
+			Region:     srv.Region(),
+			Account:    srv.AccountID(),
+			AWS: func(name string) aws.Config {
+				cfg := h.awsConfig(prefix+name, c.Factor, c.Conns)
+				if c.Operations != nil {
+					cfg.APIOptions = append(cfg.APIOptions, countOperations(c.Operations))
+				}
+				return cfg
+			},
+			Env: func(k string) string { return env[k] },
+			Log: slog.New(slog.DiscardHandler),
+			// The harness plays the queue and admits the jobs itself (stages.go).
+			HoldEvidence: true,
+		})
+	}
+	var err error
+	if c.Evidence != nil {
+		if h.run2, err = newRunner(env, stage2Caller); err != nil {
+			h.Close()
+			return nil, err
+		}
+	}
+	if h.run, err = newRunner(env, ""); err != nil {
 		h.Close()
 		return nil, err
 	}
-	h.run = r
 	// The same machine the runner runs, loaded here so that every invocation passes through h (costs, records).
 	subs := map[string]string{}
 	for _, f := range runner.Functions {
@@ -147,9 +171,16 @@ func newHarness(c harnessConfig) (*harness, error) {
 		subs[f.Substitution] = arn
 		h.names[arn] = f.Name
 	}
+	subs["Partition"] = partition.Of(srv.Region())
+	subs["EvidenceQueueUrl"] = evidenceQueueURL(srv.Region(), srv.AccountID())
 	if h.machine, err = asl.Load(c.Definition, subs); err != nil {
 		h.Close()
 		return nil, fmt.Errorf("load state machine: %w", err)
+	}
+	h.latency = c.Latency
+	if err := h.loadEvidence(c, subs, env); err != nil {
+		h.Close()
+		return nil, err
 	}
 	return h, nil
 }
@@ -203,8 +234,12 @@ func (h *harness) start(ctx context.Context, name string, input json.RawMessage)
 	return h.machine.Start(ctx, name, input, h, h.opts)
 }
 
-// Invoke implements asl.Invoker: Lambda's invoke overhead, then the function through the runner.
+// Invoke implements asl.Invoker: Lambda's invoke overhead, then the function through the runner; the
+// sqs:sendMessage service integration goes to the evidence queue (no Lambda involved).
 func (h *harness) Invoke(ctx context.Context, resource string, input json.RawMessage) (json.RawMessage, error) {
+	if isSendMessage(resource) {
+		return h.sendMessage(ctx, input)
+	}
 	name := h.names[resource]
 	h.mu.Lock()
 	switch {
@@ -245,7 +280,7 @@ func (h *harness) Invoke(ctx context.Context, resource string, input json.RawMes
 		}
 	}
 	start := h.clock.Now()
-	out, err := h.run.Invoke(ctx, resource, input)
+	out, err := h.invokeStage(ctx, resource, input)
 	inv := invocation{Function: name, Start: start, End: h.clock.Now(), Failed: err != nil}
 	h.mu.Lock()
 	h.invocations = append(h.invocations, inv)

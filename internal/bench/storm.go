@@ -108,8 +108,10 @@ type StormResult struct {
 	// ContainBound is ModifyNetworkInterfaceAttribute's bound; Bounds every mutating EC2 action's, largest first.
 	ContainBound Bound
 	Bounds       []Bound
-	// ReadBounds are the non-mutating buckets' bounds, largest first.
-	ReadBounds []Bound
+	// ReadBounds are the non-mutating buckets' bounds, largest first; ReadCallers the calls of the first by
+	// function.
+	ReadBounds  []Bound
+	ReadCallers map[string]int
 	// P50, P99: the instance tagged -> contained (the wait for admission included).
 	P50, P99    time.Duration
 	Transitions int
@@ -117,13 +119,32 @@ type StormResult struct {
 	TransitionsPeak int
 	Invocations     []invocation
 	Factor          float64
-	Concurrency     int
+	// TailFactor is the clock's speed after StageOneEnded (tag -> every isolation ended); 0: Factor throughout.
+	TailFactor    float64
+	StageOneEnded time.Duration
+	Concurrency   int
 	// Window is the admission window (executions running at once; 0: every execution started at the tag) and
 	// AccountConcurrency the account's Lambda concurrency (0: unlimited).
 	Window, AccountConcurrency int
 	// AdmittedLast is when the last execution was started (tag -> its StartExecution); Shortest the shortest
 	// execution (start -> end): an isolation that hardly waited, the tail every makespan has beyond the bound.
 	AdmittedLast, Shortest time.Duration
+	// Stage 2 (issue 16): EvidenceWindow is the evidence executions running at once at most; EvidenceSent the
+	// jobs the isolations sent, EvidenceExecutions the evidence executions started; EvidenceMakespan the tag ->
+	// the last evidence execution that succeeded; EvidenceAdmittedLast the tag -> the last one's start;
+	// EvidenceBound ModifyInstanceAttribute's bound, the stated bound for evidence.
+	EvidenceWindow, EvidenceSent, EvidenceExecutions int
+	EvidenceMakespan, EvidenceAdmittedLast           time.Duration
+	EvidenceBound                                    Bound
+	// FirstContained is the least time to containment; EvidenceShortest the shortest evidence execution.
+	FirstContained, EvidenceShortest time.Duration
+	// Stage1Bound is the largest bound over the buckets the isolation executions (stage 1) used: the least
+	// containment makespan their calls allow, whatever the bucket.
+	Stage1Bound Bound
+	// Stage2Calls are stage 2's calls by action (those past their bucket), StageOneModifies stage 1's
+	// ModifyInstanceAttribute calls (none: the instance settings are stage 2's).
+	Stage2Calls      map[string]int
+	StageOneModifies int
 	// Evidence: instances whose evidence was read back complete (termination protection on, shutdown behaviour
 	// stop, no volume deleted on termination, a snapshot of each volume, an incident record).
 	Evidence, Snapshots, Records int
@@ -143,6 +164,7 @@ type execSummary struct {
 	what, cause          string
 	transitions, retries int
 	entered              []time.Time // when each state was entered (transitions per second)
+	evidence             bool        // a stage-2 (evidence) execution
 }
 
 func summarise(e *asl.Execution) execSummary {
@@ -177,7 +199,13 @@ type callTally struct {
 	calls, throttled int
 	throttledBy      map[string]int
 	mutating, reads  map[string]int
-	modifies         []modifyCall
+	readsBy          map[string]map[string]int // read bucket -> caller (function) -> calls past the bucket
+	// stage1 counts the calls of stage 1 (the isolation executions) past each bucket: "mutating/<action>" or
+	// "read/<bucket key>".
+	stage1 map[string]int
+	// stage2 counts stage 2's calls past their bucket by action.
+	stage2   map[string]int
+	modifies []modifyCall
 }
 
 func (t *callTally) add(c sim.Call) {
@@ -190,12 +218,28 @@ func (t *callTally) add(c sim.Call) {
 		t.throttledBy[c.Action]++
 		return
 	}
+	if t.stage2 != nil && strings.HasPrefix(c.Caller, stage2Caller) {
+		t.stage2[c.Action]++
+	}
 	switch {
 	case c.Service != "ec2":
 	case c.Mutating && !c.DryRun:
 		t.mutating[c.Action]++ // a call past the bucket took a token, whatever its answer
+		if t.stage1 != nil && !strings.HasPrefix(c.Caller, stage2Caller) {
+			t.stage1["mutating/"+c.Action]++
+		}
 	default:
-		t.reads[readBucketKey(c)]++
+		key := readBucketKey(c)
+		t.reads[key]++
+		if t.stage1 != nil && !strings.HasPrefix(c.Caller, stage2Caller) {
+			t.stage1["read/"+key]++
+		}
+		if t.readsBy != nil {
+			if t.readsBy[key] == nil {
+				t.readsBy[key] = map[string]int{}
+			}
+			t.readsBy[key][c.Caller]++
+		}
 	}
 	if c.Action == "ModifyNetworkInterfaceAttribute" && c.ErrorCode == "" && c.HTTPStatus == 200 {
 		set := indexed(c.Params, "SecurityGroupId")
@@ -229,14 +273,22 @@ func (b *bench) storm(ctx context.Context, concurrency int) (StormResult, error)
 	}
 	sc = withLatency(sc, b.opts.Latency, true)
 	var ops atomic.Int64
-	tally := &callTally{throttledBy: map[string]int{}, mutating: map[string]int{}, reads: map[string]int{}}
+	tally := &callTally{throttledBy: map[string]int{}, mutating: map[string]int{}, reads: map[string]int{},
+		readsBy: map[string]map[string]int{}, stage1: map[string]int{}, stage2: map[string]int{}}
+	evidenceDef, err := evidenceDefinition()
+	if err != nil {
+		return res, err
+	}
 	h, err := newHarness(harnessConfig{Scenario: sc, Factor: b.opts.StormFactor, Costs: b.opts.Costs, Env: b.env,
 		Concurrency: concurrency, AccountConcurrency: b.opts.AccountConcurrency, Conns: 256, Operations: &ops,
-		InProcess: true, CallSink: tally.add})
+		InProcess: true, CallSink: tally.add, Evidence: evidenceDef, Latency: b.opts.Latency})
 	if err != nil {
 		return res, err
 	}
 	defer h.Close()
+	queue := newJobQueue(n)
+	h.queue = queue.send
+	res.EvidenceWindow = b.opts.EvidenceWindow
 
 	events := make([][]byte, n)
 	for k, id := range ids {
@@ -252,9 +304,27 @@ func (b *bench) storm(ctx context.Context, concurrency int) (StormResult, error)
 		summaries[k] = summarise(h.start(ctx, fmt.Sprintf("storm-%05d", k), events[k]))
 		events[k] = nil
 	}
-	var wg sync.WaitGroup
-	var admittedLast atomic.Int64
+	var wg, wg2 sync.WaitGroup
+	var admittedLast, admittedLast2 atomic.Int64
+	// One StartExecution bucket per account and Region: both starters take their tokens from it.
 	sfn := &tokenWaiter{clock: h.clock, bucket: startExecutionBucket}
+	// Stage 2: the starter's second event source; at most EvidenceWindow evidence executions run at once, each
+	// job started in the order it was sent.
+	var mu sync.Mutex
+	var summaries2 []execSummary
+	for range max(1, b.opts.EvidenceWindow) {
+		wg2.Go(func() {
+			for job := range queue.jobs {
+				sfn.take()
+				admittedLast2.Store(int64(h.clock.Now().Sub(start)))
+				s := summarise(h.startEvidence(ctx, job))
+				s.evidence = true
+				mu.Lock()
+				summaries2 = append(summaries2, s)
+				mu.Unlock()
+			}
+		})
+	}
 	if w := b.opts.Window; w > 0 {
 		// The starter: the queue hands out events in tag order; each of w slots starts the next execution when
 		// its previous one ended, after StartExecution's bucket grants a token.
@@ -283,6 +353,13 @@ func (b *bench) storm(ctx context.Context, concurrency int) (StormResult, error)
 		}
 	}
 	wg.Wait()
+	close(queue.jobs) // every isolation ended: no job comes after
+	res.StageOneEnded = h.clock.Now().Sub(start)
+	if f := b.opts.TailFactor; f > 0 && f != b.opts.StormFactor {
+		h.clock.SetFactor(f)
+		res.TailFactor = f
+	}
+	wg2.Wait()
 	if b.opts.HeapProfile != "" {
 		if err := writeHeapProfile(b.opts.HeapProfile); err != nil {
 			return res, err
@@ -294,27 +371,42 @@ func (b *bench) storm(ctx context.Context, concurrency int) (StormResult, error)
 	res.Excluded = excluded - excludedBefore
 	slices.Sort(lags)
 	res.LagMax = percentile(lags, 1)
-	// Read back without throttling (the check is not part of the storm).
+	// Read back without throttling and without latency (the check is not part of the storm: at 10,000
+	// instances, 40,000 reads each waiting 100 simulated ms took 14 minutes at x5).
 	// The tally closes under the simulator's lock, in the same update: no read-back call reaches it.
 	h.srv.Update(func(a *sim.Account) {
 		a.Faults.TokenBuckets.Enabled = false
+		a.Faults.Latency = sim.Latency{}
 		tally.closed = true
 	})
 
 	end := start
 	perSecond := map[int64]int{}
-	for _, e := range summaries {
+	res.EvidenceSent, res.EvidenceExecutions = int(queue.sent.Load()), len(summaries2)
+	res.EvidenceAdmittedLast = time.Duration(admittedLast2.Load())
+	for _, e := range summaries2 {
+		if !e.failed && e.stop.Sub(start) > res.EvidenceMakespan {
+			res.EvidenceMakespan = e.stop.Sub(start)
+		}
+		if d := e.stop.Sub(e.start); res.EvidenceShortest == 0 || d < res.EvidenceShortest {
+			res.EvidenceShortest = d
+		}
+	}
+	for _, e := range append(summaries, summaries2...) {
 		if e.stop.After(end) {
 			end = e.stop
 		}
 		if e.failed {
+			if e.evidence {
+				e.what = "evidence: " + e.what
+			}
 			res.Failed++
 			res.FailedBy[e.what]++
 			if res.FailureCause[e.what] == "" {
 				res.FailureCause[e.what] = truncate(e.cause, 400)
 			}
 		}
-		if d := e.stop.Sub(e.start); res.Shortest == 0 || d < res.Shortest {
+		if d := e.stop.Sub(e.start); !e.evidence && (res.Shortest == 0 || d < res.Shortest) {
 			res.Shortest = d
 		}
 		res.Transitions += e.transitions
@@ -389,6 +481,9 @@ func (b *bench) storm(ctx context.Context, concurrency int) (StormResult, error)
 	res.Containment = lastContained.Sub(start)
 	sort.Slice(times, func(i, j int) bool { return times[i] < times[j] })
 	res.P50, res.P99 = percentile(times, 0.50), percentile(times, 0.99)
+	if len(times) > 0 {
+		res.FirstContained = times[0]
+	}
 	for action, k := range tally.mutating {
 		res.Bounds = append(res.Bounds, bucketBound(action, k))
 	}
@@ -400,6 +495,9 @@ func (b *bench) storm(ctx context.Context, concurrency int) (StormResult, error)
 		res.ReadBounds = append(res.ReadBounds, boundOf(key, b, k))
 	}
 	sort.Slice(res.ReadBounds, func(i, j int) bool { return res.ReadBounds[i].Time > res.ReadBounds[j].Time })
+	if len(res.ReadBounds) > 0 {
+		res.ReadCallers = tally.readsBy[res.ReadBounds[0].Action]
+	}
 	sort.Slice(res.Bounds, func(i, j int) bool {
 		if res.Bounds[i].Time != res.Bounds[j].Time {
 			return res.Bounds[i].Time > res.Bounds[j].Time
@@ -407,7 +505,31 @@ func (b *bench) storm(ctx context.Context, concurrency int) (StormResult, error)
 		return res.Bounds[i].Action < res.Bounds[j].Action
 	})
 	res.ContainBound = bucketBound("ModifyNetworkInterfaceAttribute", tally.mutating["ModifyNetworkInterfaceAttribute"])
+	res.EvidenceBound = bucketBound("ModifyInstanceAttribute", tally.mutating["ModifyInstanceAttribute"])
+	res.Stage1Bound = stage1Binding(tally.stage1)
+	res.Stage2Calls = tally.stage2
+	res.StageOneModifies = tally.stage1["mutating/ModifyInstanceAttribute"]
 	return res, nil
+}
+
+// stage1Binding is the largest bound over the buckets stage 1's calls went through (tally.stage1's keys).
+func stage1Binding(calls map[string]int) Bound {
+	var best Bound
+	for key, n := range calls {
+		var b Bound
+		switch kind, name, _ := strings.Cut(key, "/"); {
+		case kind == "mutating":
+			b = bucketBound(name, n)
+		case strings.HasSuffix(name, " (unfiltered)"):
+			b = boundOf(name, unfilteredBucket, n)
+		default:
+			b = boundOf(name, nonMutatingBucket, n)
+		}
+		if b.Time > best.Time || (b.Time == best.Time && b.Action < best.Action) {
+			best = b
+		}
+	}
+	return best
 }
 
 // Binding is the largest bound over every bucket: the least makespan EC2's buckets allow for the calls made.
@@ -421,9 +543,17 @@ func (s StormResult) Binding() Bound {
 	return b
 }
 
+// The ratios of issue 16's storm goals (simulated times only, so a loaded machine does not move them much).
+const (
+	boundGoal = 1.1  // a makespan at most this many times its bucket's bound
+	fairGoal  = 0.55 // p50 time to containment at most this share of the containment makespan
+)
+
 // Check returns the storm's properties that do not hold (issue 16), none when all do: every instance contained,
 // no failed execution, evidence, snapshots and records complete; fair (p50 time to containment at most 0.55x the
-// makespan). Ratios of simulated times only. Efficiency is apart: see Efficiency.
+// containment makespan); containment within 1.1x the bound of stage 1's binding bucket; evidence complete within
+// 1.1x ModifyInstanceAttribute's bound (the stated bound); the whole storm within 1.1x the binding bucket's bound.
+// Containment against ModifyNetworkInterfaceAttribute's own bound is apart: see Unchecked.
 func (s StormResult) Check() []string {
 	var bad []string
 	if s.Isolated != s.Instances {
@@ -435,23 +565,33 @@ func (s StormResult) Check() []string {
 	if s.Evidence != s.Instances || s.Snapshots != s.Instances || s.Records != s.Instances {
 		bad = append(bad, fmt.Sprintf("evidence %d, snapshots %d, records %d of %d", s.Evidence, s.Snapshots, s.Records, s.Instances))
 	}
-	if s.Makespan <= 0 || s.P50.Seconds() > 0.55*s.Makespan.Seconds() {
-		bad = append(bad, fmt.Sprintf("p50 time to containment %v > 0.55 x makespan %v", s.P50, s.Makespan))
+	if s.Containment <= 0 || s.P50.Seconds() > fairGoal*s.Containment.Seconds() {
+		bad = append(bad, fmt.Sprintf("p50 time to containment %v > %g x containment makespan %v", s.P50, fairGoal, s.Containment))
 	}
+	// Each bound plus the least time one item takes alone (the first containment, the shortest evidence
+	// execution, the shortest isolation): a tail no bucket explains, a fraction of a percent of the bound at
+	// 10,000 instances, not at 300.
+	within := func(what string, d time.Duration, b Bound, tail time.Duration) {
+		if d.Seconds() > boundGoal*(b.Time+tail).Seconds() {
+			bad = append(bad, fmt.Sprintf("%s %v > %g x (%s's bound %v + %v)", what, d, boundGoal, b.Action, b.Time, tail))
+		}
+	}
+	within("containment makespan", s.Containment, s.Stage1Bound, s.FirstContained)
+	within("evidence complete", s.EvidenceMakespan, s.EvidenceBound, s.EvidenceShortest)
+	within("makespan", s.Makespan, s.Binding(), s.Shortest)
 	return bad
 }
 
-// Efficiency returns issue 16's efficiency goal when it does not hold: makespan at most 1.1x the binding bucket's
-// bound plus the shortest execution (at 10,000 instances the shortest execution is under 1% of the bound, at 300
-// it is not). It is reported, not checked by -check: it is not met yet (issue 16 is open: about 1.25 at 300
-// instances, where throttled evidence retries leave the binding bucket idle at times) and it moves with the CPU
-// the bench gets, which a CI check must not depend on.
-func (s StormResult) Efficiency() []string {
-	var bad []string
-	if bound := s.Binding().Time + s.Shortest; s.Makespan.Seconds() > 1.1*bound.Seconds() {
-		bad = append(bad, fmt.Sprintf("makespan %v > 1.1 x (binding bound %v + shortest execution %v)", s.Makespan, s.Binding().Time, s.Shortest))
+// Unchecked returns issue 16's containment goal when it does not hold: the last instance contained within 1.1x
+// ModifyNetworkInterfaceAttribute's bound. It is reported, not checked by -check: stage 1 makes three
+// DescribeInstances per isolation (Validate, the incident record, Verify's read-back) and their bucket (50 at 10
+// per second) binds before ModifyNetworkInterfaceAttribute's (100 at 5), at about 1.5x its bound; meeting it needs
+// fewer calls in the product, not a different admission.
+func (s StormResult) Unchecked() []string {
+	if b := s.ContainBound; s.Containment.Seconds() > boundGoal*(b.Time+s.FirstContained).Seconds() {
+		return []string{fmt.Sprintf("containment makespan %v > %g x (%s's bound %v + %v)", s.Containment, boundGoal, b.Action, b.Time, s.FirstContained)}
 	}
-	return bad
+	return nil
 }
 
 // tokenWaiter takes a token from a bucket on the simulated clock, waiting for the refill when it is empty (the
@@ -483,13 +623,14 @@ func (w *tokenWaiter) take() {
 	}
 }
 
-// eventInstance is the instance an execution's input names.
+// eventInstance is the instance an execution's input names (a tag event's resource, an evidence job's instanceId).
 func eventInstance(e *asl.Execution) string {
 	var in struct {
-		Resources []string `json:"resources"`
+		Resources  []string `json:"resources"`
+		InstanceID string   `json:"instanceId"`
 	}
 	if err := json.Unmarshal(e.Input, &in); err != nil || len(in.Resources) == 0 {
-		return ""
+		return in.InstanceID
 	}
 	r := in.Resources[0]
 	for i := len(r) - 1; i >= 0; i-- {
