@@ -81,7 +81,8 @@ test('success: every task gets exactly its workflow input; the outcome is record
     { instanceId: record.instanceId, executionName: 'exec-1', record, ensured: groups, attempt: 0, redriveCount: 0 },
   ]);
   assert.deepEqual(ins('Record pre-isolation state'), [{ phase: 'open', record, executionName: 'exec-1', executionArn: exec.Id }]);
-  assert.deepEqual(ins('Disassociate profile'), [inst]);
+  // Issue 16: its first run trusts Validate's record (a retry or a redrive reads EC2's associations).
+  assert.deepEqual(ins('Disassociate profile'), [{ ...inst, record, attempt: 0, redriveCount: 0 }]);
   assert.deepEqual(ins('Attach isolation profile'), [inst]);
   assert.deepEqual(ins('Revoke credentials'), [
     { instanceId: record.instanceId, instanceArn: record.instanceArn, executionName: 'exec-1', profileArn },

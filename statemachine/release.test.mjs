@@ -65,8 +65,9 @@ test('release: every task gets exactly its workflow input; the record is written
   assert.deepEqual(ins('Record release'), [
     { phase: 'release', outcome: 'SUCCEEDED', ...common, ...outputs, failures: [], redriveCount: 0 },
   ]);
+  // The execution's input (the tag event): the notification says when the reconciler started the release.
   assert.deepEqual(ins('Notify success'), [
-    { outcome: 'SUCCEEDED', ...common, ...outputs, incident: recorded, redriveCount: 0 },
+    { outcome: 'SUCCEEDED', ...common, ...outputs, incident: recorded, redriveCount: 0, event },
   ]);
   assert.equal(ins('Notify failure'), undefined);
   assert.ok(calls.order.indexOf('Record release') < calls.order.indexOf('Notify success'));
