@@ -139,8 +139,7 @@ func failEvidenceSettingsOnce(t *testing.T, sc *sim.Scenario) {
 func queuedJob(t *testing.T, srv *sim.Server, env steps.Env) []byte {
 	t.Helper()
 	r, err := runner.New(runner.Config{Definition: ec2isolation.Definition, Region: srv.Region(), Account: srv.AccountID(),
-		AWS: srv.AWSConfig, Env: env, Log: quiet, Engine: asl.Options{Sleep: noWait},
-		EvidenceQueueURL: srv.QueueURL(evidenceQueue), HoldEvidence: true})
+		AWS: srv.AWSConfig, Env: env, Log: quiet, Engine: asl.Options{Sleep: noWait}, HoldEvidence: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,12 +147,18 @@ func queuedJob(t *testing.T, srv *sim.Server, env steps.Env) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e := r.Start(t.Context(), "crosscheck-setup", event); e.Status != asl.StatusSucceeded {
+	e := r.Start(t.Context(), "crosscheck-setup", event)
+	if e.Status != asl.StatusSucceeded {
 		t.Fatalf("setup isolation: %s %s %s", e.Status, e.Error, e.Cause)
 	}
+	// The job is kept in the runner's own queue (no EvidenceQueueURL): the setup needs the job, not SQS.
 	jobs, err := r.ReceiveJobs(t.Context(), 10)
 	if err != nil || len(jobs) != 1 {
-		t.Fatalf("setup isolation queued %d jobs (%v), want 1", len(jobs), err)
+		var states []string
+		for _, s := range e.History.Summary() {
+			states = append(states, s.Name+":"+string(s.Status))
+		}
+		t.Fatalf("setup isolation queued %d jobs (%v), want 1; its states: %v", len(jobs), err, states)
 	}
 	return jobs[0].Input
 }
