@@ -90,7 +90,7 @@ func Print(w io.Writer, r *Report) {
 		p("| containment makespan / that bound (goal <= 1.1; not checked) | %s |\n", ratio(s.Containment, cb.Time))
 		if sb := s.Stage1Bound; sb.Time > 0 {
 			p("| stage 1's binding bucket: %s, (%d − %g) / %g per s | %v |\n", sb.Action, sb.Calls, sb.Bucket.Capacity, sb.Bucket.RefillPerSecond, sec(sb.Time))
-			p("| containment makespan / (that bound + the first containment, %v) (checked: <= 1.1) | %s |\n", sec(s.FirstContained), ratio(s.Containment, sb.Time+s.FirstContained))
+			p("| containment makespan / (that bound + the first containment, %v) (goal <= 1.1; not checked) | %s |\n", sec(s.FirstContained), ratio(s.Containment, sb.Time+s.FirstContained))
 		}
 		p("| time to containment (tag -> contained) p50 / p99 | %v / %v |\n", sec(s.P50), sec(s.P99))
 		p("| p50 / containment makespan (checked: <= 0.55) | %s |\n", ratio(s.P50, s.Containment))
@@ -127,13 +127,13 @@ func Print(w io.Writer, r *Report) {
 		if bad := s.Check(); len(bad) > 0 {
 			p("Properties not met: %s.\n\n", strings.Join(bad, "; "))
 		} else {
-			p("Properties met (checked by -check): all contained, 0 failed, evidence complete; p50 <= %g x containment makespan; containment <= %g x stage 1's binding bound; evidence complete <= %g x ModifyInstanceAttribute's bound; makespan <= %g x the binding bound.\n\n",
-				fairGoal, boundGoal, boundGoal, boundGoal)
+			p("Properties met (checked by -check): all contained, 0 failed, evidence complete; p50 <= %g x containment makespan; evidence complete <= %g x ModifyInstanceAttribute's bound; makespan <= %g x the binding bound.\n\n",
+				fairGoal, boundGoal, boundGoal)
 		}
 		if slow := s.Unchecked(); len(slow) > 0 {
 			p("Goal not met (reported, not checked): %s.\n\n", strings.Join(slow, "; "))
 		} else {
-			p("Goal met: containment makespan <= %g x ModifyNetworkInterfaceAttribute's bound.\n\n", boundGoal)
+			p("Goals met: containment makespan <= %g x ModifyNetworkInterfaceAttribute's bound and stage 1's binding bound.\n\n", boundGoal)
 		}
 		for _, k := range sortedKeys(s.FailedBy) {
 			p("- %s, e.g.: `%s`\n", k, strings.ReplaceAll(s.FailureCause[k], "`", "'"))
