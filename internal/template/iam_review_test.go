@@ -794,33 +794,8 @@ func checkRuleTarget(t *testing.T, tpl *Template, ruleID string) {
 
 	dlq, _ := target["DeadLetterConfig"].(map[string]any)
 	queue, _ := GetAttResource(dlq["Arn"], "Arn")
-	var found bool
-	for id, r := range tpl.Resources {
-		if r.Type != "AWS::SQS::QueuePolicy" {
-			continue
-		}
-		queues, _ := r.Properties["Queues"].([]any)
-		if len(queues) != 1 || refOf(queues[0]) != queue {
-			continue
-		}
-		doc, _ := r.Properties["PolicyDocument"].(map[string]any)
-		stmts, err := Statements(doc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, st := range stmts {
-			raw, _ := json.Marshal(st)
-			if st.Effect == "Allow" && slices.Contains(st.Action, "sqs:SendMessage") &&
-				strings.Contains(string(raw), `"aws:SourceArn":{"Fn::GetAtt":["`+ruleID+`","Arn"]}`) {
-				found = true
-			}
-		}
-		if !found {
-			t.Errorf("queue policy %s does not let the rule send (aws:SourceArn = the rule)", id)
-		}
-	}
-	if !found {
-		t.Errorf("no queue policy lets EventBridge dead-letter to %s", queue)
+	if !queueLetsRuleSend(t, tpl, queue, ruleID) {
+		t.Errorf("no queue policy lets EventBridge dead-letter to %s (sqs:SendMessage with aws:SourceArn = the rule)", queue)
 	}
 }
 
