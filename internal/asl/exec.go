@@ -287,6 +287,7 @@ func (r *runner) run(ctx context.Context, start string, input any, resume *resum
 // runList runs states of one list (the top level or a branch) from name until an end state or a failure.
 // resume, when it names the first state, carries a Parallel state's per-branch progress.
 func (r *runner) runList(ctx context.Context, l *stateList, name string, input any, resume *resumePoint, th *thread, sc scope) (any, *failure) {
+	var inJSON json.RawMessage // input encoded, when the state before already did it
 	for {
 		var rp *resumePoint
 		if resume != nil && resume.state == name {
@@ -299,7 +300,7 @@ func (r *runner) runList(ctx context.Context, l *stateList, name string, input a
 			}
 			return nil, &failure{interrupted: true, at: rp}
 		}
-		v := r.enter(ctx, l.states[name], input, th, sc)
+		v := r.enter(ctx, l.states[name], input, inJSON, th, sc)
 		out, next, f := v.execute(rp)
 		if f != nil {
 			return nil, f
@@ -307,7 +308,7 @@ func (r *runner) runList(ctx context.Context, l *stateList, name string, input a
 		if next == "" {
 			return out, nil
 		}
-		name, input = next, out
+		name, input, inJSON = next, out, v.outJSON
 	}
 }
 
@@ -320,15 +321,20 @@ type visit struct {
 	run     *StateRun
 	th      *thread
 	entered time.Time
+	outJSON json.RawMessage // the output as the history shows it, which the next state's entry shows as input
 }
 
-func (r *runner) enter(ctx context.Context, st *state, raw any, th *thread, sc scope) *visit {
+// enter starts a visit; in is raw encoded, or nil to encode it here (a state's output is encoded once, for its
+// exit and the next state's entry: the history's encoding is a fifth of a storm bench's CPU).
+func (r *runner) enter(ctx context.Context, st *state, raw any, in json.RawMessage, th *thread, sc scope) *visit {
 	if r.o.TransitionLatency > 0 {
 		// Cancelled: the state is entered anyway and then stops as any state does.
 		_ = r.o.Sleep(ctx, r.o.TransitionLatency)
 	}
 	now := r.o.Now()
-	in := encodeJSON(raw)
+	if in == nil {
+		in = encodeJSON(raw)
+	}
 	run := r.e.History.beginRun(&StateRun{Name: st.name, Type: st.typ, Parallel: sc.parallel, Branch: sc.branch,
 		Status: RunInProgress, Start: now, Input: in, RedriveCount: r.e.RedriveCount})
 	v := &visit{r: r, ctx: ctx, st: st, raw: raw, run: run, th: th, entered: now}
@@ -362,13 +368,14 @@ func (v *visit) event(e Event) {
 	v.r.e.record(v.th, e)
 }
 
-func (v *visit) finishRun(status RunStatus, out any, serr *stateError) {
+// finishRun ends the state's run; out is its output already encoded (nil: none).
+func (v *visit) finishRun(status RunStatus, out json.RawMessage, serr *stateError) {
 	now := v.r.o.Now()
 	v.r.e.History.update(v.run, func(r *StateRun) {
 		r.Status = status
 		r.Duration = now.Sub(v.entered)
-		if out != nil || status == RunSucceeded || status == RunCaught {
-			r.Output = encodeJSON(out)
+		if out != nil {
+			r.Output = out
 		}
 		if serr != nil {
 			r.Error, r.Cause = serr.Name, serr.Cause
@@ -378,8 +385,9 @@ func (v *visit) finishRun(status RunStatus, out any, serr *stateError) {
 
 // exit records a successful end of the state and moves on to next ("" ends the list).
 func (v *visit) exit(out any, next string) (any, string, *failure) {
-	v.event(Event{Type: EventType(v.st.typ + "StateExited"), Output: encodeJSON(out)})
-	v.finishRun(RunSucceeded, out, nil)
+	v.outJSON = encodeJSON(out)
+	v.event(Event{Type: EventType(v.st.typ + "StateExited"), Output: v.outJSON})
+	v.finishRun(RunSucceeded, v.outJSON, nil)
 	return out, next, nil
 }
 
@@ -532,7 +540,8 @@ func (v *visit) catchOrFail(serr *stateError, branches []branchState) (any, stri
 		if err != nil {
 			return v.fail(runtimeError("Catch ResultPath: %v", err), branches)
 		}
-		v.finishRun(RunCaught, out, serr)
+		v.outJSON = encodeJSON(out)
+		v.finishRun(RunCaught, v.outJSON, serr)
 		return out, c.next, nil
 	}
 	return v.fail(serr, branches)
