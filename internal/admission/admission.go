@@ -115,7 +115,10 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 			// Not retried sooner nor dropped: SQS moves it to the dead-letter queue after maxReceiveCount
 			// receives, where the alarm and a responder find it; each receive logs why.
 			h.itemLog(it).Error("cannot start this message: back to the queue (the dead-letter queue after maxReceiveCount receives)",
-				"receiveCount", r.Attributes["ApproximateReceiveCount"], "error", err)
+				"receiveCount", r.Attributes["ApproximateReceiveCount"], "error", err,
+				// template.yaml's UnstartableMessageMetricFilter counts this field: SQS leaves such a message out
+				// of its age metric, so no queue alarm would see it before the dead-letter queue, hours later.
+				"unstartable", true)
 			back = append(back, it)
 			continue
 		}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -15,9 +16,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 	"github.com/aws/smithy-go"
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/ec2-isolation/ec2-isolation/internal/admission"
 	"github.com/ec2-isolation/ec2-isolation/internal/sim"
+	"github.com/ec2-isolation/ec2-isolation/internal/template"
 )
 
 const evidenceMachine = "ec2-isolation-evidence"
@@ -354,5 +357,49 @@ func TestThrottledCountIsTriedAgainAtTheNextPoll(t *testing.T) {
 	}
 	if waits != 1 || api.calls != 2 {
 		t.Errorf("%d waits and %d counts, want 1 and 2 (throttled, then counted)", waits, api.calls)
+	}
+}
+
+// A message the starter can never start must raise an alarm at its first receive: SQS leaves such a poison pill
+// out of ApproximateAgeOfOldestMessage, and the dead-letter queue gets it only hours later. The template's metric
+// filter (a JSON pattern { $.FIELD IS TRUE }) must match the starter's line about it, and no other line.
+func TestUnstartableMessageRaisesTheAlarm(t *testing.T) {
+	tpl, err := template.Load("../../template.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, ok := tpl.Resources["UnstartableMessageMetricFilter"]
+	if !ok || f.Type != "AWS::Logs::MetricFilter" {
+		t.Fatal("template.yaml has no AWS::Logs::MetricFilter UnstartableMessageMetricFilter")
+	}
+	if g := f.Properties["LogGroupName"]; !cmp.Equal(g, map[string]any{"Ref": "AdmissionStarterLogGroup"}) {
+		t.Errorf("the filter reads log group %v, want the admission starter's", g)
+	}
+	m := regexp.MustCompile(`^\{ \$\.(\w+) IS TRUE \}$`).FindStringSubmatch(fmt.Sprint(f.Properties["FilterPattern"]))
+	if m == nil {
+		t.Fatalf("filter pattern %v is not { $.FIELD IS TRUE }", f.Properties["FilterPattern"])
+	}
+	field := m[1]
+
+	srv, h, logs := twoStage(t, 1, 1, noWait)
+	srv.AddExecution(machine, "earlier-isolation", "{}") // the isolation window is full: the tag event goes back too, said at INFO
+	ev := events.SQSEvent{Records: []events.SQSMessage{
+		{MessageId: "bad", Body: `not json`, Attributes: map[string]string{"ApproximateReceiveCount": "1"}},
+		tagEvent(1), job(1)}}
+	if _, err := h.Handle(ctx, ev); err != nil {
+		t.Fatal(err)
+	}
+	matched := map[string]bool{}
+	lines := logLines(t, logs)
+	for _, l := range lines {
+		if l[field] == true {
+			matched[fmt.Sprint(l["message"])] = true
+		}
+	}
+	if !cmp.Equal(matched, map[string]bool{"bad": true}) {
+		t.Errorf("the filter matches the lines of messages %v, want only the malformed one's; the log:\n%s", matched, logs)
+	}
+	if len(lines) < 2 {
+		t.Errorf("the starter logged %d lines, want one about the malformed message and one about the full window", len(lines))
 	}
 }

@@ -62,6 +62,7 @@ var namedTypes = map[string]namedType{
 	"AWS::SNS::Subscription":          {},
 	"AWS::SQS::QueuePolicy":           {},
 	"AWS::Lambda::Permission":         {},
+	"AWS::Logs::MetricFilter":         {}, // FilterName unset: CloudFormation names it
 }
 
 // deployment is one stack: where it runs and with which parameter values.

@@ -754,6 +754,7 @@ func TestAlarmsNotifyTheTopic(t *testing.T) {
 		"AWS/Events FailedInvocations": true, "AWS/SQS ApproximateNumberOfMessagesVisible": true,
 		"AWS/Lambda Errors": true, "ec2-isolation/Reconciler OpenInstances": true, // the reconciler's (issue 14)
 		"AWS/SQS ApproximateAgeOfOldestMessage": true, // admission stalled (issue 16)
+		"map[Fn::Sub:ec2-isolation/${AWS::StackName}] UnstartableMessages": true, // a poison pill (the age leaves it out)
 	}
 	got := map[string]bool{}
 	for id, r := range tpl.Resources {
@@ -767,6 +768,42 @@ func TestAlarmsNotifyTheTopic(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("alarms (-want +got):\n%s", diff)
+	}
+}
+
+// No execution ends unseen: each state machine has an alarm on its failed, timed-out and aborted executions (an
+// aborted or timed-out execution notifies nothing of its own).
+func TestEveryStateMachineIsWatched(t *testing.T) {
+	tpl := load(t)
+	watched := map[string]map[string]bool{}
+	for _, r := range tpl.Resources {
+		if r.Type != "AWS::CloudWatch::Alarm" || r.Properties["Namespace"] != "AWS/States" {
+			continue
+		}
+		for _, d := range asList(r.Properties["Dimensions"]) {
+			d, _ := d.(map[string]any)
+			if ref, ok := d["Value"].(map[string]any)["Ref"].(string); ok && d["Name"] == "StateMachineArn" {
+				if watched[ref] == nil {
+					watched[ref] = map[string]bool{}
+				}
+				watched[ref][fmt.Sprint(r.Properties["MetricName"])] = true
+			}
+		}
+	}
+	n := 0
+	for id, r := range tpl.Resources {
+		if r.Type != "AWS::Serverless::StateMachine" {
+			continue
+		}
+		n++
+		for _, metric := range []string{"ExecutionsFailed", "ExecutionsTimedOut", "ExecutionsAborted"} {
+			if !watched[id][metric] {
+				t.Errorf("state machine %s has no alarm on %s", id, metric)
+			}
+		}
+	}
+	if n < 3 {
+		t.Errorf("found %d state machines, want isolation, evidence and release at least", n)
 	}
 }
 
