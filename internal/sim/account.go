@@ -43,6 +43,8 @@ type Account struct {
 	targetGroups table[targetGroup] // by ARN
 	asGroups     table[asGroup]
 	tags         map[string]map[string]string // resource id -> tags
+	tagged       map[tagPair]map[string]bool  // tag -> ids of the resources that carry it (setTags keeps it)
+	assocOf      map[string][]string          // instance id -> its associations' ids, oldest first
 	messages     []Message
 	// sessions are instance role credentials handed out by InstanceCredentials (iam_eval.go), by access key id.
 	sessions map[string]*instanceSession
@@ -175,14 +177,18 @@ type topic struct {
 type table[T any] struct {
 	m    map[string]*T
 	keys []string
+	pos  map[string]int // insertion sequence: rows() answers a narrowed Describe in a full scan's order
+	next int
 }
 
 func (t *table[T]) put(id string, v *T) {
 	if t.m == nil {
-		t.m = map[string]*T{}
+		t.m, t.pos = map[string]*T{}, map[string]int{}
 	}
 	if _, ok := t.m[id]; !ok {
 		t.keys = append(t.keys, id)
+		t.pos[id] = t.next
+		t.next++
 	}
 	t.m[id] = v
 }
@@ -194,6 +200,7 @@ func (t *table[T]) del(id string) {
 		return
 	}
 	delete(t.m, id)
+	delete(t.pos, id)
 	t.keys = slices.DeleteFunc(t.keys, func(k string) bool { return k == id })
 }
 
@@ -229,6 +236,8 @@ func newAccount(sc Scenario, clock Clock) (*Account, error) {
 		start:     now,
 		ids:       rand.New(rand.NewPCG(0x5eed, 0x1d5)),
 		tags:      map[string]map[string]string{},
+		tagged:    map[tagPair]map[string]bool{},
+		assocOf:   map[string][]string{},
 	}
 	if a.id == "" {
 		a.id = "123456789012"
@@ -414,7 +423,7 @@ func (a *Account) seedInstance(in Instance, past time.Time) error {
 		}
 		as := &association{id: a.newID("iip-assoc"), instanceID: in.ID, profile: a.profiles.get(in.Profile),
 			state: state, changed: a.clock.Now(), timestamp: past}
-		a.associations.put(as.id, as)
+		a.putAssociation(as)
 		a.pend(as)
 	}
 	if inst.state == "terminated" {
@@ -860,13 +869,29 @@ func (a *Account) nextIP(sn *subnet) string {
 	return ip.String()
 }
 
+// setTags is the only writer of a.tags (untag the only remover): it keeps the tag index in step.
 func (a *Account) setTags(id string, tags map[string]string) {
 	for k, v := range tags {
 		if a.tags[id] == nil {
 			a.tags[id] = map[string]string{}
 		}
+		if old, ok := a.tags[id][k]; ok {
+			delete(a.tagged[tagPair{k, old}], id)
+		}
 		a.tags[id][k] = v
+		if a.tagged[tagPair{k, v}] == nil {
+			a.tagged[tagPair{k, v}] = map[string]bool{}
+		}
+		a.tagged[tagPair{k, v}][id] = true
 	}
+}
+
+// untag forgets a deleted resource's tags.
+func (a *Account) untag(id string) {
+	for k, v := range a.tags[id] {
+		delete(a.tagged[tagPair{k, v}], id)
+	}
+	delete(a.tags, id)
 }
 
 // defaultEgress is the outbound rule a new group gets: all traffic to 0.0.0.0/0, and to ::/0 when the VPC has an
@@ -966,10 +991,8 @@ func (a *Account) terminate(inst *instance) {
 		}
 	}
 	inst.bdms = nil
-	for _, as := range a.associations.all() {
-		if as.instanceID == inst.id {
-			a.associations.del(as.id)
-		}
+	for _, id := range slices.Clone(a.assocOf[inst.id]) {
+		a.delAssociation(id)
 	}
 	// A terminated instance leaves its Auto Scaling group and its target groups.
 	for _, g := range a.asGroups.all() {
@@ -1000,14 +1023,12 @@ func (a *Account) activeAssociation(instanceID string) *association {
 	if a.byInstance != nil {
 		return a.byInstance.assoc[instanceID]
 	}
-	var found *association
-	a.associations.each(func(as *association) bool {
-		if as.instanceID == instanceID && as.state != "disassociated" {
-			found = as
+	for _, id := range a.assocOf[instanceID] {
+		if as := a.associations.get(id); as != nil && as.state != "disassociated" {
+			return as
 		}
-		return found == nil
-	})
-	return found
+	}
+	return nil
 }
 
 func (g *secGroup) visible(now time.Time) bool { return !now.Before(g.visibleAt) }

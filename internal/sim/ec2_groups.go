@@ -203,7 +203,7 @@ func deleteSecurityGroup(a *Account, req *request) (any, *apiError) {
 		return nil, nil
 	}
 	a.groups.del(id)
-	delete(a.tags, id)
+	a.untag(id)
 	return &deleteSecurityGroupOut{Return: true, GroupID: id}, nil
 }
 

@@ -203,18 +203,23 @@ func describeInstances(a *Account, req *request) (any, *apiError) {
 	}
 	out := &describeInstancesOut{}
 	fs := req.p.filters()
-	all := a.instances.all
-	if len(ids) == 1 { // the common call: one instance, looked up rather than found among them all
-		all = func() []*instance { return []*instance{a.instances.get(ids[0])} }
-	} else {
+	// The common calls name one instance, by id or by an instance-id filter: only the instances named are
+	// candidates, looked up rather than found among them all.
+	cands := a.instances.keys
+	if len(ids) > 0 {
+		cands = a.instances.rows(ids)
+	} else if named, ok := exactValues(fs, "instance-id"); ok {
+		cands = a.instances.rows(named)
+	} else if tagged, ok := a.taggedIDs(fs); ok {
+		cands = a.instances.rows(tagged)
+	}
+	if len(cands) > 8 {
 		// Read-only: the ENIs and associations are indexed once for the whole answer, not scanned per instance.
 		defer a.indexInstances()()
 	}
 	var match []*instance
-	for _, inst := range all() {
-		if len(ids) > 0 && !slices.Contains(ids, inst.id) {
-			continue
-		}
+	for _, k := range cands {
+		inst := a.instances.m[k]
 		ok, err := matchFilters(fs, a.tags[inst.id], a.instanceFilterFields(inst))
 		if err != nil {
 			return nil, err

@@ -2,7 +2,6 @@ package sim
 
 import (
 	"slices"
-	"strings"
 )
 
 // Instance profile associations (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_IamInstanceProfileAssociation.html):
@@ -68,7 +67,7 @@ func associateProfile(a *Account, req *request) (any, *apiError) {
 	}
 	now := a.clock.Now()
 	as := &association{id: a.newID("iip-assoc"), instanceID: id, profile: p, state: "associating", changed: now, timestamp: now}
-	a.associations.put(as.id, as)
+	a.putAssociation(as)
 	a.pend(as)
 	return &associationOut{Association: a.associationXML(as)}, nil
 }
@@ -119,9 +118,9 @@ func replaceAssociation(a *Account, req *request) (any, *apiError) {
 		return nil, nil
 	}
 	now := a.clock.Now()
-	a.associations.del(as.id)
+	a.delAssociation(as.id)
 	n := &association{id: a.newID("iip-assoc"), instanceID: as.instanceID, profile: p, state: "associating", changed: now, timestamp: now}
-	a.associations.put(n.id, n)
+	a.putAssociation(n)
 	a.pend(n)
 	return &associationOut{Association: a.associationXML(n)}, nil
 }
@@ -138,18 +137,15 @@ func describeAssociations(a *Account, req *request) (any, *apiError) {
 	}
 	out := &describeAssociationsOut{}
 	filters := req.p.filters() // parsed once, not per resource
-	// The usual call filters on one instance: compare its id before evaluating the filters.
-	var instances []string
-	for _, f := range filters {
-		if f.name == "instance-id" && !slices.ContainsFunc(f.values, func(v string) bool { return strings.ContainsAny(v, "*?") }) {
-			instances = f.values
-		}
+	// The usual call filters on one instance: only its associations are candidates.
+	cands := a.associations.keys
+	if len(ids) > 0 {
+		cands = a.associations.rows(ids)
+	} else if instances, ok := exactValues(filters, "instance-id"); ok {
+		cands = a.associations.rows(a.associationsOf(instances))
 	}
-	for _, k := range a.associations.keys { // not all(): no copy of 10,000 rows per call
+	for _, k := range cands {
 		as := a.associations.m[k]
-		if instances != nil && !slices.Contains(instances, as.instanceID) {
-			continue
-		}
 		if len(ids) > 0 {
 			if !slices.Contains(ids, as.id) {
 				continue

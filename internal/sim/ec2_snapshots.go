@@ -114,12 +114,15 @@ func describeSnapshots(a *Account, req *request) (any, *apiError) {
 	if !ours {
 		return out, nil
 	}
-	filters := req.p.filters()           // parsed once, not per resource
-	for _, k := range a.snapshots.keys { // not all(): no copy of 10,000 rows per call
+	filters := req.p.filters() // parsed once, not per resource
+	cands := a.snapshots.keys  // not all(): no copy of 10,000 rows per call
+	if len(ids) > 0 {
+		cands = a.snapshots.rows(ids)
+	} else if tagged, ok := a.taggedIDs(filters); ok { // the snapshot step's call: its execution's tags
+		cands = a.snapshots.rows(tagged)
+	}
+	for _, k := range cands {
 		s := a.snapshots.m[k]
-		if len(ids) > 0 && !slices.Contains(ids, s.id) {
-			continue
-		}
 		state, progress, done := a.snapshotState(s)
 		match, err := matchFilters(filters, a.tags[s.id], func(name string) ([]string, bool) {
 			switch name {

@@ -19,7 +19,7 @@ func (a *Account) AddAssociation(instanceID, profileName, state string) (string,
 	}
 	now := a.clock.Now()
 	as := &association{id: a.newID("iip-assoc"), instanceID: instanceID, profile: p, state: state, changed: now, timestamp: now}
-	a.associations.put(as.id, as)
+	a.putAssociation(as)
 	a.pend(as)
 	return as.id, nil
 }
