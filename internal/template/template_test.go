@@ -753,7 +753,7 @@ func TestAlarmsNotifyTheTopic(t *testing.T) {
 		"AWS/States ExecutionsFailed": true, "AWS/States ExecutionsTimedOut": true, "AWS/States ExecutionsAborted": true,
 		"AWS/Events FailedInvocations": true, "AWS/SQS ApproximateNumberOfMessagesVisible": true,
 		"AWS/Lambda Errors": true, "ec2-isolation/Reconciler OpenInstances": true, // the reconciler's (issue 14)
-		"AWS/SQS ApproximateAgeOfOldestMessage": true, // admission stalled (issue 16)
+		"AWS/SQS ApproximateAgeOfOldestMessage":                            true, // admission stalled (issue 16)
 		"map[Fn::Sub:ec2-isolation/${AWS::StackName}] UnstartableMessages": true, // a poison pill (the age leaves it out)
 	}
 	got := map[string]bool{}
