@@ -45,6 +45,7 @@ type Account struct {
 	tags         map[string]map[string]string // resource id -> tags
 	tagged       map[tagPair]map[string]bool  // tag -> ids of the resources that carry it (setTags keeps it)
 	assocOf      map[string][]string          // instance id -> its associations' ids, oldest first
+	enisOf       map[string][]string          // instance id -> the ids of the ENIs attached to it (setAttachment keeps it)
 	messages     []Message
 	// sessions are instance role credentials handed out by InstanceCredentials (iam_eval.go), by access key id.
 	sessions map[string]*instanceSession
@@ -238,6 +239,7 @@ func newAccount(sc Scenario, clock Clock) (*Account, error) {
 		tags:      map[string]map[string]string{},
 		tagged:    map[tagPair]map[string]bool{},
 		assocOf:   map[string][]string{},
+		enisOf:    map[string][]string{},
 	}
 	if a.id == "" {
 		a.id = "123456789012"
@@ -397,9 +399,9 @@ func (a *Account) seedInstance(in Instance, past time.Time) error {
 		if e.ip == "" {
 			e.ip = a.nextIP(sn)
 		}
-		e.att = &eniAttachment{id: derivedID("eni-attach", n.ID), instanceID: in.ID, deviceIndex: n.DeviceIndex,
-			deleteOnTermination: n.DeviceIndex == 0, attached: past}
 		a.enis.put(e.id, e)
+		a.setAttachment(e, &eniAttachment{id: derivedID("eni-attach", n.ID), instanceID: in.ID, deviceIndex: n.DeviceIndex,
+			deleteOnTermination: n.DeviceIndex == 0, attached: past})
 		if n.DeviceIndex == 0 {
 			inst.subnetID, inst.vpcID, inst.az = sn.id, sn.vpcID, sn.az
 		}
@@ -973,15 +975,11 @@ func (a *Account) pend(as *association) {
 func (a *Account) terminate(inst *instance) {
 	inst.state = "terminated"
 	inst.stateReason = "Client.UserInitiatedShutdown: User initiated shutdown"
-	for _, e := range a.enis.all() {
-		if e.att == nil || e.att.instanceID != inst.id {
-			continue
-		}
+	for _, e := range a.instanceENIs(inst.id) {
 		if e.att.deleteOnTermination {
 			a.enis.del(e.id)
-		} else {
-			e.att = nil
 		}
+		a.setAttachment(e, nil)
 	}
 	for _, b := range inst.bdms {
 		if b.deleteOnTermination {
@@ -1009,8 +1007,8 @@ func (a *Account) instanceENIs(id string) []*eni {
 		return a.byInstance.enis[id]
 	}
 	var out []*eni
-	for _, e := range a.enis.all() {
-		if e.att != nil && e.att.instanceID == id {
+	for _, k := range a.enisOf[id] {
+		if e := a.enis.get(k); e != nil && e.att != nil && e.att.instanceID == id {
 			out = append(out, e)
 		}
 	}
@@ -1069,7 +1067,7 @@ func (a *Account) DetachNetworkInterface(eniID string) error {
 	if e == nil || e.att == nil {
 		return fmt.Errorf("no attached network interface %s", eniID)
 	}
-	e.att = nil
+	a.setAttachment(e, nil)
 	return nil
 }
 
@@ -1079,7 +1077,7 @@ func (a *Account) AttachNetworkInterface(eniID, instanceID string, deviceIndex i
 	if e == nil || inst == nil || e.att != nil {
 		return fmt.Errorf("cannot attach %s to %s", eniID, instanceID)
 	}
-	e.att = &eniAttachment{id: a.newID("eni-attach"), instanceID: instanceID, deviceIndex: deviceIndex, attached: a.clock.Now()}
+	a.setAttachment(e, &eniAttachment{id: a.newID("eni-attach"), instanceID: instanceID, deviceIndex: deviceIndex, attached: a.clock.Now()})
 	return nil
 }
 

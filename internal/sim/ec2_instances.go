@@ -492,10 +492,17 @@ func describeNetworkInterfaces(a *Account, req *request) (any, *apiError) {
 	}
 	out := &describeNetworkInterfacesOut{}
 	fs := req.p.filters()
-	for _, e := range a.enis.all() {
-		if len(ids) > 0 && !slices.Contains(ids, e.id) {
-			continue
-		}
+	// The common calls (Apply, Restore, the read-back) ask for one instance's ENIs.
+	cands := a.enis.keys
+	if len(ids) > 0 {
+		cands = a.enis.rows(ids)
+	} else if insts, ok := exactValues(fs, "attachment.instance-id"); ok {
+		cands = a.enis.rows(a.enisAttachedTo(insts))
+	} else if tagged, ok := a.taggedIDs(fs); ok {
+		cands = a.enis.rows(tagged)
+	}
+	for _, k := range cands {
+		e := a.enis.m[k]
 		match, err := matchFilters(fs, a.tags[e.id], func(name string) ([]string, bool) {
 			att := func(f func(*eniAttachment) string) []string {
 				if e.att == nil {

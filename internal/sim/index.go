@@ -90,3 +90,27 @@ func (a *Account) associationsOf(instances []string) []string {
 	}
 	return ids
 }
+
+// setAttachment attaches e as att says, or detaches it (nil): the only writer of an ENI's attachment.
+func (a *Account) setAttachment(e *eni, att *eniAttachment) {
+	if e.att != nil {
+		old := e.att.instanceID
+		a.enisOf[old] = slices.DeleteFunc(a.enisOf[old], func(k string) bool { return k == e.id })
+		if len(a.enisOf[old]) == 0 {
+			delete(a.enisOf, old)
+		}
+	}
+	e.att = att
+	if att != nil {
+		a.enisOf[att.instanceID] = append(a.enisOf[att.instanceID], e.id)
+	}
+}
+
+// enisAttachedTo returns the ids of the ENIs attached to the instances named.
+func (a *Account) enisAttachedTo(instances []string) []string {
+	var ids []string
+	for _, inst := range instances {
+		ids = append(ids, a.enisOf[inst]...)
+	}
+	return ids
+}

@@ -157,6 +157,46 @@ func TestIndexedDescribesFollowChanges(t *testing.T) {
 		t.Errorf("after retagging: e1 %v, e2 %v; want a06's and a05's", e1, e2)
 	}
 
+	// ENIs found by the instance they are attached to, after one moves from instWeb to ids[7] and instWeb ends.
+	enis := func(insts ...string) []string {
+		t.Helper()
+		out, err := c.DescribeNetworkInterfaces(ctx, &ec2.DescribeNetworkInterfacesInput{Filters: []ec2types.Filter{filter("attachment.instance-id", insts...)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, n := range out.NetworkInterfaces {
+			got = append(got, aws.ToString(n.NetworkInterfaceId))
+		}
+		return got
+	}
+	if got := enis(instWeb); !slices.Equal(got, []string{eniWeb0, eniWeb1}) {
+		t.Errorf("ENIs of %s: %v, want %s and %s", instWeb, got, eniWeb0, eniWeb1)
+	}
+	srv.Update(func(a *Account) {
+		if err := a.DetachNetworkInterface(eniWeb1); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.AttachNetworkInterface(eniWeb1, ids[7], 1); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if web, moved := enis(instWeb), enis(ids[7]); !slices.Equal(web, []string{eniWeb0}) || len(moved) != 2 || moved[0] != eniWeb1 {
+		t.Errorf("after the move: %s has %v, %s has %v; want [%s] and %s then its primary (creation order)", instWeb, web, ids[7], moved, eniWeb0, eniWeb1)
+	}
+	srv.Update(func(a *Account) {
+		if err := a.TerminateInstance(ids[7]); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if got := enis(ids[7]); len(got) != 0 {
+		t.Errorf("ENIs of terminated %s: %v, want none (its primary deleted, %s detached)", ids[7], got, eniWeb1)
+	}
+	if out, err := c.DescribeNetworkInterfaces(ctx, &ec2.DescribeNetworkInterfacesInput{NetworkInterfaceIds: []string{eniWeb1}}); err != nil ||
+		len(out.NetworkInterfaces) != 1 || out.NetworkInterfaces[0].Attachment != nil {
+		t.Errorf("%s after its instance ended: %v (%v), want it available", eniWeb1, out, err)
+	}
+
 	// A deleted group's tags go with it: a group created after it with the same tag is the only one found.
 	group := func(name string) string {
 		t.Helper()
