@@ -205,16 +205,6 @@ func (t *table[T]) del(id string) {
 	t.keys = slices.DeleteFunc(t.keys, func(k string) bool { return k == id })
 }
 
-// each calls f on every row in order until f returns false, without all's copy (the hot paths of a storm of
-// 10,000 instances call it on every request).
-func (t *table[T]) each(f func(*T) bool) {
-	for _, k := range t.keys {
-		if !f(t.m[k]) {
-			return
-		}
-	}
-}
-
 func (t *table[T]) all() []*T {
 	out := make([]*T, 0, len(t.keys))
 	for _, k := range t.keys {
