@@ -76,6 +76,11 @@ func Print(w io.Writer, r *Report) {
 		p("| SDK operations / SDK retries | %d / %d |\n", s.Operations, s.Calls-s.Operations)
 		p("| throttled answers (RequestLimitExceeded) | %d%s |\n", s.Throttled, byCount(s.ThrottledBy, 5))
 		p("| state machine Task retries | %d |\n", s.StateRetries)
+		if s.MostRetries > 0 {
+			// The margin to the budgets: a Task fails once one retrier's MaxAttempts is spent (the isolation
+			// definition gives throttling 30, an association settling 10).
+			p("| most retries of one Task in one execution (its state, the error retried last) | %d (%s) |\n", s.MostRetries, s.MostRetriesAt)
+		}
 		p("| Lambda invocations refused (concurrency) / most in flight at once | %d / %d |\n", s.LambdaRefused, s.LambdaPeak)
 		p("| state transitions, most in one second (quota %g/s) | %d |\n", stateTransitionBucket.RefillPerSecond, s.TransitionsPeak)
 		if s.Window > 0 {

@@ -101,6 +101,8 @@ type StormResult struct {
 	Throttled                   int               // RequestLimitExceeded answers
 	ThrottledBy                 map[string]int    // by action
 	StateRetries                int               // Task retries by the state machine
+	MostRetries                 int               // the most retries of one Task visit: the margin to its budget
+	MostRetriesAt               string            // that Task's state and the error it retried last
 	LambdaRefused               int               // invocations refused (reserved or account concurrency)
 	LambdaPeak                  int               // most invocations in flight at once, all functions
 	Makespan                    time.Duration     // tag -> last execution end
@@ -163,6 +165,8 @@ type execSummary struct {
 	failed               bool
 	what, cause          string
 	transitions, retries int
+	mostRetries          int         // of one Task visit
+	mostRetriesAt        string      // its state and the error retried last
 	entered              []time.Time // when each state was entered (transitions per second)
 	evidence             bool        // a stage-2 (evidence) execution
 }
@@ -173,10 +177,17 @@ func summarise(e *asl.Execution) execSummary {
 	if s.failed {
 		s.what, s.cause = failureOf(e)
 	}
+	lastErr := ""
 	for _, ev := range e.History.Events() {
+		if ev.Type == asl.TaskFailed || ev.Type == asl.TaskTimedOut {
+			lastErr = ev.Error
+		}
 		if ev.Type == asl.TaskScheduled && ev.RetryCount > 0 {
 			s.retries++
 			s.entered = append(s.entered, ev.Timestamp)
+			if ev.RetryCount > s.mostRetries {
+				s.mostRetries, s.mostRetriesAt = ev.RetryCount, ev.State+", "+lastErr
+			}
 		}
 		if strings.HasSuffix(string(ev.Type), "StateEntered") {
 			s.entered = append(s.entered, ev.Timestamp)
@@ -411,6 +422,9 @@ func (b *bench) storm(ctx context.Context, concurrency int) (StormResult, error)
 		}
 		res.Transitions += e.transitions
 		res.StateRetries += e.retries
+		if e.mostRetries > res.MostRetries {
+			res.MostRetries, res.MostRetriesAt = e.mostRetries, e.mostRetriesAt
+		}
 		for _, t := range e.entered {
 			perSecond[t.Sub(start).Milliseconds()/1000]++
 		}
