@@ -822,6 +822,25 @@ func (pl *player) check(ctx context.Context) outcome {
 		if failures != failedRuns || successes != wantSuccess {
 			bad("d: %s: %d failed runs and %d failure notifications; %d success notifications, want %d (%s)", e.Name, failedRuns, failures, successes, wantSuccess, lastRun(e.ex))
 		}
+		if e.Workflow != workflow.WorkflowIsolation {
+			continue
+		}
+		// Stage 2: each evidence execution of the isolation (named after it) that failed published one failure
+		// notification of its own; one that succeeded (or skipped a released or terminated instance) none.
+		var evFailed, evNotes int
+		for _, ev := range pl.il.isolation[pl.s.Mode].Evidence(e.Name) {
+			if ev.Status == asl.StatusFailed {
+				evFailed++
+			}
+		}
+		for _, m := range msgs {
+			if strings.Contains(m.Message, mark) && strings.HasPrefix(m.Subject, "EC2 evidence settings ") {
+				evNotes++
+			}
+		}
+		if evNotes != evFailed {
+			bad("d: %s: %d failed evidence executions and %d evidence notifications, want one each", e.Name, evFailed, evNotes)
+		}
 	}
 
 	// (e) every run ended SUCCEEDED or FAILED within the bound, and no task failed with an unnamed error.
@@ -917,7 +936,8 @@ func envSeed(t *testing.T, name string, def uint64) (uint64, bool) {
 // changes, faults) concurrently in a testing/synctest bubble, each in its own simulated account, and checks:
 // (a) a SUCCEEDED isolation leaves the instance contained, read back at its end; (b) no incident's pre-isolation
 // state holds an isolation artifact; (c) a SUCCEEDED release restores every recorded attribute or names what it
-// could not; (d) every FAILED run published exactly one failure notification; (e) every run ends, SUCCEEDED or
+// could not; (d) every FAILED run published exactly one failure notification, and every failed evidence
+// execution (stage 2) one of its own; (e) every run ends, SUCCEEDED or
 // FAILED, within hangBound of simulated time, with named errors only. INTERLEAVE_SEED=<seed> replays one
 // schedule; -interleave.n or INTERLEAVE_SCHEDULES sets how many, from INTERLEAVE_BASE (default fixed).
 func TestInterleavings(t *testing.T) {
