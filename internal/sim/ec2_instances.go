@@ -497,7 +497,7 @@ func describeNetworkInterfaces(a *Account, req *request) (any, *apiError) {
 	if len(ids) > 0 {
 		cands = a.enis.rows(ids)
 	} else if insts, ok := exactValues(fs, "attachment.instance-id"); ok {
-		cands = a.enis.rows(a.enisAttachedTo(insts))
+		cands = a.enis.rows(listed(a.enisOf, insts))
 	} else if tagged, ok := a.taggedIDs(fs); ok {
 		cands = a.enis.rows(tagged)
 	}

@@ -142,7 +142,7 @@ func describeAssociations(a *Account, req *request) (any, *apiError) {
 	if len(ids) > 0 {
 		cands = a.associations.rows(ids)
 	} else if instances, ok := exactValues(filters, "instance-id"); ok {
-		cands = a.associations.rows(a.associationsOf(instances))
+		cands = a.associations.rows(listed(a.assocOf, instances))
 	}
 	for _, k := range cands {
 		as := a.associations.m[k]

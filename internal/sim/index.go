@@ -76,41 +76,33 @@ func (a *Account) delAssociation(id string) {
 		return
 	}
 	a.associations.del(id)
-	a.assocOf[as.instanceID] = slices.DeleteFunc(a.assocOf[as.instanceID], func(k string) bool { return k == id })
-	if len(a.assocOf[as.instanceID]) == 0 {
-		delete(a.assocOf, as.instanceID)
-	}
+	unlist(a.assocOf, as.instanceID, id)
 }
 
-// associationsOf returns the ids of the associations of the instances named.
-func (a *Account) associationsOf(instances []string) []string {
+// listed returns the ids an instance index (assocOf, enisOf) lists for the instances named.
+func listed(index map[string][]string, instances []string) []string {
 	var ids []string
 	for _, inst := range instances {
-		ids = append(ids, a.assocOf[inst]...)
+		ids = append(ids, index[inst]...)
 	}
 	return ids
+}
+
+// unlist removes id from the instance's list in an instance index.
+func unlist(index map[string][]string, instance, id string) {
+	index[instance] = slices.DeleteFunc(index[instance], func(k string) bool { return k == id })
+	if len(index[instance]) == 0 {
+		delete(index, instance)
+	}
 }
 
 // setAttachment attaches e as att says, or detaches it (nil): the only writer of an ENI's attachment.
 func (a *Account) setAttachment(e *eni, att *eniAttachment) {
 	if e.att != nil {
-		old := e.att.instanceID
-		a.enisOf[old] = slices.DeleteFunc(a.enisOf[old], func(k string) bool { return k == e.id })
-		if len(a.enisOf[old]) == 0 {
-			delete(a.enisOf, old)
-		}
+		unlist(a.enisOf, e.att.instanceID, e.id)
 	}
 	e.att = att
 	if att != nil {
 		a.enisOf[att.instanceID] = append(a.enisOf[att.instanceID], e.id)
 	}
-}
-
-// enisAttachedTo returns the ids of the ENIs attached to the instances named.
-func (a *Account) enisAttachedTo(instances []string) []string {
-	var ids []string
-	for _, inst := range instances {
-		ids = append(ids, a.enisOf[inst]...)
-	}
-	return ids
 }
