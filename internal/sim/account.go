@@ -52,36 +52,8 @@ type Account struct {
 	// organization and callers: who a request comes from, for resource policies (resourcepolicy.go).
 	organization string
 	callers      map[string]Caller
-	// byInstance indexes the ENIs and active associations by instance while one read-only request describes
-	// many instances (DescribeInstances): nil otherwise.
-	byInstance *instanceIndex
 	// queues are the SQS queues, by name (sqs.go, issue 16).
 	queues map[string]*queue
-}
-
-type instanceIndex struct {
-	enis  map[string][]*eni
-	assoc map[string]*association
-}
-
-// indexInstances sets byInstance for a read-only request; the returned func clears it.
-func (a *Account) indexInstances() func() {
-	ix := &instanceIndex{enis: map[string][]*eni{}, assoc: map[string]*association{}}
-	for _, e := range a.enis.all() {
-		if e.att != nil {
-			ix.enis[e.att.instanceID] = append(ix.enis[e.att.instanceID], e)
-		}
-	}
-	for _, es := range ix.enis {
-		slices.SortFunc(es, func(x, y *eni) int { return int(x.att.deviceIndex) - int(y.att.deviceIndex) })
-	}
-	for _, as := range a.associations.all() {
-		if as.state != "disassociated" && ix.assoc[as.instanceID] == nil {
-			ix.assoc[as.instanceID] = as
-		}
-	}
-	a.byInstance = ix
-	return func() { a.byInstance = nil }
 }
 
 type vpc struct {
@@ -993,9 +965,6 @@ func (a *Account) terminate(inst *instance) {
 
 // instanceENIs returns the ENIs attached to an instance, by device index.
 func (a *Account) instanceENIs(id string) []*eni {
-	if a.byInstance != nil {
-		return a.byInstance.enis[id]
-	}
 	var out []*eni
 	for _, k := range a.enisOf[id] {
 		if e := a.enis.get(k); e != nil && e.att != nil && e.att.instanceID == id {
@@ -1008,9 +977,6 @@ func (a *Account) instanceENIs(id string) []*eni {
 
 // activeAssociation returns the instance's association that is not disassociated, if any.
 func (a *Account) activeAssociation(instanceID string) *association {
-	if a.byInstance != nil {
-		return a.byInstance.assoc[instanceID]
-	}
 	for _, id := range a.assocOf[instanceID] {
 		if as := a.associations.get(id); as != nil && as.state != "disassociated" {
 			return as

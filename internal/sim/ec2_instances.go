@@ -213,10 +213,6 @@ func describeInstances(a *Account, req *request) (any, *apiError) {
 	} else if tagged, ok := a.taggedIDs(fs); ok {
 		cands = a.instances.rows(tagged)
 	}
-	if len(cands) > 8 {
-		// Read-only: the ENIs and associations are indexed once for the whole answer, not scanned per instance.
-		defer a.indexInstances()()
-	}
 	var match []*instance
 	for _, k := range cands {
 		inst := a.instances.m[k]
